@@ -1,0 +1,113 @@
+/**
+ * Image classification data from an MNIST-format IDX directory. The default is Fashion-MNIST,
+ * vendored under data/fashion-mnist (MIT, from Debian's dataset-fashion-mnist): nothing is fetched.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { UserError } from "../errors.js";
+import { readIdxFile, type IdxArray } from "./idx.js";
+
+export interface Split {
+  /** Normalised pixels, sample-major, each sample height*width*channels (HWC). */
+  x: Float32Array;
+  y: Uint8Array;
+  count: number;
+}
+
+export interface Dataset {
+  name: string;
+  /** [height, width, channels] */
+  imageShape: [number, number, number];
+  numClasses: number;
+  train: Split;
+  test: Split;
+  /** Pixel mean and spread of the training images (in [0, 1] units), used to normalise both splits. */
+  mean: number;
+  std: number;
+}
+
+export interface LoadOptions {
+  /** Keep the first `trainLimit` training samples (0 or undefined: all). */
+  trainLimit?: number;
+  testLimit?: number;
+}
+
+export const DEFAULT_DATA_DIR = fileURLToPath(new URL("../../../data/fashion-mnist", import.meta.url));
+
+const FILES = {
+  trainImages: "train-images-idx3-ubyte",
+  trainLabels: "train-labels-idx1-ubyte",
+  testImages: "t10k-images-idx3-ubyte",
+  testLabels: "t10k-labels-idx1-ubyte",
+} as const;
+
+function findFile(dir: string, base: string): string {
+  for (const candidate of [join(dir, base), join(dir, `${base}.gz`)]) if (existsSync(candidate)) return candidate;
+  throw new UserError(`${dir} is not an IDX data directory: missing ${base}[.gz]`);
+}
+
+function checkPair(images: IdxArray, labels: IdxArray, what: string): void {
+  if (images.shape.length !== 3) throw new UserError(`${what} images must be an IDX array of [count, height, width]`);
+  if (labels.shape.length !== 1) throw new UserError(`${what} labels must be a 1-D IDX array`);
+  if (images.shape[0] !== labels.shape[0]) {
+    throw new UserError(`${what}: ${images.shape[0]} images but ${labels.shape[0]} labels`);
+  }
+}
+
+function limitCount(total: number, limit: number | undefined): number {
+  if (limit === undefined || limit === 0) return total;
+  if (!Number.isInteger(limit) || limit < 0) throw new UserError(`sample limit must be a non-negative integer, got ${limit}`);
+  return Math.min(total, limit);
+}
+
+function normalise(images: IdxArray, count: number, mean: number, std: number): Float32Array {
+  const size = count * images.shape[1]! * images.shape[2]!;
+  const out = new Float32Array(size);
+  const scale = 1 / (255 * std);
+  const shift = mean / std;
+  for (let i = 0; i < size; i++) out[i] = images.data[i]! * scale - shift;
+  return out;
+}
+
+export function loadDataset(dir: string = DEFAULT_DATA_DIR, options: LoadOptions = {}): Dataset {
+  if (!existsSync(dir)) throw new UserError(`data directory ${dir} does not exist`);
+  const trainImages = readIdxFile(findFile(dir, FILES.trainImages));
+  const trainLabels = readIdxFile(findFile(dir, FILES.trainLabels));
+  const testImages = readIdxFile(findFile(dir, FILES.testImages));
+  const testLabels = readIdxFile(findFile(dir, FILES.testLabels));
+  checkPair(trainImages, trainLabels, "training");
+  checkPair(testImages, testLabels, "test");
+  const [h, w] = [trainImages.shape[1]!, trainImages.shape[2]!];
+  if (testImages.shape[1] !== h || testImages.shape[2] !== w) throw new UserError("training and test images differ in size");
+
+  // Statistics over the whole training split, so a subset run normalises like a full one.
+  let sum = 0;
+  let sumSq = 0;
+  for (const v of trainImages.data) {
+    sum += v;
+    sumSq += v * v;
+  }
+  const n = trainImages.data.length;
+  const mean = sum / n / 255;
+  const std = Math.sqrt(Math.max(sumSq / n / (255 * 255) - mean * mean, 1e-12));
+
+  let numClasses = 0;
+  for (const l of trainLabels.data) numClasses = Math.max(numClasses, l + 1);
+  for (const l of testLabels.data) {
+    if (l >= numClasses) throw new UserError(`test label ${l} does not occur in the training labels`);
+  }
+  if (numClasses < 2) throw new UserError("the training labels hold fewer than two classes");
+
+  const trainCount = limitCount(trainImages.shape[0]!, options.trainLimit);
+  const testCount = limitCount(testImages.shape[0]!, options.testLimit);
+  return {
+    name: dir === DEFAULT_DATA_DIR ? "fashion-mnist" : dir,
+    imageShape: [h, w, 1],
+    numClasses,
+    mean,
+    std,
+    train: { x: normalise(trainImages, trainCount, mean, std), y: trainLabels.data.slice(0, trainCount), count: trainCount },
+    test: { x: normalise(testImages, testCount, mean, std), y: testLabels.data.slice(0, testCount), count: testCount },
+  };
+}

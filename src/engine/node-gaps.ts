@@ -1,0 +1,118 @@
+/**
+ * The engine's gaps on Node 20, filled in one place and only where missing, so a newer Node or a
+ * browser runs jax-js untouched.
+ *
+ * - `Float16Array` / `Math.f16round`: jax-js tests `instanceof Float16Array` on every typed array it
+ *   receives, which throws a ReferenceError where the class does not exist. We never use float16, so a
+ *   class that exists (and refuses to be built) is enough; `f16round` is exact, since it is cheap.
+ * - `Worker`: jax-js runs its Wasm threads as Web Workers built from a Blob URL, which Node cannot load.
+ *   `installWorkerShim` maps such a Worker onto `worker_threads` with the same message protocol.
+ */
+import { Worker as NodeWorker } from "node:worker_threads";
+
+type Global = typeof globalThis & Record<string, unknown>;
+const g = globalThis as Global;
+
+export function fillNodeGaps(): void {
+  if (typeof g.Float16Array === "undefined") {
+    g.Float16Array = class Float16ArrayUnavailable {
+      constructor() {
+        throw new Error("float16 arrays need Node 22 or newer; mcnc stores float32");
+      }
+    };
+  }
+  const math = Math as unknown as Record<string, unknown>;
+  if (typeof math.f16round !== "function") math.f16round = f16round;
+}
+
+/** Round a number to the nearest IEEE half-precision value (ties to even). */
+export function f16round(x: number): number {
+  if (!Number.isFinite(x) || x === 0) return x;
+  const a = Math.abs(x);
+  if (a >= 65520) return Math.sign(x) * Infinity;
+  // Below 2^-14 the spacing is fixed at 2^-24 (subnormals); above, 10 mantissa bits.
+  const e = Math.max(Math.floor(Math.log2(a)), -14);
+  const ulp = 2 ** (e - 10);
+  let q = a / ulp;
+  const f = Math.floor(q);
+  const r = q - f;
+  q = r > 0.5 || (r === 0.5 && f % 2 === 1) ? f + 1 : f;
+  return Math.sign(x) * q * ulp;
+}
+
+const WORKER_PRELUDE = `
+const { parentPort } = require("node:worker_threads");
+globalThis.self = globalThis;
+globalThis.postMessage = (m) => parentPort.postMessage(m);
+parentPort.on("message", (data) => globalThis.self.onmessage({ data }));
+`;
+
+let shimInstalled = false;
+
+/**
+ * Make jax-js's Wasm worker pool work on Node with `threads` workers. Must run before the Wasm
+ * backend is initialised, because jax-js decides at that moment whether it has threads.
+ */
+export function installWorkerShim(threads: number): void {
+  if (shimInstalled || typeof g.Worker !== "undefined" || typeof SharedArrayBuffer === "undefined") return;
+  shimInstalled = true;
+  const blobs = new Map<string, Blob>();
+  const createObjectURL = URL.createObjectURL.bind(URL);
+  URL.createObjectURL = (obj: Blob) => {
+    const url = createObjectURL(obj);
+    blobs.set(url, obj);
+    return url;
+  };
+
+  class NodeBackedWorker {
+    onmessage: ((e: { data: unknown }) => void) | null = null;
+    onerror: ((e: { message: string }) => void) | null = null;
+    #worker: NodeWorker | null = null;
+    #pending: unknown[] = [];
+    #terminated = false;
+    #awaiting = 0;
+
+    constructor(url: string | URL) {
+      const blob = blobs.get(String(url));
+      if (!blob) throw new Error(`mcnc worker shim: unknown worker script ${String(url)}`);
+      void blob.text().then((source) => {
+        if (this.#terminated) return;
+        const worker = new NodeWorker(WORKER_PRELUDE + source, { eval: true });
+        worker.on("message", (data: unknown) => {
+          // Every message jax-js posts is answered once; an idle worker must not keep a finished
+          // process alive, but a busy one must (or Node exits with work still in flight).
+          if (--this.#awaiting === 0) worker.unref();
+          this.onmessage?.({ data });
+        });
+        worker.on("error", (err: Error) => this.onerror?.({ message: err.message }));
+        this.#worker = worker;
+        for (const m of this.#pending) worker.postMessage(m);
+        this.#pending = [];
+        if (this.#awaiting === 0) worker.unref();
+      });
+    }
+
+    postMessage(message: unknown): void {
+      this.#awaiting++;
+      this.#worker?.ref();
+      if (this.#worker) this.#worker.postMessage(message);
+      else this.#pending.push(message);
+    }
+
+    terminate(): void {
+      this.#terminated = true;
+      void this.#worker?.terminate();
+    }
+  }
+
+  g.Worker = NodeBackedWorker;
+  // jax-js sizes its pool from navigator.hardwareConcurrency (Node 20 has no navigator).
+  const nav = (g.navigator ?? {}) as Record<string, unknown>;
+  Object.defineProperty(g, "navigator", {
+    value: new Proxy(nav, {
+      get: (target, prop) => (prop === "hardwareConcurrency" ? threads : Reflect.get(target, prop)),
+    }),
+    configurable: true,
+    writable: true,
+  });
+}

@@ -1,0 +1,124 @@
+/**
+ * MCNC (arXiv 2406.19301): each chunk of d weights is beta * phi(alpha), a point on a k-dimensional
+ * manifold wound around the unit sphere, scaled. Only alpha, beta and the kept-dense leaves are stored.
+ */
+import { numpy as np } from "@jax-js/jax";
+import { initParams, sizeOf, type HostParams, type ParamSpec, type Params } from "../../model/params.js";
+import { seededUniform, STREAM } from "../../rng/seeded.js";
+import { registerMethod, type Method, type Stage } from "../method.js";
+import { configureMcnc, layoutOf, MCNC_OPTIONS, type McncConfig } from "./config.js";
+import { generatorDims, generatorFlops, generatorLayer, generatorWeights, onSphere } from "./generator.js";
+
+const KEPT = "keep/";
+
+function flattenCompressed(config: McncConfig, specs: readonly ParamSpec[], host: HostParams, length: number): Float32Array {
+  const flat = new Float32Array(length);
+  let at = 0;
+  for (const s of specs) {
+    if (!config.compress.includes(s.name)) continue;
+    flat.set(host[s.name]!, at);
+    at += sizeOf(s.shape);
+  }
+  return flat;
+}
+
+export const mcnc: Method<McncConfig> = {
+  name: "mcnc",
+  summary: "manifold-constrained compression: chunks of weights = beta * sine-generator(alpha)",
+  options: MCNC_OPTIONS,
+  // The paper's and the peer's rate for alpha/beta; measured against 0.01 and 0.1 in docs/results.md.
+  defaultLearningRate: 0.05,
+  configure: configureMcnc,
+
+  trainableShapes(config, specs) {
+    const { chunks } = layoutOf(config, specs);
+    return [
+      { name: "alpha", shape: [config.m, chunks, config.k] },
+      { name: "beta", shape: [config.m, chunks] },
+      ...specs.filter((s) => !config.compress.includes(s.name)).map((s) => ({ name: KEPT + s.name, shape: [...s.shape] })),
+    ];
+  },
+
+  /**
+   * alpha ~ U(-1, 1)^k: the generator's first layer (times L) spreads that box over many periods of
+   * the sine, so chunks start at unrelated points of the manifold. beta starts at the norm of the
+   * same chunk under the standard initialisation (divided by sqrt(m), for m roughly orthogonal unit
+   * terms), so the network starts at the usual weight scale: the plain form trains from an ordinary
+   * starting point. In the residual form theta_0 already carries that scale and beta starts at 0, so
+   * training starts exactly at theta_0, like LoRA's zero factor.
+   */
+  async init(config, specs, seed) {
+    const { chunks } = layoutOf(config, specs);
+    const base = await initParams(specs, seed);
+    const out: HostParams = {};
+    out.alpha = await seededUniform(seed, [STREAM.latent, 0], config.m * chunks * config.k, -1, 1);
+    const beta = new Float32Array(config.m * chunks);
+    if (!config.residual) {
+      const flat = flattenCompressed(config, specs, base, chunks * config.d);
+      for (let c = 0; c < chunks; c++) {
+        let sq = 0;
+        for (let i = c * config.d; i < (c + 1) * config.d; i++) sq += flat[i]! * flat[i]!;
+        for (let j = 0; j < config.m; j++) beta[j * chunks + c] = Math.sqrt(sq / config.m);
+      }
+    }
+    out.beta = beta;
+    for (const s of specs) if (!config.compress.includes(s.name)) out[KEPT + s.name] = base[s.name]!;
+    return out;
+  },
+
+  async frozen(config, specs, seed) {
+    const dims = generatorDims(config.k, config.hidden, config.d);
+    const weights = await generatorWeights(seed, dims);
+    const out: Params = {};
+    weights.forEach((w, i) => (out[`gen${i}`] = np.array(w).reshape([dims[i]!, dims[i + 1]!])));
+    if (config.residual) {
+      const { chunks } = layoutOf(config, specs);
+      out.theta0 = np.array(flattenCompressed(config, specs, await initParams(specs, seed), chunks * config.d));
+    }
+    return out;
+  },
+
+  /**
+   * One stage per generator layer, then one that normalises, scales and cuts the chunks into the
+   * model's leaves: each matmul's backward then reads a materialised cotangent.
+   */
+  stages(config, specs) {
+    const { chunks } = layoutOf(config, specs);
+    const { k, d, m, L } = config;
+    const depth = config.hidden.length + 1;
+    const layers: Stage[] = [];
+    for (let i = 0; i < depth; i++) {
+      layers.push((carry, trainable, frozen) => {
+        const input = i === 0 ? trainable.alpha!.reshape([m * chunks, k]) : carry.h!;
+        return { h: generatorLayer(input, frozen[`gen${i}`]!, i, depth, L) };
+      });
+    }
+    const assemble: Stage = (carry, trainable, frozen) => {
+      let theta = onSphere(carry.h!).reshape([m, chunks, d]).mul(trainable.beta!.reshape([m, chunks, 1]));
+      theta = (m === 1 ? theta.reshape([chunks, d]) : theta.sum(0)).reshape([chunks * d]);
+      if (config.residual) theta = theta.add(frozen.theta0!);
+      const out: Params = {};
+      let at = 0;
+      for (const s of specs) {
+        if (config.compress.includes(s.name)) {
+          const size = sizeOf(s.shape);
+          out[s.name] = theta.ref.slice([at, at + size]).reshape(s.shape);
+          at += size;
+        } else {
+          out[s.name] = trainable[KEPT + s.name]!;
+        }
+      }
+      theta.dispose();
+      return out;
+    };
+    return [...layers, assemble];
+  },
+
+  rebuildFlops(config, specs) {
+    const { chunks } = layoutOf(config, specs);
+    const rows = config.m * chunks;
+    return generatorFlops(rows, generatorDims(config.k, config.hidden, config.d)) + rows * config.d * (config.m > 1 ? 2 : 1);
+  },
+};
+
+registerMethod(mcnc);

@@ -1,0 +1,85 @@
+/**
+ * What a compression method is: a reparameterisation from a few trainable numbers (what the file
+ * stores) plus frozen numbers regenerated from the seed (never stored) to the model's parameter tree.
+ * Training differentiates the task loss through `materialize`; rebuilding a file calls it once.
+ */
+import { jit, tree } from "@jax-js/jax";
+import type { HostParams, ParamSpec, Params } from "../model/params.js";
+
+/** A method's knob, declared once: the CLI parses and documents it, the file stores it. */
+export interface MethodOption {
+  name: string;
+  type: "int" | "float" | "bool" | "int-list" | "string";
+  help: string;
+}
+
+/** Flag values as parsed from the command line or read back from a file's header. */
+export type OptionValues = Record<string, unknown>;
+
+export interface Method<Config extends object = object> {
+  name: string;
+  summary: string;
+  options: MethodOption[];
+  /** Adam step size when the user gives none. */
+  defaultLearningRate: number;
+  /**
+   * Validate and complete a configuration for this model. Called on the CLI's flags and again on a
+   * file's header, so a stored configuration is held to the same rules. Throws UserError.
+   */
+  configure(values: OptionValues, specs: readonly ParamSpec[]): Config;
+  /** Names and shapes of the trainable (stored) tensors, in storage order. */
+  trainableShapes(config: Config, specs: readonly ParamSpec[]): Array<{ name: string; shape: number[] }>;
+  /** Starting values of the trainable tensors. */
+  init(config: Config, specs: readonly ParamSpec[], seed: number): Promise<HostParams>;
+  /** Frozen tensors, a pure function of (config, seed). */
+  frozen(config: Config, specs: readonly ParamSpec[], seed: number): Promise<Params>;
+  /**
+   * Trainable + frozen -> parameter tree, as a chain of stages (often one). Each stage maps the
+   * previous stage's output (`{}` for the first) to its own; the last returns the model's tree.
+   * Training differentiates each stage in its own jitted program: jax-js fuses elementwise chains
+   * into matmul loads, and a generator's backward pass fused whole ran 15x slower (docs/results.md).
+   */
+  stages(config: Config, specs: readonly ParamSpec[]): Stage[];
+  /** Floating-point operations to rebuild all weights once (for rebuild-speed reports). */
+  rebuildFlops(config: Config, specs: readonly ParamSpec[]): number;
+}
+
+/** One step of a reparameterisation. Pure and jittable; consumes its arguments. */
+export type Stage = (carry: Params, trainable: Params, frozen: Params) => Params;
+
+const registry = new Map<string, Method>();
+
+/** One line per method in methods/index.ts; the CLI and trainer find methods only through here. */
+export function registerMethod<C extends object>(method: Method<C>): void {
+  if (registry.has(method.name)) throw new Error(`method ${method.name} registered twice`);
+  registry.set(method.name, method as unknown as Method);
+}
+
+export function methodNames(): string[] {
+  return [...registry.keys()];
+}
+
+export function findMethod(name: string): Method | undefined {
+  return registry.get(name);
+}
+
+/**
+ * The jitted rebuild for one (method, config, model): the trainer's final weights and a file's
+ * rebuilt weights both come from this function, which is why they are bit-identical.
+ * Consumes its arguments.
+ */
+export function materializer<C extends object>(method: Method<C>, config: C, specs: readonly ParamSpec[]): (trainable: Params, frozen: Params) => Params {
+  return jit(composeStages(method.stages(config, specs))) as unknown as (trainable: Params, frozen: Params) => Params;
+}
+
+/** The stages as one function (trainable, frozen) -> parameter tree. Consumes its arguments. */
+export function composeStages(stages: readonly Stage[]): (trainable: Params, frozen: Params) => Params {
+  return (trainable, frozen) => {
+    let carry: Params = {};
+    stages.forEach((stage, i) => {
+      const last = i === stages.length - 1;
+      carry = stage(carry, last ? trainable : tree.ref(trainable), last ? frozen : tree.ref(frozen));
+    });
+    return carry;
+  };
+}

@@ -1,0 +1,57 @@
+/** Parameter trees: the shapes a model declares, and their values on the host or in the engine. */
+import { numpy as np } from "@jax-js/jax";
+import { seededUniform, STREAM } from "../rng/seeded.js";
+
+export interface ParamSpec {
+  name: string;
+  shape: number[];
+  /** Weight matrices and kernels are what compression methods compress by default. */
+  role: "weight" | "bias";
+  /** Inputs feeding one output unit, for initialisation. */
+  fanIn: number;
+}
+
+/** A parameter tree in the engine: a flat record, in the order of the model's specs. */
+export type Params = Record<string, np.Array>;
+/** The same tree on the host, as float32 data. */
+export type HostParams = Record<string, Float32Array>;
+
+export function sizeOf(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+export function countParams(specs: readonly ParamSpec[]): number {
+  return specs.reduce((n, s) => n + sizeOf(s.shape), 0);
+}
+
+/**
+ * The standard initialisation (PyTorch's default for Linear/Conv: uniform within 1/sqrt(fan_in)
+ * for weights; zero biases, as in the reference peer), drawn from the seed so that it can be
+ * regenerated instead of stored (the residual form's theta_0).
+ */
+export async function initParams(specs: readonly ParamSpec[], seed: number): Promise<HostParams> {
+  const out: HostParams = {};
+  for (const [i, spec] of specs.entries()) {
+    const size = sizeOf(spec.shape);
+    if (spec.role === "bias") {
+      out[spec.name] = new Float32Array(size);
+    } else {
+      const bound = 1 / Math.sqrt(spec.fanIn);
+      out[spec.name] = await seededUniform(seed, [STREAM.init, i], size, -bound, bound);
+    }
+  }
+  return out;
+}
+
+export function toDevice(specs: readonly ParamSpec[], host: HostParams): Params {
+  const out: Params = {};
+  for (const s of specs) out[s.name] = np.array(host[s.name]!).reshape(s.shape);
+  return out;
+}
+
+/** Copy a tree to the host, consuming it. */
+export async function toHost(names: readonly string[], params: Params): Promise<HostParams> {
+  const out: HostParams = {};
+  for (const name of names) out[name] = new Float32Array((await params[name]!.data()) as Float32Array);
+  return out;
+}
