@@ -43,9 +43,14 @@ export async function initParams(specs: readonly ParamSpec[], seed: number): Pro
   return out;
 }
 
-export function toDevice(specs: readonly ParamSpec[], host: HostParams): Params {
+export interface NamedShape {
+  name: string;
+  shape: number[];
+}
+
+export function toDevice(shapes: readonly NamedShape[], host: HostParams): Params {
   const out: Params = {};
-  for (const s of specs) out[s.name] = np.array(host[s.name]!).reshape(s.shape);
+  for (const s of shapes) out[s.name] = np.array(host[s.name]!).reshape(s.shape);
   return out;
 }
 

@@ -32,6 +32,8 @@ export interface StepProgress {
   loss: number;
   /** Training samples per second so far in this epoch. */
   samplesPerS: number;
+  /** Seconds of training left in the run at this epoch's pace (evaluation not counted). */
+  etaSeconds: number;
 }
 
 export interface EpochStats {
@@ -116,10 +118,7 @@ export async function train<C extends object>(model: Model, method: Method<C>, c
   const predict = predictor(model);
 
   const initial = await method.init(config, specs, seed);
-  let trainable = toDevice(
-    method.trainableShapes(config, specs).map((t) => ({ name: t.name, shape: t.shape, role: "weight", fanIn: 1 })),
-    initial,
-  );
+  let trainable = toDevice(method.trainableShapes(config, specs), initial);
   const frozen = await method.frozen(config, specs, seed);
   let state = adamInit(initial);
   const plateau = new Plateau(options.lr ?? method.defaultLearningRate, { ...PLATEAU_DEFAULTS, ...options.plateau });
@@ -142,7 +141,9 @@ export async function train<C extends object>(model: Model, method: Method<C>, c
       if (!Number.isFinite(value)) throw new Error(`training diverged at epoch ${epoch + 1}, step ${s + 1} (loss ${value}); lower --lr`);
       lossSum += value;
       s++;
-      options.onStep?.({ epoch: epoch + 1, epochs, step: s, steps, loss: value, samplesPerS: (s * batch) / ((performance.now() - started) / 1000) });
+      const elapsed = (performance.now() - started) / 1000;
+      const left = (epochs - epoch - 1) * steps + (steps - s);
+      options.onStep?.({ epoch: epoch + 1, epochs, step: s, steps, loss: value, samplesPerS: (s * batch) / elapsed, etaSeconds: (elapsed / s) * left });
     }
     const seconds = (performance.now() - started) / 1000;
     trainSeconds += seconds;

@@ -1,0 +1,92 @@
+/** Declarative flags: each command lists its flags once, and parsing, errors and --help follow. */
+import { UserError } from "../errors.js";
+
+export type FlagType = "int" | "float" | "bool" | "string" | "int-list";
+
+export interface Flag {
+  name: string;
+  type: FlagType;
+  help: string;
+  /** Shown in --help; the parsed value is absent when the flag is not given. */
+  default?: string;
+  choices?: readonly string[];
+}
+
+export interface Parsed {
+  flags: Record<string, unknown>;
+  positionals: string[];
+}
+
+function convert(flag: Flag, raw: string): unknown {
+  const fail = (what: string) => new UserError(`--${flag.name} expects ${what}, got '${raw}'`);
+  switch (flag.type) {
+    case "int": {
+      if (!/^-?\d+$/.test(raw)) throw fail("an integer");
+      const v = Number(raw);
+      if (!Number.isSafeInteger(v)) throw fail("an integer");
+      return v;
+    }
+    case "float": {
+      const v = Number(raw);
+      if (raw.trim() === "" || !Number.isFinite(v)) throw fail("a number");
+      return v;
+    }
+    case "bool":
+      if (raw === "true" || raw === "1") return true;
+      if (raw === "false" || raw === "0") return false;
+      throw fail("true or false");
+    case "int-list": {
+      if (raw === "" || raw === "none") return [];
+      const parts = raw.split(",");
+      if (parts.some((p) => !/^\d+$/.test(p.trim()))) throw fail("comma-separated integers");
+      return parts.map(Number);
+    }
+    case "string":
+      if (flag.choices && !flag.choices.includes(raw)) throw fail(`one of ${flag.choices.join(", ")}`);
+      return raw;
+  }
+}
+
+export function parseArgs(argv: readonly string[], flags: readonly Flag[], command: string, maxPositionals: number): Parsed {
+  const byName = new Map(flags.map((f) => [f.name, f]));
+  const out: Parsed = { flags: {}, positionals: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith("--") || arg === "--") {
+      if (arg === "--") {
+        out.positionals.push(...argv.slice(i + 1));
+        break;
+      }
+      if (arg.startsWith("-") && arg.length > 1) throw new UserError(`unknown option '${arg}' for 'mcnc ${command}' (see mcnc ${command} --help)`);
+      out.positionals.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    const name = arg.slice(2, eq < 0 ? undefined : eq);
+    const flag = byName.get(name);
+    if (!flag) throw new UserError(`unknown flag --${name} for 'mcnc ${command}' (see mcnc ${command} --help)`);
+    if (name in out.flags) throw new UserError(`--${name} given twice`);
+    let raw: string;
+    if (eq >= 0) raw = arg.slice(eq + 1);
+    else if (flag.type === "bool") raw = "true";
+    else {
+      if (i + 1 >= argv.length) throw new UserError(`--${name} needs a value`);
+      raw = argv[++i]!;
+    }
+    out.flags[name] = convert(flag, raw);
+  }
+  if (out.positionals.length > maxPositionals) {
+    throw new UserError(`unexpected argument '${out.positionals[maxPositionals]}' for 'mcnc ${command}'`);
+  }
+  return out;
+}
+
+export function formatFlags(flags: readonly Flag[]): string {
+  const rows = flags.map((f) => {
+    const value = f.type === "bool" ? "" : ` <${f.choices ? f.choices.join("|") : f.type}>`;
+    const def = f.default !== undefined ? ` (default ${f.default})` : "";
+    return [`  --${f.name}${value}`, `${f.help}${def}`] as const;
+  });
+  const width = Math.max(...rows.map(([l]) => l.length)) + 2;
+  return rows.map(([l, r]) => l.padEnd(width) + r).join("\n");
+}

@@ -1,0 +1,29 @@
+/** The shape every `mcnc <command>` has, and the flags several of them share. */
+import { DEFAULT_THREADS } from "../engine/engine.js";
+import type { Flag } from "./args.js";
+
+export interface Command {
+  name: string;
+  summary: string;
+  usage: string;
+  flags: () => Flag[];
+  maxPositionals: number;
+  run(flags: Record<string, unknown>, positionals: string[]): Promise<void>;
+}
+
+export const JSON_FLAG: Flag = { name: "json", type: "bool", help: "print one JSON object last on stdout (progress stays on stderr)" };
+export const THREADS_FLAG: Flag = { name: "threads", type: "int", help: "Wasm threads (or MCNC_THREADS)", default: String(DEFAULT_THREADS) };
+export const DATA_FLAGS: Flag[] = [
+  { name: "dataset", type: "string", choices: ["fashion-mnist"], help: "bundled data set", default: "fashion-mnist" },
+  { name: "data", type: "string", help: "read an MNIST-format IDX directory instead of the bundled data" },
+];
+
+/** Round for display and JSON without losing what matters. */
+export function round(x: number, digits = 4): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+export function print(text: string): void {
+  process.stdout.write(`${text}\n`);
+}

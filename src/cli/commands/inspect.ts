@@ -1,0 +1,46 @@
+/** mcnc inspect FILE: what a file holds and what it costs, without rebuilding anything. */
+import { UserError } from "../../errors.js";
+import { readModelFile } from "../../format/model-file.js";
+import { JSON_FLAG, print, type Command } from "../command.js";
+import { fileSize, jsonSize, sizeLines } from "./shared.js";
+
+async function run(f: Record<string, unknown>, [file]: string[]): Promise<void> {
+  if (!file) throw new UserError("mcnc inspect needs a FILE (see mcnc inspect --help)");
+  const loaded = readModelFile(file);
+  const { model, method, config } = loaded;
+  const size = fileSize(loaded);
+  const tensors = method.trainableShapes(config, model.specs);
+  const info = {
+    command: "inspect",
+    file,
+    model: model.name,
+    input: loaded.file.model.input,
+    classes: loaded.file.model.classes,
+    method: method.name,
+    config,
+    seed: loaded.file.seed,
+    tensors,
+    rebuild_flops: method.rebuildFlops(config, model.specs),
+    meta: loaded.file.meta,
+    ...jsonSize(size),
+  };
+  if (f.json) {
+    print(JSON.stringify(info));
+    return;
+  }
+  print(`${file}: ${model.name} ${info.input.join("x")} -> ${info.classes} classes, method ${method.name}, seed ${info.seed}`);
+  print(`config           ${JSON.stringify(config)}`);
+  for (const line of sizeLines(size)) print(line);
+  print(`stored tensors   ${tensors.map((t) => `${t.name}[${t.shape.join(",")}]`).join(" ")}`);
+  print(`rebuild cost     ${(info.rebuild_flops / 1e6).toFixed(2)} MFLOP`);
+  if (Object.keys(info.meta ?? {}).length > 0) print(`recorded         ${JSON.stringify(info.meta)}`);
+}
+
+export const inspectCommand: Command = {
+  name: "inspect",
+  summary: "show a .mcnc file's model, method, stored numbers, bytes and ratios",
+  usage: "mcnc inspect FILE [--json]",
+  flags: () => [JSON_FLAG],
+  maxPositionals: 1,
+  run,
+};

@@ -1,0 +1,28 @@
+/** Every stored number counted, from the real file: what a compressed model costs against dense. */
+import { sizeOf, type NamedShape } from "../model/params.js";
+
+export interface SizeReport {
+  /** Parameters of the network the file rebuilds. */
+  params: number;
+  /** Numbers stored in the file (latents, amplitudes and kept-dense leaves alike). */
+  stored_params: number;
+  file_bytes: number;
+  /** File bits per network parameter (32 for an uncompressed float32 model, before headers). */
+  bits_per_param: number;
+  /** params / stored_params. */
+  param_ratio: number;
+  /** Bytes of the float32 network / bytes of the file. */
+  byte_ratio: number;
+}
+
+export function sizeReport(params: number, stored: readonly NamedShape[], fileBytes: number): SizeReport {
+  const storedParams = stored.reduce((n, t) => n + sizeOf(t.shape), 0);
+  return {
+    params,
+    stored_params: storedParams,
+    file_bytes: fileBytes,
+    bits_per_param: (8 * fileBytes) / params,
+    param_ratio: params / storedParams,
+    byte_ratio: (4 * params) / fileBytes,
+  };
+}
