@@ -1,4 +1,4 @@
-import { initEngine } from "../src/engine/engine.js";
+import { initEngine } from "../src/index.js";
 import { loadDataset } from "../src/data/dataset.js";
 import { buildModel } from "../src/model/models.js";
 import { findMethod } from "../src/methods/index.js";

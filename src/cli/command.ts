@@ -12,7 +12,12 @@ export interface Command {
 }
 
 export const JSON_FLAG: Flag = { name: "json", type: "bool", help: "print one JSON object last on stdout (progress stays on stderr)" };
-export const THREADS_FLAG: Flag = { name: "threads", type: "int", help: "Wasm threads (or MCNC_THREADS)", default: String(DEFAULT_THREADS) };
+export const THREADS_FLAG: Flag = {
+  name: "threads",
+  type: "int",
+  help: "Wasm threads (or MCNC_THREADS); train --model lenet uses 2 on a multi-core machine",
+  default: String(DEFAULT_THREADS),
+};
 export const DATA_FLAGS: Flag[] = [
   { name: "dataset", type: "string", choices: ["fashion-mnist"], help: "bundled data set", default: "fashion-mnist" },
   { name: "data", type: "string", help: "read an MNIST-format IDX directory instead of the bundled data" },

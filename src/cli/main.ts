@@ -1,70 +1,29 @@
 #!/usr/bin/env node
 /**
- * mcnc's command line. A UserError (bad flag, bad file) is one line on stderr and exit 2; anything
- * else is a bug, still one line (set MCNC_DEBUG=1 for the stack) and exit 70.
+ * The `mcnc` executable. jax-js fixes its thread count when it loads, so --threads is read here,
+ * before anything imports the engine, and handed on as MCNC_THREADS.
  */
-import { UserError } from "../errors.js";
-import { LIBRARY } from "../format/model-file.js";
-import { formatFlags, parseArgs } from "./args.js";
-import type { Command } from "./command.js";
-import { decompressCommand } from "./commands/decompress.js";
-import { evalCommand } from "./commands/eval.js";
-import { inspectCommand } from "./commands/inspect.js";
-import { trainCommand } from "./commands/train.js";
+import { availableParallelism } from "node:os";
 
-const COMMANDS: Command[] = [trainCommand, evalCommand, inspectCommand, decompressCommand];
+const argv = process.argv.slice(2);
 
-function mainHelp(): string {
-  const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;
-  return [
-    "mcnc: Manifold-Constrained Neural Compression",
-    "",
-    "usage: mcnc <command> [flags]",
-    "",
-    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}${c.summary}`),
-    "",
-    "mcnc <command> --help lists a command's flags.",
-  ].join("\n");
+function flagValue(name: string): string | undefined {
+  const at = argv.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+  if (at < 0) return undefined;
+  return argv[at]!.includes("=") ? argv[at]!.slice(name.length + 3) : argv[at + 1];
 }
 
-function commandHelp(c: Command): string {
-  return [`usage: ${c.usage}`, "", c.summary, "", formatFlags(c.flags())].join("\n");
+const threads = flagValue("threads");
+if (threads !== undefined && /^\d+$/.test(threads)) process.env.MCNC_THREADS = threads;
+else if (process.env.MCNC_THREADS === undefined && argv[0] === "train" && flagValue("model") === "lenet" && availableParallelism() >= 2) {
+  // Measured (docs/results.md): convolution steps are big enough for 2 threads to pay (1.4x);
+  // the MLP's small steps are slower with them, so it keeps the default of 1.
+  process.env.MCNC_THREADS = "2";
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
-  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
-    process.stdout.write(`${mainHelp()}\n`);
-    return name === undefined ? 2 : 0;
-  }
-  if (name === "--version" || name === "-V") {
-    process.stdout.write(`${LIBRARY}\n`);
-    return 0;
-  }
-  const command = COMMANDS.find((c) => c.name === name);
-  if (!command) throw new UserError(`unknown command '${name}' (commands: ${COMMANDS.map((c) => c.name).join(", ")})`);
-  if (rest.includes("--help") || rest.includes("-h")) {
-    process.stdout.write(`${commandHelp(command)}\n`);
-    return 0;
-  }
-  const parsed = parseArgs(rest, command.flags(), command.name, command.maxPositionals);
-  await command.run(parsed.flags, parsed.positionals);
-  return 0;
+const { main, reportFailure } = await import("./cli.js");
+try {
+  process.exitCode = await main(argv);
+} catch (e) {
+  process.exitCode = reportFailure(e);
 }
-
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: unknown) => {
-    const message = (e instanceof Error ? e.message : String(e)).split("\n")[0];
-    if (e instanceof UserError) {
-      process.stderr.write(`mcnc: error: ${message}\n`);
-      process.exitCode = 2;
-    } else {
-      process.stderr.write(`mcnc: internal error: ${message} (set MCNC_DEBUG=1 for details)\n`);
-      if (process.env.MCNC_DEBUG) process.stderr.write(`${(e as Error)?.stack ?? ""}\n`);
-      process.exitCode = 70;
-    }
-  },
-);

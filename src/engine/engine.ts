@@ -2,7 +2,9 @@
  * The one place that starts the tensor engine. Everything else imports arrays from `@jax-js/jax`
  * and assumes `initEngine` has run.
  */
+import "./preload.js";
 import { init, defaultDevice } from "@jax-js/jax";
+import { workerShimThreads } from "./node-gaps.js";
 
 /**
  * Default Wasm threads. Measured on the 2-core CI machine (docs/results.md, `npm run bench`): two
@@ -29,21 +31,17 @@ export function resolveThreads(requested?: number): number {
   return t;
 }
 
-/** Start the Wasm backend once per process; later calls must agree on the thread count. */
+/**
+ * Start the Wasm backend once per process. On Node the thread count is fixed when jax-js loads
+ * (preload.ts reads MCNC_THREADS), so asking for another count afterwards is an error, not a no-op.
+ */
 export async function initEngine(options: EngineOptions = {}): Promise<{ threads: number }> {
   const threads = resolveThreads(options.threads);
-  if (started) {
-    if (options.threads !== undefined && started.threads !== threads) {
-      throw new Error(`engine already started with ${started.threads} thread(s); cannot switch to ${threads}`);
-    }
-    return started;
+  const available = onNode() ? workerShimThreads() : threads;
+  if (threads !== available) {
+    throw new RangeError(`the engine was loaded with ${available} thread(s); set MCNC_THREADS=${threads} before mcnc is imported`);
   }
-  if (onNode()) {
-    // Loaded only on Node, so a browser bundle never sees node:worker_threads.
-    const gaps = await import("./node-gaps.js");
-    gaps.fillNodeGaps();
-    if (threads > 1) gaps.installWorkerShim(threads);
-  }
+  if (started) return started;
   // A bare init() probes WebGPU, which throws on Node 20.
   await init("wasm");
   defaultDevice("wasm");

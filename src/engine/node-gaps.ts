@@ -47,15 +47,20 @@ globalThis.postMessage = (m) => parentPort.postMessage(m);
 parentPort.on("message", (data) => globalThis.self.onmessage({ data }));
 `;
 
-let shimInstalled = false;
+let shimThreads = 1;
+
+/** Threads the worker shim gives jax-js (1: no shim, kernels run on the calling thread). */
+export function workerShimThreads(): number {
+  return shimThreads;
+}
 
 /**
- * Make jax-js's Wasm worker pool work on Node with `threads` workers. Must run before the Wasm
- * backend is initialised, because jax-js decides at that moment whether it has threads.
+ * Make jax-js's Wasm worker pool work on Node with `threads` workers. Must run before jax-js is
+ * evaluated: it builds its Wasm backend, shared memory and worker pool at import time.
  */
 export function installWorkerShim(threads: number): void {
-  if (shimInstalled || typeof g.Worker !== "undefined" || typeof SharedArrayBuffer === "undefined") return;
-  shimInstalled = true;
+  if (shimThreads > 1 || typeof g.Worker !== "undefined" || typeof SharedArrayBuffer === "undefined") return;
+  shimThreads = threads;
   const blobs = new Map<string, Blob>();
   const createObjectURL = URL.createObjectURL.bind(URL);
   URL.createObjectURL = (obj: Blob) => {

@@ -1,0 +1,38 @@
+import { jit, numpy as np, tree, vjp, valueAndGrad, nn } from "@jax-js/jax";
+import { initEngine } from "../src/engine/engine.js";
+import { conv3x3, maxPool2, relu } from "../src/model/layers.js";
+import { buildModel } from "../src/model/models.js";
+import { initParams, toDevice, type Params } from "../src/model/params.js";
+await initEngine();
+function time(name: string, f: () => void, n = 3) {
+  f();
+  const t = performance.now();
+  for (let i = 0; i < n; i++) f();
+  console.log(name, ((performance.now() - t) / n).toFixed(1), "ms");
+}
+const model = buildModel("lenet", [28, 28, 1], 10);
+const p = toDevice(model.specs, await initParams(model.specs, 0));
+const x = np.ones([128, 28, 28, 1]); const y = np.zeros([128, 10]);
+const fwd = jit((p: Params, x: np.Array) => model.apply(p, x));
+time("lenet forward", () => (fwd(tree.ref(p), x.ref) as np.Array).dataSync());
+const loss = (p: Params, x: np.Array, y: np.Array) => nn.logSoftmax(model.apply(p, x), -1).mul(y).sum();
+const g = jit((p: Params, x: np.Array, y: np.Array) => valueAndGrad(loss)(p, x, y));
+time("lenet grad", () => { const [l, gg] = g(tree.ref(p), x.ref, y.ref) as any; l.dataSync(); tree.dispose(gg); });
+const h1 = np.ones([128, 14, 14, 32]);
+const c2 = jit((h: np.Array, w: np.Array, b: np.Array) => conv3x3(h, w, b));
+time("conv2 fwd", () => (c2(h1.ref, p.c2!.ref, p.cb2!.ref) as np.Array).dataSync());
+const c2b = jit((h: np.Array, w: np.Array, b: np.Array, ct: np.Array) => { const [, back] = vjp((hh: np.Array, ww: np.Array) => conv3x3(hh, ww, b), [h, w]); return back(ct); });
+const ct = np.ones([128, 14, 14, 64]);
+time("conv2 vjp", () => { const r = c2b(h1.ref, p.c2!.ref, p.cb2!.ref, ct.ref) as any; r[0].dataSync(); r[1].dispose(); });
+const blk = (h: np.Array, w: np.Array, b: np.Array) => maxPool2(relu(conv3x3(h, w, b)));
+const blkb = jit((h: np.Array, w: np.Array, b: np.Array, ct: np.Array) => { const [, back] = vjp((hh: np.Array, ww: np.Array) => blk(hh, ww, b), [h, w]); return back(ct); });
+const ct2 = np.ones([128, 7, 7, 64]);
+time("block2 vjp", () => { const r = blkb(h1.ref, p.c2!.ref, p.cb2!.ref, ct2.ref) as any; r[0].dataSync(); r[1].dispose(); });
+const mm = jit((a: np.Array, b: np.Array) => np.matmul(a, b));
+const A = np.ones([25088, 288]); const B = np.ones([288, 64]);
+time("matmul 25088x288x64", () => (mm(A.ref, B.ref) as np.Array).dataSync());
+const mmT = jit((a: np.Array, b: np.Array) => np.matmul(a.transpose(), b));
+const C = np.ones([25088, 64]);
+time("matmul A^T C (288x25088x64)", () => (mmT(A.ref, C.ref) as np.Array).dataSync());
+const mmT2 = jit((c: np.Array, b: np.Array) => np.matmul(c, b.transpose()));
+time("matmul C B^T (25088x64x288)", () => (mmT2(C.ref, B.ref) as np.Array).dataSync());

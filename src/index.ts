@@ -1,0 +1,19 @@
+/**
+ * mcnc's API: the same steps as the CLI, as functions. Import order matters on Node: the preload
+ * must run before jax-js loads (see engine/preload.ts).
+ */
+import "./engine/preload.js";
+
+export { initEngine, DEFAULT_THREADS, type EngineOptions } from "./engine/engine.js";
+export { loadDataset, DEFAULT_DATA_DIR, type Dataset, type Split } from "./data/dataset.js";
+export { buildModel, MODEL_NAMES, type Model, type ImageShape } from "./model/models.js";
+export { countParams, initParams, toDevice, toHost, type HostParams, type ParamSpec, type Params } from "./model/params.js";
+export { findMethod, materializer, methodNames, registerMethod, type Method, type MethodOption, type OptionValues } from "./methods/index.js";
+export { MCNC_DEFAULTS, type McncConfig } from "./methods/mcnc/config.js";
+export { train, type TrainOptions, type TrainResult, type EpochStats, type StepProgress } from "./train/trainer.js";
+export { accuracy, predictor } from "./train/evaluate.js";
+export { decodeModelFile, encodeModelFile, readModelFile, rebuildParams, timedRebuild, type LoadedModel, type ModelFile } from "./format/model-file.js";
+export { sizeReport, type SizeReport } from "./format/size-report.js";
+export { encodeSafetensors } from "./format/safetensors.js";
+export { writeFileAtomic } from "./format/atomic-write.js";
+export { UserError } from "./errors.js";

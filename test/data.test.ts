@@ -1,0 +1,59 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { gzipSync } from "node:zlib";
+import { loadDataset } from "../src/data/dataset.js";
+import { parseIdx } from "../src/data/idx.js";
+import { UserError } from "../src/errors.js";
+
+function idx(shape: number[], data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(4 + 4 * shape.length + data.length);
+  const v = new DataView(out.buffer);
+  out[2] = 0x08;
+  out[3] = shape.length;
+  shape.forEach((d, i) => v.setUint32(4 + 4 * i, d, false));
+  out.set(data, 4 + 4 * shape.length);
+  return out;
+}
+
+test("the bundled Fashion-MNIST loads, normalised by its training statistics", () => {
+  const d = loadDataset(undefined, { trainLimit: 1000, testLimit: 500 });
+  assert.equal(d.name, "fashion-mnist");
+  assert.deepEqual(d.imageShape, [28, 28, 1]);
+  assert.equal(d.numClasses, 10);
+  assert.equal(d.train.count, 1000);
+  assert.equal(d.test.count, 500);
+  assert.equal(d.train.x.length, 1000 * 784);
+  // The published statistics of the full training set.
+  assert.ok(Math.abs(d.mean - 0.286) < 1e-3 && Math.abs(d.std - 0.353) < 1e-3, `${d.mean} ${d.std}`);
+  assert.ok(d.train.y.every((l) => l < 10));
+});
+
+test("IDX parsing rejects what is not IDX, with the reason", () => {
+  assert.deepEqual(parseIdx(idx([2, 3], new Uint8Array(6)), "ok").shape, [2, 3]);
+  assert.throws(() => parseIdx(new Uint8Array([1, 2, 3, 4, 5]), "f"), (e: Error) => e instanceof UserError && /bad magic/.test(e.message));
+  assert.throws(() => parseIdx(idx([2, 3], new Uint8Array(5)), "f"), /says 6 values but the file holds 5/);
+  const floats = idx([2], new Uint8Array(2));
+  floats[2] = 0x0d;
+  assert.throws(() => parseIdx(floats, "f"), /not supported/);
+});
+
+test("a data directory is checked file by file", () => {
+  const dir = mkdtempSync(join(tmpdir(), "mcnc-idx-"));
+  assert.throws(() => loadDataset(join(dir, "nope")), /does not exist/);
+  assert.throws(() => loadDataset(dir), /not an IDX data directory: missing train-images-idx3-ubyte/);
+  const images = (n: number) => idx([n, 4, 4], new Uint8Array(n * 16).map((_, i) => i % 256));
+  writeFileSync(join(dir, "train-images-idx3-ubyte.gz"), gzipSync(images(6)));
+  writeFileSync(join(dir, "train-labels-idx1-ubyte"), idx([6], new Uint8Array([0, 1, 2, 0, 1, 2])));
+  writeFileSync(join(dir, "t10k-images-idx3-ubyte"), images(3));
+  writeFileSync(join(dir, "t10k-labels-idx1-ubyte"), idx([2], new Uint8Array([0, 1])));
+  assert.throws(() => loadDataset(dir), /test: 3 images but 2 labels/);
+  writeFileSync(join(dir, "t10k-labels-idx1-ubyte"), idx([3], new Uint8Array([0, 1, 2])));
+  const d = loadDataset(dir);
+  assert.deepEqual(d.imageShape, [4, 4, 1]);
+  assert.equal(d.numClasses, 3);
+  writeFileSync(join(dir, "train-images-idx3-ubyte.gz"), "this is not gzip or idx");
+  assert.throws(() => loadDataset(dir), /not an IDX file/);
+});

@@ -1,0 +1,47 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { numpy as np } from "@jax-js/jax";
+import { initEngine } from "../src/engine/engine.js";
+import { ADAM, adamInit, adamScalars, adamUpdate } from "../src/train/adam.js";
+import { Plateau } from "../src/train/plateau.js";
+
+await initEngine();
+
+test("Adam matches the textbook update over several steps", async () => {
+  const p0 = [0.5, -1, 2];
+  const grads = [
+    [0.1, -0.2, 0.3],
+    [0.05, 0.1, -0.3],
+    [-0.4, 0.0, 0.2],
+  ];
+  const lr = 0.01;
+  let params = { w: np.array(new Float32Array(p0)) };
+  let state = adamInit({ w: new Float32Array(3) });
+  const ref = { p: [...p0], m: [0, 0, 0], v: [0, 0, 0] };
+  for (let t = 1; t <= grads.length; t++) {
+    const { stepSize, bias2 } = adamScalars(lr, t);
+    [params, state] = adamUpdate(params, { w: np.array(new Float32Array(grads[t - 1]!)) }, state, np.array(stepSize), np.array(bias2)) as [typeof params, typeof state];
+    for (let i = 0; i < 3; i++) {
+      const g = grads[t - 1]![i]!;
+      ref.m[i] = ADAM.beta1 * ref.m[i]! + (1 - ADAM.beta1) * g;
+      ref.v[i] = ADAM.beta2 * ref.v[i]! + (1 - ADAM.beta2) * g * g;
+      const mh = ref.m[i]! / (1 - ADAM.beta1 ** t);
+      const vh = ref.v[i]! / (1 - ADAM.beta2 ** t);
+      ref.p[i] = ref.p[i]! - (lr * mh) / (Math.sqrt(vh) + ADAM.eps);
+    }
+  }
+  const got = (await params.w.data()) as Float32Array;
+  for (let i = 0; i < 3; i++) assert.ok(Math.abs(got[i]! - ref.p[i]!) < 1e-6, `${got[i]} vs ${ref.p[i]}`);
+});
+
+test("reduce-on-plateau halves the rate after `patience` epochs without improvement", () => {
+  const s = new Plateau(1, { patience: 2, factor: 0.5, threshold: 1e-4, minLr: 0.1 });
+  assert.equal(s.step(1.0), 1);
+  assert.equal(s.step(0.9), 1);
+  assert.equal(s.step(0.95), 1);
+  assert.equal(s.step(0.95), 1);
+  assert.equal(s.step(0.95), 0.5);
+  assert.equal(s.step(0.8), 0.5);
+  for (let i = 0; i < 20; i++) s.step(1);
+  assert.equal(s.lr, 0.1, "never below minLr");
+});
