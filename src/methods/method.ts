@@ -40,6 +40,8 @@ export interface Method<Config extends object = object> {
    * into matmul loads, and a generator's backward pass fused whole ran 15x slower (docs/results.md).
    */
   stages(config: Config, specs: readonly ParamSpec[]): Stage[];
+  /** Advice about a valid but poor configuration (shown, never fatal). */
+  notes?(config: Config, specs: readonly ParamSpec[]): string[];
   /** Floating-point operations to rebuild all weights once (for rebuild-speed reports). */
   rebuildFlops(config: Config, specs: readonly ParamSpec[]): number;
 }

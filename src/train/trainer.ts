@@ -5,6 +5,7 @@
  */
 import { jit, nn, numpy as np, tree, valueAndGrad, vjp } from "@jax-js/jax";
 import type { Dataset } from "../data/dataset.js";
+import { UserError } from "../errors.js";
 import { materializer, type Method, type Stage } from "../methods/method.js";
 import type { Model } from "../model/models.js";
 import { toDevice, toHost, type HostParams, type Params } from "../model/params.js";
@@ -57,7 +58,6 @@ export interface TrainResult {
   trainSeconds: number;
 }
 
-type Jitted<F> = F;
 type StageBack = (carry: Params, trainable: Params, frozen: Params, cotangent: Params) => [Params, Params];
 type Update = (trainable: Params, grads: Params[], state: AdamState, stepSize: np.Array, bias2: np.Array) => [Params, AdamState];
 
@@ -68,7 +68,7 @@ type Update = (trainable: Params, grads: Params[], state: AdamState, stepSize: n
  */
 function stepFunction<C extends object>(model: Model, method: Method<C>, config: C, batch: number) {
   const stages = method.stages(config, model.specs);
-  const forward = stages.map((stage) => jit(stage) as unknown as Jitted<Stage>);
+  const forward = stages.map((stage) => jit(stage) as unknown as Stage);
   const backward = stages.map(
     (stage) =>
       jit((carry: Params, trainable: Params, frozen: Params, cotangent: Params) => {
@@ -138,7 +138,7 @@ export async function train<C extends object>(model: Model, method: Method<C>, c
       let loss: np.Array;
       [loss, trainable, state] = step(trainable, frozen, state, x, y, lr, ++t);
       const value = ((await loss.data()) as Float32Array)[0]!;
-      if (!Number.isFinite(value)) throw new Error(`training diverged at epoch ${epoch + 1}, step ${s + 1} (loss ${value}); lower --lr`);
+      if (!Number.isFinite(value)) throw new UserError(`training diverged at epoch ${epoch + 1}, step ${s + 1} (loss ${value}); lower --lr`);
       lossSum += value;
       s++;
       const elapsed = (performance.now() - started) / 1000;

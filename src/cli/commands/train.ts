@@ -34,7 +34,7 @@ function flags(): Flag[] {
     ...[...methodFlags().values()].map(({ flag, methods }) => ({ ...flag, help: `${flag.help} [${methods.join(", ")}]` })),
     { name: "epochs", type: "int", help: "passes over the training data", default: "3" },
     { name: "batch", type: "int", help: "minibatch size", default: "128" },
-    { name: "lr", type: "float", help: "Adam step size (default: the method's; mcnc 0.05, dense 0.001)" },
+    { name: "lr", type: "float", help: "Adam step size (default: the method's; mcnc 0.02, dense 0.001)" },
     { name: "patience", type: "int", help: "epochs without improvement before the rate halves", default: String(PLATEAU_DEFAULTS.patience) },
     { name: "seed", type: "int", help: "seed of everything random (stored in the file)", default: "0" },
     { name: "out", type: "string", help: "output file", default: "<model>-<method>.mcnc" },
@@ -99,6 +99,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
   const config = method.configure(values, model.specs);
   const params = countParams(model.specs);
   progress.message(`mcnc: ${model.name} (${params} parameters) with ${method.name} ${JSON.stringify(config)}, ${data.train.count} training samples`);
+  for (const note of method.notes?.(config, model.specs) ?? []) process.stderr.write(`mcnc: note: ${note}\n`);
 
   const result = await train(model, method, config, data, {
     epochs,

@@ -1,0 +1,119 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), "mcnc-cli-"));
+
+function mcnc(...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 240_000, env: { ...process.env, MCNC_THREADS: "" } });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+function lastJson(stdout: string): Record<string, unknown> {
+  const lines = stdout.trim().split("\n");
+  return JSON.parse(lines[lines.length - 1]!) as Record<string, unknown>;
+}
+
+/** One line, our prefix, no stack trace. */
+function assertCleanError(r: { code: number; stderr: string }, pattern: RegExp): void {
+  assert.equal(r.code, 2, r.stderr);
+  const lines = r.stderr.trim().split("\n");
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0]!, /^mcnc: error: /);
+  assert.match(lines[0]!, pattern);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+}
+
+const model = join(dir, "m.mcnc");
+let trained: Record<string, unknown>;
+
+test("train --json writes the file and reports every count", () => {
+  const r = mcnc("train", "--limit", "2000", "--test-limit", "500", "--epochs", "1", "--ratio", "100", "--out", model, "--json");
+  assert.equal(r.code, 0, r.stderr);
+  trained = lastJson(r.stdout);
+  for (const key of ["accuracy", "params", "stored_params", "file_bytes", "bits_per_param", "param_ratio", "byte_ratio", "reconstruct_ms", "train_samples_per_s"]) {
+    assert.equal(typeof trained[key], "number", key);
+  }
+  assert.equal(trained.params, 203530);
+  assert.ok((trained.param_ratio as number) >= 100);
+  assert.equal(trained.file_bytes, readFileSync(model).length);
+  assert.ok((trained.accuracy as number) > 0.4);
+  assert.match(r.stderr, /epoch 1\/1/, "progress goes to stderr");
+  assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith(".tmp")), []);
+});
+
+test("inspect and eval agree with train", () => {
+  const i = mcnc("inspect", model, "--json");
+  assert.equal(i.code, 0, i.stderr);
+  const info = lastJson(i.stdout);
+  for (const key of ["params", "stored_params", "file_bytes", "param_ratio", "byte_ratio", "bits_per_param"]) assert.equal(info[key], trained[key], key);
+  assert.equal(info.method, "mcnc");
+  const e = mcnc("eval", model, "--test-limit", "500", "--json");
+  assert.equal(e.code, 0, e.stderr);
+  const ev = lastJson(e.stdout);
+  assert.equal(ev.accuracy, trained.accuracy, "the rebuilt model scores exactly what training reported");
+  const human = mcnc("inspect", model);
+  assert.match(human.stdout, /stored numbers +\d+ +\(100\.\dx fewer\)/);
+});
+
+test("decompress writes safetensors with the model's tensors", () => {
+  const out = join(dir, "w.safetensors");
+  const r = mcnc("decompress", model, "--out", out);
+  assert.equal(r.code, 0, r.stderr);
+  const bytes = readFileSync(out);
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString("utf8"));
+  assert.deepEqual(header.w1.shape, [784, 256]);
+  assert.equal(bytes.length, 8 + n + 203530 * 4);
+});
+
+test("help and version", () => {
+  const h = mcnc("--help");
+  assert.equal(h.code, 0);
+  assert.match(h.stdout, /train .*\n.*eval/s);
+  const t = mcnc("train", "--help");
+  assert.match(t.stdout, /--ratio <float>/);
+  assert.match(mcnc("--version").stdout, /^mcnc \d/);
+});
+
+test("bad input: one line, exit 2, nothing half-written", () => {
+  assertCleanError(mcnc("fly"), /unknown command 'fly'/);
+  assertCleanError(mcnc("train", "--bogus"), /unknown flag --bogus/);
+  assertCleanError(mcnc("train", "--epochs", "abc"), /--epochs expects an integer, got 'abc'/);
+  assertCleanError(mcnc("train", "--model", "vgg"), /--model expects one of mlp, lenet/);
+  assertCleanError(mcnc("train", "--method", "dense", "--k", "4"), /--k does not apply to --method dense/);
+  assertCleanError(mcnc("train", "--ratio", "1000000", "--limit", "256"), /out of reach/);
+  assertCleanError(mcnc("train", "--k", "0", "--limit", "256"), /--k must be an integer from 1/);
+  assertCleanError(mcnc("train", "--seed", "-1"), /--seed/);
+  assertCleanError(mcnc("train", "--out", join(dir, "missing", "x.mcnc")), /cannot write to/);
+  assertCleanError(mcnc("eval", join(dir, "nope.mcnc")), /cannot read .*ENOENT/);
+  assertCleanError(mcnc("eval"), /needs a FILE/);
+  assertCleanError(mcnc("inspect", dir), /is not a file/);
+
+  const corrupt = join(dir, "corrupt.mcnc");
+  const bytes = readFileSync(model);
+  bytes[bytes.length >> 1] ^= 0x10;
+  writeFileSync(corrupt, bytes);
+  assertCleanError(mcnc("eval", corrupt), /checksum mismatch/);
+  writeFileSync(corrupt, readFileSync(model).subarray(0, 100));
+  assertCleanError(mcnc("inspect", corrupt), /truncated/);
+  writeFileSync(corrupt, "hello");
+  assertCleanError(mcnc("inspect", corrupt), /too short|not an .mcnc file/);
+
+  const notIdx = mkdtempSync(join(tmpdir(), "mcnc-notidx-"));
+  writeFileSync(join(notIdx, "train-images-idx3-ubyte"), "not idx at all");
+  assertCleanError(mcnc("eval", model, "--data", notIdx), /missing train-labels|not an IDX/);
+  assertCleanError(mcnc("train", "--data", notIdx), /missing train-labels|not an IDX/);
+
+  const out = join(dir, "never.safetensors");
+  assertCleanError(mcnc("decompress", corrupt, "--out", out), /too short|not an .mcnc/);
+  assert.equal(existsSync(out), false);
+  assertCleanError(mcnc("decompress", model), /needs --out/);
+  assertCleanError(mcnc("decompress", model, "--out", join(dir, "missing", "w.safetensors")), /cannot write/);
+  assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith(".tmp")), []);
+});
