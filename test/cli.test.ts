@@ -72,6 +72,16 @@ test("decompress writes safetensors with the model's tensors", () => {
   assert.equal(bytes.length, 8 + n + 203530 * 4);
 });
 
+test("--threads 2 runs the engine on worker threads with the same results", () => {
+  const args = ["train", "--limit", "512", "--test-limit", "200", "--epochs", "1", "--k", "8", "--d", "800", "--json", "--quiet"];
+  const one = mcnc(...args, "--out", join(dir, "t1.mcnc"));
+  const two = mcnc(...args, "--out", join(dir, "t2.mcnc"), "--threads", "2");
+  assert.equal(one.code, 0, one.stderr);
+  assert.equal(two.code, 0, two.stderr);
+  assert.equal(lastJson(two.stdout).accuracy, lastJson(one.stdout).accuracy);
+  assert.deepEqual(readFileSync(join(dir, "t2.mcnc")), readFileSync(join(dir, "t1.mcnc")));
+});
+
 test("help and version", () => {
   const h = mcnc("--help");
   assert.equal(h.code, 0);

@@ -21,6 +21,8 @@ else if (process.env.MCNC_THREADS === undefined && argv[0] === "train" && flagVa
   process.env.MCNC_THREADS = "2";
 }
 
+// Before any module that imports jax-js: the preload installs the thread shim MCNC_THREADS asks for.
+await import("../engine/preload.js");
 const { main, reportFailure } = await import("./cli.js");
 try {
   process.exitCode = await main(argv);

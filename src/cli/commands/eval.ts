@@ -3,8 +3,8 @@ import { UserError } from "../../errors.js";
 import { readModelFile, timedRebuild } from "../../format/model-file.js";
 import { toDevice } from "../../model/params.js";
 import { accuracy, predictor } from "../../train/evaluate.js";
-import { DATA_FLAGS, JSON_FLAG, print, round, THREADS_FLAG, type Command } from "../command.js";
-import { checkDataFits, dataFrom, fileSize, jsonSize, sizeLines, startEngine } from "./shared.js";
+import { DATA_FLAGS, JSON_FLAG, print, THREADS_FLAG, type Command } from "../command.js";
+import { checkDataFits, dataFrom, fileSize, jsonReport, sizeLines, startEngine } from "./shared.js";
 
 async function run(f: Record<string, unknown>, [file]: string[]): Promise<void> {
   if (!file) throw new UserError("mcnc eval needs a FILE (see mcnc eval --help)");
@@ -26,9 +26,7 @@ async function run(f: Record<string, unknown>, [file]: string[]): Promise<void> 
         method: loaded.method.name,
         accuracy: acc,
         test_samples: data.test.count,
-        ...jsonSize(size),
-        reconstruct_ms: round(rebuilt.warmMs, 3),
-        reconstruct_cold_ms: round(rebuilt.coldMs, 3),
+        ...jsonReport(size, rebuilt),
       }),
     );
   } else {

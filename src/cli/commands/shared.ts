@@ -2,7 +2,7 @@
 import { UserError } from "../../errors.js";
 import { initEngine } from "../../engine/engine.js";
 import { DEFAULT_DATA_DIR, loadDataset, type Dataset } from "../../data/dataset.js";
-import type { LoadedModel } from "../../format/model-file.js";
+import type { LoadedModel, TimedRebuild } from "../../format/model-file.js";
 import { sizeReport, type SizeReport } from "../../format/size-report.js";
 import { countParams } from "../../model/params.js";
 import { round } from "../command.js";
@@ -44,4 +44,9 @@ export function sizeLines(r: SizeReport): string[] {
 
 export function jsonSize(r: SizeReport): Record<string, number> {
   return { ...r, bits_per_param: round(r.bits_per_param, 5), param_ratio: round(r.param_ratio, 3), byte_ratio: round(r.byte_ratio, 3) };
+}
+
+/** The counts and rebuild times every command that rebuilds a model reports. */
+export function jsonReport(size: SizeReport, rebuilt: TimedRebuild): Record<string, number> {
+  return { ...jsonSize(size), reconstruct_ms: round(rebuilt.warmMs, 3), reconstruct_cold_ms: round(rebuilt.coldMs, 3) };
 }

@@ -13,7 +13,7 @@ import { train } from "../../train/trainer.js";
 import type { Flag } from "../args.js";
 import { DATA_FLAGS, JSON_FLAG, print, round, THREADS_FLAG, type Command } from "../command.js";
 import { Progress } from "../progress.js";
-import { dataFrom, fileSize, jsonSize, sizeLines, startEngine } from "./shared.js";
+import { dataFrom, fileSize, jsonReport, sizeLines, startEngine } from "./shared.js";
 
 function methodFlags(): Map<string, { flag: Flag; methods: string[] }> {
   const out = new Map<string, { flag: Flag; methods: string[] }>();
@@ -136,9 +136,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
         config,
         seed,
         accuracy: result.accuracy,
-        ...jsonSize(size),
-        reconstruct_ms: round(rebuilt.warmMs, 3),
-        reconstruct_cold_ms: round(rebuilt.coldMs, 3),
+        ...jsonReport(size, rebuilt),
         train_samples_per_s: round(result.trainSamplesPerS, 1),
         train_seconds: round(result.trainSeconds, 3),
         history: result.history.map((h) => ({ ...h, loss: round(h.loss, 5), trainSeconds: round(h.trainSeconds, 3), samplesPerS: round(h.samplesPerS, 1) })),
