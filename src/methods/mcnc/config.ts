@@ -1,6 +1,7 @@
 /** MCNC's knobs, their defaults and the rules a stored configuration must also obey. */
 import { UserError } from "../../errors.js";
 import { sizeOf, type ParamSpec } from "../../model/params.js";
+import { chooseCompressed } from "../leaves.js";
 import type { MethodOption, OptionValues } from "../method.js";
 
 export interface McncConfig {
@@ -44,21 +45,6 @@ function int(values: OptionValues, name: string, fallback: number | undefined, l
     throw new UserError(`--${name} must be an integer from ${lo} to ${hi}, got ${String(v)}`);
   }
   return v;
-}
-
-function chooseCompressed(spec: unknown, specs: readonly ParamSpec[]): string[] {
-  if (spec === undefined || spec === "weights") return specs.filter((s) => s.role === "weight").map((s) => s.name);
-  if (spec === "all") return specs.map((s) => s.name);
-  const names = Array.isArray(spec) ? spec : typeof spec === "string" ? spec.split(",") : null;
-  if (!names || names.length === 0) throw new UserError("--compress must be 'weights', 'all' or a list of parameter names");
-  const known = new Set(specs.map((s) => s.name));
-  for (const n of names) {
-    if (typeof n !== "string" || !known.has(n)) {
-      throw new UserError(`--compress: no parameter '${String(n)}' (the model has ${[...known].join(", ")})`);
-    }
-  }
-  // Storage order follows the model, whatever order the user listed.
-  return specs.filter((s) => names.includes(s.name)).map((s) => s.name);
 }
 
 export interface Layout {
@@ -112,7 +98,6 @@ export function configureMcnc(values: OptionValues, specs: readonly ParamSpec[])
   const residual = values.residual ?? MCNC_DEFAULTS.residual;
   if (typeof residual !== "boolean") throw new UserError("--residual is a switch (true or false)");
   const compress = chooseCompressed(values.compress, specs);
-  if (compress.length === 0) throw new UserError("--compress selects no parameter");
 
   let d: number;
   if (values.ratio !== undefined) {

@@ -5,11 +5,10 @@
 import { numpy as np } from "@jax-js/jax";
 import { initParams, sizeOf, type HostParams, type ParamSpec, type Params } from "../../model/params.js";
 import { seededUniform, STREAM } from "../../rng/seeded.js";
+import { KEPT, keptInit, keptShapes } from "../leaves.js";
 import { registerMethod, type Method, type Stage } from "../method.js";
 import { CHUNK_ALIGN, configureMcnc, layoutOf, MCNC_OPTIONS, type McncConfig } from "./config.js";
 import { generatorDims, generatorFlops, generatorLayer, generatorWeights, onSphere } from "./generator.js";
-
-const KEPT = "keep/";
 
 function flattenCompressed(config: McncConfig, specs: readonly ParamSpec[], host: HostParams, length: number): Float32Array {
   const flat = new Float32Array(length);
@@ -36,7 +35,7 @@ export const mcnc: Method<McncConfig> = {
     return [
       { name: "alpha", shape: [config.m, chunks, config.k] },
       { name: "beta", shape: [config.m, chunks] },
-      ...specs.filter((s) => !config.compress.includes(s.name)).map((s) => ({ name: KEPT + s.name, shape: [...s.shape] })),
+      ...keptShapes(specs, config.compress),
     ];
   },
 
@@ -63,7 +62,7 @@ export const mcnc: Method<McncConfig> = {
       }
     }
     out.beta = beta;
-    for (const s of specs) if (!config.compress.includes(s.name)) out[KEPT + s.name] = base[s.name]!;
+    keptInit(specs, config.compress, base, out);
     return out;
   },
 

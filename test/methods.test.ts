@@ -1,0 +1,135 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { grad, numpy as np, tree } from "@jax-js/jax";
+import { initEngine } from "../src/engine/engine.js";
+import { decodeModelFile, encodeModelFile, rebuildParams } from "../src/format/model-file.js";
+import { findMethod, materializer, methodNames } from "../src/methods/index.js";
+import { buildModel } from "../src/model/models.js";
+import { countParams, toDevice, toHost, type Params } from "../src/model/params.js";
+import { assertClose, centralDifference } from "./numeric.js";
+
+await initEngine();
+
+// Small configurations of every method, the residual forms included. A method added to the registry
+// without an entry here fails the coverage test below.
+const CASES: Array<[string, Record<string, unknown>]> = [
+  ["dense", {}],
+  ["mcnc", { k: 3, d: 20, hidden: [8], L: 4 }],
+  ["mcnc", { k: 3, d: 24, hidden: [8, 6], L: 2, residual: true, m: 2 }],
+  ["lora", { rank: 2 }],
+  ["lora", { rank: 3, residual: true, compress: "w1" }],
+  ["mcnc-lora", { rank: 2, k: 3, d: 16, hidden: [8], L: 4 }],
+];
+
+// jax-js evaluates sin in float64 only to float32 accuracy: see generator.test.ts.
+const FD_STEP = 1e-3;
+const FD_TOL = 2e-3;
+
+test("every registered method has a gradient case", () => {
+  assert.deepEqual([...new Set(CASES.map(([m]) => m))].sort(), methodNames().sort());
+});
+
+const model = buildModel("mlp", [4, 4, 1], 3);
+
+for (const [name, values] of CASES) {
+  test(`${name} ${JSON.stringify(values)}: gradients through its stages match finite differences (float64)`, async () => {
+    const method = findMethod(name)!;
+    const config = method.configure(values, model.specs);
+    const shapes = method.trainableShapes(config, model.specs);
+    const init = await method.init(config, model.specs, 11);
+    assert.deepEqual(Object.keys(init).sort(), shapes.map((s) => s.name).sort(), "init gives exactly the stored tensors");
+    // Move off the initial point (zero factors would zero some gradients).
+    const host64 = Object.fromEntries(shapes.map((s) => [s.name, Float64Array.from(init[s.name]!, (v, i) => v + 0.1 * Math.sin(1 + i))]));
+    const frozen64 = tree.map((a: np.Array) => a.astype(np.float64), await method.frozen(config, model.specs, 11)) as Params;
+    const stages = method.stages(config, model.specs);
+    const probe = np.array(new Float64Array(countParams(model.specs)).map((_, i) => Math.sin(i * 0.37)));
+    const objective = (t: Params) => {
+      let carry: Params = {};
+      for (const s of stages) carry = s(carry, tree.ref(t), tree.ref(frozen64));
+      tree.dispose(t);
+      let total: np.Array = np.zeros([], { dtype: np.float64 });
+      let at = 0;
+      for (const spec of model.specs) {
+        const n = spec.shape.reduce((a, b) => a * b, 1);
+        total = total.add(carry[spec.name]!.reshape([n]).mul(probe.ref.slice([at, at + n])).sum());
+        at += n;
+      }
+      return total;
+    };
+    const toTree = (h: Record<string, Float64Array>) => Object.fromEntries(shapes.map((s) => [s.name, np.array(h[s.name]!).reshape(s.shape)])) as Params;
+    const g = grad(objective)(toTree(host64)) as Params;
+    for (const s of shapes) {
+      const analytic = (await g[s.name]!.data()) as Float64Array;
+      // Up to 40 coordinates per tensor keep the test quick on the larger ones.
+      const idx = [...Array(Math.min(40, analytic.length)).keys()].map((j) => Math.floor((j * analytic.length) / Math.min(40, analytic.length)));
+      const numeric = await centralDifference(
+        async (x) => {
+          const v = Float64Array.from(host64[s.name]!);
+          idx.forEach((i, j) => (v[i] = x[j]!));
+          return ((await objective(toTree({ ...host64, [s.name]: v })).data()) as Float64Array)[0]!;
+        },
+        Float64Array.from(idx, (i) => host64[s.name]![i]!),
+        FD_STEP,
+      );
+      assertClose(Float64Array.from(idx, (i) => analytic[i]!), numeric, FD_TOL, `${name} ${s.name}`);
+    }
+  });
+
+  test(`${name} ${JSON.stringify(values)}: a file round trip rebuilds the same weights`, async () => {
+    const method = findMethod(name)!;
+    const config = method.configure(values, model.specs);
+    const trainable = await method.init(config, model.specs, 5);
+    const bytes = encodeModelFile({ model: { name: "mlp", input: [4, 4, 1], classes: 3 }, method: { name, config }, seed: 5, trainable }, model, method);
+    const loaded = decodeModelFile(bytes);
+    assert.deepEqual(loaded.config, config);
+    const names = model.specs.map((s) => s.name);
+    const direct = await toHost(names, materializer(method, config, model.specs)(toDevice(method.trainableShapes(config, model.specs), trainable), await method.frozen(config, model.specs, 5)));
+    const rebuilt = await toHost(names, await rebuildParams(loaded));
+    for (const n of names) assert.ok(rebuilt[n]!.every((v, i) => Object.is(v, direct[n]![i])), n);
+  });
+}
+
+test("lora: weights are down @ up, start at the standard scale, and ranks are checked per layer", async () => {
+  const big = buildModel("mlp", [28, 28, 1], 10);
+  const lora = findMethod("lora")!;
+  const config = lora.configure({ rank: 8, compress: "w1" }, big.specs);
+  const init = await lora.init(config, big.specs, 0);
+  const w = await toHost(["w1"], materializer(lora, config, big.specs)(toDevice(lora.trainableShapes(config, big.specs), init), {}));
+  const [down, up] = [init["w1.down"]!, init["w1.up"]!];
+  for (const [i, j] of [[0, 0], [5, 17], [783, 255]] as const) {
+    let s = 0;
+    for (let r = 0; r < 8; r++) s += down[i * 8 + r]! * up[r * 256 + j]!;
+    assert.ok(Math.abs(w.w1![i * 256 + j]! - s) < 1e-6);
+  }
+  const variance = w.w1!.reduce((a, v) => a + v * v, 0) / w.w1!.length;
+  assert.ok(Math.abs(variance * 3 * 784 - 1) < 0.1, `variance ratio ${variance * 3 * 784}`);
+  assert.throws(() => lora.configure({ rank: 11 }, big.specs), /--rank 11 is larger than layer w2 \(256x10\) allows: 1\.\.10/);
+  assert.throws(() => lora.configure({ rank: 2, compress: "b1" }, big.specs), /b1 has one axis/);
+  assert.throws(() => findMethod("mcnc-lora")!.configure({ rank: 8, compress: "w1", ratio: 2 }, big.specs), /already stores fewer/);
+});
+
+test("mcnc-lora: --ratio counts against the model's parameters", () => {
+  const big = buildModel("mlp", [28, 28, 1], 10);
+  const method = findMethod("mcnc-lora")!;
+  for (const ratio of [100, 300]) {
+    const config = method.configure({ rank: 8, ratio }, big.specs);
+    const stored = method.trainableShapes(config, big.specs).reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+    assert.ok(countParams(big.specs) / stored >= ratio, `${countParams(big.specs) / stored} < ${ratio}`);
+  }
+});
+
+test("lora and mcnc-lora train through the common loop (small subset)", async () => {
+  const { loadDataset } = await import("../src/data/dataset.js");
+  const { train } = await import("../src/train/trainer.js");
+  const data = loadDataset(undefined, { trainLimit: 2048, testLimit: 500 });
+  const mlp = buildModel("mlp", data.imageShape, data.numClasses);
+  for (const [name, values] of [
+    ["lora", { rank: 4 }],
+    ["mcnc-lora", { rank: 8, ratio: 100 }],
+  ] as const) {
+    const method = findMethod(name)!;
+    const r = await train(mlp, method, method.configure(values, mlp.specs), data, { epochs: 1, batch: 64, seed: 0 });
+    assert.ok(r.history[0]!.loss < 2.0, `${name}: mean loss ${r.history[0]!.loss} (chance: 2.30)`);
+    assert.ok(r.accuracy > 0.45, `${name}: accuracy ${r.accuracy}`);
+  }
+});
