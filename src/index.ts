@@ -12,7 +12,8 @@ export { findMethod, materializer, methodNames, registerMethod, type Method, typ
 export { MCNC_DEFAULTS, type McncConfig } from "./methods/mcnc/config.js";
 export { train, type TrainOptions, type TrainResult, type EpochStats, type StepProgress } from "./train/trainer.js";
 export { accuracy, predictor } from "./train/evaluate.js";
-export { decodeModelFile, encodeModelFile, readModelFile, rebuildParams, timedRebuild, type LoadedModel, type ModelFile } from "./format/model-file.js";
+export { decodeModelFile, encodeModelFile, rebuildParams, timedRebuild, type LoadedModel, type ModelFile } from "./format/model-file.js";
+export { readModelFile } from "./format/read-file.js";
 export { sizeReport, type SizeReport } from "./format/size-report.js";
 export { encodeSafetensors } from "./format/safetensors.js";
 export { writeFileAtomic } from "./format/atomic-write.js";

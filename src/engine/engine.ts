@@ -4,6 +4,7 @@
  */
 import "./preload.js";
 import { init, defaultDevice } from "@jax-js/jax";
+import { forbidRelaxedSimd } from "./deterministic-wasm.js";
 import { workerShimThreads } from "./node-gaps.js";
 
 /**
@@ -18,6 +19,11 @@ export const DEFAULT_THREADS = 1;
 export interface EngineOptions {
   /** Wasm threads; 1 runs every kernel on the calling thread. */
   threads?: number;
+  /**
+   * Same bits on every runtime (default true): no fused multiply-add from relaxed SIMD, so a file
+   * rebuilds to identical weights in Node and in any browser. Must be chosen before the first kernel.
+   */
+  deterministic?: boolean;
 }
 
 let started: { threads: number } | null = null;
@@ -42,6 +48,7 @@ export async function initEngine(options: EngineOptions = {}): Promise<{ threads
     throw new RangeError(`the engine was loaded with ${available} thread(s); set MCNC_THREADS=${threads} before mcnc is imported`);
   }
   if (started) return started;
+  if (options.deterministic ?? true) forbidRelaxedSimd();
   // A bare init() probes WebGPU, which throws on Node 20.
   await init("wasm");
   defaultDevice("wasm");

@@ -8,7 +8,7 @@
  * - `Worker`: jax-js runs its Wasm threads as Web Workers built from a Blob URL, which Node cannot load.
  *   `installWorkerShim` maps such a Worker onto `worker_threads` with the same message protocol.
  */
-import { Worker as NodeWorker } from "node:worker_threads";
+import type { Worker as NodeWorker } from "node:worker_threads";
 
 type Global = typeof globalThis & Record<string, unknown>;
 const g = globalThis as Global;
@@ -60,6 +60,10 @@ export function workerShimThreads(): number {
  */
 export function installWorkerShim(threads: number): void {
   if (shimThreads > 1 || typeof g.Worker !== "undefined" || typeof SharedArrayBuffer === "undefined") return;
+  // Looked up at run time (Node 20.16+), so that no bundle for the browser ever sees node:worker_threads.
+  const workerThreads = process.getBuiltinModule?.("node:worker_threads") as typeof import("node:worker_threads") | undefined;
+  if (!workerThreads) return;
+  const NodeWorkerClass = workerThreads.Worker;
   shimThreads = threads;
   const blobs = new Map<string, Blob>();
   const createObjectURL = URL.createObjectURL.bind(URL);
@@ -82,7 +86,7 @@ export function installWorkerShim(threads: number): void {
       if (!blob) throw new Error(`mcnc worker shim: unknown worker script ${String(url)}`);
       void blob.text().then((source) => {
         if (this.#terminated) return;
-        const worker = new NodeWorker(WORKER_PRELUDE + source, { eval: true });
+        const worker: NodeWorker = new NodeWorkerClass(WORKER_PRELUDE + source, { eval: true });
         worker.on("message", (data: unknown) => {
           // Every message jax-js posts is answered once; an idle worker must not keep a finished
           // process alive, but a busy one must (or Node exits with work still in flight).

@@ -3,7 +3,6 @@
  * the method's trainable numbers. Everything frozen (generator weights, theta_0) is regenerated from
  * the seed, so rebuilding needs this file and this library, nothing else.
  */
-import { readFileSync, statSync } from "node:fs";
 import { UserError } from "../errors.js";
 import { findMethod, materializer, methodNames, type Method } from "../methods/index.js";
 import { buildModel, type ImageShape, type Model } from "../model/models.js";
@@ -14,8 +13,6 @@ import { checkShape, decodeContainer, elements, encodeContainer } from "./contai
 export const LIBRARY = "mcnc 0.1.0";
 /** Largest model a file may describe: 2^28 parameters (1 GiB of float32). */
 export const MAX_MODEL_PARAMS = 2 ** 28;
-/** Any file larger than this is refused before it is read. */
-export const MAX_FILE_BYTES = 2 ** 31 - 1;
 
 export interface ModelFile {
   model: { name: string; input: ImageShape; classes: number };
@@ -129,26 +126,6 @@ export function decodeModelFile(bytes: Uint8Array, name = "file"): LoadedModel {
     config,
     bytes: bytes.length,
   };
-}
-
-export function readModelFile(path: string): LoadedModel {
-  let size: number;
-  try {
-    const st = statSync(path);
-    if (!st.isFile()) throw new UserError(`${path} is not a file`);
-    size = st.size;
-  } catch (e) {
-    if (e instanceof UserError) throw e;
-    throw new UserError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  if (size > MAX_FILE_BYTES) throw new UserError(`${path}: ${size} bytes is larger than any .mcnc this reader accepts`);
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new UserError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  return decodeModelFile(bytes, path);
 }
 
 /** The model's weights from the file's numbers. Consumes nothing the caller keeps. */

@@ -2,7 +2,8 @@
 import { resolve } from "node:path";
 import { UserError } from "../../errors.js";
 import { writeFileAtomic } from "../../format/atomic-write.js";
-import { readModelFile, timedRebuild } from "../../format/model-file.js";
+import { timedRebuild } from "../../format/model-file.js";
+import { readModelFile } from "../../format/read-file.js";
 import { encodeSafetensors } from "../../format/safetensors.js";
 import { JSON_FLAG, print, round, THREADS_FLAG, type Command } from "../command.js";
 import { startEngine } from "./shared.js";

@@ -1,6 +1,7 @@
 /** mcnc eval FILE: rebuild a model from its file and measure it on the test split. */
 import { UserError } from "../../errors.js";
-import { readModelFile, timedRebuild } from "../../format/model-file.js";
+import { timedRebuild } from "../../format/model-file.js";
+import { readModelFile } from "../../format/read-file.js";
 import { toDevice } from "../../model/params.js";
 import { accuracy, predictor } from "../../train/evaluate.js";
 import { DATA_FLAGS, JSON_FLAG, print, THREADS_FLAG, type Command } from "../command.js";

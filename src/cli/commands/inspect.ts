@@ -1,6 +1,6 @@
 /** mcnc inspect FILE: what a file holds and what it costs, without rebuilding anything. */
 import { UserError } from "../../errors.js";
-import { readModelFile } from "../../format/model-file.js";
+import { readModelFile } from "../../format/read-file.js";
 import { JSON_FLAG, print, type Command } from "../command.js";
 import { fileSize, jsonSize, sizeLines } from "./shared.js";
 
