@@ -19,6 +19,7 @@ const CASES: Array<[string, Record<string, unknown>]> = [
   ["lora", { rank: 2 }],
   ["lora", { rank: 3, residual: true, compress: "w1" }],
   ["mcnc-lora", { rank: 2, k: 3, d: 16, hidden: [8], L: 4 }],
+  ["nola", { rank: 2, bases: 5 }],
 ];
 
 // jax-js evaluates sin in float64 only to float32 accuracy: see generator.test.ts.
@@ -126,6 +127,7 @@ test("lora and mcnc-lora train through the common loop (small subset)", async ()
   for (const [name, values] of [
     ["lora", { rank: 4 }],
     ["mcnc-lora", { rank: 8, ratio: 100 }],
+    ["nola", { rank: 4, ratio: 100 }],
   ] as const) {
     const method = findMethod(name)!;
     const r = await train(mlp, method, method.configure(values, mlp.specs), data, { epochs: 1, batch: 64, seed: 0 });

@@ -3,5 +3,6 @@ import "./dense/index.js";
 import "./mcnc/index.js";
 import "./lora/index.js";
 import "./mcnc-lora/index.js";
+import "./nola/index.js";
 
 export { findMethod, materializer, methodNames, registerMethod, type Method, type MethodOption, type OptionValues } from "./method.js";
