@@ -82,6 +82,18 @@ test("--threads 2 runs the engine on worker threads with the same results", () =
   assert.deepEqual(readFileSync(join(dir, "t2.mcnc")), readFileSync(join(dir, "t1.mcnc")));
 });
 
+test("--store-bits 8 stores the method's numbers as 8-bit codes and measures the model again", () => {
+  const r = mcnc("train", "--limit", "2000", "--test-limit", "500", "--epochs", "1", "--ratio", "100", "--store-bits", "8", "--out", join(dir, "q8.mcnc"), "--json", "--quiet");
+  assert.equal(r.code, 0, r.stderr);
+  const q = lastJson(r.stdout);
+  assert.equal(q.store_bits, 8);
+  assert.ok((q.file_bytes as number) < (trained.file_bytes as number) / 2, `${q.file_bytes} bytes`);
+  assert.ok(Math.abs((q.accuracy as number) - (q.accuracy_f32 as number)) < 0.05, `${q.accuracy} vs ${q.accuracy_f32}`);
+  const e = lastJson(mcnc("eval", join(dir, "q8.mcnc"), "--test-limit", "500", "--json").stdout);
+  assert.equal(e.accuracy, q.accuracy, "eval sees what train reported for the stored model");
+  assertCleanError(mcnc("train", "--store-bits", "4"), /--store-bits must be 8 or 32/);
+});
+
 test("help and version", () => {
   const h = mcnc("--help");
   assert.equal(h.code, 0);

@@ -133,6 +133,31 @@ test("the container refuses malformed structure", () => {
   assert.throws(() => decodeContainer(future), /version 2 is not supported/);
 });
 
+test("8-bit storage: codes within half a step, exact dequantisation rule, f32 for kept leaves", async () => {
+  const config = mcnc.configure({ ratio: 100 }, model.specs);
+  const trainable = await mcnc.init(config, model.specs, 3);
+  const file: ModelFile = { model: { name: "mlp", input: [28, 28, 1], classes: 10 }, method: { name: "mcnc", config }, seed: 3, trainable };
+  const full = encodeModelFile(file, model, mcnc);
+  const small = encodeModelFile(file, model, mcnc, { storeBits: 8 });
+  const loaded = decodeModelFile(small);
+  assert.deepEqual(loaded.storage, { alpha: "q8", beta: "q8", "keep/b1": "f32", "keep/b2": "f32" });
+  // Each 8-bit element saves 3 payload bytes; the header grows only by the codes' min and step.
+  const quantised = mcnc.trainableShapes(config, model.specs).filter((t) => !t.name.startsWith("keep/")).reduce((n, t) => n + t.shape.reduce((x, y) => x * y, 1), 0);
+  const saved = full.length - small.length;
+  assert.ok(saved <= 3 * quantised && saved > 3 * quantised - 200, `saved ${saved} of ${3 * quantised}`);
+  for (const name of ["alpha", "beta"]) {
+    const original = trainable[name]!;
+    const back = loaded.file.trainable[name]!;
+    const lo = Math.min(...original);
+    const step = (Math.max(...original) - lo) / 255;
+    for (let i = 0; i < original.length; i++) assert.ok(Math.abs(back[i]! - original[i]!) <= step / 2 + 1e-6, `${name}[${i}]`);
+  }
+  assert.deepEqual(Array.from(loaded.file.trainable["keep/b1"]!), Array.from(trainable["keep/b1"]!));
+  // Constant tensors survive exactly (step 0).
+  const flat = encodeContainer({}, [{ name: "c", shape: [3], data: new Float32Array([0.5, 0.5, 0.5]), q8: true }]);
+  assert.deepEqual(Array.from(decodeContainer(flat).tensor("c")), [0.5, 0.5, 0.5]);
+});
+
 test("safetensors export: 8-byte length, JSON header with offsets, little-endian data", () => {
   const bytes = encodeSafetensors([
     { name: "a", shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) },

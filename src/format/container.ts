@@ -26,8 +26,9 @@ export const LIMITS = {
   rank: 8,
 } as const;
 
-export type Dtype = "f32";
-const DTYPE_BYTES: Record<Dtype, number> = { f32: 4 };
+/** f32: IEEE float32. q8: unsigned 8-bit codes, value = fround(min + code * step) computed in float64. */
+export type Dtype = "f32" | "q8";
+const DTYPE_BYTES: Record<Dtype, number> = { f32: 4, q8: 1 };
 
 export interface TensorEntry {
   name: string;
@@ -35,6 +36,39 @@ export interface TensorEntry {
   shape: number[];
   /** Byte offset into the payload. */
   offset: number;
+  /** q8 only: the value of code 0 and the distance between codes. */
+  min?: number;
+  step?: number;
+}
+
+export interface TensorIn {
+  name: string;
+  shape: number[];
+  data: Float32Array;
+  /** Store at 8 bits (per-tensor affine, min-max) instead of 32. */
+  q8?: boolean;
+}
+
+/** Min-max affine 8-bit codes for `data`; `dequantize` of them is what a reader gets back. */
+export function quantize8(data: Float32Array): { codes: Uint8Array; min: number; step: number } {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of data) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
+  if (data.length === 0) [lo, hi] = [0, 0];
+  const min = Math.fround(lo);
+  const step = hi > lo ? Math.fround((hi - lo) / 255) : 0;
+  const codes = new Uint8Array(data.length);
+  if (step > 0) for (let i = 0; i < data.length; i++) codes[i] = Math.max(0, Math.min(255, Math.round((data[i]! - min) / step)));
+  return { codes, min, step };
+}
+
+export function dequantize8(codes: Uint8Array, min: number, step: number): Float32Array {
+  const out = new Float32Array(codes.length);
+  for (let i = 0; i < codes.length; i++) out[i] = min + codes[i]! * step;
+  return out;
 }
 
 /** The header's own fields; `tensors` is filled in by the writer. */
@@ -55,13 +89,21 @@ export function checkShape(shape: unknown, what: string): number[] {
   return shape as number[];
 }
 
-export function encodeContainer(fields: Record<string, unknown>, tensors: Array<{ name: string; data: Float32Array; shape: number[] }>): Uint8Array {
+export function encodeContainer(fields: Record<string, unknown>, tensors: TensorIn[]): Uint8Array {
   const entries: TensorEntry[] = [];
+  const codes = new Map<string, Uint8Array>();
   let offset = 0;
   for (const t of tensors) {
     if (elements(t.shape) !== t.data.length) throw new Error(`tensor ${t.name}: shape ${t.shape} does not hold ${t.data.length} values`);
-    entries.push({ name: t.name, dtype: "f32", shape: t.shape, offset });
-    offset += t.data.byteLength;
+    if (t.q8) {
+      const q = quantize8(t.data);
+      codes.set(t.name, q.codes);
+      entries.push({ name: t.name, dtype: "q8", shape: t.shape, offset, min: q.min, step: q.step });
+      offset += t.data.length;
+    } else {
+      entries.push({ name: t.name, dtype: "f32", shape: t.shape, offset });
+      offset += t.data.byteLength;
+    }
   }
   let json = new TextEncoder().encode(JSON.stringify({ ...fields, tensors: entries }));
   const padded = Math.ceil((PREFIX + json.length) / ALIGN) * ALIGN - PREFIX;
@@ -79,6 +121,12 @@ export function encodeContainer(fields: Record<string, unknown>, tensors: Array<
   out.set(json, PREFIX);
   let at = PREFIX + json.length;
   for (const t of tensors) {
+    const q = codes.get(t.name);
+    if (q) {
+      out.set(q, at);
+      at += q.length;
+      continue;
+    }
     // Little-endian on every platform, whatever the host's byte order.
     for (let i = 0; i < t.data.length; i++, at += 4) view.setFloat32(at, t.data[i]!, true);
   }
@@ -88,7 +136,7 @@ export function encodeContainer(fields: Record<string, unknown>, tensors: Array<
 
 export interface Container {
   header: Header;
-  /** Read one tensor (allocates); names come from header.tensors. */
+  /** Read one tensor as float32 (allocates); names come from header.tensors. */
   tensor(name: string): Float32Array;
 }
 
@@ -121,6 +169,9 @@ export function decodeContainer(bytes: Uint8Array, file = "file"): Container {
     if (typeof t !== "object" || t === null || typeof t.name !== "string") throw new UserError(`${file}: malformed tensor entry`);
     if (byName.has(t.name)) throw new UserError(`${file}: tensor ${t.name} listed twice`);
     if (!(t.dtype in DTYPE_BYTES)) throw new UserError(`${file}: tensor ${t.name} has unsupported dtype ${String(t.dtype)}`);
+    if (t.dtype === "q8" && !(Number.isFinite(t.min) && Number.isFinite(t.step) && (t.step as number) >= 0)) {
+      throw new UserError(`${file}: q8 tensor ${t.name} needs a finite min and a non-negative step`);
+    }
     const shape = checkShape(t.shape, `${file}: tensor ${t.name}`);
     // Tensors lie back to back in header order: no gap, no overlap, nothing past the end.
     if (t.offset !== expected) throw new UserError(`${file}: tensor ${t.name} starts at ${String(t.offset)}, expected ${expected}`);
@@ -136,8 +187,9 @@ export function decodeContainer(bytes: Uint8Array, file = "file"): Container {
       const t = byName.get(name);
       if (!t) throw new UserError(`${file}: no tensor ${name}`);
       const n = elements(t.shape);
-      const out = new Float32Array(n);
       const at = payloadStart + t.offset;
+      if (t.dtype === "q8") return dequantize8(bytes.subarray(at, at + n), t.min!, t.step!);
+      const out = new Float32Array(n);
       for (let i = 0; i < n; i++) out[i] = view.getFloat32(at + 4 * i, true);
       return out;
     },

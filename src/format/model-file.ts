@@ -5,10 +5,11 @@
  */
 import { UserError } from "../errors.js";
 import { findMethod, materializer, methodNames, type Method } from "../methods/index.js";
+import { KEPT } from "../methods/leaves.js";
 import { buildModel, type ImageShape, type Model } from "../model/models.js";
 import { countParams, toDevice, toHost, type HostParams, type Params } from "../model/params.js";
 import { checkSeed, RNG_ALGORITHM } from "../rng/seeded.js";
-import { checkShape, decodeContainer, elements, encodeContainer } from "./container.js";
+import { checkShape, decodeContainer, elements, encodeContainer, type Dtype } from "./container.js";
 
 export const LIBRARY = "mcnc 0.1.0";
 /** Largest model a file may describe: 2^28 parameters (1 GiB of float32). */
@@ -29,10 +30,21 @@ export interface LoadedModel {
   method: Method;
   config: object;
   bytes: number;
+  /** How each stored tensor is encoded in the file (f32 or q8). */
+  storage: Record<string, Dtype>;
 }
 
-export function encodeModelFile(f: ModelFile, model: Model, method: Method): Uint8Array {
+export interface EncodeOptions {
+  /**
+   * 8: store the method's own tensors (latents, amplitudes, coefficients, factors) as 8-bit codes;
+   * leaves kept dense stay float32. 32 (default): everything float32.
+   */
+  storeBits?: 8 | 32;
+}
+
+export function encodeModelFile(f: ModelFile, model: Model, method: Method, options: EncodeOptions = {}): Uint8Array {
   const shapes = method.trainableShapes(f.method.config, model.specs);
+  const q8 = options.storeBits === 8;
   return encodeContainer(
     {
       format: "mcnc",
@@ -43,7 +55,7 @@ export function encodeModelFile(f: ModelFile, model: Model, method: Method): Uin
       rng: RNG_ALGORITHM,
       meta: f.meta ?? {},
     },
-    shapes.map((t) => ({ name: t.name, shape: t.shape, data: f.trainable[t.name]! })),
+    shapes.map((t) => ({ name: t.name, shape: t.shape, data: f.trainable[t.name]!, q8: q8 && !t.name.startsWith(KEPT) })),
   );
 }
 
@@ -125,6 +137,7 @@ export function decodeModelFile(bytes: Uint8Array, name = "file"): LoadedModel {
     method,
     config,
     bytes: bytes.length,
+    storage: Object.fromEntries(stored.map((t) => [t.name, t.dtype])),
   };
 }
 

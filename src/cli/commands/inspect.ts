@@ -9,7 +9,7 @@ async function run(f: Record<string, unknown>, [file]: string[]): Promise<void> 
   const loaded = readModelFile(file);
   const { model, method, config } = loaded;
   const size = fileSize(loaded);
-  const tensors = method.trainableShapes(config, model.specs);
+  const tensors = method.trainableShapes(config, model.specs).map((t) => ({ ...t, dtype: loaded.storage[t.name] }));
   const info = {
     command: "inspect",
     file,
@@ -31,7 +31,7 @@ async function run(f: Record<string, unknown>, [file]: string[]): Promise<void> 
   print(`${file}: ${model.name} ${info.input.join("x")} -> ${info.classes} classes, method ${method.name}, seed ${info.seed}`);
   print(`config           ${JSON.stringify(config)}`);
   for (const line of sizeLines(size)) print(line);
-  print(`stored tensors   ${tensors.map((t) => `${t.name}[${t.shape.join(",")}]`).join(" ")}`);
+  print(`stored tensors   ${tensors.map((t) => `${t.name}[${t.shape.join(",")}]:${t.dtype}`).join(" ")}`);
   print(`rebuild cost     ${(info.rebuild_flops / 1e6).toFixed(2)} MFLOP`);
   if (Object.keys(info.meta ?? {}).length > 0) print(`recorded         ${JSON.stringify(info.meta)}`);
 }
