@@ -9,7 +9,7 @@ import { UserError } from "../../errors.js";
 import { countParams, initParams, sizeOf, type HostParams, type ParamSpec, type Params } from "../../model/params.js";
 import { seededUniform, STREAM } from "../../rng/seeded.js";
 import { KEPT, keptInit, keptShapes } from "../leaves.js";
-import { configureLora, matrixShape } from "../lora/index.js";
+import { configureLora, DOWN, matrixShape, UP } from "../lora/index.js";
 import { registerMethod, type Method, type OptionValues } from "../method.js";
 
 export interface NolaConfig {
@@ -39,9 +39,6 @@ function configureNola(values: OptionValues, specs: readonly ParamSpec[]): NolaC
   if (!Number.isInteger(bases) || bases < 1 || bases > LIMIT_BASES) throw new UserError(`--bases must be an integer from 1 to ${LIMIT_BASES}, got ${bases}`);
   return { rank, bases, compress };
 }
-
-const DOWN = ".down";
-const UP = ".up";
 
 export const nola: Method<NolaConfig> = {
   name: "nola",
