@@ -94,6 +94,22 @@ test("--store-bits 8 stores the method's numbers as 8-bit codes and measures the
   assertCleanError(mcnc("train", "--store-bits", "4"), /--store-bits must be 8 or 32/);
 });
 
+test("compare writes a table, a plot and the runs, and refuses methods without a budget", () => {
+  const out = join(dir, "cmp");
+  const r = mcnc("compare", "--limit", "512", "--test-limit", "200", "--epochs", "1", "--methods", "mcnc,nola", "--ratios", "100", "--seeds", "0", "--out-dir", out, "--quiet", "--json");
+  assert.equal(r.code, 0, r.stderr);
+  const rows = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(rows.map((x) => x.method), ["dense", "mcnc", "nola"]);
+  assert.ok(rows.slice(1).every((x) => (x.stored_params as number) <= 203530 / 100));
+  const table = readFileSync(join(out, "compare-mlp.md"), "utf8");
+  assert.match(table, /\| mcnc \| 100x \| \d+ \| \d+ \|/);
+  const svg = readFileSync(join(out, "compare-mlp.svg"), "utf8");
+  assert.equal((svg.match(/<polyline/g) ?? []).length, 3);
+  assertCleanError(mcnc("compare", "--methods", "lora"), /lora has no --ratio/);
+  assertCleanError(mcnc("compare", "--methods", "zip"), /unknown method 'zip'/);
+  assertCleanError(mcnc("compare", "--ratios", "100,0.5"), /--ratios must all be above 1/);
+});
+
 test("help and version", () => {
   const h = mcnc("--help");
   assert.equal(h.code, 0);

@@ -6,12 +6,13 @@ import { UserError } from "../errors.js";
 import { LIBRARY } from "../format/model-file.js";
 import { formatFlags, parseArgs } from "./args.js";
 import type { Command } from "./command.js";
+import { compareCommand } from "./commands/compare.js";
 import { decompressCommand } from "./commands/decompress.js";
 import { evalCommand } from "./commands/eval.js";
 import { inspectCommand } from "./commands/inspect.js";
 import { trainCommand } from "./commands/train.js";
 
-const COMMANDS: Command[] = [trainCommand, evalCommand, inspectCommand, decompressCommand];
+const COMMANDS: Command[] = [trainCommand, evalCommand, inspectCommand, decompressCommand, compareCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;

@@ -1,0 +1,140 @@
+/**
+ * mcnc compare: every method through the same loop at the same stored budgets, several seeds, and a
+ * table and a plot of accuracy against file bytes (the comparison issue 3 asks for).
+ */
+import { mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { UserError } from "../../errors.js";
+import { writeFileAtomic } from "../../format/atomic-write.js";
+import { encodeModelFile } from "../../format/model-file.js";
+import { findMethod, methodNames } from "../../methods/index.js";
+import { buildModel, MODEL_NAMES } from "../../model/models.js";
+import { countParams } from "../../model/params.js";
+import { train } from "../../train/trainer.js";
+import { DATA_FLAGS, JSON_FLAG, print, round, THREADS_FLAG, type Command } from "../command.js";
+import { Progress } from "../progress.js";
+import { dataFrom, startEngine } from "./shared.js";
+import { accuracyPlot, type Series } from "./svg-plot.js";
+
+interface Run {
+  method: string;
+  ratio: number | null;
+  seed: number;
+  accuracy: number;
+  stored_params: number;
+  file_bytes: number;
+  bits_per_param: number;
+  train_seconds: number;
+}
+
+function list<T>(raw: unknown, fallback: T[], parse: (s: string) => T, flag: string): T[] {
+  if (raw === undefined) return fallback;
+  const parts = String(raw).split(",").filter((p) => p !== "");
+  const out = parts.map(parse);
+  if (out.length === 0 || out.some((v) => typeof v === "number" && !Number.isFinite(v))) throw new UserError(`--${flag} must be a comma-separated list`);
+  return out;
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+async function run(f: Record<string, unknown>): Promise<void> {
+  const modelName = (f.model as string | undefined) ?? "mlp";
+  const methods = list(f.methods, ["mcnc", "mcnc-lora", "nola"], String, "methods");
+  for (const m of methods) {
+    const method = findMethod(m);
+    if (!method) throw new UserError(`--methods: unknown method '${m}' (choose from ${methodNames().join(", ")})`);
+    if (!method.options.some((o) => o.name === "ratio")) throw new UserError(`--methods: ${m} has no --ratio, so it cannot be held to a budget`);
+  }
+  const ratios = list(f.ratios, [200, 100, 50], Number, "ratios");
+  if (ratios.some((r) => !(r > 1))) throw new UserError("--ratios must all be above 1");
+  const seeds = list(f.seeds, [0, 1], Number, "seeds");
+  if (seeds.some((s) => !Number.isInteger(s) || s < 0)) throw new UserError("--seeds must be non-negative integers");
+  const epochs = (f.epochs as number | undefined) ?? 3;
+  if (epochs < 1) throw new UserError("--epochs must be at least 1");
+  const outDir = resolve((f["out-dir"] as string | undefined) ?? "compare");
+  const progress = new Progress(process.stderr, !f.quiet);
+
+  await startEngine(f);
+  const data = dataFrom(f, { trainLimit: (f.limit as number | undefined) ?? 0, testLimit: (f["test-limit"] as number | undefined) ?? 0 });
+  const model = buildModel(modelName, data.imageShape, data.numClasses);
+  const params = countParams(model.specs);
+  const fileModel = { name: model.name, input: data.imageShape, classes: data.numClasses };
+
+  const runs: Run[] = [];
+  const jobs: Array<{ method: string; ratio: number | null; seed: number }> = [
+    ...seeds.map((seed) => ({ method: "dense", ratio: null, seed })),
+    ...methods.flatMap((method) => ratios.flatMap((ratio) => seeds.map((seed) => ({ method, ratio, seed })))),
+  ];
+  for (const [i, job] of jobs.entries()) {
+    const method = findMethod(job.method)!;
+    const config = method.configure(job.ratio === null ? {} : { ratio: job.ratio }, model.specs);
+    progress.message(`mcnc compare: ${i + 1}/${jobs.length} ${job.method}${job.ratio ? ` at ${job.ratio}x` : ""}, seed ${job.seed}`);
+    const r = await train(model, method, config, data, { epochs, batch: 128, seed: job.seed, onStep: (p) => progress.step(p), onEpoch: (e) => progress.epoch(e, epochs) });
+    const bytes = encodeModelFile({ model: fileModel, method: { name: method.name, config }, seed: job.seed, trainable: r.trainable }, model, method);
+    const stored = method.trainableShapes(config, model.specs).reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+    const row: Run = {
+      ...job,
+      accuracy: r.accuracy,
+      stored_params: stored,
+      file_bytes: bytes.length,
+      bits_per_param: round((8 * bytes.length) / params, 4),
+      train_seconds: round(r.trainSeconds, 2),
+    };
+    runs.push(row);
+    if (f.json) print(JSON.stringify({ command: "compare", ...row }));
+  }
+
+  // One row per (method, ratio): mean and range over seeds.
+  const groups = new Map<string, Run[]>();
+  for (const r of runs) groups.set(`${r.method}@${r.ratio ?? 1}`, [...(groups.get(`${r.method}@${r.ratio ?? 1}`) ?? []), r]);
+  const command = `mcnc compare --model ${modelName} --methods ${methods.join(",")} --ratios ${ratios.join(",")} --seeds ${seeds.join(",")} --epochs ${epochs}`;
+  const lines = [
+    `Fashion-MNIST, ${model.name} (${params} parameters), ${epochs} epochs, seeds ${seeds.join(", ")}, ${data.train.count} training samples.`,
+    `Command: \`${command}\``,
+    "",
+    "| method | target ratio | stored numbers | file bytes | bits/param | accuracy (mean) | min - max | train s (mean) |",
+    "|---|---|---|---|---|---|---|---|",
+  ];
+  const series = new Map<string, Series>();
+  for (const rs of groups.values()) {
+    const accs = rs.map((r) => r.accuracy);
+    const r0 = rs[0]!;
+    lines.push(
+      `| ${r0.method} | ${r0.ratio ?? 1}x | ${r0.stored_params} | ${r0.file_bytes} | ${r0.bits_per_param} | ${mean(accs).toFixed(4)} | ${Math.min(...accs).toFixed(4)} - ${Math.max(...accs).toFixed(4)} | ${mean(rs.map((r) => r.train_seconds)).toFixed(1)} |`,
+    );
+    const s = series.get(r0.method) ?? { name: r0.method, points: [] };
+    s.points.push({ x: r0.file_bytes, y: mean(accs), lo: Math.min(...accs), hi: Math.max(...accs) });
+    series.set(r0.method, s);
+  }
+  mkdirSync(outDir, { recursive: true });
+  const base = join(outDir, `compare-${modelName}`);
+  writeFileAtomic(`${base}.md`, new TextEncoder().encode(`${lines.join("\n")}\n`));
+  writeFileAtomic(`${base}.jsonl`, new TextEncoder().encode(runs.map((r) => JSON.stringify(r)).join("\n") + "\n"));
+  writeFileAtomic(`${base}.svg`, new TextEncoder().encode(accuracyPlot([...series.values()], `${model.name}: test accuracy against file bytes (${epochs} epochs)`)));
+  if (!f.json) {
+    for (const l of lines.slice(3)) print(l);
+    print(`wrote ${base}.md, ${base}.svg and ${base}.jsonl`);
+  }
+}
+
+export const compareCommand: Command = {
+  name: "compare",
+  summary: "train every method at the same stored budgets and seeds; write a table and a plot",
+  usage: "mcnc compare [--model mlp] [--methods mcnc,mcnc-lora,nola] [--ratios 200,100,50] [--seeds 0,1] [--epochs 3]",
+  flags: () => [
+    { name: "model", type: "string", choices: MODEL_NAMES, help: "network", default: "mlp" },
+    { name: "methods", type: "string", help: "methods with a --ratio, comma-separated (dense runs as the reference)", default: "mcnc,mcnc-lora,nola" },
+    { name: "ratios", type: "string", help: "stored-parameter ratios, comma-separated", default: "200,100,50" },
+    { name: "seeds", type: "string", help: "seeds, comma-separated", default: "0,1" },
+    { name: "epochs", type: "int", help: "epochs per run", default: "3" },
+    { name: "limit", type: "int", help: "train on the first N samples only (0: all)", default: "0" },
+    { name: "test-limit", type: "int", help: "evaluate on the first N test samples only (0: all)", default: "0" },
+    { name: "out-dir", type: "string", help: "where the table, plot and runs go", default: "compare" },
+    ...DATA_FLAGS,
+    THREADS_FLAG,
+    { name: "quiet", type: "bool", help: "no progress on stderr" },
+    JSON_FLAG,
+  ],
+  maxPositionals: 0,
+  run: (f) => run(f),
+};

@@ -1,0 +1,40 @@
+/** A small, dependency-free SVG line plot: accuracy against file bytes (log scale), one line per method. */
+export interface Series {
+  name: string;
+  points: Array<{ x: number; y: number; lo: number; hi: number }>;
+}
+
+const COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"];
+const escape = (s: string) => s.replace(/[<>&"]/g, (c) => `&#${c.charCodeAt(0)};`);
+
+export function accuracyPlot(series: Series[], title: string): string {
+  const [W, H, L, R, T, B] = [720, 440, 70, 150, 40, 50];
+  const pts = series.flatMap((s) => s.points);
+  const xs = pts.map((p) => Math.log10(p.x));
+  const [x0, x1] = [Math.floor(Math.min(...xs)), Math.ceil(Math.max(...xs))];
+  const [y0, y1] = [Math.floor(Math.min(...pts.map((p) => p.lo)) * 20) / 20, Math.ceil(Math.max(...pts.map((p) => p.hi)) * 20) / 20];
+  const px = (x: number) => L + ((Math.log10(x) - x0) / Math.max(x1 - x0, 1e-9)) * (W - L - R);
+  const py = (y: number) => H - B - ((y - y0) / Math.max(y1 - y0, 1e-9)) * (H - T - B);
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="14">${escape(title)}</text>`,
+    `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="black"/>`,
+    `<line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="black"/>`,
+    `<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">file bytes (log scale)</text>`,
+    `<text x="18" y="${(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 18 ${(T + H - B) / 2})">test accuracy</text>`,
+  ];
+  for (let e = x0; e <= x1; e++) out.push(`<text x="${px(10 ** e)}" y="${H - B + 16}" text-anchor="middle">1e${e}</text>`);
+  for (let y = y0; y <= y1 + 1e-9; y += 0.05) out.push(`<text x="${L - 6}" y="${py(y) + 4}" text-anchor="end">${y.toFixed(2)}</text>`, `<line x1="${L}" y1="${py(y)}" x2="${W - R}" y2="${py(y)}" stroke="#eee"/>`);
+  series.forEach((s, i) => {
+    const c = COLOURS[i % COLOURS.length]!;
+    const sorted = [...s.points].sort((a, b) => a.x - b.x);
+    out.push(`<polyline fill="none" stroke="${c}" stroke-width="2" points="${sorted.map((p) => `${px(p.x).toFixed(1)},${py(p.y).toFixed(1)}`).join(" ")}"/>`);
+    for (const p of sorted) {
+      out.push(`<line x1="${px(p.x)}" y1="${py(p.lo)}" x2="${px(p.x)}" y2="${py(p.hi)}" stroke="${c}"/>`, `<circle cx="${px(p.x)}" cy="${py(p.y)}" r="3.5" fill="${c}"/>`);
+    }
+    out.push(`<rect x="${W - R + 15}" y="${T + 18 * i}" width="12" height="12" fill="${c}"/>`, `<text x="${W - R + 32}" y="${T + 18 * i + 10}">${escape(s.name)}</text>`);
+  });
+  out.push("</svg>");
+  return `${out.join("\n")}\n`;
+}
