@@ -51,7 +51,7 @@ const bytes = encodeModelFile(
 writeFileAtomic(file, bytes);
 const rebuilt = await timedRebuild(decodeModelFile(bytes, file));
 const exact = model.specs.every((s) => rebuilt.params[s.name]!.every((v, i) => Object.is(v, mcncRun.params[s.name]![i])));
-const stored = mcnc.trainableShapes(config, model.specs).reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+const stored = countParams(mcnc.trainableShapes(config, model.specs));
 
 const row = (cells: string[]) => console.log(cells.map((c, i) => (i === 0 ? c.padEnd(8) : c.padStart(16))).join(""));
 console.log("");

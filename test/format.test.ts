@@ -8,7 +8,7 @@ import { decodeModelFile, encodeModelFile, rebuildParams, type ModelFile } from 
 import { encodeSafetensors } from "../src/format/safetensors.js";
 import { findMethod, materializer } from "../src/methods/index.js";
 import { buildModel } from "../src/model/models.js";
-import { toDevice, toHost } from "../src/model/params.js";
+import { countParams, toDevice, toHost } from "../src/model/params.js";
 
 await initEngine();
 
@@ -142,7 +142,7 @@ test("8-bit storage: codes within half a step, exact dequantisation rule, f32 fo
   const loaded = decodeModelFile(small);
   assert.deepEqual(loaded.storage, { alpha: "q8", beta: "q8", "keep/b1": "f32", "keep/b2": "f32" });
   // Each 8-bit element saves 3 payload bytes; the header grows only by the codes' min and step.
-  const quantised = mcnc.trainableShapes(config, model.specs).filter((t) => !t.name.startsWith("keep/")).reduce((n, t) => n + t.shape.reduce((x, y) => x * y, 1), 0);
+  const quantised = countParams(mcnc.trainableShapes(config, model.specs).filter((t) => !t.name.startsWith("keep/")));
   const saved = full.length - small.length;
   assert.ok(saved <= 3 * quantised && saved > 3 * quantised - 200, `saved ${saved} of ${3 * quantised}`);
   for (const name of ["alpha", "beta"]) {

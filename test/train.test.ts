@@ -19,7 +19,7 @@ test("MCNC at 100x on a 10k subset: one epoch lands well above chance, and the f
   const result = await train(model, mcnc, config, data10k, { epochs: 1, batch: 128, seed: 0 });
   // Chance is 0.1; this run measures about 0.75 (docs/results.md).
   assert.ok(result.accuracy > 0.65, `accuracy ${result.accuracy}`);
-  const stored = mcnc.trainableShapes(config, model.specs).reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+  const stored = countParams(mcnc.trainableShapes(config, model.specs));
   assert.ok(countParams(model.specs) / stored >= 100);
 
   const bytes = encodeModelFile({ model: { name: "mlp", input: data10k.imageShape, classes: 10 }, method: { name: "mcnc", config }, seed: 0, trainable: result.trainable }, model, mcnc);

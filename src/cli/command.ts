@@ -1,5 +1,6 @@
 /** The shape every `mcnc <command>` has, and the flags several of them share. */
 import { DEFAULT_THREADS } from "../engine/engine.js";
+import { MODEL_NAMES } from "../model/models.js";
 import type { Flag } from "./args.js";
 
 export interface Command {
@@ -18,6 +19,10 @@ export const THREADS_FLAG: Flag = {
   help: "Wasm threads (or MCNC_THREADS); train --model lenet uses 2 on a multi-core machine",
   default: String(DEFAULT_THREADS),
 };
+export const MODEL_FLAG: Flag = { name: "model", type: "string", choices: MODEL_NAMES, help: "network", default: "mlp" };
+export const LIMIT_FLAG: Flag = { name: "limit", type: "int", help: "train on the first N samples only (0: all)", default: "0" };
+export const TEST_LIMIT_FLAG: Flag = { name: "test-limit", type: "int", help: "evaluate on the first N test samples only (0: all)", default: "0" };
+export const QUIET_FLAG: Flag = { name: "quiet", type: "bool", help: "no progress on stderr" };
 export const DATA_FLAGS: Flag[] = [
   { name: "dataset", type: "string", choices: ["fashion-mnist"], help: "bundled data set", default: "fashion-mnist" },
   { name: "data", type: "string", help: "read an MNIST-format IDX directory instead of the bundled data" },

@@ -1,5 +1,5 @@
 /** Every stored number counted, from the real file: what a compressed model costs against dense. */
-import { sizeOf, type NamedShape } from "../model/params.js";
+import { countParams, type NamedShape } from "../model/params.js";
 
 export interface SizeReport {
   /** Parameters of the network the file rebuilds. */
@@ -16,7 +16,7 @@ export interface SizeReport {
 }
 
 export function sizeReport(params: number, stored: readonly NamedShape[], fileBytes: number): SizeReport {
-  const storedParams = stored.reduce((n, t) => n + sizeOf(t.shape), 0);
+  const storedParams = countParams(stored);
   return {
     params,
     stored_params: storedParams,

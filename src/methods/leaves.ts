@@ -3,7 +3,8 @@
  * naming for every method, so files and flags read alike.
  */
 import { UserError } from "../errors.js";
-import type { HostParams, NamedShape, ParamSpec } from "../model/params.js";
+import type { numpy as np } from "@jax-js/jax";
+import type { HostParams, NamedShape, ParamSpec, Params } from "../model/params.js";
 
 /** Stored name of a leaf kept dense. */
 export const KEPT = "keep/";
@@ -32,4 +33,14 @@ export function keptShapes(specs: readonly ParamSpec[], compress: readonly strin
 /** Initial values of the kept leaves, from the standard initialisation. */
 export function keptInit(specs: readonly ParamSpec[], compress: readonly string[], base: HostParams, into: HostParams): void {
   for (const s of specs) if (!compress.includes(s.name)) into[KEPT + s.name] = base[s.name]!;
+}
+
+/**
+ * The model's tree, in model order: each compressed leaf from `generate` (called in that order, so a
+ * method may cut its leaves from one vector), each kept leaf passed through from `trainable`.
+ */
+export function assembleLeaves(specs: readonly ParamSpec[], compress: readonly string[], trainable: Params, generate: (spec: ParamSpec) => np.Array): Params {
+  const out: Params = {};
+  for (const s of specs) out[s.name] = compress.includes(s.name) ? generate(s) : trainable[KEPT + s.name]!;
+  return out;
 }

@@ -20,7 +20,8 @@ export function sizeOf(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-export function countParams(specs: readonly ParamSpec[]): number {
+/** Numbers held by a list of shapes: a model's parameters, or a method's stored tensors. */
+export function countParams(specs: ReadonlyArray<{ shape: readonly number[] }>): number {
   return specs.reduce((n, s) => n + sizeOf(s.shape), 0);
 }
 

@@ -7,11 +7,12 @@ import { join, resolve } from "node:path";
 import { UserError } from "../../errors.js";
 import { writeFileAtomic } from "../../format/atomic-write.js";
 import { encodeModelFile } from "../../format/model-file.js";
+import { sizeReport } from "../../format/size-report.js";
 import { findMethod, methodNames } from "../../methods/index.js";
-import { buildModel, MODEL_NAMES } from "../../model/models.js";
+import { buildModel } from "../../model/models.js";
 import { countParams } from "../../model/params.js";
 import { train } from "../../train/trainer.js";
-import { DATA_FLAGS, JSON_FLAG, print, round, THREADS_FLAG, type Command } from "../command.js";
+import { DATA_FLAGS, JSON_FLAG, LIMIT_FLAG, MODEL_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, THREADS_FLAG, type Command } from "../command.js";
 import { Progress } from "../progress.js";
 import { dataFrom, startEngine } from "./shared.js";
 import { accuracyPlot, type Series } from "./svg-plot.js";
@@ -71,13 +72,13 @@ async function run(f: Record<string, unknown>): Promise<void> {
     progress.message(`mcnc compare: ${i + 1}/${jobs.length} ${job.method}${job.ratio ? ` at ${job.ratio}x` : ""}, seed ${job.seed}`);
     const r = await train(model, method, config, data, { epochs, batch: 128, seed: job.seed, onStep: (p) => progress.step(p), onEpoch: (e) => progress.epoch(e, epochs) });
     const bytes = encodeModelFile({ model: fileModel, method: { name: method.name, config }, seed: job.seed, trainable: r.trainable }, model, method);
-    const stored = method.trainableShapes(config, model.specs).reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+    const size = sizeReport(params, method.trainableShapes(config, model.specs), bytes.length);
     const row: Run = {
       ...job,
       accuracy: r.accuracy,
-      stored_params: stored,
-      file_bytes: bytes.length,
-      bits_per_param: round((8 * bytes.length) / params, 4),
+      stored_params: size.stored_params,
+      file_bytes: size.file_bytes,
+      bits_per_param: round(size.bits_per_param, 4),
       train_seconds: round(r.trainSeconds, 2),
     };
     runs.push(row);
@@ -122,17 +123,17 @@ export const compareCommand: Command = {
   summary: "train every method at the same stored budgets and seeds; write a table and a plot",
   usage: "mcnc compare [--model mlp] [--methods mcnc,mcnc-lora,nola] [--ratios 200,100,50] [--seeds 0,1] [--epochs 3]",
   flags: () => [
-    { name: "model", type: "string", choices: MODEL_NAMES, help: "network", default: "mlp" },
+    MODEL_FLAG,
     { name: "methods", type: "string", help: "methods with a --ratio, comma-separated (dense runs as the reference)", default: "mcnc,mcnc-lora,nola" },
     { name: "ratios", type: "string", help: "stored-parameter ratios, comma-separated", default: "200,100,50" },
     { name: "seeds", type: "string", help: "seeds, comma-separated", default: "0,1" },
     { name: "epochs", type: "int", help: "epochs per run", default: "3" },
-    { name: "limit", type: "int", help: "train on the first N samples only (0: all)", default: "0" },
-    { name: "test-limit", type: "int", help: "evaluate on the first N test samples only (0: all)", default: "0" },
+    LIMIT_FLAG,
+    TEST_LIMIT_FLAG,
     { name: "out-dir", type: "string", help: "where the table, plot and runs go", default: "compare" },
     ...DATA_FLAGS,
     THREADS_FLAG,
-    { name: "quiet", type: "bool", help: "no progress on stderr" },
+    QUIET_FLAG,
     JSON_FLAG,
   ],
   maxPositionals: 0,

@@ -4,7 +4,7 @@ import { timedRebuild } from "../../format/model-file.js";
 import { readModelFile } from "../../format/read-file.js";
 import { toDevice } from "../../model/params.js";
 import { accuracy, predictor } from "../../train/evaluate.js";
-import { DATA_FLAGS, JSON_FLAG, print, THREADS_FLAG, type Command } from "../command.js";
+import { DATA_FLAGS, JSON_FLAG, print, TEST_LIMIT_FLAG, THREADS_FLAG, type Command } from "../command.js";
 import { checkDataFits, dataFrom, fileSize, jsonReport, sizeLines, startEngine } from "./shared.js";
 
 async function run(f: Record<string, unknown>, [file]: string[]): Promise<void> {
@@ -42,7 +42,7 @@ export const evalCommand: Command = {
   name: "eval",
   summary: "rebuild a .mcnc model and report its test accuracy and size",
   usage: "mcnc eval FILE [--data DIR] [--json]",
-  flags: () => [{ name: "test-limit", type: "int", help: "evaluate on the first N test samples only (0: all)", default: "0" }, ...DATA_FLAGS, THREADS_FLAG, JSON_FLAG],
+  flags: () => [TEST_LIMIT_FLAG, ...DATA_FLAGS, THREADS_FLAG, JSON_FLAG],
   maxPositionals: 1,
   run,
 };

@@ -5,14 +5,14 @@ import { UserError } from "../../errors.js";
 import { decodeModelFile, encodeModelFile, timedRebuild } from "../../format/model-file.js";
 import { writeFileAtomic } from "../../format/atomic-write.js";
 import { findMethod, methodNames, type Method } from "../../methods/index.js";
-import { buildModel, MODEL_NAMES } from "../../model/models.js";
+import { buildModel } from "../../model/models.js";
 import { countParams, toDevice } from "../../model/params.js";
 import { checkSeed } from "../../rng/seeded.js";
 import { PLATEAU_DEFAULTS } from "../../train/plateau.js";
 import { accuracy, predictor } from "../../train/evaluate.js";
 import { train } from "../../train/trainer.js";
 import type { Flag } from "../args.js";
-import { DATA_FLAGS, JSON_FLAG, print, round, THREADS_FLAG, type Command } from "../command.js";
+import { DATA_FLAGS, JSON_FLAG, LIMIT_FLAG, MODEL_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, THREADS_FLAG, type Command } from "../command.js";
 import { Progress } from "../progress.js";
 import { dataFrom, fileSize, jsonReport, sizeLines, startEngine } from "./shared.js";
 
@@ -30,7 +30,7 @@ function methodFlags(): Map<string, { flag: Flag; methods: string[] }> {
 
 function flags(): Flag[] {
   return [
-    { name: "model", type: "string", choices: MODEL_NAMES, help: "network", default: "mlp" },
+    MODEL_FLAG,
     { name: "method", type: "string", choices: methodNames(), help: "compression method", default: "mcnc" },
     ...[...methodFlags().values()].map(({ flag, methods }) => ({ ...flag, help: `${flag.help} [${methods.join(", ")}]` })),
     { name: "epochs", type: "int", help: "passes over the training data", default: "3" },
@@ -40,11 +40,11 @@ function flags(): Flag[] {
     { name: "seed", type: "int", help: "seed of everything random (stored in the file)", default: "0" },
     { name: "out", type: "string", help: "output file", default: "<model>-<method>.mcnc" },
     { name: "store-bits", type: "int", help: "8: store the method's numbers as 8-bit codes (dense-kept leaves stay float32)", default: "32" },
-    { name: "limit", type: "int", help: "train on the first N samples only (0: all)", default: "0" },
-    { name: "test-limit", type: "int", help: "evaluate on the first N test samples only (0: all)", default: "0" },
+    LIMIT_FLAG,
+    TEST_LIMIT_FLAG,
     ...DATA_FLAGS,
     THREADS_FLAG,
-    { name: "quiet", type: "bool", help: "no progress on stderr" },
+    QUIET_FLAG,
     JSON_FLAG,
   ];
 }

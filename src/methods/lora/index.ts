@@ -7,7 +7,7 @@ import { numpy as np } from "@jax-js/jax";
 import { UserError } from "../../errors.js";
 import { initParams, sizeOf, type HostParams, type ParamSpec, type Params } from "../../model/params.js";
 import { seededUniform, STREAM } from "../../rng/seeded.js";
-import { chooseCompressed, KEPT, keptInit, keptShapes } from "../leaves.js";
+import { assembleLeaves, chooseCompressed, keptInit, keptShapes } from "../leaves.js";
 import { registerMethod, type Method, type OptionValues } from "../method.js";
 
 export interface LoraConfig {
@@ -103,19 +103,11 @@ export const lora: Method<LoraConfig> = {
 
   stages(config, specs) {
     return [
-      (_carry, trainable, frozen) => {
-        const out: Params = {};
-        for (const s of specs) {
-          if (!config.compress.includes(s.name)) {
-            out[s.name] = trainable[KEPT + s.name]!;
-            continue;
-          }
-          let w = np.matmul(trainable[s.name + DOWN]!, trainable[s.name + UP]!).reshape(s.shape);
-          if (config.residual) w = w.add(frozen[s.name]!);
-          out[s.name] = w;
-        }
-        return out;
-      },
+      (_carry, trainable, frozen) =>
+        assembleLeaves(specs, config.compress, trainable, (s) => {
+          const w = np.matmul(trainable[s.name + DOWN]!, trainable[s.name + UP]!).reshape(s.shape);
+          return config.residual ? w.add(frozen[s.name]!) : w;
+        }),
     ];
   },
 

@@ -5,7 +5,7 @@
 import { numpy as np } from "@jax-js/jax";
 import { initParams, sizeOf, type HostParams, type ParamSpec, type Params } from "../../model/params.js";
 import { seededUniform, STREAM } from "../../rng/seeded.js";
-import { KEPT, keptInit, keptShapes } from "../leaves.js";
+import { assembleLeaves, keptInit, keptShapes } from "../leaves.js";
 import { registerMethod, type Method, type Stage } from "../method.js";
 import { CHUNK_ALIGN, configureMcnc, layoutOf, MCNC_OPTIONS, type McncConfig } from "./config.js";
 import { generatorDims, generatorFlops, generatorLayer, generatorWeights, onSphere } from "./generator.js";
@@ -97,17 +97,12 @@ export const mcnc: Method<McncConfig> = {
       let theta = onSphere(carry.h!).reshape([m, chunks, d]).mul(trainable.beta!.reshape([m, chunks, 1]));
       theta = (m === 1 ? theta.reshape([chunks, d]) : theta.sum(0)).reshape([chunks * d]);
       if (config.residual) theta = theta.add(frozen.theta0!);
-      const out: Params = {};
       let at = 0;
-      for (const s of specs) {
-        if (config.compress.includes(s.name)) {
-          const size = sizeOf(s.shape);
-          out[s.name] = theta.ref.slice([at, at + size]).reshape(s.shape);
-          at += size;
-        } else {
-          out[s.name] = trainable[KEPT + s.name]!;
-        }
-      }
+      const out = assembleLeaves(specs, config.compress, trainable, (s) => {
+        const size = sizeOf(s.shape);
+        at += size;
+        return theta.ref.slice([at - size, at]).reshape(s.shape);
+      });
       theta.dispose();
       return out;
     };

@@ -8,7 +8,7 @@ import { numpy as np } from "@jax-js/jax";
 import { UserError } from "../../errors.js";
 import { countParams, initParams, sizeOf, type HostParams, type ParamSpec, type Params } from "../../model/params.js";
 import { seededUniform, STREAM } from "../../rng/seeded.js";
-import { KEPT, keptInit, keptShapes } from "../leaves.js";
+import { assembleLeaves, keptInit, keptShapes } from "../leaves.js";
 import { configureLora, DOWN, matrixShape, UP } from "../lora/index.js";
 import { registerMethod, type Method, type OptionValues } from "../method.js";
 
@@ -99,20 +99,13 @@ export const nola: Method<NolaConfig> = {
   stages(config, specs) {
     const r = config.rank;
     return [
-      (_carry, trainable, frozen) => {
-        const out: Params = {};
-        for (const s of specs) {
-          if (!config.compress.includes(s.name)) {
-            out[s.name] = trainable[KEPT + s.name]!;
-            continue;
-          }
+      (_carry, trainable, frozen) =>
+        assembleLeaves(specs, config.compress, trainable, (s) => {
           const [rows, cols] = matrixShape(s.shape);
           const down = np.matmul(trainable[s.name + DOWN]!.reshape([1, config.bases]), frozen[s.name + DOWN]!).reshape([rows, r]);
           const up = np.matmul(trainable[s.name + UP]!.reshape([1, config.bases]), frozen[s.name + UP]!).reshape([r, cols]);
-          out[s.name] = np.matmul(down, up).reshape(s.shape).add(frozen[s.name]!);
-        }
-        return out;
-      },
+          return np.matmul(down, up).reshape(s.shape).add(frozen[s.name]!);
+        }),
     ];
   },
 
