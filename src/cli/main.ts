@@ -7,6 +7,12 @@ import { availableParallelism } from "node:os";
 
 const argv = process.argv.slice(2);
 
+// `mcnc ... | head` closes the pipe early: that is the reader's choice, not an error of ours.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code !== "EPIPE") throw e;
+  process.exit(0);
+});
+
 function flagValue(name: string): string | undefined {
   const at = argv.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
   if (at < 0) return undefined;

@@ -26,9 +26,41 @@ export const LIMITS = {
   rank: 8,
 } as const;
 
-/** f32: IEEE float32. q8: unsigned 8-bit codes, value = fround(min + code * step) computed in float64. */
-export type Dtype = "f32" | "q8";
-const DTYPE_BYTES: Record<Dtype, number> = { f32: 4, q8: 1 };
+/**
+ * f32: IEEE float32. q8: unsigned 8-bit codes, value = fround(min + code * step) computed in float64.
+ * u8, u4, u2, u1: unsigned integer codes of that many bits, packed little-end first (code i of a u4
+ * tensor is the low nibble of byte i/2 when i is even); what they mean is the method's business.
+ */
+export type Dtype = "f32" | "q8" | CodeDtype;
+export type CodeDtype = "u8" | "u4" | "u2" | "u1";
+export type CodeBits = 8 | 4 | 2 | 1;
+const DTYPE_BITS: Record<Dtype, number> = { f32: 32, q8: 8, u8: 8, u4: 4, u2: 2, u1: 1 };
+
+function tensorBytes(dtype: Dtype, count: number): number {
+  return Math.ceil((count * DTYPE_BITS[dtype]) / 8);
+}
+
+export function codeDtype(bits: CodeBits): CodeDtype {
+  return `u${bits}`;
+}
+
+/** Codes of `bits` bits each (every code below 2^bits), packed. */
+export function packCodes(codes: Uint8Array, bits: CodeBits): Uint8Array {
+  if (bits === 8) return codes.slice();
+  const perByte = 8 / bits;
+  const out = new Uint8Array(Math.ceil(codes.length / perByte));
+  for (let i = 0; i < codes.length; i++) out[Math.floor(i / perByte)]! |= codes[i]! << ((i % perByte) * bits);
+  return out;
+}
+
+export function unpackCodes(packed: Uint8Array, bits: CodeBits, count: number): Uint8Array {
+  if (bits === 8) return packed.slice(0, count);
+  const perByte = 8 / bits;
+  const mask = (1 << bits) - 1;
+  const out = new Uint8Array(count);
+  for (let i = 0; i < count; i++) out[i] = (packed[Math.floor(i / perByte)]! >> ((i % perByte) * bits)) & mask;
+  return out;
+}
 
 export interface TensorEntry {
   name: string;
@@ -41,13 +73,16 @@ export interface TensorEntry {
   step?: number;
 }
 
-export interface TensorIn {
-  name: string;
-  shape: number[];
-  data: Float32Array;
-  /** Store at 8 bits (per-tensor affine, min-max) instead of 32. */
-  q8?: boolean;
-}
+/** A tensor to write: floats (f32, or q8 when asked) or integer codes. */
+export type TensorIn =
+  | {
+      name: string;
+      shape: number[];
+      data: Float32Array;
+      /** Store at 8 bits (per-tensor affine, min-max) instead of 32. */
+      q8?: boolean;
+    }
+  | { name: string; shape: number[]; codes: Uint8Array; bits: CodeBits };
 
 /** Min-max affine 8-bit codes for `data`; `dequantize` of them is what a reader gets back. */
 export function quantize8(data: Float32Array): { codes: Uint8Array; min: number; step: number } {
@@ -91,13 +126,20 @@ export function checkShape(shape: unknown, what: string): number[] {
 
 export function encodeContainer(fields: Record<string, unknown>, tensors: TensorIn[]): Uint8Array {
   const entries: TensorEntry[] = [];
-  const codes = new Map<string, Uint8Array>();
+  const bytesOf = new Map<string, Uint8Array>();
   let offset = 0;
   for (const t of tensors) {
-    if (elements(t.shape) !== t.data.length) throw new Error(`tensor ${t.name}: shape ${t.shape} does not hold ${t.data.length} values`);
-    if (t.q8) {
+    const count = "codes" in t ? t.codes.length : t.data.length;
+    if (elements(t.shape) !== count) throw new Error(`tensor ${t.name}: shape ${t.shape} does not hold ${count} values`);
+    if ("codes" in t) {
+      if (t.codes.some((c) => c >>> t.bits !== 0)) throw new Error(`tensor ${t.name}: a code does not fit in ${t.bits} bits`);
+      const packed = packCodes(t.codes, t.bits);
+      bytesOf.set(t.name, packed);
+      entries.push({ name: t.name, dtype: codeDtype(t.bits), shape: t.shape, offset });
+      offset += packed.length;
+    } else if (t.q8) {
       const q = quantize8(t.data);
-      codes.set(t.name, q.codes);
+      bytesOf.set(t.name, q.codes);
       entries.push({ name: t.name, dtype: "q8", shape: t.shape, offset, min: q.min, step: q.step });
       offset += t.data.length;
     } else {
@@ -121,12 +163,13 @@ export function encodeContainer(fields: Record<string, unknown>, tensors: Tensor
   out.set(json, PREFIX);
   let at = PREFIX + json.length;
   for (const t of tensors) {
-    const q = codes.get(t.name);
-    if (q) {
-      out.set(q, at);
-      at += q.length;
+    const raw = bytesOf.get(t.name);
+    if (raw) {
+      out.set(raw, at);
+      at += raw.length;
       continue;
     }
+    if ("codes" in t) throw new Error("unreachable: codes are always packed");
     // Little-endian on every platform, whatever the host's byte order.
     for (let i = 0; i < t.data.length; i++, at += 4) view.setFloat32(at, t.data[i]!, true);
   }
@@ -136,8 +179,10 @@ export function encodeContainer(fields: Record<string, unknown>, tensors: Tensor
 
 export interface Container {
   header: Header;
-  /** Read one tensor as float32 (allocates); names come from header.tensors. */
+  /** Read one f32 or q8 tensor as float32 (allocates); names come from header.tensors. */
   tensor(name: string): Float32Array;
+  /** Read one u8/u4/u2/u1 tensor, a byte per code (allocates). */
+  codes(name: string): Uint8Array;
 }
 
 export function decodeContainer(bytes: Uint8Array, file = "file"): Container {
@@ -168,24 +213,36 @@ export function decodeContainer(bytes: Uint8Array, file = "file"): Container {
   for (const t of header.tensors) {
     if (typeof t !== "object" || t === null || typeof t.name !== "string") throw new UserError(`${file}: malformed tensor entry`);
     if (byName.has(t.name)) throw new UserError(`${file}: tensor ${t.name} listed twice`);
-    if (!(t.dtype in DTYPE_BYTES)) throw new UserError(`${file}: tensor ${t.name} has unsupported dtype ${String(t.dtype)}`);
+    if (!Object.hasOwn(DTYPE_BITS, t.dtype)) throw new UserError(`${file}: tensor ${t.name} has unsupported dtype ${String(t.dtype)}`);
     if (t.dtype === "q8" && !(Number.isFinite(t.min) && Number.isFinite(t.step) && (t.step as number) >= 0)) {
       throw new UserError(`${file}: q8 tensor ${t.name} needs a finite min and a non-negative step`);
     }
     const shape = checkShape(t.shape, `${file}: tensor ${t.name}`);
     // Tensors lie back to back in header order: no gap, no overlap, nothing past the end.
     if (t.offset !== expected) throw new UserError(`${file}: tensor ${t.name} starts at ${String(t.offset)}, expected ${expected}`);
-    expected += elements(shape) * DTYPE_BYTES[t.dtype];
+    expected += tensorBytes(t.dtype, elements(shape));
     if (expected > payloadBytes) throw new UserError(`${file}: tensor ${t.name} runs past the end of the payload`);
     byName.set(t.name, t);
   }
   if (expected !== payloadBytes) throw new UserError(`${file}: payload holds ${payloadBytes} bytes but the tensors need ${expected}`);
 
+  const entry = (name: string, want: "floats" | "codes"): TensorEntry => {
+    const t = byName.get(name);
+    if (!t) throw new UserError(`${file}: no tensor ${name}`);
+    const isFloat = t.dtype === "f32" || t.dtype === "q8";
+    if (isFloat !== (want === "floats")) throw new UserError(`${file}: tensor ${name} is ${t.dtype}, expected ${want === "floats" ? "f32 or q8" : "integer codes"}`);
+    return t;
+  };
   return {
     header,
+    codes(name) {
+      const t = entry(name, "codes");
+      const at = payloadStart + t.offset;
+      const n = elements(t.shape);
+      return unpackCodes(bytes.subarray(at, at + tensorBytes(t.dtype, n)), DTYPE_BITS[t.dtype] as CodeBits, n);
+    },
     tensor(name) {
-      const t = byName.get(name);
-      if (!t) throw new UserError(`${file}: no tensor ${name}`);
+      const t = entry(name, "floats");
       const n = elements(t.shape);
       const at = payloadStart + t.offset;
       if (t.dtype === "q8") return dequantize8(bytes.subarray(at, at + n), t.min!, t.step!);

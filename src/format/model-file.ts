@@ -7,7 +7,7 @@ import { UserError } from "../errors.js";
 import { findMethod, materializer, methodNames, type Method } from "../methods/index.js";
 import { KEPT } from "../methods/leaves.js";
 import { buildModel, type ImageShape, type Model } from "../model/models.js";
-import { countParams, toDevice, toHost, type HostParams, type Params } from "../model/params.js";
+import { countParams, toDevice, toHost, type HostParams, type NamedShape, type Params } from "../model/params.js";
 import { checkSeed, RNG_ALGORITHM } from "../rng/seeded.js";
 import { checkShape, decodeContainer, elements, encodeContainer, type Dtype } from "./container.js";
 
@@ -19,6 +19,7 @@ export interface ModelFile {
   model: { name: string; input: ImageShape; classes: number };
   method: { name: string; config: object };
   seed: number;
+  /** The method's trainable tensors; for a method with a codec, the weights it encodes (or decoded). */
   trainable: HostParams;
   /** Informational: data set, accuracy, training settings. Not used to rebuild. */
   meta?: Record<string, unknown>;
@@ -30,8 +31,10 @@ export interface LoadedModel {
   method: Method;
   config: object;
   bytes: number;
-  /** How each stored tensor is encoded in the file (f32 or q8). */
+  /** How each stored tensor is encoded in the file (f32, q8 or integer codes). */
   storage: Record<string, Dtype>;
+  /** The file's tensors, as its header lists them. */
+  stored: NamedShape[];
 }
 
 export interface EncodeOptions {
@@ -43,8 +46,11 @@ export interface EncodeOptions {
 }
 
 export function encodeModelFile(f: ModelFile, model: Model, method: Method, options: EncodeOptions = {}): Uint8Array {
-  const shapes = method.trainableShapes(f.method.config, model.specs);
   const q8 = options.storeBits === 8;
+  const config = f.method.config;
+  const tensors = method.codec
+    ? method.codec.encode(config, model.specs, f.trainable)
+    : method.trainableShapes(config, model.specs).map((t) => ({ name: t.name, shape: t.shape, data: f.trainable[t.name]! }));
   return encodeContainer(
     {
       format: "mcnc",
@@ -55,7 +61,7 @@ export function encodeModelFile(f: ModelFile, model: Model, method: Method, opti
       rng: RNG_ALGORITHM,
       meta: f.meta ?? {},
     },
-    shapes.map((t) => ({ name: t.name, shape: t.shape, data: f.trainable[t.name]!, q8: q8 && !t.name.startsWith(KEPT) })),
+    tensors.map((t) => ("data" in t ? { ...t, q8: q8 && !t.name.startsWith(KEPT) } : t)),
   );
 }
 
@@ -122,15 +128,22 @@ export function decodeModelFile(bytes: Uint8Array, name = "file"): LoadedModel {
     throw bad(`method config: ${(e as Error).message}`);
   }
 
-  const wanted = method.trainableShapes(config, model.specs);
   const stored = h.tensors;
-  const sameTensors =
-    wanted.length === stored.length &&
-    wanted.every((w, i) => stored[i]!.name === w.name && stored[i]!.shape.length === w.shape.length && stored[i]!.shape.every((d, j) => d === w.shape[j]));
-  if (!sameTensors) throw bad(`stored tensors do not match what ${method.name} with this configuration needs`);
-
   const trainable: HostParams = {};
-  for (const w of wanted) trainable[w.name] = c.tensor(w.name);
+  if (method.codec) {
+    try {
+      Object.assign(trainable, method.codec.decode(config, model.specs, { shapes: stored, floats: c.tensor, codes: c.codes }));
+    } catch (e) {
+      throw bad(`${method.name} tensors: ${(e as Error).message}`);
+    }
+  } else {
+    const wanted = method.trainableShapes(config, model.specs);
+    const sameTensors =
+      wanted.length === stored.length &&
+      wanted.every((w, i) => stored[i]!.name === w.name && stored[i]!.shape.length === w.shape.length && stored[i]!.shape.every((d, j) => d === w.shape[j]));
+    if (!sameTensors) throw bad(`stored tensors do not match what ${method.name} with this configuration needs`);
+    for (const w of wanted) trainable[w.name] = c.tensor(w.name);
+  }
   return {
     file: { model: { name: model.name, input: shape, classes }, method: { name: method.name, config }, seed, trainable, meta: isRecord(h.meta) ? h.meta : {} },
     model,
@@ -138,12 +151,15 @@ export function decodeModelFile(bytes: Uint8Array, name = "file"): LoadedModel {
     config,
     bytes: bytes.length,
     storage: Object.fromEntries(stored.map((t) => [t.name, t.dtype])),
+    stored: stored.map((t) => ({ name: t.name, shape: t.shape })),
   };
 }
 
 /** The model's weights from the file's numbers. Consumes nothing the caller keeps. */
 export async function rebuildParams(loaded: LoadedModel, rebuild = materializer(loaded.method, loaded.config, loaded.model.specs)): Promise<Params> {
   const { method, config, model, file } = loaded;
+  // A codec's file decodes straight to the weights.
+  if (method.codec) return toDevice(model.specs, file.trainable);
   const frozen = await method.frozen(config, model.specs, file.seed);
   return rebuild(toDevice(method.trainableShapes(config, model.specs), file.trainable), frozen);
 }

@@ -6,6 +6,8 @@ export interface SizeReport {
   params: number;
   /** Numbers stored in the file (latents, amplitudes and kept-dense leaves alike). */
   stored_params: number;
+  /** Of those, the ones stored as integer codes of 1 to 8 bits (quantised weights, positions). */
+  coded_params: number;
   file_bytes: number;
   /** File bits per network parameter (32 for an uncompressed float32 model, before headers). */
   bits_per_param: number;
@@ -15,11 +17,13 @@ export interface SizeReport {
   byte_ratio: number;
 }
 
-export function sizeReport(params: number, stored: readonly NamedShape[], fileBytes: number): SizeReport {
+/** `stored` with `dtype` as the container writes it; u8/u4/u2/u1 are integer codes. */
+export function sizeReport(params: number, stored: ReadonlyArray<NamedShape & { dtype?: string }>, fileBytes: number): SizeReport {
   const storedParams = countParams(stored);
   return {
     params,
     stored_params: storedParams,
+    coded_params: countParams(stored.filter((t) => t.dtype !== undefined && /^u[1248]$/.test(t.dtype))),
     file_bytes: fileBytes,
     bits_per_param: (8 * fileBytes) / params,
     param_ratio: params / storedParams,

@@ -29,8 +29,13 @@ export interface Method<Config extends object = object> {
   configure(values: OptionValues, specs: readonly ParamSpec[]): Config;
   /** Names and shapes of the trainable (stored) tensors, in storage order. */
   trainableShapes(config: Config, specs: readonly ParamSpec[]): Array<{ name: string; shape: number[] }>;
-  /** Starting values of the trainable tensors. */
-  init(config: Config, specs: readonly ParamSpec[], seed: number): Promise<HostParams>;
+  /**
+   * Starting values of the trainable tensors. `start`, for methods that declare `startsFromWeights`,
+   * is a trained network's weights to begin from (fine-tuning, post-training compression).
+   */
+  init(config: Config, specs: readonly ParamSpec[], seed: number, start?: HostParams): Promise<HostParams>;
+  /** The method's trainable tensors are the network's own leaves, so it can start from trained weights. */
+  startsFromWeights?: boolean;
   /** Frozen tensors, a pure function of (config, seed). */
   frozen(config: Config, specs: readonly ParamSpec[], seed: number): Promise<Params>;
   /**
@@ -44,6 +49,64 @@ export interface Method<Config extends object = object> {
   notes?(config: Config, specs: readonly ParamSpec[]): string[];
   /** Floating-point operations to rebuild all weights once (for rebuild-speed reports). */
   rebuildFlops(config: Config, specs: readonly ParamSpec[]): number;
+  /**
+   * Post-training methods (pruning, quantisation) store an encoding of the weights, not their
+   * trainable tensors: a file then holds `codec.encode` of the trained weights, and rebuilding is
+   * `codec.decode`. Training reports the decoded weights, so its accuracy is the file's.
+   */
+  codec?: Codec<Config>;
+  /**
+   * Training-time state that follows the weights (pruning masks): when `due`, the trainer hands the
+   * current trainable tensors to `frozenAt` and uses what it returns as the frozen tensors from then on.
+   */
+  refresh?: {
+    due(config: Config, step: number, steps: number): boolean;
+    frozenAt(config: Config, specs: readonly ParamSpec[], step: number, steps: number, trainable: HostParams): Params;
+  };
+}
+
+/** A tensor as a file stores it: floats, or unsigned integer codes of 1, 2, 4 or 8 bits. */
+export type StoredTensor = { name: string; shape: number[]; data: Float32Array } | { name: string; shape: number[]; codes: Uint8Array; bits: 1 | 2 | 4 | 8 };
+
+/** Read access to a file's stored tensors. */
+export interface StoredReader {
+  shapes: ReadonlyArray<{ name: string; shape: readonly number[] }>;
+  floats(name: string): Float32Array;
+  codes(name: string): Uint8Array;
+}
+
+export interface Codec<Config> {
+  encode(config: Config, specs: readonly ParamSpec[], weights: HostParams): StoredTensor[];
+  /** Validates what it reads (UserError on anything inconsistent). */
+  decode(config: Config, specs: readonly ParamSpec[], stored: StoredReader): HostParams;
+}
+
+/** A reader over tensors still in memory: what a file would give back at full precision. */
+export function memoryReader(tensors: readonly StoredTensor[]): StoredReader {
+  const byName = new Map(tensors.map((t) => [t.name, t]));
+  const get = (name: string) => {
+    const t = byName.get(name);
+    if (!t) throw new Error(`no stored tensor ${name}`);
+    return t;
+  };
+  return {
+    shapes: tensors,
+    floats: (name) => {
+      const t = get(name);
+      if (!("data" in t)) throw new Error(`${name} holds codes`);
+      return t.data;
+    },
+    codes: (name) => {
+      const t = get(name);
+      if (!("codes" in t)) throw new Error(`${name} holds floats`);
+      return t.codes;
+    },
+  };
+}
+
+/** Trained weights as a file of this method would give them back (identity for reparameterisations). */
+export function roundTrip<C extends object>(method: Method<C>, config: C, specs: readonly ParamSpec[], weights: HostParams): HostParams {
+  return method.codec ? method.codec.decode(config, specs, memoryReader(method.codec.encode(config, specs, weights))) : weights;
 }
 
 /** One step of a reparameterisation. Pure and jittable; consumes its arguments. */

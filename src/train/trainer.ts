@@ -6,7 +6,7 @@
 import { jit, nn, numpy as np, tree, valueAndGrad, vjp } from "@jax-js/jax";
 import type { Dataset } from "../data/dataset.js";
 import { UserError } from "../errors.js";
-import { materializer, type Method, type Stage } from "../methods/method.js";
+import { materializer, roundTrip, type Method, type Stage } from "../methods/method.js";
 import type { Model } from "../model/models.js";
 import { toDevice, toHost, type HostParams, type Params } from "../model/params.js";
 import { adamInit, adamScalars, adamUpdate, type AdamState } from "./adam.js";
@@ -21,6 +21,8 @@ export interface TrainOptions {
   lr?: number;
   seed: number;
   plateau?: Partial<PlateauOptions>;
+  /** Trained weights to start from (methods with `startsFromWeights`). */
+  start?: HostParams;
   onStep?: (p: StepProgress) => void;
   onEpoch?: (e: EpochStats) => void;
 }
@@ -47,9 +49,9 @@ export interface EpochStats {
 }
 
 export interface TrainResult {
-  /** What a file stores. */
+  /** What a file stores (for a method with a codec, the weights it encodes). */
   trainable: HostParams;
-  /** The weights those numbers rebuild to. */
+  /** The weights the file rebuilds to. */
   params: HostParams;
   history: EpochStats[];
   accuracy: number;
@@ -117,9 +119,11 @@ export async function train<C extends object>(model: Model, method: Method<C>, c
   const rebuild = materializer(method, config, specs);
   const predict = predictor(model);
 
-  const initial = await method.init(config, specs, seed);
-  let trainable = toDevice(method.trainableShapes(config, specs), initial);
-  const frozen = await method.frozen(config, specs, seed);
+  if (options.start && !method.startsFromWeights) throw new UserError(`--method ${method.name} cannot start from trained weights`);
+  const initial = await method.init(config, specs, seed, options.start);
+  const shapes = method.trainableShapes(config, specs);
+  let trainable = toDevice(shapes, initial);
+  let frozen = await method.frozen(config, specs, seed);
   let state = adamInit(initial);
   const plateau = new Plateau(options.lr ?? method.defaultLearningRate, { ...PLATEAU_DEFAULTS, ...options.plateau });
 
@@ -137,6 +141,14 @@ export async function train<C extends object>(model: Model, method: Method<C>, c
       const y = np.array(b.y).reshape([batch, classes]);
       let loss: np.Array;
       [loss, trainable, state] = step(trainable, frozen, state, x, y, lr, ++t);
+      if (method.refresh?.due(config, t, steps * epochs)) {
+        const host = await toHost(
+          shapes.map((s) => s.name),
+          tree.ref(trainable),
+        );
+        tree.dispose(frozen);
+        frozen = method.refresh.frozenAt(config, specs, t, steps * epochs, host);
+      }
       const value = ((await loss.data()) as Float32Array)[0]!;
       if (!Number.isFinite(value)) throw new UserError(`training diverged at epoch ${epoch + 1}, step ${s + 1} (loss ${value}); lower --lr`);
       lossSum += value;
@@ -156,18 +168,27 @@ export async function train<C extends object>(model: Model, method: Method<C>, c
     plateau.step(stats.loss);
   }
 
-  const finalParams = await toHost(
+  const trained = await toHost(
     specs.map((s) => s.name),
     rebuild(tree.ref(trainable), frozen),
   );
-  const finalTrainable = await toHost(Object.keys(initial), trainable);
+  const finalTrainable = method.codec ? trained : await toHost(Object.keys(initial), trainable);
+  if (method.codec) tree.dispose(trainable);
   tree.dispose(state);
+  // A codec stores an encoding of the weights: what counts is what the file gives back.
+  const finalParams = roundTrip(method, config, specs, trained);
+  let finalAccuracy = history.at(-1)?.accuracy ?? NaN;
+  if (method.codec || history.length === 0) {
+    const stored = toDevice(specs, finalParams);
+    finalAccuracy = await accuracy(predict, stored, data.test, data.imageShape);
+    tree.dispose(stored);
+  }
   return {
     trainable: finalTrainable,
     params: finalParams,
     history,
-    accuracy: history.at(-1)?.accuracy ?? NaN,
-    trainSamplesPerS: (steps * batch * epochs) / trainSeconds,
+    accuracy: finalAccuracy,
+    trainSamplesPerS: epochs === 0 ? 0 : (steps * batch * epochs) / trainSeconds,
     trainSeconds,
   };
 }

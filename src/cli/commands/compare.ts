@@ -6,15 +6,14 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { UserError } from "../../errors.js";
 import { writeFileAtomic } from "../../format/atomic-write.js";
-import { encodeModelFile } from "../../format/model-file.js";
-import { sizeReport } from "../../format/size-report.js";
+import { decodeModelFile, encodeModelFile } from "../../format/model-file.js";
 import { findMethod, methodNames } from "../../methods/index.js";
 import { buildModel } from "../../model/models.js";
 import { countParams } from "../../model/params.js";
 import { train } from "../../train/trainer.js";
 import { DATA_FLAGS, JSON_FLAG, LIMIT_FLAG, MODEL_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, THREADS_FLAG, type Command } from "../command.js";
 import { Progress } from "../progress.js";
-import { dataFrom, startEngine } from "./shared.js";
+import { dataFrom, fileSize, startEngine } from "./shared.js";
 import { accuracyPlot, type Series } from "./svg-plot.js";
 
 interface Run {
@@ -72,7 +71,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
     progress.message(`mcnc compare: ${i + 1}/${jobs.length} ${job.method}${job.ratio ? ` at ${job.ratio}x` : ""}, seed ${job.seed}`);
     const r = await train(model, method, config, data, { epochs, batch: 128, seed: job.seed, onStep: (p) => progress.step(p), onEpoch: (e) => progress.epoch(e, epochs) });
     const bytes = encodeModelFile({ model: fileModel, method: { name: method.name, config }, seed: job.seed, trainable: r.trainable }, model, method);
-    const size = sizeReport(params, method.trainableShapes(config, model.specs), bytes.length);
+    const size = fileSize(decodeModelFile(bytes));
     const row: Run = {
       ...job,
       accuracy: r.accuracy,

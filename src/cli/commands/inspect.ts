@@ -9,7 +9,7 @@ async function run(f: Record<string, unknown>, [file]: string[]): Promise<void> 
   const loaded = readModelFile(file);
   const { model, method, config } = loaded;
   const size = fileSize(loaded);
-  const tensors = method.trainableShapes(config, model.specs).map((t) => ({ ...t, dtype: loaded.storage[t.name] }));
+  const tensors = loaded.stored.map((t) => ({ ...t, dtype: loaded.storage[t.name] }));
   const info = {
     command: "inspect",
     file,

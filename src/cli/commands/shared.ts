@@ -31,13 +31,13 @@ export function checkDataFits(data: Dataset, loaded: LoadedModel): void {
 }
 
 export function fileSize(loaded: LoadedModel): SizeReport {
-  return sizeReport(countParams(loaded.model.specs), loaded.method.trainableShapes(loaded.config, loaded.model.specs), loaded.bytes);
+  return sizeReport(countParams(loaded.model.specs), loaded.stored.map((t) => ({ ...t, dtype: loaded.storage[t.name] })), loaded.bytes);
 }
 
 export function sizeLines(r: SizeReport): string[] {
   return [
     `parameters       ${r.params}`,
-    `stored numbers   ${r.stored_params}  (${round(r.param_ratio, 1)}x fewer)`,
+    `stored numbers   ${r.stored_params}  (${round(r.param_ratio, 1)}x fewer${r.coded_params > 0 ? `; ${r.coded_params} of them integer codes of 1-8 bits` : ""})`,
     `file             ${r.file_bytes} bytes  (${round(r.bits_per_param, 3)} bits per parameter, ${round(r.byte_ratio, 1)}x smaller than float32)`,
   ];
 }

@@ -2,11 +2,12 @@
 import { accessSync, constants } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { UserError } from "../../errors.js";
-import { decodeModelFile, encodeModelFile, timedRebuild } from "../../format/model-file.js";
+import { decodeModelFile, encodeModelFile, rebuildParams, timedRebuild } from "../../format/model-file.js";
+import { readModelFile } from "../../format/read-file.js";
 import { writeFileAtomic } from "../../format/atomic-write.js";
 import { findMethod, methodNames, type Method } from "../../methods/index.js";
 import { buildModel } from "../../model/models.js";
-import { countParams, toDevice } from "../../model/params.js";
+import { countParams, toDevice, toHost } from "../../model/params.js";
 import { checkSeed } from "../../rng/seeded.js";
 import { PLATEAU_DEFAULTS } from "../../train/plateau.js";
 import { accuracy, predictor } from "../../train/evaluate.js";
@@ -14,7 +15,7 @@ import { train } from "../../train/trainer.js";
 import type { Flag } from "../args.js";
 import { DATA_FLAGS, JSON_FLAG, LIMIT_FLAG, MODEL_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, THREADS_FLAG, type Command } from "../command.js";
 import { Progress } from "../progress.js";
-import { dataFrom, fileSize, jsonReport, sizeLines, startEngine } from "./shared.js";
+import { checkDataFits, dataFrom, fileSize, jsonReport, sizeLines, startEngine } from "./shared.js";
 
 function methodFlags(): Map<string, { flag: Flag; methods: string[] }> {
   const out = new Map<string, { flag: Flag; methods: string[] }>();
@@ -33,7 +34,8 @@ function flags(): Flag[] {
     MODEL_FLAG,
     { name: "method", type: "string", choices: methodNames(), help: "compression method", default: "mcnc" },
     ...[...methodFlags().values()].map(({ flag, methods }) => ({ ...flag, help: `${flag.help} [${methods.join(", ")}]` })),
-    { name: "epochs", type: "int", help: "passes over the training data", default: "3" },
+    { name: "epochs", type: "int", help: "passes over the training data (0 with --init: post-training compression only)", default: "3" },
+    { name: "init", type: "string", help: "start from this file's weights (methods that train the weights themselves: dense, prune, quant)" },
     { name: "batch", type: "int", help: "minibatch size", default: "128" },
     { name: "lr", type: "float", help: "Adam step size (default: the method's; mcnc 0.02, dense 0.001)" },
     { name: "patience", type: "int", help: "epochs without improvement before the rate halves", default: String(PLATEAU_DEFAULTS.patience) },
@@ -70,7 +72,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
   const methodName = (f.method as string | undefined) ?? "mcnc";
   const method = findMethod(methodName)!;
   const values = methodValues(method, f);
-  const epochs = intFlag(f.epochs, 3, "epochs", 1, 10000);
+  const epochs = intFlag(f.epochs, 3, "epochs", 0, 10000);
   const batch = intFlag(f.batch, 128, "batch", 1, 65536);
   const patience = intFlag(f.patience, PLATEAU_DEFAULTS.patience, "patience", 0, 10000);
   const limit = intFlag(f.limit, 0, "limit", 0, 2 ** 31);
@@ -86,7 +88,14 @@ async function run(f: Record<string, unknown>): Promise<void> {
       throw new UserError(`--seed: ${(e as Error).message}`);
     }
   })();
-  const modelName = (f.model as string | undefined) ?? "mlp";
+  const initFile = f.init as string | undefined;
+  if (initFile !== undefined && !method.startsFromWeights) {
+    throw new UserError(`--init does not apply to --method ${method.name} (it is for ${methodNames().filter((n) => findMethod(n)!.startsFromWeights).join(", ")})`);
+  }
+  if (epochs === 0 && initFile === undefined) throw new UserError("--epochs 0 needs --init FILE (weights to compress without training)");
+  const startFrom = initFile === undefined ? undefined : readModelFile(initFile);
+  if (startFrom && f.model !== undefined && f.model !== startFrom.model.name) throw new UserError(`--init ${initFile} holds a ${startFrom.model.name}, not --model ${String(f.model)}`);
+  const modelName = startFrom?.model.name ?? (f.model as string | undefined) ?? "mlp";
   const out = resolve((f.out as string | undefined) ?? `${modelName}-${methodName}.mcnc`);
   // Fail before training, not after minutes of it.
   try {
@@ -100,6 +109,8 @@ async function run(f: Record<string, unknown>): Promise<void> {
   const data = dataFrom(f, { trainLimit: limit, testLimit });
   if (batch > data.train.count) throw new UserError(`--batch ${batch} is larger than the ${data.train.count} training samples`);
   const model = buildModel(modelName, data.imageShape, data.numClasses);
+  if (startFrom) checkDataFits(data, startFrom);
+  const start = startFrom && (await toHost(model.specs.map((s) => s.name), await rebuildParams(startFrom)));
   const config = method.configure(values, model.specs);
   const params = countParams(model.specs);
   progress.message(`mcnc: ${model.name} (${params} parameters) with ${method.name} ${JSON.stringify(config)}, ${data.train.count} training samples`);
@@ -111,6 +122,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
     lr,
     seed,
     plateau: { patience },
+    start,
     onStep: (p) => progress.step(p),
     onEpoch: (e) => progress.epoch(e, epochs),
   });
@@ -168,7 +180,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
 export const trainCommand: Command = {
   name: "train",
   summary: "train a model in compressed form and save it as .mcnc",
-  usage: "mcnc train [--model mlp|lenet] [--method mcnc|dense] [--ratio R | --k K --d D] [--epochs N] [--out FILE]",
+  usage: "mcnc train [--model mlp|lenet] [--method M] [--ratio R | method flags] [--epochs N] [--init FILE] [--out FILE]",
   flags,
   maxPositionals: 0,
   run: (f) => run(f),

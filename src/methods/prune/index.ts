@@ -1,0 +1,273 @@
+/**
+ * Gradual magnitude pruning (Zhu & Gupta 2017): during training the smallest weights are masked out,
+ * the sparsity rising on the cubic schedule s_t = s_f (1 - (1 - (t - t0) / (t1 - t0))^3) from step t0
+ * to t1, the masks recomputed every few steps. The file stores the surviving values and their
+ * positions (Rice-coded gaps or a bitmask, whichever is smaller), so what it costs is counted in bytes.
+ * Encoding also prunes: given unpruned weights it cuts them to the target sparsity in one shot.
+ */
+import { numpy as np } from "@jax-js/jax";
+import { UserError } from "../../errors.js";
+import { countParams, initParams, sizeOf, type HostParams, type ParamSpec, type Params } from "../../model/params.js";
+import { chooseCompressed, KEPT } from "../leaves.js";
+import { registerMethod, type Method, type OptionValues, type StoredReader, type StoredTensor } from "../method.js";
+
+export interface PruneConfig {
+  /** Final fraction of the compressed weights set to zero. */
+  sparsity: number;
+  /** Fractions of training where the schedule starts and reaches `sparsity`. */
+  start: number;
+  end: number;
+  /** Steps between mask updates. */
+  every: number;
+  /** 'global': one magnitude threshold over all compressed leaves; 'layer': the same sparsity in each. */
+  scope: "global" | "layer";
+  compress: string[];
+}
+
+export const PRUNE_DEFAULTS = { sparsity: 0.9, start: 0.1, end: 0.7, every: 20, scope: "global" } as const;
+const MASK = ".mask";
+/** Estimated bytes per surviving weight for --ratio: a float32 value and about 10 bits of position. */
+const BYTES_PER_SURVIVOR = 5.25;
+
+function fraction(values: OptionValues, name: string, fallback: number, top: "open" | "closed"): number {
+  const v = values[name] ?? fallback;
+  const ok = typeof v === "number" && v >= 0 && (top === "open" ? v < 1 : v <= 1);
+  if (!ok) throw new UserError(`--${name} must be in [0, 1${top === "open" ? ")" : "]"}, got ${String(v)}`);
+  return v;
+}
+
+function configurePrune(given: OptionValues, specs: readonly ParamSpec[]): PruneConfig {
+  // Flags say --prune-start; a file's header stores the configuration's own field names.
+  const values: OptionValues = { ...given };
+  for (const field of ["start", "end", "every", "scope"]) if (values[field] !== undefined) values[`prune-${field}`] ??= values[field];
+  const compress = chooseCompressed(values.compress, specs);
+  let sparsity: number;
+  if (values.ratio !== undefined) {
+    if (values.sparsity !== undefined) throw new UserError("give --sparsity or --ratio, not both");
+    const ratio = values.ratio;
+    if (typeof ratio !== "number" || !(ratio > 1)) throw new UserError(`--ratio must be a number above 1, got ${String(ratio)}`);
+    const compressed = countParams(specs.filter((s) => compress.includes(s.name)));
+    const kept = countParams(specs) - compressed;
+    const survivors = Math.floor((4 * (countParams(specs) / ratio) - 4 * kept) / BYTES_PER_SURVIVOR);
+    if (survivors < 1) throw new UserError(`--ratio ${ratio} is out of reach: the ${kept} dense parameters alone exceed the budget`);
+    sparsity = 1 - Math.min(survivors, compressed) / compressed;
+  } else {
+    sparsity = fraction(values, "sparsity", PRUNE_DEFAULTS.sparsity, "open");
+  }
+  const start = fraction(values, "prune-start", PRUNE_DEFAULTS.start, "closed");
+  const end = fraction(values, "prune-end", PRUNE_DEFAULTS.end, "closed");
+  if (end < start) throw new UserError(`--prune-end (${end}) must not come before --prune-start (${start})`);
+  const every = values["prune-every"] ?? PRUNE_DEFAULTS.every;
+  if (typeof every !== "number" || !Number.isInteger(every) || every < 1) throw new UserError(`--prune-every must be a positive integer, got ${String(every)}`);
+  const scope = values["prune-scope"] ?? PRUNE_DEFAULTS.scope;
+  if (scope !== "global" && scope !== "layer") throw new UserError(`--prune-scope must be 'global' or 'layer', got ${String(scope)}`);
+  return { sparsity, start, end, every, scope, compress };
+}
+
+/** Survivors per leaf: the given sparsity, kept per leaf or over all of them. */
+export function survivorsOf(config: PruneConfig, specs: readonly ParamSpec[], sparsity: number, weights: HostParams): Map<string, Uint8Array> {
+  const leaves = specs.filter((s) => config.compress.includes(s.name));
+  const keepCount = (n: number) => Math.round(n * (1 - sparsity));
+  const out = new Map<string, Uint8Array>();
+  const select = (groups: Array<{ name: string; w: Float32Array }>) => {
+    const total = groups.reduce((n, g) => n + g.w.length, 0);
+    const order = new Uint32Array(total);
+    const magnitude = new Float32Array(total);
+    let at = 0;
+    for (const g of groups) for (let i = 0; i < g.w.length; i++, at++) magnitude[at] = Math.abs(g.w[i]!);
+    for (let i = 0; i < total; i++) order[i] = i;
+    // Largest first; ties by position, so the choice is deterministic.
+    order.sort((a, b) => magnitude[b]! - magnitude[a]! || a - b);
+    const keep = new Uint8Array(total);
+    for (let i = 0; i < keepCount(total); i++) keep[order[i]!] = 1;
+    at = 0;
+    for (const g of groups) {
+      out.set(g.name, keep.subarray(at, at + g.w.length));
+      at += g.w.length;
+    }
+  };
+  const groups = leaves.map((s) => ({ name: s.name, w: weights[s.name]! }));
+  if (config.scope === "global") select(groups);
+  else for (const g of groups) select([g]);
+  return out;
+}
+
+/** Sparsity at step t of T on the cubic schedule. */
+export function sparsityAt(config: PruneConfig, t: number, T: number): number {
+  const t0 = Math.round(config.start * T);
+  const t1 = Math.round(config.end * T);
+  if (t < t0) return 0;
+  if (t >= t1) return config.sparsity;
+  return config.sparsity * (1 - (1 - (t - t0) / (t1 - t0)) ** 3);
+}
+
+/** Bits of the Rice parameter at the head of a position stream. */
+const RICE_K_BITS = 5;
+
+/** Gaps between survivors: the number of pruned weights before each one. */
+function gapsOf(keep: Uint8Array): number[] {
+  const gaps: number[] = [];
+  let gap = 0;
+  for (const k of keep) {
+    if (k) {
+      gaps.push(gap);
+      gap = 0;
+    } else gap++;
+  }
+  return gaps;
+}
+
+/**
+ * Survivor positions as a Golomb-Rice code of their gaps (a bit each): k in 5 bits, then per gap
+ * g = q 2^k + r, q ones, a zero and r's k bits (low first). Near the entropy of randomly placed
+ * survivors: about log2(mean gap) + 1.5 bits each.
+ */
+export function riceEncode(keep: Uint8Array): Uint8Array {
+  const gaps = gapsOf(keep);
+  let best = 0;
+  let bestBits = Infinity;
+  for (let k = 0; k < 2 ** RICE_K_BITS; k++) {
+    const bits = gaps.reduce((n, g) => n + Math.floor(g / 2 ** k) + 1 + k, RICE_K_BITS);
+    if (bits < bestBits) [best, bestBits] = [k, bits];
+  }
+  const out = new Uint8Array(bestBits);
+  let at = 0;
+  for (let b = 0; b < RICE_K_BITS; b++) out[at++] = (best >> b) & 1;
+  for (const g of gaps) {
+    for (let q = Math.floor(g / 2 ** best); q > 0; q--) out[at++] = 1;
+    out[at++] = 0;
+    const r = g % 2 ** best;
+    for (let b = 0; b < best; b++) out[at++] = Math.floor(r / 2 ** b) % 2;
+  }
+  return out;
+}
+
+/** The positions of `count` survivors in a leaf of `size`; the stream must hold exactly them. */
+export function riceDecode(bits: Uint8Array, count: number, size: number): Uint32Array {
+  let at = 0;
+  const read = () => {
+    if (at >= bits.length) throw new UserError("position stream ends early");
+    return bits[at++]!;
+  };
+  let k = 0;
+  for (let b = 0; b < RICE_K_BITS; b++) k |= read() << b;
+  const out = new Uint32Array(count);
+  let position = -1;
+  for (let i = 0; i < count; i++) {
+    let q = 0;
+    while (read() === 1) if (++q > size) throw new UserError("position stream holds a gap longer than the leaf");
+    let r = 0;
+    for (let b = 0; b < k; b++) r += read() * 2 ** b;
+    position += q * 2 ** k + r + 1;
+    if (position >= size) throw new UserError(`a position runs past the end of the leaf (${size} weights)`);
+    out[i] = position;
+  }
+  if (at !== bits.length) throw new UserError(`position stream has ${bits.length - at} bits left over`);
+  return out;
+}
+
+export const prune: Method<PruneConfig> = {
+  name: "prune",
+  summary: "gradual magnitude pruning (cubic schedule); stores surviving values and their positions",
+  options: [
+    { name: "sparsity", type: "float", help: `final fraction of weights pruned, in [0, 1) (default ${PRUNE_DEFAULTS.sparsity})` },
+    { name: "ratio", type: "float", help: "pick the sparsity for a file this many times smaller than float32 (about 5.25 bytes a survivor)" },
+    { name: "prune-start", type: "float", help: `fraction of training where pruning starts (default ${PRUNE_DEFAULTS.start})` },
+    { name: "prune-end", type: "float", help: `fraction of training where the final sparsity is reached (default ${PRUNE_DEFAULTS.end})` },
+    { name: "prune-every", type: "int", help: `steps between mask updates (default ${PRUNE_DEFAULTS.every})` },
+    { name: "prune-scope", type: "string", help: "'global' (default): one threshold over all leaves; 'layer': equal sparsity per leaf" },
+    { name: "compress", type: "string", help: "leaves to prune: 'weights' (default), 'all', or names a,b,c" },
+  ],
+  defaultLearningRate: 1e-3,
+  startsFromWeights: true,
+  configure: configurePrune,
+  trainableShapes: (_config, specs) => specs.map((s) => ({ name: s.name, shape: [...s.shape] })),
+  init: async (_config, specs, seed, start) => start ?? initParams(specs, seed),
+
+  async frozen(config, specs) {
+    const out: Params = {};
+    for (const s of specs) if (config.compress.includes(s.name)) out[s.name + MASK] = np.ones(s.shape);
+    return out;
+  },
+
+  stages(config, specs) {
+    return [
+      (_carry, trainable, frozen) => {
+        const out: Params = {};
+        for (const s of specs) out[s.name] = config.compress.includes(s.name) ? trainable[s.name]!.mul(frozen[s.name + MASK]!) : trainable[s.name]!;
+        return out;
+      },
+    ];
+  },
+
+  refresh: {
+    due(config, t, T) {
+      const t0 = Math.round(config.start * T);
+      const t1 = Math.round(config.end * T);
+      return t >= t0 && t <= t1 && ((t - t0) % config.every === 0 || t === t1);
+    },
+    frozenAt(config, specs, t, T, trainable) {
+      const keep = survivorsOf(config, specs, sparsityAt(config, t, T), trainable);
+      const out: Params = {};
+      for (const s of specs) if (config.compress.includes(s.name)) out[s.name + MASK] = np.array(Float32Array.from(keep.get(s.name)!)).reshape(s.shape);
+      return out;
+    },
+  },
+
+  codec: {
+    encode(config, specs, weights) {
+      const keep = survivorsOf(config, specs, config.sparsity, weights);
+      const out: StoredTensor[] = [];
+      for (const s of specs) {
+        const w = weights[s.name]!;
+        if (!config.compress.includes(s.name)) {
+          out.push({ name: KEPT + s.name, shape: [...s.shape], data: w });
+          continue;
+        }
+        // A survivor that is exactly zero is stored as pruned: it rebuilds the same.
+        const mask = keep.get(s.name)!.map((k, i) => (k && w[i] !== 0 ? 1 : 0));
+        const values = w.filter((_, i) => mask[i] === 1);
+        const rice = riceEncode(mask);
+        out.push({ name: s.name + ".values", shape: [values.length], data: values });
+        if (rice.length < mask.length) out.push({ name: s.name + ".positions", shape: [rice.length], codes: rice, bits: 1 });
+        else out.push({ name: s.name + ".bitmask", shape: [mask.length], codes: mask, bits: 1 });
+      }
+      return out;
+    },
+
+    decode(config, specs, stored: StoredReader) {
+      const names = new Set(stored.shapes.map((t) => t.name));
+      const expected = specs.flatMap((s) => (config.compress.includes(s.name) ? [s.name + ".values", names.has(s.name + ".positions") ? s.name + ".positions" : s.name + ".bitmask"] : [KEPT + s.name]));
+      if (expected.length !== names.size || expected.some((n) => !names.has(n))) throw new UserError(`expected tensors ${expected.join(", ")}`);
+      const out: HostParams = {};
+      for (const s of specs) {
+        const size = sizeOf(s.shape);
+        if (!config.compress.includes(s.name)) {
+          out[s.name] = stored.floats(KEPT + s.name);
+          if (out[s.name]!.length !== size) throw new UserError(`${KEPT + s.name} holds ${out[s.name]!.length} values, ${s.name} has ${size}`);
+          continue;
+        }
+        const values = stored.floats(s.name + ".values");
+        let positions: Uint32Array;
+        if (names.has(s.name + ".positions")) {
+          positions = riceDecode(stored.codes(s.name + ".positions"), values.length, size);
+        } else {
+          const mask = stored.codes(s.name + ".bitmask");
+          if (mask.length !== size) throw new UserError(`${s.name}.bitmask has ${mask.length} bits, ${s.name} has ${size} weights`);
+          const at: number[] = [];
+          mask.forEach((m, i) => m && at.push(i));
+          positions = Uint32Array.from(at);
+        }
+        if (positions.length !== values.length) throw new UserError(`${s.name}: ${values.length} values but ${positions.length} positions`);
+        const w = new Float32Array(size);
+        positions.forEach((p, i) => (w[p] = values[i]!));
+        out[s.name] = w;
+      }
+      return out;
+    },
+  },
+
+  rebuildFlops: () => 0,
+};
+
+registerMethod(prune);

@@ -1,0 +1,171 @@
+/**
+ * Uniform affine quantisation of the weights at 8, 4 or 2 bits, with one (min, step) pair per output
+ * channel or per group of rows within a channel. Trained with quantisation in the loop (the forward
+ * pass sees quantised weights, the gradient passes straight through to float weights: QAT), or
+ * applied to trained weights with `--init FILE --epochs 0` (post-training quantisation). The file
+ * stores the packed codes and the float32 (min, step) pairs.
+ */
+import { lax, numpy as np } from "@jax-js/jax";
+import { UserError } from "../../errors.js";
+import { initParams, type HostParams, type ParamSpec, type Params } from "../../model/params.js";
+import { chooseCompressed, KEPT } from "../leaves.js";
+import { matrixShape } from "../lora/index.js";
+import { registerMethod, type Method, type OptionValues, type StoredTensor } from "../method.js";
+
+export interface QuantConfig {
+  bits: 8 | 4 | 2;
+  /** Rows per (min, step) pair within a column; 0: one pair per column (per channel). */
+  group: number;
+  compress: string[];
+}
+
+export const QUANT_DEFAULTS = { bits: 4, group: 0 } as const;
+const BITS = [8, 4, 2] as const;
+
+function configureQuant(values: OptionValues, specs: readonly ParamSpec[]): QuantConfig {
+  const bits = values.bits ?? QUANT_DEFAULTS.bits;
+  if (!BITS.includes(bits as 8)) throw new UserError(`--bits must be one of ${BITS.join(", ")}, got ${String(bits)}`);
+  const group = values.group ?? QUANT_DEFAULTS.group;
+  if (typeof group !== "number" || !Number.isInteger(group) || group < 0) throw new UserError(`--group must be 0 (per channel) or a positive number of rows, got ${String(group)}`);
+  const compress = chooseCompressed(values.compress, specs);
+  return { bits: bits as 8 | 4 | 2, group, compress };
+}
+
+/** Row ranges [from, to) that share a (min, step) pair: groups of `group` rows, the last maybe shorter. */
+function rowGroups(rows: number, group: number): Array<[number, number]> {
+  const size = group === 0 || group >= rows ? rows : group;
+  const out: Array<[number, number]> = [];
+  for (let from = 0; from < rows; from += size) out.push([from, Math.min(rows, from + size)]);
+  return out;
+}
+
+/** Round half to even, as jax-js's round does: host codes and in-training codes agree. */
+function roundEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * Quantise-dequantise rows [rows, cols] of one group in float32, with the straight-through gradient.
+ * Consumes x.
+ */
+function fakeQuant(x: np.Array, bits: number): np.Array {
+  const levels = 2 ** bits - 1;
+  const lo = x.ref.min(0, { keepdims: true });
+  const step = x.ref.max(0, { keepdims: true }).sub(lo.ref).div(levels);
+  const safe = np.where(step.ref.greater(0), step.ref, 1);
+  const q = np.clip(np.round(x.ref.sub(lo.ref).div(safe)), 0, levels).mul(step).add(lo);
+  return x.ref.add(lax.stopGradient(q.sub(x)));
+}
+
+export const quant: Method<QuantConfig> = {
+  name: "quant",
+  summary: "uniform quantisation at 8/4/2 bits, per channel or per group; QAT, or post-training with --epochs 0",
+  options: [
+    { name: "bits", type: "int", help: `bits per weight: ${BITS.join(", ")} (default ${QUANT_DEFAULTS.bits})` },
+    { name: "group", type: "int", help: "rows sharing one (min, step) pair within a column; 0 (default): per channel" },
+    { name: "compress", type: "string", help: "leaves to quantise: 'weights' (default), 'all', or names a,b,c" },
+  ],
+  defaultLearningRate: 1e-3,
+  startsFromWeights: true,
+  configure: configureQuant,
+  trainableShapes: (_config, specs) => specs.map((s) => ({ name: s.name, shape: [...s.shape] })),
+  init: async (_config, specs, seed, start) => start ?? initParams(specs, seed),
+  frozen: async () => ({}),
+
+  stages(config, specs) {
+    return [
+      (_carry, trainable) => {
+        const out: Params = {};
+        for (const s of specs) {
+          const w = trainable[s.name]!;
+          if (!config.compress.includes(s.name)) {
+            out[s.name] = w;
+            continue;
+          }
+          const [rows, cols] = matrixShape(s.shape);
+          const m = w.reshape([rows, cols]);
+          const parts = rowGroups(rows, config.group).map(([a, b]) => fakeQuant(m.ref.slice([a, b]), config.bits));
+          m.dispose();
+          out[s.name] = (parts.length === 1 ? parts[0]! : np.concatenate(parts, 0)).reshape(s.shape);
+        }
+        return out;
+      },
+    ];
+  },
+
+  codec: {
+    encode(config, specs, weights) {
+      const levels = 2 ** config.bits - 1;
+      const out: StoredTensor[] = [];
+      for (const s of specs) {
+        const w = weights[s.name]!;
+        if (!config.compress.includes(s.name)) {
+          out.push({ name: KEPT + s.name, shape: [...s.shape], data: w });
+          continue;
+        }
+        const [rows, cols] = matrixShape(s.shape);
+        const groups = rowGroups(rows, config.group);
+        const codes = new Uint8Array(rows * cols);
+        const mins = new Float32Array(groups.length * cols);
+        const steps = new Float32Array(groups.length * cols);
+        groups.forEach(([a, b], g) => {
+          for (let c = 0; c < cols; c++) {
+            let lo = Infinity;
+            let hi = -Infinity;
+            for (let r = a; r < b; r++) {
+              lo = Math.min(lo, w[r * cols + c]!);
+              hi = Math.max(hi, w[r * cols + c]!);
+            }
+            // fakeQuant's float32 arithmetic, so trained and stored codes agree (but for a weight within
+            // rounding of a tie: jax-js divides a little differently).
+            const step = Math.fround(Math.fround(hi - lo) / levels);
+            mins[g * cols + c] = lo;
+            steps[g * cols + c] = step;
+            for (let r = a; r < b; r++) {
+              const code = step > 0 ? roundEven(Math.fround(Math.fround(w[r * cols + c]! - lo) / step)) : 0;
+              codes[r * cols + c] = Math.max(0, Math.min(levels, code));
+            }
+          }
+        });
+        out.push({ name: s.name + ".codes", shape: [rows, cols], codes, bits: config.bits });
+        out.push({ name: s.name + ".min", shape: [groups.length, cols], data: mins });
+        out.push({ name: s.name + ".step", shape: [groups.length, cols], data: steps });
+      }
+      return out;
+    },
+
+    decode(config, specs, stored) {
+      const expected = specs.flatMap((s) => (config.compress.includes(s.name) ? [".codes", ".min", ".step"].map((x) => s.name + x) : [KEPT + s.name]));
+      const names = stored.shapes.map((t) => t.name);
+      if (expected.length !== names.length || expected.some((n, i) => n !== names[i])) throw new UserError(`expected tensors ${expected.join(", ")}`);
+      const out: HostParams = {};
+      for (const s of specs) {
+        if (!config.compress.includes(s.name)) {
+          out[s.name] = stored.floats(KEPT + s.name);
+          continue;
+        }
+        const [rows, cols] = matrixShape(s.shape);
+        const groups = rowGroups(rows, config.group);
+        const codes = stored.codes(s.name + ".codes");
+        const mins = stored.floats(s.name + ".min");
+        const steps = stored.floats(s.name + ".step");
+        if (codes.length !== rows * cols || mins.length !== groups.length * cols || steps.length !== mins.length) {
+          throw new UserError(`${s.name}: stored codes or scales do not fit a ${rows}x${cols} matrix in ${groups.length} group(s)`);
+        }
+        const w = new Float32Array(rows * cols);
+        groups.forEach(([a, b], g) => {
+          for (let r = a; r < b; r++) {
+            for (let c = 0; c < cols; c++) w[r * cols + c] = Math.fround(codes[r * cols + c]! * steps[g * cols + c]!) + mins[g * cols + c]!;
+          }
+        });
+        out[s.name] = w;
+      }
+      return out;
+    },
+  },
+
+  rebuildFlops: (config, specs) => specs.filter((s) => config.compress.includes(s.name)).reduce((n, s) => n + 2 * s.shape.reduce((a, b) => a * b, 1), 0),
+};
+
+registerMethod(quant);
