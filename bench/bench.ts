@@ -3,7 +3,7 @@
  * its threads when it loads); the PyTorch peer, when /usr/bin/python3 has torch, runs in the same
  * invocation so the ratios compare one machine at one moment.
  *
- *   node dist/bench/bench.js [--threads 1,2] [--quick]
+ *   node dist/bench/bench.js [--threads 1,2] [--quick] [--only matmul,train,rebuild,rebuild-100x]
  */
 // The library first: its preload must run before jax-js loads (engine/preload.ts).
 import { buildModel, findMethod, initEngine, loadDataset, materializer, toDevice, toHost, train, type McncConfig } from "../src/index.js";
@@ -16,6 +16,9 @@ const args = process.argv.slice(2);
 const quick = args.includes("--quick");
 const threadList = (args[args.indexOf("--threads") + 1] && args.includes("--threads") ? args[args.indexOf("--threads") + 1]! : "1,2").split(",").map(Number);
 const child = args.includes("--child");
+const only = args.includes("--only") ? args[args.indexOf("--only") + 1]!.split(",") : null;
+/** Sections: matmul, train, rebuild, rebuild-100x (all by default). */
+const want = (section: string) => only === null || only.includes(section);
 
 type Row = Record<string, unknown>;
 const emit = (row: Row) => process.stdout.write(`${JSON.stringify(row)}\n`);
@@ -25,7 +28,7 @@ async function measure(): Promise<void> {
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
   // Matmul peak: the ceiling the rebuild's GFLOP/s is read against.
-  for (const n of [512, 1024]) {
+  for (const n of want("matmul") ? [512, 1024] : []) {
     const mm = jit((a: np.Array, b: np.Array) => np.matmul(a, b));
     const a = np.ones([n, n]);
     const b = np.ones([n, n]);
@@ -40,7 +43,7 @@ async function measure(): Promise<void> {
 
   // Training throughput at batch 128: the second epoch (compiled) of a short run.
   const data = loadDataset(undefined, { trainLimit: quick ? 2560 : 12800, testLimit: 1000 });
-  for (const modelName of ["mlp", "lenet"]) {
+  for (const modelName of want("train") ? ["mlp", "lenet"] : []) {
     for (const methodName of ["dense", "mcnc"]) {
       const model = buildModel(modelName, data.imageShape, data.numClasses);
       const method = findMethod(methodName)!;
@@ -53,7 +56,7 @@ async function measure(): Promise<void> {
 
   // Rebuild: weights from (alpha, beta) with the default generator, for 1M and 10M parameters.
   const mcnc = findMethod("mcnc")!;
-  for (const n of [1_000_000, 10_000_000]) {
+  for (const n of want("rebuild") ? [1_000_000, 10_000_000] : []) {
     const specs = [{ name: "w", shape: [n], role: "weight" as const, fanIn: 1 }];
     const config = mcnc.configure({}, specs) as McncConfig;
     const trainable = toDevice(mcnc.trainableShapes(config, specs), await mcnc.init(config, specs, 0));
@@ -80,6 +83,46 @@ async function measure(): Promise<void> {
       gflop: +(flops / 1e9).toFixed(3),
       gflops: +(flops / ms / 1e6).toFixed(2),
     });
+  }
+
+  // Rebuild cost at an equal budget (100x), method against method: FLOPs counted, and the time from
+  // the seed to the weights split into regenerating the frozen tensors and computing the weights.
+  for (const modelName of want("rebuild-100x") ? ["mlp", "lenet"] : []) {
+    const model = buildModel(modelName, [28, 28, 1], 10);
+    for (const [methodName, values] of [
+      ["mcnc", { ratio: 100 }],
+      // The ranks measured best in docs/results.md; LeNet's first and last layers are too small for rank 16.
+      ["mcnc-lora", modelName === "mlp" ? { ratio: 100, rank: 10 } : { ratio: 100, rank: 16, compress: "c2,w1" }],
+      ["nola", { ratio: 100 }],
+      ["pranc", { ratio: 100 }],
+    ] as const) {
+      const method = findMethod(methodName)!;
+      const config = method.configure(values, model.specs);
+      const trainable = toDevice(method.trainableShapes(config, model.specs), await method.init(config, model.specs, 0));
+      const rebuild = materializer(method, config, model.specs);
+      const names = model.specs.map((s) => s.name);
+      const regenerate: number[] = [];
+      const compute: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const t0 = performance.now();
+        const frozen = await method.frozen(config, model.specs, 0);
+        const t1 = performance.now();
+        await toHost(names, rebuild(tree.ref(trainable), frozen));
+        if (i > 0) regenerate.push(t1 - t0), compute.push(performance.now() - t1);
+      }
+      const flops = method.rebuildFlops(config, model.specs);
+      emit({
+        bench: "rebuild-100x",
+        threads,
+        model: modelName,
+        method: methodName,
+        config,
+        flops,
+        flops_per_weight: +(flops / names.reduce((n, name) => n + model.specs.find((s) => s.name === name)!.shape.reduce((a, b) => a * b, 1), 0)).toFixed(1),
+        regenerate_ms: +median(regenerate).toFixed(2),
+        weights_ms: +median(compute).toFixed(2),
+      });
+    }
   }
 }
 
@@ -109,7 +152,8 @@ if (child) {
   const self = fileURLToPath(import.meta.url);
   const ours: Row[] = [];
   for (const t of threadList) {
-    const r = spawnSync(process.execPath, [self, "--child", ...(quick ? ["--quick"] : [])], { encoding: "utf8", env: { ...process.env, MCNC_THREADS: String(t) } });
+    const passOn = [...(quick ? ["--quick"] : []), ...(only ? ["--only", only.join(",")] : [])];
+    const r = spawnSync(process.execPath, [self, "--child", ...passOn], { encoding: "utf8", env: { ...process.env, MCNC_THREADS: String(t) } });
     if (r.status !== 0) {
       emit({ bench: "error", threads: t, stderr: r.stderr.trim().split("\n").slice(-3).join(" | ") });
       continue;
@@ -120,7 +164,7 @@ if (child) {
       emit(row);
     }
   }
-  const torch = torchRows();
+  const torch = want("train") ? torchRows() : [];
   for (const row of torch) emit(row);
   // Ratios: ours over PyTorch's, same model, method and batch, measured in this run.
   for (const t of torch.filter((r) => r.bench === "torch-train" && typeof r.train_samples_per_s === "number")) {

@@ -96,18 +96,51 @@ test("--store-bits 8 stores the method's numbers as 8-bit codes and measures the
 
 test("compare writes a table, a plot and the runs, and refuses methods without a budget", () => {
   const out = join(dir, "cmp");
-  const r = mcnc("compare", "--limit", "512", "--test-limit", "200", "--epochs", "1", "--methods", "mcnc,nola", "--ratios", "100", "--seeds", "0", "--out-dir", out, "--quiet", "--json");
+  const r = mcnc("compare", "--limit", "512", "--test-limit", "200", "--epochs", "1", "--methods", "mcnc,nola,prune", "--ratios", "100", "--quant-bits", "4", "--seeds", "0", "--out-dir", out, "--quiet", "--json");
   assert.equal(r.code, 0, r.stderr);
   const rows = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
-  assert.deepEqual(rows.map((x) => x.method), ["dense", "mcnc", "nola"]);
-  assert.ok(rows.slice(1).every((x) => (x.stored_params as number) <= 203530 / 100));
+  const labels = ["dense", "mcnc", "mcnc (8-bit storage)", "nola", "prune", "quant (QAT)", "quant (post-training)"];
+  assert.deepEqual(rows.map((x) => x.label), labels);
+  const byLabel = Object.fromEntries(rows.map((x) => [x.label, x]));
+  for (const m of ["mcnc", "nola"]) assert.ok((byLabel[m]!.stored_params as number) <= 203530 / 100, m);
+  // Pruning is held to bytes: within a tenth of MCNC's file, header included.
+  assert.ok(Math.abs((byLabel.prune!.file_bytes as number) / (byLabel.mcnc!.file_bytes as number) - 1) < 0.1);
+  assert.ok((byLabel["mcnc (8-bit storage)"]!.file_bytes as number) < 0.5 * (byLabel.mcnc!.file_bytes as number));
+  assert.ok(Math.abs((byLabel["quant (QAT)"]!.bits_per_param as number) - 4.16) < 0.05);
   const table = readFileSync(join(out, "compare-mlp.md"), "utf8");
   assert.match(table, /\| mcnc \| 100x \| \d+ \| \d+ \|/);
+  assert.match(table, /\| quant \(post-training\) \| 4-bit \|/);
   const svg = readFileSync(join(out, "compare-mlp.svg"), "utf8");
-  assert.equal((svg.match(/<polyline/g) ?? []).length, 3);
+  assert.equal((svg.match(/<polyline/g) ?? []).length, labels.length);
   assertCleanError(mcnc("compare", "--methods", "lora"), /lora has no --ratio/);
   assertCleanError(mcnc("compare", "--methods", "zip"), /unknown method 'zip'/);
   assertCleanError(mcnc("compare", "--ratios", "100,0.5"), /--ratios must all be above 1/);
+  assertCleanError(mcnc("compare", "--quant-bits", "3"), /--quant-bits: --bits must be one of 8, 4, 2, got 3/);
+});
+
+test("post-training compression: a dense file quantised and pruned without training, measured from the file", () => {
+  const dense = join(dir, "dense.mcnc");
+  assert.equal(mcnc("train", "--method", "dense", "--limit", "2000", "--test-limit", "500", "--epochs", "1", "--out", dense, "--quiet").code, 0);
+  const denseAcc = lastJson(mcnc("eval", dense, "--test-limit", "500", "--json").stdout).accuracy as number;
+  for (const [flags, bits] of [
+    [["--method", "quant", "--bits", "4"], 4.16],
+    [["--method", "prune", "--sparsity", "0.9"], 3.7],
+  ] as const) {
+    const out = join(dir, `${flags[1]}.mcnc`);
+    const r = mcnc("train", ...flags, "--init", dense, "--epochs", "0", "--limit", "2000", "--test-limit", "500", "--out", out, "--json");
+    assert.equal(r.code, 0, r.stderr);
+    const report = lastJson(r.stdout);
+    assert.ok(Math.abs((report.bits_per_param as number) - bits) < 0.3, `${flags[1]}: ${report.bits_per_param} bits per parameter`);
+    assert.ok((report.accuracy as number) > denseAcc - 0.05, `${flags[1]}: ${report.accuracy} vs dense ${denseAcc}`);
+    assert.equal(lastJson(mcnc("eval", out, "--test-limit", "500", "--json").stdout).accuracy, report.accuracy);
+  }
+  const info = lastJson(mcnc("inspect", join(dir, "quant.mcnc"), "--json").stdout);
+  assert.deepEqual(
+    (info.tensors as Array<{ name: string; dtype: string }>).filter((t) => t.name === "w1.codes").map((t) => t.dtype),
+    ["u4"],
+  );
+  assertCleanError(mcnc("train", "--method", "mcnc", "--init", dense), /--init does not apply to --method mcnc \(it is for dense, prune, quant\)/);
+  assertCleanError(mcnc("train", "--method", "quant", "--init", dense, "--model", "lenet"), /holds a mlp, not --model lenet/);
 });
 
 test("help and version", () => {
@@ -128,6 +161,11 @@ test("bad input: one line, exit 2, nothing half-written", () => {
   assertCleanError(mcnc("train", "--ratio", "1000000", "--limit", "256"), /out of reach/);
   assertCleanError(mcnc("train", "--k", "0", "--limit", "256"), /--k must be an integer from 1/);
   assertCleanError(mcnc("train", "--seed", "-1"), /--seed/);
+  assertCleanError(mcnc("train", "--method", "prune", "--sparsity", "1"), /--sparsity must be in \[0, 1\), got 1/);
+  assertCleanError(mcnc("train", "--method", "quant", "--bits", "3"), /--bits must be one of 8, 4, 2, got 3/);
+  assertCleanError(mcnc("train", "--method", "lora", "--rank", "300"), /--rank 300 is larger than layer w1 \(784x256\) allows: 1\.\.256/);
+  assertCleanError(mcnc("train", "--method", "pranc", "--bases", "5000", "--d", "203264"), /GiB; give a smaller --d/);
+  assertCleanError(mcnc("train", "--epochs", "0"), /--epochs 0 needs --init FILE/);
   assertCleanError(mcnc("train", "--out", join(dir, "missing", "x.mcnc")), /cannot write to/);
   assertCleanError(mcnc("eval", join(dir, "nope.mcnc")), /cannot read .*ENOENT/);
   assertCleanError(mcnc("eval"), /needs a FILE/);

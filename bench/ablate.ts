@@ -1,7 +1,9 @@
 /**
- * The initialisation decision, measured: MCNC on the MLP at 100x, 3 epochs, several seeds, each
- * variant a different starting point for (alpha, beta) with the same generator and training loop.
- * JSON lines on stdout.   node dist/bench/ablate-init.js [--seeds 0,1] [--epochs 3]
+ * MCNC's ablations, in the shape of the paper's Tables 5-7: MCNC on the MLP at 100x, 3 epochs,
+ * several seeds, one knob changed at a time from the defaults, same training loop.
+ *   --study init:  starting points for (alpha, beta), and the residual form
+ *   --study shape: k (and so d) at a fixed ratio, the input bound L, m, generator width and depth
+ * JSON lines on stdout.   node dist/bench/ablate.js --study init|shape [--seeds 0,1] [--epochs 3]
  */
 import { buildModel, findMethod, initEngine, loadDataset, train, type HostParams, type McncConfig, type Method } from "../src/index.js";
 
@@ -9,6 +11,7 @@ const args = process.argv.slice(2);
 const opt = (name: string, fallback: string) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1]! : fallback);
 const seeds = opt("seeds", "0,1").split(",").map(Number);
 const epochs = Number(opt("epochs", "3"));
+const study = opt("study", "init");
 
 await initEngine();
 const data = loadDataset();
@@ -17,7 +20,7 @@ const mcnc = findMethod("mcnc") as Method<McncConfig>;
 
 type Variant = { name: string; values?: Record<string, unknown>; adjust?: (init: HostParams, config: McncConfig) => void };
 const uniformish = (i: number) => Math.sin(i * 12.9898 + 0.5) * 0.5 + Math.sin(i * 78.233) * 0.5;
-const variants: Variant[] = [
+const initVariants: Variant[] = [
   { name: "alpha U(-1,1), beta = chunk norm of the standard init (default)" },
   { name: "alpha U(-1,1), beta = 1", adjust: (p) => p.beta!.fill(1) },
   { name: "alpha U(-1,1), beta = 0.1 x chunk norm", adjust: (p) => p.beta!.forEach((v, i, a) => (a[i] = 0.1 * v)) },
@@ -25,6 +28,14 @@ const variants: Variant[] = [
   { name: "alpha spread over [-3,3] (deterministic), beta = chunk norm", adjust: (p) => p.alpha!.forEach((_, i, a) => (a[i] = 3 * uniformish(i))) },
   { name: "residual: theta_0(seed) + beta phi(alpha), beta = 0", values: { residual: true } },
 ];
+const shapeVariants: Variant[] = [
+  { name: "defaults: k 16, L 10, m 1, hidden 64,64", values: {} },
+  ...[4, 8, 32, 64].map((k) => ({ name: `k ${k}`, values: { k } })),
+  ...[5, 20].map((L) => ({ name: `L ${L}`, values: { L } })),
+  { name: "m 2", values: { m: 2 } },
+  ...[[32, 32], [128, 128], [64], [64, 64, 64]].map((hidden) => ({ name: `hidden ${hidden.join(",")}`, values: { hidden } })),
+];
+const variants = study === "shape" ? shapeVariants : initVariants;
 
 for (const v of variants) {
   const config = mcnc.configure({ ratio: 100, ...v.values }, model.specs);
@@ -41,7 +52,7 @@ for (const v of variants) {
   for (const seed of seeds) {
     const r = await train(model, method, config, data, { epochs, batch: 128, seed });
     process.stdout.write(
-      `${JSON.stringify({ bench: "init", variant: v.name, seed, epochs, accuracy: r.accuracy, final_loss: +r.history.at(-1)!.loss.toFixed(5), first_epoch_accuracy: r.history[0]!.accuracy })}\n`,
+      `${JSON.stringify({ bench: study, variant: v.name, config, seed, epochs, accuracy: r.accuracy, final_loss: +r.history.at(-1)!.loss.toFixed(5), first_epoch_accuracy: r.history[0]!.accuracy, train_seconds: +r.trainSeconds.toFixed(1) })}\n`,
     );
   }
 }
