@@ -8,7 +8,7 @@ export { initEngine, DEFAULT_THREADS, type EngineOptions } from "./engine/engine
 export { loadDataset, DEFAULT_DATA_DIR, type Dataset, type Split } from "./data/dataset.js";
 export { buildModel, MODEL_NAMES, type Model, type ImageShape } from "./model/models.js";
 export { countParams, initParams, toDevice, toHost, type HostParams, type ParamSpec, type Params } from "./model/params.js";
-export { findMethod, materializer, methodNames, registerMethod, type Method, type MethodOption, type OptionValues } from "./methods/index.js";
+export * from "./methods/index.js";
 export { MCNC_DEFAULTS, type McncConfig } from "./methods/mcnc/config.js";
 export { train, type TrainOptions, type TrainResult, type EpochStats, type StepProgress } from "./train/trainer.js";
 export { accuracy, predictor } from "./train/evaluate.js";

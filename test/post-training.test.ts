@@ -172,3 +172,22 @@ test("prune, quant and pranc learn through the common loop (small subset); quant
   assert.ok(Math.abs(ptq.accuracy - dense.accuracy) < 0.01, `8-bit ${ptq.accuracy} vs dense ${dense.accuracy}`);
   await assert.rejects(train(mlp, findMethod("mcnc")!, findMethod("mcnc")!.configure({}, mlp.specs), data, { epochs: 0, batch: 64, seed: 0, start: dense.params }), /cannot start from trained weights/);
 });
+
+test("prune and quant refuse stored tensors that are missing, extra or inconsistent", async () => {
+  const { memoryReader } = await import("../src/methods/method.js");
+  const weights = await initParams(mlp.specs, 8);
+  for (const [name, values] of [
+    ["prune", { sparsity: 0.99 }],
+    ["quant", { bits: 2 }],
+  ] as const) {
+    const method = findMethod(name)!;
+    const config = method.configure(values, mlp.specs);
+    const tensors = method.codec!.encode(config, mlp.specs, weights);
+    const decode = (ts: typeof tensors) => method.codec!.decode(config, mlp.specs, memoryReader(ts));
+    assert.doesNotThrow(() => decode(tensors));
+    assert.throws(() => decode(tensors.slice(1)), /no stored tensor|values/);
+    assert.throws(() => decode([...tensors, { name: "extra", shape: [1], data: new Float32Array(1) }]), /unexpected tensors extra/);
+    const shortened = tensors.map((t) => ("data" in t && (t.name.endsWith(".values") || t.name.endsWith(".min")) ? { ...t, data: t.data.subarray(1), shape: [t.data.length - 1] } : t));
+    assert.throws(() => decode(shortened), /left over|do not fit/);
+  }
+});

@@ -8,4 +8,16 @@ import "./pranc/index.js";
 import "./prune/index.js";
 import "./quant/index.js";
 
-export { findMethod, materializer, methodNames, registerMethod, type Method, type MethodOption, type OptionValues } from "./method.js";
+export {
+  findMethod,
+  materializer,
+  methodNames,
+  registerMethod,
+  roundTrip,
+  type Codec,
+  type Method,
+  type MethodOption,
+  type OptionValues,
+  type StoredReader,
+  type StoredTensor,
+} from "./method.js";

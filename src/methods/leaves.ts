@@ -4,7 +4,8 @@
  */
 import { UserError } from "../errors.js";
 import type { numpy as np } from "@jax-js/jax";
-import type { HostParams, NamedShape, ParamSpec, Params } from "../model/params.js";
+import { initParams, sizeOf, type HostParams, type NamedShape, type ParamSpec, type Params } from "../model/params.js";
+import type { StoredReader, StoredTensor } from "./method.js";
 
 /** Stored name of a leaf kept dense. */
 export const KEPT = "keep/";
@@ -42,5 +43,69 @@ export function keptInit(specs: readonly ParamSpec[], compress: readonly string[
 export function assembleLeaves(specs: readonly ParamSpec[], compress: readonly string[], trainable: Params, generate: (spec: ParamSpec) => np.Array): Params {
   const out: Params = {};
   for (const s of specs) out[s.name] = compress.includes(s.name) ? generate(s) : trainable[KEPT + s.name]!;
+  return out;
+}
+
+/**
+ * The compressed leaves cut, in model order, from one flat vector (MCNC's chunks, PRANC's bases);
+ * the rest passed through. Consumes `flat`.
+ */
+export function cutLeaves(specs: readonly ParamSpec[], compress: readonly string[], trainable: Params, flat: np.Array): Params {
+  let at = 0;
+  const out = assembleLeaves(specs, compress, trainable, (s) => {
+    const size = sizeOf(s.shape);
+    at += size;
+    return flat.ref.slice([at - size, at]).reshape(s.shape);
+  });
+  flat.dispose();
+  return out;
+}
+
+/** The compressed leaves of `host`, concatenated in model order, zero-padded to `length`. */
+export function flattenCompressed(specs: readonly ParamSpec[], compress: readonly string[], host: HostParams, length: number): Float32Array {
+  const flat = new Float32Array(length);
+  let at = 0;
+  for (const s of specs) {
+    if (!compress.includes(s.name)) continue;
+    flat.set(host[s.name]!, at);
+    at += sizeOf(s.shape);
+  }
+  return flat;
+}
+
+/**
+ * For methods that train the network's own leaves (dense, prune, quant): those tensors, starting at
+ * the standard initialisation or at given trained weights.
+ */
+export const trainsTheWeights = {
+  startsFromWeights: true,
+  trainableShapes: (_config: object, specs: readonly ParamSpec[]): NamedShape[] => specs.map((s) => ({ name: s.name, shape: [...s.shape] })),
+  init: async (_config: object, specs: readonly ParamSpec[], seed: number, start?: HostParams): Promise<HostParams> => start ?? initParams(specs, seed),
+};
+
+/** A post-training encoding, leaf by leaf: each compressed leaf through `encodeLeaf`, kept leaves as float32. */
+export function encodeLeafwise(specs: readonly ParamSpec[], compress: readonly string[], weights: HostParams, encodeLeaf: (spec: ParamSpec, w: Float32Array) => StoredTensor[]): StoredTensor[] {
+  return specs.flatMap((s) => (compress.includes(s.name) ? encodeLeaf(s, weights[s.name]!) : [{ name: KEPT + s.name, shape: [...s.shape], data: weights[s.name]! }]));
+}
+
+/**
+ * The weights back from `encodeLeafwise`'s tensors. Every stored tensor must be read by some leaf
+ * and every leaf must come out at its size: a file with more, fewer or misshapen tensors is refused.
+ */
+export function decodeLeafwise(specs: readonly ParamSpec[], compress: readonly string[], stored: StoredReader, decodeLeaf: (spec: ParamSpec, stored: StoredReader) => Float32Array): HostParams {
+  const read = new Set<string>();
+  const tracked: StoredReader = {
+    shapes: stored.shapes,
+    floats: (name) => (read.add(name), stored.floats(name)),
+    codes: (name) => (read.add(name), stored.codes(name)),
+  };
+  const out: HostParams = {};
+  for (const s of specs) {
+    const w = compress.includes(s.name) ? decodeLeaf(s, tracked) : tracked.floats(KEPT + s.name);
+    if (w.length !== sizeOf(s.shape)) throw new UserError(`${s.name}: the file gives ${w.length} weights, the leaf has ${sizeOf(s.shape)}`);
+    out[s.name] = w;
+  }
+  const extra = stored.shapes.filter((t) => !read.has(t.name)).map((t) => t.name);
+  if (extra.length > 0) throw new UserError(`unexpected tensors ${extra.join(", ")}`);
   return out;
 }

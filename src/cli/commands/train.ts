@@ -1,6 +1,6 @@
 /** mcnc train: train a model through a method, save it, and prove the file rebuilds it exactly. */
 import { accessSync, constants } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { basename, dirname, resolve } from "node:path";
 import { UserError } from "../../errors.js";
 import { decodeModelFile, encodeModelFile, rebuildParams, timedRebuild } from "../../format/model-file.js";
 import { readModelFile } from "../../format/read-file.js";
@@ -128,7 +128,15 @@ async function run(f: Record<string, unknown>): Promise<void> {
   });
 
   const fileModel = { name: model.name, input: data.imageShape, classes: data.numClasses };
-  const meta = { dataset: data.name, train_samples: data.train.count, test_samples: data.test.count, epochs, batch, accuracy_f32: result.accuracy };
+  const meta = {
+    dataset: data.name,
+    train_samples: data.train.count,
+    test_samples: data.test.count,
+    epochs,
+    batch,
+    accuracy_f32: result.accuracy,
+    ...(initFile === undefined ? {} : { init: basename(initFile) }),
+  };
   const bytes = encodeModelFile({ model: fileModel, method: { name: method.name, config }, seed, trainable: result.trainable, meta }, model, method, {
     storeBits: storeBits as 8 | 32,
   });

@@ -1,5 +1,6 @@
 /** The uncompressed reference: every parameter is trained and stored. */
-import { initParams, type Params } from "../../model/params.js";
+import type { Params } from "../../model/params.js";
+import { trainsTheWeights } from "../leaves.js";
 import { registerMethod, type Method } from "../method.js";
 
 export const dense: Method<Record<string, never>> = {
@@ -8,9 +9,7 @@ export const dense: Method<Record<string, never>> = {
   options: [],
   defaultLearningRate: 1e-3,
   configure: () => ({}),
-  trainableShapes: (_config, specs) => specs.map((s) => ({ name: s.name, shape: [...s.shape] })),
-  startsFromWeights: true,
-  init: async (_config, specs, seed, start) => start ?? initParams(specs, seed),
+  ...trainsTheWeights,
   frozen: async () => ({}),
   stages: () => [(_carry: Params, trainable: Params) => trainable],
   rebuildFlops: () => 0,

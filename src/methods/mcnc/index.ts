@@ -3,23 +3,12 @@
  * manifold wound around the unit sphere, scaled. Only alpha, beta and the kept-dense leaves are stored.
  */
 import { numpy as np } from "@jax-js/jax";
-import { initParams, sizeOf, type HostParams, type ParamSpec, type Params } from "../../model/params.js";
+import { initParams, type HostParams, type Params } from "../../model/params.js";
 import { seededUniform, STREAM } from "../../rng/seeded.js";
-import { assembleLeaves, keptInit, keptShapes } from "../leaves.js";
+import { cutLeaves, flattenCompressed, keptInit, keptShapes } from "../leaves.js";
 import { registerMethod, type Method, type Stage } from "../method.js";
 import { CHUNK_ALIGN, configureMcnc, layoutOf, MCNC_OPTIONS, type McncConfig } from "./config.js";
 import { generatorDims, generatorFlops, generatorLayer, generatorWeights, onSphere } from "./generator.js";
-
-function flattenCompressed(config: McncConfig, specs: readonly ParamSpec[], host: HostParams, length: number): Float32Array {
-  const flat = new Float32Array(length);
-  let at = 0;
-  for (const s of specs) {
-    if (!config.compress.includes(s.name)) continue;
-    flat.set(host[s.name]!, at);
-    at += sizeOf(s.shape);
-  }
-  return flat;
-}
 
 export const mcnc: Method<McncConfig> = {
   name: "mcnc",
@@ -54,7 +43,7 @@ export const mcnc: Method<McncConfig> = {
     out.alpha = await seededUniform(seed, [STREAM.latent, 0], config.m * chunks * config.k, -1, 1);
     const beta = new Float32Array(config.m * chunks);
     if (!config.residual) {
-      const flat = flattenCompressed(config, specs, base, chunks * config.d);
+      const flat = flattenCompressed(specs, config.compress, base, chunks * config.d);
       for (let c = 0; c < chunks; c++) {
         let sq = 0;
         for (let i = c * config.d; i < (c + 1) * config.d; i++) sq += flat[i]! * flat[i]!;
@@ -73,7 +62,7 @@ export const mcnc: Method<McncConfig> = {
     weights.forEach((w, i) => (out[`gen${i}`] = np.array(w).reshape([dims[i]!, dims[i + 1]!])));
     if (config.residual) {
       const { chunks } = layoutOf(config, specs);
-      out.theta0 = np.array(flattenCompressed(config, specs, await initParams(specs, seed), chunks * config.d));
+      out.theta0 = np.array(flattenCompressed(specs, config.compress, await initParams(specs, seed), chunks * config.d));
     }
     return out;
   },
@@ -97,14 +86,7 @@ export const mcnc: Method<McncConfig> = {
       let theta = onSphere(carry.h!).reshape([m, chunks, d]).mul(trainable.beta!.reshape([m, chunks, 1]));
       theta = (m === 1 ? theta.reshape([chunks, d]) : theta.sum(0)).reshape([chunks * d]);
       if (config.residual) theta = theta.add(frozen.theta0!);
-      let at = 0;
-      const out = assembleLeaves(specs, config.compress, trainable, (s) => {
-        const size = sizeOf(s.shape);
-        at += size;
-        return theta.ref.slice([at - size, at]).reshape(s.shape);
-      });
-      theta.dispose();
-      return out;
+      return cutLeaves(specs, config.compress, trainable, theta);
     };
     return [...layers, assemble];
   },

@@ -10,9 +10,9 @@
  */
 import { numpy as np } from "@jax-js/jax";
 import { UserError } from "../../errors.js";
-import { countParams, initParams, sizeOf, type HostParams, type ParamSpec, type Params } from "../../model/params.js";
+import { countParams, initParams, type HostParams, type ParamSpec, type Params } from "../../model/params.js";
 import { seededUniform, STREAM } from "../../rng/seeded.js";
-import { assembleLeaves, chooseCompressed, keptInit, keptShapes } from "../leaves.js";
+import { chooseCompressed, cutLeaves, flattenCompressed, keptInit, keptShapes } from "../leaves.js";
 import { CHUNK_ALIGN } from "../mcnc/config.js";
 import { registerMethod, type Method, type OptionValues } from "../method.js";
 
@@ -98,14 +98,7 @@ export const pranc: Method<PrancConfig> = {
   /** Basis rows uniform(-b, b) with b = sqrt(3 / d): each basis vector has unit expected norm. */
   async frozen(config, specs, seed) {
     const P = compressedSize(config.compress, specs);
-    const base = await initParams(specs, seed);
-    const theta0 = new Float32Array(Math.ceil(P / config.d) * config.d);
-    let at = 0;
-    for (const s of specs) {
-      if (!config.compress.includes(s.name)) continue;
-      theta0.set(base[s.name]!, at);
-      at += sizeOf(s.shape);
-    }
+    const theta0 = flattenCompressed(specs, config.compress, await initParams(specs, seed), Math.ceil(P / config.d) * config.d);
     const b = Math.sqrt(3 / config.d);
     const basis = await seededUniform(seed, [STREAM.generator, 0], config.bases * config.d, -b, b);
     return { basis: np.array(basis).reshape([config.bases, config.d]), theta0: np.array(theta0) } satisfies Params;
@@ -115,17 +108,7 @@ export const pranc: Method<PrancConfig> = {
   stages(config, specs) {
     return [
       (_carry, trainable, frozen) => ({ z: np.matmul(trainable.alpha!, frozen.basis!) }),
-      (carry, trainable, frozen) => {
-        const theta = carry.z!.reshape([-1]).add(frozen.theta0!);
-        let at = 0;
-        const out = assembleLeaves(specs, config.compress, trainable, (s) => {
-          const size = sizeOf(s.shape);
-          at += size;
-          return theta.ref.slice([at - size, at]).reshape(s.shape);
-        });
-        theta.dispose();
-        return out;
-      },
+      (carry, trainable, frozen) => cutLeaves(specs, config.compress, trainable, carry.z!.reshape([-1]).add(frozen.theta0!)),
     ];
   },
 

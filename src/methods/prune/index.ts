@@ -7,9 +7,9 @@
  */
 import { numpy as np } from "@jax-js/jax";
 import { UserError } from "../../errors.js";
-import { countParams, initParams, sizeOf, type HostParams, type ParamSpec, type Params } from "../../model/params.js";
-import { chooseCompressed, KEPT } from "../leaves.js";
-import { registerMethod, type Method, type OptionValues, type StoredReader, type StoredTensor } from "../method.js";
+import { countParams, sizeOf, type HostParams, type ParamSpec, type Params } from "../../model/params.js";
+import { chooseCompressed, decodeLeafwise, encodeLeafwise, trainsTheWeights } from "../leaves.js";
+import { registerMethod, type Method, type OptionValues, type StoredTensor } from "../method.js";
 
 export interface PruneConfig {
   /** Final fraction of the compressed weights set to zero. */
@@ -179,10 +179,8 @@ export const prune: Method<PruneConfig> = {
     { name: "compress", type: "string", help: "leaves to prune: 'weights' (default), 'all', or names a,b,c" },
   ],
   defaultLearningRate: 1e-3,
-  startsFromWeights: true,
+  ...trainsTheWeights,
   configure: configurePrune,
-  trainableShapes: (_config, specs) => specs.map((s) => ({ name: s.name, shape: [...s.shape] })),
-  init: async (_config, specs, seed, start) => start ?? initParams(specs, seed),
 
   async frozen(config, specs) {
     const out: Params = {};
@@ -217,42 +215,26 @@ export const prune: Method<PruneConfig> = {
   codec: {
     encode(config, specs, weights) {
       const keep = survivorsOf(config, specs, config.sparsity, weights);
-      const out: StoredTensor[] = [];
-      for (const s of specs) {
-        const w = weights[s.name]!;
-        if (!config.compress.includes(s.name)) {
-          out.push({ name: KEPT + s.name, shape: [...s.shape], data: w });
-          continue;
-        }
+      return encodeLeafwise(specs, config.compress, weights, (s, w) => {
         // A survivor that is exactly zero is stored as pruned: it rebuilds the same.
         const mask = keep.get(s.name)!.map((k, i) => (k && w[i] !== 0 ? 1 : 0));
         const values = w.filter((_, i) => mask[i] === 1);
         const rice = riceEncode(mask);
-        out.push({ name: s.name + ".values", shape: [values.length], data: values });
-        if (rice.length < mask.length) out.push({ name: s.name + ".positions", shape: [rice.length], codes: rice, bits: 1 });
-        else out.push({ name: s.name + ".bitmask", shape: [mask.length], codes: mask, bits: 1 });
-      }
-      return out;
+        const positions: StoredTensor =
+          rice.length < mask.length ? { name: s.name + ".positions", shape: [rice.length], codes: rice, bits: 1 } : { name: s.name + ".bitmask", shape: [mask.length], codes: mask, bits: 1 };
+        return [{ name: s.name + ".values", shape: [values.length], data: values }, positions];
+      });
     },
 
-    decode(config, specs, stored: StoredReader) {
-      const names = new Set(stored.shapes.map((t) => t.name));
-      const expected = specs.flatMap((s) => (config.compress.includes(s.name) ? [s.name + ".values", names.has(s.name + ".positions") ? s.name + ".positions" : s.name + ".bitmask"] : [KEPT + s.name]));
-      if (expected.length !== names.size || expected.some((n) => !names.has(n))) throw new UserError(`expected tensors ${expected.join(", ")}`);
-      const out: HostParams = {};
-      for (const s of specs) {
+    decode(config, specs, stored) {
+      return decodeLeafwise(specs, config.compress, stored, (s, read) => {
         const size = sizeOf(s.shape);
-        if (!config.compress.includes(s.name)) {
-          out[s.name] = stored.floats(KEPT + s.name);
-          if (out[s.name]!.length !== size) throw new UserError(`${KEPT + s.name} holds ${out[s.name]!.length} values, ${s.name} has ${size}`);
-          continue;
-        }
-        const values = stored.floats(s.name + ".values");
+        const values = read.floats(s.name + ".values");
         let positions: Uint32Array;
-        if (names.has(s.name + ".positions")) {
-          positions = riceDecode(stored.codes(s.name + ".positions"), values.length, size);
+        if (read.shapes.some((t) => t.name === s.name + ".positions")) {
+          positions = riceDecode(read.codes(s.name + ".positions"), values.length, size);
         } else {
-          const mask = stored.codes(s.name + ".bitmask");
+          const mask = read.codes(s.name + ".bitmask");
           if (mask.length !== size) throw new UserError(`${s.name}.bitmask has ${mask.length} bits, ${s.name} has ${size} weights`);
           const at: number[] = [];
           mask.forEach((m, i) => m && at.push(i));
@@ -261,9 +243,8 @@ export const prune: Method<PruneConfig> = {
         if (positions.length !== values.length) throw new UserError(`${s.name}: ${values.length} values but ${positions.length} positions`);
         const w = new Float32Array(size);
         positions.forEach((p, i) => (w[p] = values[i]!));
-        out[s.name] = w;
-      }
-      return out;
+        return w;
+      });
     },
   },
 

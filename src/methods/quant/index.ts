@@ -7,10 +7,10 @@
  */
 import { lax, numpy as np } from "@jax-js/jax";
 import { UserError } from "../../errors.js";
-import { initParams, type HostParams, type ParamSpec, type Params } from "../../model/params.js";
-import { chooseCompressed, KEPT } from "../leaves.js";
+import type { ParamSpec, Params } from "../../model/params.js";
+import { chooseCompressed, decodeLeafwise, encodeLeafwise, trainsTheWeights } from "../leaves.js";
 import { matrixShape } from "../lora/index.js";
-import { registerMethod, type Method, type OptionValues, type StoredTensor } from "../method.js";
+import { registerMethod, type Method, type OptionValues } from "../method.js";
 
 export interface QuantConfig {
   bits: 8 | 4 | 2;
@@ -67,10 +67,8 @@ export const quant: Method<QuantConfig> = {
     { name: "compress", type: "string", help: "leaves to quantise: 'weights' (default), 'all', or names a,b,c" },
   ],
   defaultLearningRate: 1e-3,
-  startsFromWeights: true,
+  ...trainsTheWeights,
   configure: configureQuant,
-  trainableShapes: (_config, specs) => specs.map((s) => ({ name: s.name, shape: [...s.shape] })),
-  init: async (_config, specs, seed, start) => start ?? initParams(specs, seed),
   frozen: async () => ({}),
 
   stages(config, specs) {
@@ -97,13 +95,7 @@ export const quant: Method<QuantConfig> = {
   codec: {
     encode(config, specs, weights) {
       const levels = 2 ** config.bits - 1;
-      const out: StoredTensor[] = [];
-      for (const s of specs) {
-        const w = weights[s.name]!;
-        if (!config.compress.includes(s.name)) {
-          out.push({ name: KEPT + s.name, shape: [...s.shape], data: w });
-          continue;
-        }
+      return encodeLeafwise(specs, config.compress, weights, (s, w) => {
         const [rows, cols] = matrixShape(s.shape);
         const groups = rowGroups(rows, config.group);
         const codes = new Uint8Array(rows * cols);
@@ -128,28 +120,21 @@ export const quant: Method<QuantConfig> = {
             }
           }
         });
-        out.push({ name: s.name + ".codes", shape: [rows, cols], codes, bits: config.bits });
-        out.push({ name: s.name + ".min", shape: [groups.length, cols], data: mins });
-        out.push({ name: s.name + ".step", shape: [groups.length, cols], data: steps });
-      }
-      return out;
+        return [
+          { name: s.name + ".codes", shape: [rows, cols], codes, bits: config.bits },
+          { name: s.name + ".min", shape: [groups.length, cols], data: mins },
+          { name: s.name + ".step", shape: [groups.length, cols], data: steps },
+        ];
+      });
     },
 
     decode(config, specs, stored) {
-      const expected = specs.flatMap((s) => (config.compress.includes(s.name) ? [".codes", ".min", ".step"].map((x) => s.name + x) : [KEPT + s.name]));
-      const names = stored.shapes.map((t) => t.name);
-      if (expected.length !== names.length || expected.some((n, i) => n !== names[i])) throw new UserError(`expected tensors ${expected.join(", ")}`);
-      const out: HostParams = {};
-      for (const s of specs) {
-        if (!config.compress.includes(s.name)) {
-          out[s.name] = stored.floats(KEPT + s.name);
-          continue;
-        }
+      return decodeLeafwise(specs, config.compress, stored, (s, read) => {
         const [rows, cols] = matrixShape(s.shape);
         const groups = rowGroups(rows, config.group);
-        const codes = stored.codes(s.name + ".codes");
-        const mins = stored.floats(s.name + ".min");
-        const steps = stored.floats(s.name + ".step");
+        const codes = read.codes(s.name + ".codes");
+        const mins = read.floats(s.name + ".min");
+        const steps = read.floats(s.name + ".step");
         if (codes.length !== rows * cols || mins.length !== groups.length * cols || steps.length !== mins.length) {
           throw new UserError(`${s.name}: stored codes or scales do not fit a ${rows}x${cols} matrix in ${groups.length} group(s)`);
         }
@@ -159,9 +144,8 @@ export const quant: Method<QuantConfig> = {
             for (let c = 0; c < cols; c++) w[r * cols + c] = Math.fround(codes[r * cols + c]! * steps[g * cols + c]!) + mins[g * cols + c]!;
           }
         });
-        out[s.name] = w;
-      }
-      return out;
+        return w;
+      });
     },
   },
 
