@@ -40,7 +40,7 @@ export interface LoadedModel {
 export interface EncodeOptions {
   /**
    * 8: store the method's own tensors (latents, amplitudes, coefficients, factors) as 8-bit codes;
-   * leaves kept dense stay float32. 32 (default): everything float32.
+   * leaves kept dense stay float32. 32 (default): everything float32. Ignored by methods with a codec.
    */
   storeBits?: 8 | 32;
 }
@@ -61,7 +61,8 @@ export function encodeModelFile(f: ModelFile, model: Model, method: Method, opti
       rng: RNG_ALGORITHM,
       meta: f.meta ?? {},
     },
-    tensors.map((t) => ("data" in t ? { ...t, q8: q8 && !t.name.startsWith(KEPT) } : t)),
+    // A codec chose its own precision; 8-bit storage is for a reparameterisation's numbers.
+    tensors.map((t) => ("data" in t ? { ...t, q8: q8 && !method.codec && !t.name.startsWith(KEPT) } : t)),
   );
 }
 
