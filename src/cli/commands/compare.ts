@@ -10,7 +10,7 @@ import { tree } from "@jax-js/jax";
 import { decodeModelFile, encodeModelFile, rebuildParams } from "../../format/model-file.js";
 import { findMethod, methodNames } from "../../methods/index.js";
 import { buildModel } from "../../model/models.js";
-import { countParams, toDevice, toHost, type HostParams } from "../../model/params.js";
+import { countParams, type HostParams } from "../../model/params.js";
 import { accuracy, predictor } from "../../train/evaluate.js";
 import { train } from "../../train/trainer.js";
 import { DATA_FLAGS, JSON_FLAG, LIMIT_FLAG, MODEL_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, THREADS_FLAG, type Command } from "../command.js";
@@ -133,7 +133,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
     record(job, job.label, encodeModelFile(file, model, method), r.accuracy, r.trainSeconds);
     if (job.alsoEightBit) {
       const bytes = encodeModelFile(file, model, method, { storeBits: 8 });
-      const stored = toDevice(model.specs, await toHost(model.specs.map((s) => s.name), await rebuildParams(decodeModelFile(bytes))));
+      const stored = await rebuildParams(decodeModelFile(bytes));
       record(job, `${job.label} (8-bit storage)`, bytes, await accuracy(predictor(model), stored, data.test, data.imageShape), r.trainSeconds);
       tree.dispose(stored);
     }
