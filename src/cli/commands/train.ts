@@ -18,14 +18,17 @@ import { Progress } from "../progress.js";
 import { checkDataFits, dataFrom, fileSize, jsonReport, sizeLines, startEngine } from "./shared.js";
 
 function methodFlags(): Map<string, { flag: Flag; methods: string[] }> {
-  const out = new Map<string, { flag: Flag; methods: string[] }>();
+  const out = new Map<string, { flag: Flag; methods: string[]; helps: Map<string, string[]> }>();
   for (const name of methodNames()) {
     for (const o of findMethod(name)!.options) {
-      const entry = out.get(o.name) ?? { flag: { name: o.name, type: o.type, help: o.help }, methods: [] };
+      const entry = out.get(o.name) ?? { flag: { name: o.name, type: o.type, help: o.help }, methods: [] as string[], helps: new Map<string, string[]>() };
       entry.methods.push(name);
+      entry.helps.set(o.help, [...(entry.helps.get(o.help) ?? []), name]);
       out.set(o.name, entry);
     }
   }
+  // A flag several methods share says what it means (and defaults to) for each of them.
+  for (const entry of out.values()) entry.flag.help = [...entry.helps].map(([help, methods]) => `${help} [${methods.join(", ")}]`).join("; ");
   return out;
 }
 
@@ -33,7 +36,7 @@ function flags(): Flag[] {
   return [
     MODEL_FLAG,
     { name: "method", type: "string", choices: methodNames(), help: "compression method", default: "mcnc" },
-    ...[...methodFlags().values()].map(({ flag, methods }) => ({ ...flag, help: `${flag.help} [${methods.join(", ")}]` })),
+    ...[...methodFlags().values()].map(({ flag }) => flag),
     { name: "epochs", type: "int", help: "passes over the training data (0 with --init: post-training compression only)", default: "3" },
     { name: "init", type: "string", help: "start from this file's weights (methods that train the weights themselves: dense, prune, quant)" },
     { name: "batch", type: "int", help: "minibatch size", default: "128" },
