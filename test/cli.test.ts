@@ -166,7 +166,7 @@ test("bad input: one line, exit 2, nothing half-written", () => {
   assertCleanError(mcnc("train", "--method", "lora", "--rank", "300"), /--rank 300 is larger than layer w1 \(784x256\) allows: 1\.\.256/);
   assertCleanError(mcnc("train", "--method", "pranc", "--bases", "5000", "--d", "203264"), /GiB; give a smaller --d/);
   assertCleanError(mcnc("train", "--epochs", "0"), /--epochs 0 needs --init FILE/);
-  assertCleanError(mcnc("train", "--method", "quant", "--store-bits", "8"), /--store-bits does not apply to --method quant: it stores its own encoding \(--bits\)/);
+  assertCleanError(mcnc("train", "--method", "quant", "--store-bits", "8"), /--store-bits does not apply to --method quant: it stores its own encoding, chosen by its own flags/);
   assertCleanError(mcnc("train", "--out", join(dir, "missing", "x.mcnc")), /cannot write to/);
   assertCleanError(mcnc("eval", join(dir, "nope.mcnc")), /cannot read .*ENOENT/);
   assertCleanError(mcnc("eval"), /needs a FILE/);

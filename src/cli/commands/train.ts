@@ -82,7 +82,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
   const testLimit = intFlag(f["test-limit"], 0, "test-limit", 0, 2 ** 31);
   const storeBits = (f["store-bits"] as number | undefined) ?? 32;
   if (storeBits !== 8 && storeBits !== 32) throw new UserError(`--store-bits must be 8 or 32, got ${storeBits}`);
-  if (storeBits === 8 && method.codec) throw new UserError(`--store-bits does not apply to --method ${method.name}: it stores its own encoding${method.name === "quant" ? " (--bits)" : ""}`);
+  if (storeBits === 8 && method.codec) throw new UserError(`--store-bits does not apply to --method ${method.name}: it stores its own encoding, chosen by its own flags`);
   const lr = f.lr as number | undefined;
   if (lr !== undefined && !(lr > 0 && lr < 10)) throw new UserError(`--lr must be in (0, 10), got ${lr}`);
   const seed = (() => {

@@ -7,7 +7,7 @@
  */
 import { lax, numpy as np } from "@jax-js/jax";
 import { UserError } from "../../errors.js";
-import type { ParamSpec, Params } from "../../model/params.js";
+import { sizeOf, type ParamSpec, type Params } from "../../model/params.js";
 import { chooseCompressed, decodeLeafwise, encodeLeafwise, trainsTheWeights } from "../leaves.js";
 import { matrixShape } from "../lora/index.js";
 import { registerMethod, type Method, type OptionValues } from "../method.js";
@@ -149,7 +149,7 @@ export const quant: Method<QuantConfig> = {
     },
   },
 
-  rebuildFlops: (config, specs) => specs.filter((s) => config.compress.includes(s.name)).reduce((n, s) => n + 2 * s.shape.reduce((a, b) => a * b, 1), 0),
+  rebuildFlops: (config, specs) => specs.filter((s) => config.compress.includes(s.name)).reduce((n, s) => n + 2 * sizeOf(s.shape), 0),
 };
 
 registerMethod(quant);
