@@ -5,7 +5,7 @@
  *   --study shape: k (and so d) at a fixed ratio, the input bound L, m, generator width and depth
  * JSON lines on stdout.   node dist/bench/ablate.js --study init|shape [--seeds 0,1] [--epochs 3]
  */
-import { buildModel, findMethod, initEngine, loadDataset, train, type HostParams, type McncConfig, type Method } from "../src/index.js";
+import { buildModel, findMethod, imageTask, initEngine, loadDataset, train, type HostParams, type McncConfig, type Method } from "../src/index.js";
 
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: string) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1]! : fallback);
@@ -15,7 +15,7 @@ const study = opt("study", "init");
 
 await initEngine();
 const data = loadDataset();
-const model = buildModel("mlp", data.imageShape, data.numClasses);
+const model = buildModel({ name: "mlp", input: data.imageShape, classes: data.numClasses });
 const mcnc = findMethod("mcnc") as Method<McncConfig>;
 
 type Variant = { name: string; values?: Record<string, unknown>; adjust?: (init: HostParams, config: McncConfig) => void };
@@ -50,9 +50,9 @@ for (const v of variants) {
       }
     : mcnc;
   for (const seed of seeds) {
-    const r = await train(model, method, config, data, { epochs, batch: 128, seed });
+    const r = await train(model, method, config, imageTask(data, model), { epochs, batch: 128, seed });
     process.stdout.write(
-      `${JSON.stringify({ bench: study, variant: v.name, config, seed, epochs, accuracy: r.accuracy, final_loss: +r.history.at(-1)!.loss.toFixed(5), first_epoch_accuracy: r.history[0]!.accuracy, train_seconds: +r.trainSeconds.toFixed(1) })}\n`,
+      `${JSON.stringify({ bench: study, variant: v.name, config, seed, epochs, accuracy: r.metrics.accuracy!, final_loss: +r.history.at(-1)!.loss.toFixed(5), first_epoch_accuracy: r.history[0]!.metrics.accuracy, train_seconds: +r.trainSeconds.toFixed(1) })}\n`,
     );
   }
 }

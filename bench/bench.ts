@@ -6,7 +6,7 @@
  *   node dist/bench/bench.js [--threads 1,2] [--quick] [--only matmul,train,rebuild,rebuild-100x]
  */
 // The library first: its preload must run before jax-js loads (engine/preload.ts).
-import { buildModel, findMethod, initEngine, loadDataset, materializer, toDevice, toHost, train, type McncConfig } from "../src/index.js";
+import { buildModel, findMethod, imageTask, initEngine, loadDataset, materializer, toDevice, toHost, train, type McncConfig } from "../src/index.js";
 import { jit, numpy as np, tree } from "@jax-js/jax";
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -43,14 +43,14 @@ async function measure(): Promise<void> {
 
   // Training throughput at batch 128: the second epoch (compiled) of a short run.
   const data = loadDataset(undefined, { trainLimit: quick ? 2560 : 12800, testLimit: 1000 });
-  for (const modelName of want("train") ? ["mlp", "lenet"] : []) {
+  for (const modelName of want("train") ? (["mlp", "lenet"] as const) : []) {
     for (const methodName of ["dense", "mcnc"]) {
-      const model = buildModel(modelName, data.imageShape, data.numClasses);
+      const model = buildModel({ name: modelName, input: data.imageShape, classes: data.numClasses });
       const method = findMethod(methodName)!;
       const config = method.configure(methodName === "mcnc" ? { ratio: 100 } : {}, model.specs);
       const sub = modelName === "lenet" ? { ...data, train: { ...data.train, count: 1280, x: data.train.x.subarray(0, 1280 * 784), y: data.train.y.subarray(0, 1280) } } : data;
-      const r = await train(model, method, config, sub, { epochs: 2, batch: 128, seed: 0 });
-      emit({ bench: "train", threads, model: modelName, method: methodName, batch: 128, samples: sub.train.count, train_samples_per_s: +r.history[1]!.samplesPerS.toFixed(1) });
+      const r = await train(model, method, config, imageTask(sub, model), { epochs: 2, batch: 128, seed: 0 });
+      emit({ bench: "train", threads, model: modelName, method: methodName, batch: 128, samples: sub.train.count, train_samples_per_s: +r.history[1]!.rate.toFixed(1) });
     }
   }
 
@@ -87,8 +87,8 @@ async function measure(): Promise<void> {
 
   // Rebuild cost at an equal budget (100x), method against method: FLOPs counted, and the time from
   // the seed to the weights split into regenerating the frozen tensors and computing the weights.
-  for (const modelName of want("rebuild-100x") ? ["mlp", "lenet"] : []) {
-    const model = buildModel(modelName, [28, 28, 1], 10);
+  for (const modelName of want("rebuild-100x") ? (["mlp", "lenet"] as const) : []) {
+    const model = buildModel({ name: modelName, input: [28, 28, 1], classes: 10 });
     for (const [methodName, values] of [
       ["mcnc", { ratio: 100 }],
       // The ranks measured best in docs/results.md; LeNet's first and last layers are too small for rank 16.

@@ -24,7 +24,7 @@ const dir = mkdtempSync(join(tmpdir(), "mcnc-browser-"));
 await build({ entryPoints: [fileURLToPath(new URL("../src/browser.js", import.meta.url))], bundle: true, platform: "browser", format: "esm", outfile: join(dir, "mcnc.js"), logLevel: "silent" });
 
 // Files with perturbed numbers, so nothing an initialisation regenerates is being compared.
-const cases = [
+const cases: Array<{ file: string; model: "mlp" | "lenet"; method: string; values: Record<string, unknown> }> = [
   { file: "mlp-mcnc.mcnc", model: "mlp", method: "mcnc", values: { ratio: 100 } },
   { file: "lenet-mcnc.mcnc", model: "lenet", method: "mcnc", values: { ratio: 100, residual: true } },
   { file: "mlp-mcnc-lora.mcnc", model: "mlp", method: "mcnc-lora", values: { rank: 8, ratio: 100 } },
@@ -41,12 +41,12 @@ function leafCrcs(params: Record<string, Float32Array>): Record<string, string> 
 }
 const inNode: Record<string, Record<string, string>> = {};
 for (const c of cases) {
-  const model = buildModel(c.model, [28, 28, 1], 10);
+  const model = buildModel({ name: c.model, input: [28, 28, 1], classes: 10 });
   const method = findMethod(c.method)!;
   const config = method.configure(c.values, model.specs);
   const trainable = await method.init(config, model.specs, 7);
   for (const t of Object.values(trainable)) t.forEach((v, i) => (t[i] = v + 0.01 * Math.sin(i)));
-  const bytes = encodeModelFile({ model: { name: c.model, input: [28, 28, 1], classes: 10 }, method: { name: c.method, config }, seed: 7, trainable }, model, method);
+  const bytes = encodeModelFile({ model: model.description, method: { name: c.method, config }, seed: 7, trainable }, model, method);
   writeFileSync(join(dir, c.file), bytes);
   inNode[c.file] = leafCrcs((await timedRebuild(decodeModelFile(bytes), 1)).params);
 }

@@ -6,7 +6,7 @@
  *   node dist/bench/probes.js conv         the second LeNet convolution, four formulations
  *   node dist/bench/probes.js chunk-sizes  MLP-MCNC training speed against the chunk size d
  */
-import { buildModel, findMethod, initEngine, loadDataset, toDevice, train, type Params } from "../src/index.js";
+import { buildModel, findMethod, imageTask, initEngine, loadDataset, toDevice, train, type Params } from "../src/index.js";
 import { jit, nn, numpy as np, tree, valueAndGrad, vjp } from "@jax-js/jax";
 
 await initEngine();
@@ -24,7 +24,7 @@ function timeMs(f: () => void, repeats = 5): number {
 }
 
 async function fusion(): Promise<void> {
-  const model = buildModel("mlp", [28, 28, 1], 10);
+  const model = buildModel({ name: "mlp", input: [28, 28, 1], classes: 10 });
   const mcnc = findMethod("mcnc")!;
   const config = mcnc.configure({}, model.specs);
   const trainable = toDevice(mcnc.trainableShapes(config, model.specs), await mcnc.init(config, model.specs, 0));
@@ -151,11 +151,11 @@ function conv(): void {
 
 async function chunkSizes(): Promise<void> {
   const data = loadDataset(undefined, { trainLimit: 6400, testLimit: 1000 });
-  const model = buildModel("mlp", data.imageShape, data.numClasses);
+  const model = buildModel({ name: "mlp", input: data.imageShape, classes: data.numClasses });
   const mcnc = findMethod("mcnc")!;
   for (const d of [1600, 1955, 1956, 1960, 2048]) {
-    const r = await train(model, mcnc, mcnc.configure({ d }, model.specs), data, { epochs: 2, batch: 128, seed: 0 });
-    emit({ probe: "chunk-sizes", d, train_samples_per_s: +r.history[1]!.samplesPerS.toFixed(0) });
+    const r = await train(model, mcnc, mcnc.configure({ d }, model.specs), imageTask(data, model), { epochs: 2, batch: 128, seed: 0 });
+    emit({ probe: "chunk-sizes", d, train_samples_per_s: +r.history[1]!.rate.toFixed(0) });
   }
 }
 

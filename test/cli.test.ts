@@ -139,7 +139,8 @@ test("post-training compression: a dense file quantised and pruned without train
     (info.tensors as Array<{ name: string; dtype: string }>).filter((t) => t.name === "w1.codes").map((t) => t.dtype),
     ["u4"],
   );
-  assertCleanError(mcnc("train", "--method", "mcnc", "--init", dense), /--init does not apply to --method mcnc \(it is for dense, prune, quant\)/);
+  // With --init, a reparameterisation trains an adapter on the file (test/gpt-cli.test.ts): its residual form only.
+  assertCleanError(mcnc("train", "--method", "mcnc", "--init", dense, "--residual=false"), /--residual false does not apply to an adapter \(--init\): it is always true/);
   assertCleanError(mcnc("train", "--method", "quant", "--init", dense, "--model", "lenet"), /holds a mlp, not --model lenet/);
 });
 

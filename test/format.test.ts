@@ -12,7 +12,7 @@ import { countParams, toDevice, toHost } from "../src/model/params.js";
 
 await initEngine();
 
-const model = buildModel("mlp", [28, 28, 1], 10);
+const model = buildModel({ name: "mlp", input: [28, 28, 1], classes: 10 });
 const mcnc = findMethod("mcnc")!;
 
 async function sampleFile(values: Record<string, unknown> = {}, seed = 42): Promise<{ bytes: Uint8Array; file: ModelFile }> {

@@ -41,7 +41,7 @@ test("gradient through the generator matches finite differences (float64)", asyn
 });
 
 test("plain MCNC starts at the standard initialisation's scale; residual MCNC starts at theta_0", async () => {
-  const model = buildModel("mlp", [28, 28, 1], 10);
+  const model = buildModel({ name: "mlp", input: [28, 28, 1], classes: 10 });
   const method = findMethod("mcnc")!;
   const base = await findMethod("dense")!.init({}, model.specs, 0);
   for (const residual of [false, true]) {
@@ -60,7 +60,7 @@ test("plain MCNC starts at the standard initialisation's scale; residual MCNC st
 });
 
 test("--ratio picks the smallest chunk size that reaches the ratio", () => {
-  const model = buildModel("lenet", [28, 28, 1], 10);
+  const model = buildModel({ name: "lenet", input: [28, 28, 1], classes: 10 });
   const total = countParams(model.specs);
   for (const ratio of [50, 90, 100, 300]) {
     const config = configureMcnc({ ratio }, model.specs);
@@ -80,7 +80,7 @@ test("--ratio picks the smallest chunk size that reaches the ratio", () => {
 });
 
 test("configuration errors name the flag and the allowed range", () => {
-  const specs = buildModel("mlp", [28, 28, 1], 10).specs;
+  const specs = buildModel({ name: "mlp", input: [28, 28, 1], classes: 10 }).specs;
   assert.throws(() => configureMcnc({ k: 0 }, specs), /--k must be an integer from 1/);
   assert.throws(() => configureMcnc({ k: 32, d: 16 }, specs), /--k \(32\) must be smaller than the chunk size/);
   assert.throws(() => configureMcnc({ L: -1 }, specs), /--L must be a number/);

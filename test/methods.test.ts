@@ -7,6 +7,7 @@ import { findMethod, materializer, methodNames } from "../src/methods/index.js";
 import { roundTrip } from "../src/methods/method.js";
 import { buildModel } from "../src/model/models.js";
 import { countParams, toDevice, toHost, type Params } from "../src/model/params.js";
+import { imageTask } from "../src/train/tasks.js";
 import { assertClose, centralDifference } from "./numeric.js";
 
 await initEngine();
@@ -40,7 +41,7 @@ test("every registered method has a gradient case", () => {
   assert.deepEqual([...new Set(CASES.map(([m]) => m))].sort(), methodNames().sort());
 });
 
-const model = buildModel("mlp", [4, 4, 1], 3);
+const model = buildModel({ name: "mlp", input: [4, 4, 1], classes: 3 });
 
 for (const [name, values] of CASES) {
   test(`${name} ${JSON.stringify(values)}: gradients through its stages match finite differences (float64)`, async () => {
@@ -115,7 +116,7 @@ for (const [name, values] of CASES) {
 }
 
 test("lora: weights are down @ up, start at the standard scale, and ranks are checked per layer", async () => {
-  const big = buildModel("mlp", [28, 28, 1], 10);
+  const big = buildModel({ name: "mlp", input: [28, 28, 1], classes: 10 });
   const lora = findMethod("lora")!;
   const config = lora.configure({ rank: 8, compress: "w1" }, big.specs);
   const init = await lora.init(config, big.specs, 0);
@@ -134,7 +135,7 @@ test("lora: weights are down @ up, start at the standard scale, and ranks are ch
 });
 
 test("mcnc-lora: --ratio counts against the model's parameters", () => {
-  const big = buildModel("mlp", [28, 28, 1], 10);
+  const big = buildModel({ name: "mlp", input: [28, 28, 1], classes: 10 });
   const method = findMethod("mcnc-lora")!;
   for (const ratio of [100, 300]) {
     const config = method.configure({ rank: 8, ratio }, big.specs);
@@ -147,15 +148,15 @@ test("lora and mcnc-lora train through the common loop (small subset)", async ()
   const { loadDataset } = await import("../src/data/dataset.js");
   const { train } = await import("../src/train/trainer.js");
   const data = loadDataset(undefined, { trainLimit: 2048, testLimit: 500 });
-  const mlp = buildModel("mlp", data.imageShape, data.numClasses);
+  const mlp = buildModel({ name: "mlp", input: data.imageShape, classes: data.numClasses });
   for (const [name, values] of [
     ["lora", { rank: 4 }],
     ["mcnc-lora", { rank: 8, ratio: 100 }],
     ["nola", { rank: 4, ratio: 100 }],
   ] as const) {
     const method = findMethod(name)!;
-    const r = await train(mlp, method, method.configure(values, mlp.specs), data, { epochs: 1, batch: 64, seed: 0 });
+    const r = await train(mlp, method, method.configure(values, mlp.specs), imageTask(data, mlp), { epochs: 1, batch: 64, seed: 0 });
     assert.ok(r.history[0]!.loss < 2.0, `${name}: mean loss ${r.history[0]!.loss} (chance: 2.30)`);
-    assert.ok(r.accuracy > 0.45, `${name}: accuracy ${r.accuracy}`);
+    assert.ok(r.metrics.accuracy! > 0.45, `${name}: accuracy ${r.metrics.accuracy!}`);
   }
 });

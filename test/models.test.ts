@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { grad, nn, numpy as np } from "@jax-js/jax";
 import { initEngine } from "../src/engine/engine.js";
 import { conv3x3, maxPool2 } from "../src/model/layers.js";
-import { buildModel } from "../src/model/models.js";
+import { buildModel, parseDescription } from "../src/model/models.js";
 import { countParams, initParams, type Params } from "../src/model/params.js";
 import { assertClose, centralDifference } from "./numeric.js";
 
@@ -54,9 +54,9 @@ test("maxPool2 takes the largest of each 2x2 block", async () => {
 // cross-entropy loss drown in that noise, and large steps cross ReLU/max-pool kinks. The networks
 // are therefore checked under a polynomial loss of their logits (exact in float64, tiny steps), and
 // the cross-entropy gradient separately against its closed form.
-for (const name of ["mlp", "lenet"]) {
+for (const name of ["mlp", "lenet"] as const) {
   test(`${name}: gradients match finite differences on sampled coordinates (float64)`, async () => {
-    const model = buildModel(name, [8, 8, 1], 3);
+    const model = buildModel({ name, input: [8, 8, 1], classes: 3 });
     const host = await initParams(model.specs, 5);
     const params64 = Object.fromEntries(model.specs.map((s) => [s.name, Float64Array.from(host[s.name]!).map((v, i) => v + 0.05 * Math.sin(i))]));
     const x = np.array(pseudo(4 * 64, 6).map((v) => v * 4)).reshape([4, 8, 8, 1]);
@@ -101,8 +101,8 @@ test("cross-entropy gradient is softmax minus the one-hot labels, over the batch
 });
 
 test("the networks have the reference peer's sizes", () => {
-  assert.equal(countParams(buildModel("mlp", [28, 28, 1], 10).specs), 203530);
-  assert.equal(countParams(buildModel("lenet", [28, 28, 1], 10).specs), 421642);
-  assert.throws(() => buildModel("lenet", [30, 30, 1], 10), /divisible by 4/);
-  assert.throws(() => buildModel("resnet", [28, 28, 1], 10), /unknown model 'resnet'/);
+  assert.equal(countParams(buildModel({ name: "mlp", input: [28, 28, 1], classes: 10 }).specs), 203530);
+  assert.equal(countParams(buildModel({ name: "lenet", input: [28, 28, 1], classes: 10 }).specs), 421642);
+  assert.throws(() => buildModel({ name: "lenet", input: [30, 30, 1], classes: 10 }), /divisible by 4/);
+  assert.throws(() => parseDescription({ name: "resnet", input: [28, 28, 1], classes: 10 }), /unknown model 'resnet'/);
 });

@@ -8,11 +8,12 @@ import { materializer, roundTrip } from "../src/methods/method.js";
 import { riceDecode, riceEncode, sparsityAt, type PruneConfig } from "../src/methods/prune/index.js";
 import { buildModel } from "../src/model/models.js";
 import { countParams, initParams, toDevice, toHost } from "../src/model/params.js";
+import { imageTask } from "../src/train/tasks.js";
 
 await initEngine();
 
-const mlp = buildModel("mlp", [28, 28, 1], 10);
-const fileModel = { name: "mlp", input: [28, 28, 1] as [number, number, number], classes: 10 };
+const mlp = buildModel({ name: "mlp", input: [28, 28, 1], classes: 10 });
+const fileModel = mlp.description;
 
 /** A deterministic pseudo-random stream for masks and weights. */
 function lcg(seed: number): () => number {
@@ -151,7 +152,7 @@ test("prune, quant and pranc learn through the common loop (small subset); quant
   const { loadDataset } = await import("../src/data/dataset.js");
   const { train } = await import("../src/train/trainer.js");
   const data = loadDataset(undefined, { trainLimit: 2048, testLimit: 500 });
-  const dense = await train(mlp, findMethod("dense")!, {}, data, { epochs: 1, batch: 64, seed: 0 });
+  const dense = await train(mlp, findMethod("dense")!, {}, imageTask(data, mlp), { epochs: 1, batch: 64, seed: 0 });
   for (const [name, values, floor] of [
     ["prune", { sparsity: 0.9 }, 0.6],
     ["quant", { bits: 4 }, 0.6],
@@ -159,8 +160,8 @@ test("prune, quant and pranc learn through the common loop (small subset); quant
   ] as const) {
     const method = findMethod(name)!;
     const config = method.configure(values, mlp.specs);
-    const r = await train(mlp, method, config, data, { epochs: 1, batch: 64, seed: 0 });
-    assert.ok(r.accuracy > floor, `${name}: accuracy ${r.accuracy}`);
+    const r = await train(mlp, method, config, imageTask(data, mlp), { epochs: 1, batch: 64, seed: 0 });
+    assert.ok(r.metrics.accuracy! > floor, `${name}: accuracy ${r.metrics.accuracy!}`);
     if (name === "prune") {
       const nonzero = ["w1", "w2"].reduce((n, w) => n + r.params[w]!.filter((v) => v !== 0).length, 0);
       assert.equal(nonzero, Math.round(0.1 * (784 * 256 + 256 * 10)), "trained to the target sparsity");
@@ -168,9 +169,9 @@ test("prune, quant and pranc learn through the common loop (small subset); quant
   }
   // Post-training: no steps, the dense weights encoded at 8 bits.
   const quant = findMethod("quant")!;
-  const ptq = await train(mlp, quant, quant.configure({ bits: 8 }, mlp.specs), data, { epochs: 0, batch: 64, seed: 0, start: dense.params });
-  assert.ok(Math.abs(ptq.accuracy - dense.accuracy) < 0.01, `8-bit ${ptq.accuracy} vs dense ${dense.accuracy}`);
-  await assert.rejects(train(mlp, findMethod("mcnc")!, findMethod("mcnc")!.configure({}, mlp.specs), data, { epochs: 0, batch: 64, seed: 0, start: dense.params }), /cannot start from trained weights/);
+  const ptq = await train(mlp, quant, quant.configure({ bits: 8 }, mlp.specs), imageTask(data, mlp), { epochs: 0, batch: 64, seed: 0, start: dense.params });
+  assert.ok(Math.abs(ptq.metrics.accuracy! - dense.metrics.accuracy!) < 0.01, `8-bit ${ptq.metrics.accuracy!} vs dense ${dense.metrics.accuracy!}`);
+  await assert.rejects(train(mlp, findMethod("mcnc")!, findMethod("mcnc")!.configure({}, mlp.specs), imageTask(data, mlp), { epochs: 0, batch: 64, seed: 0, start: dense.params }), /cannot start from trained weights/);
 });
 
 test("prune and quant refuse stored tensors that are missing, extra or inconsistent", async () => {

@@ -6,6 +6,7 @@ import { decodeModelFile, encodeModelFile, timedRebuild } from "../src/format/mo
 import { findMethod } from "../src/methods/index.js";
 import { buildModel } from "../src/model/models.js";
 import { countParams } from "../src/model/params.js";
+import { imageTask } from "../src/train/tasks.js";
 import { train } from "../src/train/trainer.js";
 
 await initEngine();
@@ -13,12 +14,12 @@ await initEngine();
 const data10k = loadDataset(undefined, { trainLimit: 10_000, testLimit: 2_000 });
 
 test("MCNC at 100x on a 10k subset: one epoch lands well above chance, and the file rebuilds it exactly", async () => {
-  const model = buildModel("mlp", data10k.imageShape, data10k.numClasses);
+  const model = buildModel({ name: "mlp", input: data10k.imageShape, classes: data10k.numClasses });
   const mcnc = findMethod("mcnc")!;
   const config = mcnc.configure({ ratio: 100 }, model.specs);
-  const result = await train(model, mcnc, config, data10k, { epochs: 1, batch: 128, seed: 0 });
+  const result = await train(model, mcnc, config, imageTask(data10k, model), { epochs: 1, batch: 128, seed: 0 });
   // Chance is 0.1; this run measures about 0.75 (docs/results.md).
-  assert.ok(result.accuracy > 0.65, `accuracy ${result.accuracy}`);
+  assert.ok(result.metrics.accuracy! > 0.65, `accuracy ${result.metrics.accuracy!}`);
   const stored = countParams(mcnc.trainableShapes(config, model.specs));
   assert.ok(countParams(model.specs) / stored >= 100);
 
@@ -30,20 +31,20 @@ test("MCNC at 100x on a 10k subset: one epoch lands well above chance, and the f
 });
 
 test("dense training through the same loop reaches the reference's range", async () => {
-  const model = buildModel("mlp", data10k.imageShape, data10k.numClasses);
+  const model = buildModel({ name: "mlp", input: data10k.imageShape, classes: data10k.numClasses });
   const dense = findMethod("dense")!;
-  const result = await train(model, dense, {}, data10k, { epochs: 1, batch: 128, seed: 0 });
-  assert.ok(result.accuracy > 0.75, `accuracy ${result.accuracy}`);
+  const result = await train(model, dense, {}, imageTask(data10k, model), { epochs: 1, batch: 128, seed: 0 });
+  assert.ok(result.metrics.accuracy! > 0.75, `accuracy ${result.metrics.accuracy!}`);
   assert.equal(result.history.length, 1);
-  assert.ok(result.trainSamplesPerS > 0);
+  assert.ok(result.rate > 0);
 });
 
 test("training is deterministic for a seed and changes with it", async () => {
   const small = loadDataset(undefined, { trainLimit: 1024, testLimit: 200 });
-  const model = buildModel("mlp", small.imageShape, small.numClasses);
+  const model = buildModel({ name: "mlp", input: small.imageShape, classes: small.numClasses });
   const mcnc = findMethod("mcnc")!;
   const config = mcnc.configure({ k: 8, d: 800, hidden: [32] }, model.specs);
-  const run = (seed: number) => train(model, mcnc, config, small, { epochs: 2, batch: 64, seed });
+  const run = (seed: number) => train(model, mcnc, config, imageTask(small, model), { epochs: 2, batch: 64, seed });
   const [a, b, c] = [await run(3), await run(3), await run(4)];
   assert.deepEqual(Array.from(a.trainable.alpha!), Array.from(b.trainable.alpha!));
   assert.deepEqual(Array.from(a.params.w1!), Array.from(b.params.w1!));
@@ -52,10 +53,10 @@ test("training is deterministic for a seed and changes with it", async () => {
 
 test("LeNet with MCNC trains through convolutions (small subset)", async () => {
   const small = loadDataset(undefined, { trainLimit: 1024, testLimit: 500 });
-  const model = buildModel("lenet", small.imageShape, small.numClasses);
+  const model = buildModel({ name: "lenet", input: small.imageShape, classes: small.numClasses });
   const mcnc = findMethod("mcnc")!;
   const config = mcnc.configure({ ratio: 100 }, model.specs);
-  const result = await train(model, mcnc, config, small, { epochs: 1, batch: 64, seed: 0 });
+  const result = await train(model, mcnc, config, imageTask(small, model), { epochs: 1, batch: 64, seed: 0 });
   assert.ok(result.history[0]!.loss < 2.25, `loss ${result.history[0]!.loss} did not fall below chance (ln 10 = 2.30)`);
-  assert.ok(result.accuracy > 0.25, `accuracy ${result.accuracy}`);
+  assert.ok(result.metrics.accuracy! > 0.25, `accuracy ${result.metrics.accuracy!}`);
 });

@@ -9,10 +9,12 @@ import type { Command } from "./command.js";
 import { compareCommand } from "./commands/compare.js";
 import { decompressCommand } from "./commands/decompress.js";
 import { evalCommand } from "./commands/eval.js";
+import { generateCommand } from "./commands/generate.js";
 import { inspectCommand } from "./commands/inspect.js";
+import { mergeCommand } from "./commands/merge.js";
 import { trainCommand } from "./commands/train.js";
 
-const COMMANDS: Command[] = [trainCommand, evalCommand, inspectCommand, decompressCommand, compareCommand];
+const COMMANDS: Command[] = [trainCommand, evalCommand, generateCommand, inspectCommand, decompressCommand, mergeCommand, compareCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;

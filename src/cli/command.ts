@@ -1,5 +1,6 @@
 /** The shape every `mcnc <command>` has, and the flags several of them share. */
 import { DEFAULT_THREADS } from "../engine/engine.js";
+import { BUNDLED_NAMES } from "../data/bundled.js";
 import { MODEL_NAMES } from "../model/models.js";
 import type { Flag } from "./args.js";
 
@@ -20,12 +21,21 @@ export const THREADS_FLAG: Flag = {
   default: String(DEFAULT_THREADS),
 };
 export const MODEL_FLAG: Flag = { name: "model", type: "string", choices: MODEL_NAMES, help: "network", default: "mlp" };
+/** The GPT's size (a file's header fixes it for --init, eval and generate). */
+export const GPT_DEFAULTS = { layers: 4, width: 128, heads: 4, context: 128, vocab: 256 } as const;
+export const GPT_FLAGS: Flag[] = [
+  { name: "layers", type: "int", help: "gpt: transformer blocks", default: String(GPT_DEFAULTS.layers) },
+  { name: "width", type: "int", help: "gpt: embedding width", default: String(GPT_DEFAULTS.width) },
+  { name: "heads", type: "int", help: "gpt: attention heads (dividing the width)", default: String(GPT_DEFAULTS.heads) },
+  { name: "context", type: "int", help: "gpt: tokens (bytes) of context", default: String(GPT_DEFAULTS.context) },
+];
+export const EVAL_TOKENS_FLAG: Flag = { name: "eval-tokens", type: "int", help: "gpt: validation tokens scored per evaluation, evenly spaced (0: all)", default: "65536" };
 export const LIMIT_FLAG: Flag = { name: "limit", type: "int", help: "train on the first N samples only (0: all)", default: "0" };
 export const TEST_LIMIT_FLAG: Flag = { name: "test-limit", type: "int", help: "evaluate on the first N test samples only (0: all)", default: "0" };
 export const QUIET_FLAG: Flag = { name: "quiet", type: "bool", help: "no progress on stderr" };
 export const DATA_FLAGS: Flag[] = [
-  { name: "dataset", type: "string", choices: ["fashion-mnist"], help: "bundled data set", default: "fashion-mnist" },
-  { name: "data", type: "string", help: "read an MNIST-format IDX directory instead of the bundled data" },
+  { name: "dataset", type: "string", choices: BUNDLED_NAMES, help: "bundled data set (images: fashion-mnist; text: sotu, moby-dick)", default: "fashion-mnist, or sotu for gpt" },
+  { name: "data", type: "string", help: "an MNIST-format IDX directory (images), or a UTF-8 text file or folder of .txt[.gz] documents (gpt)" },
 ];
 
 /** Round for display and JSON without losing what matters. */

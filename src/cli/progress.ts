@@ -4,12 +4,20 @@ import type { EpochStats, StepProgress } from "../train/trainer.js";
 function duration(seconds: number): string {
   if (!Number.isFinite(seconds)) return "?";
   if (seconds < 60) return `${seconds.toFixed(0)}s`;
-  return `${Math.floor(seconds / 60)}m${String(Math.round(seconds % 60)).padStart(2, "0")}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m${String(Math.round(seconds % 60)).padStart(2, "0")}s`;
+  return `${Math.floor(seconds / 3600)}h${String(Math.floor((seconds % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+/** "test accuracy 0.8123" or "bits/byte 2.214". */
+function metricText(m: Record<string, number>): string {
+  return m.accuracy !== undefined ? `test accuracy ${m.accuracy.toFixed(4)}` : `bits/byte ${m.bits_per_byte!.toFixed(4)}`;
 }
 
 export class Progress {
   readonly #tty: boolean;
   #lastPlain = -1;
+  #unit = "samples";
+  #rounds = 0;
   constructor(
     private readonly stream: NodeJS.WriteStream = process.stderr,
     private readonly enabled = true,
@@ -18,32 +26,38 @@ export class Progress {
   }
 
   step(p: StepProgress): void {
+    this.#unit = p.unit;
+    this.#rounds = p.epochs;
     if (!this.enabled) return;
     const frac = p.step / p.steps;
     const etaText = duration(p.etaSeconds);
+    const rate = `${p.rate.toFixed(0)} ${p.unit}/s`;
     if (this.#tty) {
       const width = 24;
       const filled = Math.round(frac * width);
       const bar = "#".repeat(filled) + "-".repeat(width - filled);
-      this.stream.write(
-        `\repoch ${p.epoch}/${p.epochs} [${bar}] ${(100 * frac).toFixed(0).padStart(3)}%  ${p.samplesPerS.toFixed(0)} samples/s  ETA ${etaText}  loss ${p.loss.toFixed(4)}  `,
-      );
+      this.stream.write(`\r${this.#label(p.epoch)} [${bar}] ${(100 * frac).toFixed(0).padStart(3)}%  ${rate}  ETA ${etaText}  loss ${p.loss.toFixed(4)}  `);
     } else {
-      // Plain logs: a line per quarter epoch, never a flood.
+      // Plain logs: a line per quarter round, never a flood.
       const quarter = Math.floor(frac * 4);
       const key = p.epoch * 10 + quarter;
       if (quarter > 0 && key !== this.#lastPlain) {
         this.#lastPlain = key;
-        this.stream.write(`epoch ${p.epoch}/${p.epochs} ${(100 * frac).toFixed(0)}% ${p.samplesPerS.toFixed(0)} samples/s ETA ${etaText} loss ${p.loss.toFixed(4)}\n`);
+        this.stream.write(`${this.#label(p.epoch)} ${(100 * frac).toFixed(0)}% ${rate} ETA ${etaText} loss ${p.loss.toFixed(4)}\n`);
       }
     }
   }
 
-  epoch(e: EpochStats, epochs: number): void {
+  /** Rounds are epochs of image data, and spans of steps between evaluations of text. */
+  #label(round: number): string {
+    return `${this.#unit === "tokens" ? "round" : "epoch"} ${round}/${this.#rounds}`;
+  }
+
+  epoch(e: EpochStats): void {
     if (!this.enabled) return;
     if (this.#tty) this.stream.write("\r\x1b[K");
     this.stream.write(
-      `epoch ${e.epoch}/${epochs}  loss ${e.loss.toFixed(4)}  test accuracy ${e.accuracy.toFixed(4)}  lr ${e.lr.toPrecision(3)}  ${e.samplesPerS.toFixed(0)} samples/s  ${e.trainSeconds.toFixed(1)}s\n`,
+      `${this.#label(e.epoch)}  step ${e.step}  loss ${e.loss.toFixed(4)}  ${metricText(e.metrics)}  lr ${e.lr.toPrecision(3)}  ${e.rate.toFixed(0)} ${this.#unit}/s  ${e.trainSeconds.toFixed(1)}s\n`,
     );
   }
 

@@ -4,8 +4,8 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { UserError } from "../errors.js";
+import { bundledPath } from "./bundled.js";
 import { readIdxFile, type IdxArray } from "./idx.js";
 
 export interface Split {
@@ -33,7 +33,7 @@ export interface LoadOptions {
   testLimit?: number;
 }
 
-export const DEFAULT_DATA_DIR = fileURLToPath(new URL("../../../data/fashion-mnist", import.meta.url));
+export const DEFAULT_DATA_DIR = bundledPath("fashion-mnist");
 
 const FILES = {
   trainImages: "train-images-idx3-ubyte",

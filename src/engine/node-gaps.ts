@@ -5,6 +5,9 @@
  * - `Float16Array` / `Math.f16round`: jax-js tests `instanceof Float16Array` on every typed array it
  *   receives, which throws a ReferenceError where the class does not exist. We never use float16, so a
  *   class that exists (and refuses to be built) is enough; `f16round` is exact, since it is cheap.
+ * - Iterator helpers (`iterator.map`, `.filter`): jax-js's einsum parser (used by its attention) maps
+ *   over `String.prototype.matchAll`; Node 20's iterators have no such methods. Lazy generators with the
+ *   standard's meaning, installed on the shared iterator prototype only where absent.
  * - `Worker`: jax-js runs its Wasm threads as Web Workers built from a Blob URL, which Node cannot load.
  *   `installWorkerShim` maps such a Worker onto `worker_threads` with the same message protocol.
  */
@@ -23,6 +26,22 @@ export function fillNodeGaps(): void {
   }
   const math = Math as unknown as Record<string, unknown>;
   if (typeof math.f16round !== "function") math.f16round = f16round;
+  fillIteratorHelpers();
+}
+
+function fillIteratorHelpers(): void {
+  const proto = Object.getPrototypeOf(Object.getPrototypeOf([][Symbol.iterator]())) as Record<string, unknown>;
+  const define = (name: string, fn: (this: Iterator<unknown>, f: (v: unknown, i: number) => unknown) => Generator<unknown>) => {
+    if (typeof proto[name] !== "function") Object.defineProperty(proto, name, { value: fn, writable: true, configurable: true });
+  };
+  define("map", function* (f) {
+    let i = 0;
+    for (let r = this.next(); !r.done; r = this.next()) yield f(r.value, i++);
+  });
+  define("filter", function* (f) {
+    let i = 0;
+    for (let r = this.next(); !r.done; r = this.next()) if (f(r.value, i++)) yield r.value;
+  });
 }
 
 /** Round a number to the nearest IEEE half-precision value (ties to even). */

@@ -4,20 +4,24 @@
  * the seed, so rebuilding needs this file and this library, nothing else.
  */
 import { UserError } from "../errors.js";
+import { producedSpecs, type AdapterInfo } from "../methods/adapter.js";
 import { findMethod, materializer, methodNames, type Method } from "../methods/index.js";
 import { KEPT } from "../methods/leaves.js";
-import { buildModel, type ImageShape, type Model } from "../model/models.js";
-import { countParams, toDevice, toHost, type HostParams, type NamedShape, type Params } from "../model/params.js";
+import { buildModel, parseDescription, type Model, type ModelDescription } from "../model/models.js";
+import { countParams, toDevice, toHost, type HostParams, type NamedShape, type ParamSpec, type Params } from "../model/params.js";
 import { checkSeed, RNG_ALGORITHM } from "../rng/seeded.js";
 import { checkShape, decodeContainer, elements, encodeContainer, type Dtype } from "./container.js";
+import { weightsHash } from "./weights-hash.js";
 
 export const LIBRARY = "mcnc 0.1.0";
 /** Largest model a file may describe: 2^28 parameters (1 GiB of float32). */
 export const MAX_MODEL_PARAMS = 2 ** 28;
 
 export interface ModelFile {
-  model: { name: string; input: ImageShape; classes: number };
+  model: ModelDescription;
   method: { name: string; config: object };
+  /** An adapter: the method produces these leaves of the base with this hash; the file holds nothing else of it. */
+  adapter?: AdapterInfo;
   seed: number;
   /** The method's trainable tensors; for a method with a codec, the weights it encodes (or decoded). */
   trainable: HostParams;
@@ -30,6 +34,8 @@ export interface LoadedModel {
   model: Model;
   method: Method;
   config: object;
+  /** The leaves the method produces (the model's, or an adapter's). */
+  specs: ParamSpec[];
   bytes: number;
   /** How each stored tensor is encoded in the file (f32, q8 or integer codes). */
   storage: Record<string, Dtype>;
@@ -48,15 +54,18 @@ export interface EncodeOptions {
 export function encodeModelFile(f: ModelFile, model: Model, method: Method, options: EncodeOptions = {}): Uint8Array {
   const q8 = options.storeBits === 8;
   const config = f.method.config;
+  const specs = producedSpecs(model, f.adapter);
   const tensors = method.codec
-    ? method.codec.encode(config, model.specs, f.trainable)
-    : method.trainableShapes(config, model.specs).map((t) => ({ name: t.name, shape: t.shape, data: f.trainable[t.name]! }));
+    ? method.codec.encode(config, specs, f.trainable)
+    : method.trainableShapes(config, specs).map((t) => ({ name: t.name, shape: t.shape, data: f.trainable[t.name]! }));
   return encodeContainer(
     {
       format: "mcnc",
       library: LIBRARY,
-      model: { ...f.model, params: model.specs.map((s) => ({ name: s.name, shape: s.shape, role: s.role })) },
+      // An adapter names its base by hash and is read against it: the leaf list would only add bytes.
+      model: f.adapter ? f.model : { ...f.model, params: model.specs.map((s) => ({ name: s.name, shape: s.shape, role: s.role })) },
       method: f.method,
+      ...(f.adapter ? { adapter: f.adapter } : {}),
       seed: f.seed,
       rng: RNG_ALGORITHM,
       meta: f.meta ?? {},
@@ -68,11 +77,6 @@ export function encodeModelFile(f: ModelFile, model: Model, method: Method, opti
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-function intIn(v: unknown, lo: number, hi: number, what: string): number {
-  if (!Number.isInteger(v) || (v as number) < lo || (v as number) > hi) throw new UserError(`${what} must be an integer from ${lo} to ${hi}, got ${JSON.stringify(v)}`);
-  return v as number;
 }
 
 export function decodeModelFile(bytes: Uint8Array, name = "file"): LoadedModel {
@@ -89,34 +93,38 @@ export function decodeModelFile(bytes: Uint8Array, name = "file"): LoadedModel {
     }
   })();
 
-  if (!isRecord(h.model) || typeof h.model.name !== "string") throw bad("header has no model");
-  const input = h.model.input;
-  if (!Array.isArray(input) || input.length !== 3) throw bad("model.input must be [height, width, channels]");
-  const shape = input.map((v, i) => intIn(v, 1, 4096, `${name}: model.input[${i}]`)) as unknown as ImageShape;
-  const classes = intIn(h.model.classes, 2, 1 << 16, `${name}: model.classes`);
-  // Claimed parameter shapes are bounded before any model is built from them.
-  if (!Array.isArray(h.model.params)) throw bad("model.params must be a list");
+  if (!isRecord(h.model)) throw bad("header has no model");
+  let description: ModelDescription;
+  try {
+    description = parseDescription(h.model, "model");
+  } catch (e) {
+    throw bad((e as Error).message);
+  }
+  // Claimed parameter shapes are bounded before any model is built from them. An adapter lists none
+  // (its base's description and hash say it all); every other file must.
+  const listed = h.model.params;
+  if (listed === undefined && h.adapter === undefined) throw bad("model.params must be a list");
+  if (listed !== undefined && !Array.isArray(listed)) throw bad("model.params must be a list");
   let claimed = 0;
-  for (const p of h.model.params) {
+  for (const p of listed ?? []) {
     if (!isRecord(p)) throw bad("malformed model.params entry");
     claimed += elements(checkShape(p.shape, `${name}: parameter ${String(p.name)}`));
     if (claimed > MAX_MODEL_PARAMS) throw bad(`header claims more than ${MAX_MODEL_PARAMS} parameters; refusing to build the model`);
   }
-  let model: Model;
-  try {
-    model = buildModel(h.model.name, shape, classes);
-  } catch (e) {
-    throw bad((e as Error).message);
-  }
+  // Building the specs allocates nothing: the count is checked before any tensor exists.
+  const model = buildModel(description);
   const total = countParams(model.specs);
   if (total > MAX_MODEL_PARAMS) throw bad(`model has ${total} parameters, above the limit of ${MAX_MODEL_PARAMS}`);
   const specsMatch =
-    h.model.params.length === model.specs.length &&
-    model.specs.every((s, i) => {
-      const p = (h.model as { params: Array<{ name: unknown; shape: number[] }> }).params[i]!;
-      return p.name === s.name && p.shape.length === s.shape.length && p.shape.every((d, j) => d === s.shape[j]);
-    });
-  if (!specsMatch) throw bad(`parameter list does not match model ${model.name} for input ${shape.join("x")}`);
+    listed === undefined ||
+    (listed.length === model.specs.length &&
+      model.specs.every((s, i) => {
+        const p = (listed as Array<{ name: unknown; shape: number[] }>)[i]!;
+        return p.name === s.name && p.shape.length === s.shape.length && p.shape.every((d, j) => d === s.shape[j]);
+      }));
+  if (!specsMatch) throw bad(`parameter list does not match model ${model.name} as described`);
+  const adapter = h.adapter === undefined ? undefined : parseAdapter(h.adapter, model, bad);
+  const specs = producedSpecs(model, adapter);
 
   if (!isRecord(h.method) || typeof h.method.name !== "string") throw bad("header has no method");
   const method = findMethod(h.method.name);
@@ -124,7 +132,7 @@ export function decodeModelFile(bytes: Uint8Array, name = "file"): LoadedModel {
   if (!isRecord(h.method.config)) throw bad("method.config must be an object");
   let config: object;
   try {
-    config = method.configure(h.method.config, model.specs);
+    config = method.configure(h.method.config, specs);
   } catch (e) {
     throw bad(`method config: ${(e as Error).message}`);
   }
@@ -133,12 +141,12 @@ export function decodeModelFile(bytes: Uint8Array, name = "file"): LoadedModel {
   const trainable: HostParams = {};
   if (method.codec) {
     try {
-      Object.assign(trainable, method.codec.decode(config, model.specs, { shapes: stored, floats: c.tensor, codes: c.codes }));
+      Object.assign(trainable, method.codec.decode(config, specs, { shapes: stored, floats: c.tensor, codes: c.codes }));
     } catch (e) {
       throw bad(`${method.name} tensors: ${(e as Error).message}`);
     }
   } else {
-    const wanted = method.trainableShapes(config, model.specs);
+    const wanted = method.trainableShapes(config, specs);
     const sameTensors =
       wanted.length === stored.length &&
       wanted.every((w, i) => stored[i]!.name === w.name && stored[i]!.shape.length === w.shape.length && stored[i]!.shape.every((d, j) => d === w.shape[j]));
@@ -146,25 +154,50 @@ export function decodeModelFile(bytes: Uint8Array, name = "file"): LoadedModel {
     for (const w of wanted) trainable[w.name] = c.tensor(w.name);
   }
   return {
-    file: { model: { name: model.name, input: shape, classes }, method: { name: method.name, config }, seed, trainable, meta: isRecord(h.meta) ? h.meta : {} },
+    file: { model: description, method: { name: method.name, config }, ...(adapter ? { adapter } : {}), seed, trainable, meta: isRecord(h.meta) ? h.meta : {} },
     model,
     method,
     config,
+    specs,
     bytes: bytes.length,
     storage: Object.fromEntries(stored.map((t) => [t.name, t.dtype])),
     stored: stored.map((t) => ({ name: t.name, shape: t.shape })),
   };
 }
 
-/** The model's weights from the file's numbers. Consumes nothing the caller keeps. */
-export async function rebuildParams(loaded: LoadedModel, rebuild = materializer(loaded.method, loaded.config, loaded.model.specs)): Promise<Params> {
-  const { method, config, model, file } = loaded;
-  // A codec's file decodes straight to the weights.
-  if (method.codec) return toDevice(model.specs, file.trainable);
-  const frozen = await method.frozen(config, model.specs, file.seed);
-  return rebuild(toDevice(method.trainableShapes(config, model.specs), file.trainable), frozen);
+function parseAdapter(raw: unknown, model: Model, bad: (msg: string) => UserError): AdapterInfo {
+  if (!isRecord(raw) || typeof raw.base_sha256 !== "string" || !/^[0-9a-f]{64}$/.test(raw.base_sha256)) throw bad("adapter.base_sha256 must be a SHA-256 in hex");
+  const leaves = raw.leaves;
+  if (!Array.isArray(leaves) || leaves.length === 0 || leaves.length > model.specs.length) throw bad("adapter.leaves must list the adapted leaves");
+  const known = new Set(model.specs.map((s) => s.name));
+  if (leaves.some((l) => typeof l !== "string" || !known.has(l)) || new Set(leaves).size !== leaves.length) throw bad("adapter.leaves names leaves the model does not have");
+  return { base_sha256: raw.base_sha256, leaves: model.specs.filter((s) => leaves.includes(s.name)).map((s) => s.name) };
 }
 
+/** The base an adapter file must be rebuilt on: refused, in one line, unless it is the one it was trained on. */
+export function checkBase(loaded: LoadedModel, base: HostParams | undefined, what = "base"): HostParams | undefined {
+  const adapter = loaded.file.adapter;
+  if (!adapter) return undefined;
+  if (!base) throw new UserError(`this file is an adapter: rebuild it on its base model (--model BASE.mcnc)`);
+  const hash = weightsHash(loaded.model.specs, base);
+  if (hash !== adapter.base_sha256) {
+    throw new UserError(`the adapter was trained on another base (its base's weights hash to ${adapter.base_sha256.slice(0, 12)}..., ${what}'s to ${hash.slice(0, 12)}...)`);
+  }
+  return base;
+}
+
+/**
+ * The model's weights from the file's numbers (and, for an adapter, its base's weights, already
+ * checked with checkBase). Consumes nothing the caller keeps.
+ */
+export async function rebuildParams(loaded: LoadedModel, base?: HostParams, rebuild = materializer(loaded.method, loaded.config, loaded.specs)): Promise<Params> {
+  const { method, config, model, file, specs } = loaded;
+  const rest = file.adapter ? toDevice(model.specs.filter((s) => !file.adapter!.leaves.includes(s.name)), base!) : {};
+  // A codec's file decodes straight to the weights.
+  if (method.codec) return { ...toDevice(specs, file.trainable), ...rest };
+  const frozen = await method.frozen(config, specs, file.seed, file.adapter ? base : undefined);
+  return { ...rebuild(toDevice(method.trainableShapes(config, specs), file.trainable), frozen), ...rest };
+}
 
 export interface TimedRebuild {
   params: HostParams;
@@ -175,12 +208,12 @@ export interface TimedRebuild {
 }
 
 /** Rebuild the weights and time it as a user would see it: seed -> generator -> weights on the host. */
-export async function timedRebuild(loaded: LoadedModel, repeats = 3): Promise<TimedRebuild> {
-  const rebuild = materializer(loaded.method, loaded.config, loaded.model.specs);
+export async function timedRebuild(loaded: LoadedModel, repeats = 3, base?: HostParams): Promise<TimedRebuild> {
+  const rebuild = materializer(loaded.method, loaded.config, loaded.specs);
   const names = loaded.model.specs.map((s) => s.name);
   const once = async () => {
     const t = performance.now();
-    const params = await toHost(names, await rebuildParams(loaded, rebuild));
+    const params = await toHost(names, await rebuildParams(loaded, base, rebuild));
     return { params, ms: performance.now() - t };
   };
   const cold = await once();

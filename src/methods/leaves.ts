@@ -10,21 +10,35 @@ import type { StoredReader, StoredTensor } from "./method.js";
 /** Stored name of a leaf kept dense. */
 export const KEPT = "keep/";
 
-/** Resolve --compress: 'weights' (default: matrices and kernels), 'all', or a list of leaf names. */
+/**
+ * Whether `entry` names leaf `name`: the leaf itself, or a module whose weight it is, matched on a
+ * dotted suffix as PEFT's target_modules are (`c_attn` names every `h.N.attn.c_attn.weight`).
+ */
+function names(entry: string, name: string): boolean {
+  return name === entry || name === `${entry}.weight` || name.endsWith(`.${entry}`) || name.endsWith(`.${entry}.weight`);
+}
+
+/**
+ * Resolve --compress: 'weights' (default: matrices, kernels and embeddings), 'all', or a list of leaf
+ * or module names.
+ */
 export function chooseCompressed(spec: unknown, specs: readonly ParamSpec[]): string[] {
   if (spec === undefined || spec === "weights") return specs.filter((s) => s.role === "weight").map((s) => s.name);
   if (spec === "all") return specs.map((s) => s.name);
-  const names = Array.isArray(spec) ? spec : typeof spec === "string" ? spec.split(",") : null;
-  if (!names || names.length === 0) throw new UserError("--compress must be 'weights', 'all' or a list of parameter names");
-  const known = new Set(specs.map((s) => s.name));
-  for (const n of names) {
-    if (typeof n !== "string" || !known.has(n)) {
-      throw new UserError(`--compress: no parameter '${String(n)}' (the model has ${[...known].join(", ")})`);
+  const entries = Array.isArray(spec) ? spec : typeof spec === "string" ? spec.split(",") : null;
+  if (!entries || entries.length === 0) throw new UserError("--compress must be 'weights', 'all' or a list of parameter names");
+  const chosen = new Set<string>();
+  for (const e of entries) {
+    const hits = typeof e === "string" && e !== "" ? specs.filter((s) => names(e, s.name)) : [];
+    if (hits.length === 0) {
+      const known = specs.map((s) => s.name);
+      const shown = known.length > 12 ? `${known.slice(0, 12).join(", ")}, ... (${known.length} in all)` : known.join(", ");
+      throw new UserError(`--compress: no parameter '${String(e).slice(0, 100)}' (the model has ${shown})`);
     }
+    for (const h of hits) chosen.add(h.name);
   }
-  if (names.length === 0) throw new UserError("--compress selects no parameter");
   // Storage order follows the model, whatever order the user listed.
-  return specs.filter((s) => names.includes(s.name)).map((s) => s.name);
+  return specs.filter((s) => chosen.has(s.name)).map((s) => s.name);
 }
 
 export function keptShapes(specs: readonly ParamSpec[], compress: readonly string[]): NamedShape[] {
@@ -71,6 +85,14 @@ export function flattenCompressed(specs: readonly ParamSpec[], compress: readonl
     at += sizeOf(s.shape);
   }
   return flat;
+}
+
+/**
+ * theta_0 of a residual form: an adapter's base weights, or else the standard initialisation drawn
+ * from the seed (regenerated, never stored).
+ */
+export async function theta0(specs: readonly ParamSpec[], seed: number, base?: HostParams): Promise<HostParams> {
+  return base ?? initParams(specs, seed);
 }
 
 /**

@@ -36,8 +36,16 @@ export interface Method<Config extends object = object> {
   init(config: Config, specs: readonly ParamSpec[], seed: number, start?: HostParams): Promise<HostParams>;
   /** The method's trainable tensors are the network's own leaves, so it can start from trained weights. */
   startsFromWeights?: boolean;
-  /** Frozen tensors, a pure function of (config, seed). */
-  frozen(config: Config, specs: readonly ParamSpec[], seed: number): Promise<Params>;
+  /**
+   * Frozen tensors, a pure function of (config, seed, base). `base`, for an adapter, is the pretrained
+   * model's weights: the theta_0 of a residual form, in place of the seeded initialisation.
+   */
+  frozen(config: Config, specs: readonly ParamSpec[], seed: number, base?: HostParams): Promise<Params>;
+  /**
+   * The option values that make this method an adapter (its residual form, theta_0 + a delta that
+   * starts at zero), for fine-tuning a frozen base; absent for methods that cannot adapt.
+   */
+  adapterValues?: OptionValues;
   /**
    * Trainable + frozen -> parameter tree, as a chain of stages (often one). Each stage maps the
    * previous stage's output (`{}` for the first) to its own; the last returns the model's tree.

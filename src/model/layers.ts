@@ -36,3 +36,10 @@ export function maxPool2(x: np.Array): np.Array {
 }
 
 export const relu = nn.relu;
+
+/** LayerNorm over the last axis (eps 1e-5, as GPT-2). Consumes its arguments. */
+export function layerNorm(x: np.Array, gain: np.Array, bias: np.Array, eps = 1e-5): np.Array {
+  const centred = x.ref.sub(x.mean(-1, { keepdims: true }));
+  const variance = centred.ref.mul(centred.ref).mean(-1, { keepdims: true });
+  return centred.div(np.sqrt(variance.add(eps))).mul(gain).add(bias);
+}

@@ -1,74 +1,57 @@
 /**
- * The networks, as plain functions of a parameter tree (the same networks as the PyTorch peer,
- * shared/peers/torch_mcnc.py, in NHWC/HWIO layout).
+ * The built-in networks by name, and the checks a description from a file or the command line passes
+ * before any network is built from it.
  */
-import { numpy as np } from "@jax-js/jax";
 import { UserError } from "../errors.js";
-import { conv3x3, dense, maxPool2, relu } from "./layers.js";
-import type { ParamSpec, Params } from "./params.js";
+import { gpt, GPT_LIMITS } from "./gpt.js";
+import { lenet, mlp } from "./image-models.js";
+import type { ImageShape, Model, ModelDescription } from "./model.js";
 
-export interface Model {
-  name: string;
-  specs: ParamSpec[];
-  /** x: [B, H, W, C] normalised images; returns logits [B, classes]. Consumes params and x. */
-  apply(params: Params, x: np.Array): np.Array;
-}
+export type { GptConfig, ImageShape, Model, ModelDescription } from "./model.js";
 
-export type ImageShape = readonly [height: number, width: number, channels: number];
-
-function weight(name: string, shape: number[], fanIn: number): ParamSpec {
-  return { name, shape, role: "weight", fanIn };
-}
-function bias(name: string, size: number, fanIn: number): ParamSpec {
-  return { name, shape: [size], role: "bias", fanIn };
-}
-
-function mlp([h, w, c]: ImageShape, classes: number, hidden = 256): Model {
-  const inputs = h * w * c;
-  return {
-    name: "mlp",
-    specs: [weight("w1", [inputs, hidden], inputs), bias("b1", hidden, inputs), weight("w2", [hidden, classes], hidden), bias("b2", classes, hidden)],
-    apply(p, x) {
-      const flat = x.reshape([x.shape[0]!, inputs]);
-      return dense(relu(dense(flat, p.w1!, p.b1!)), p.w2!, p.b2!);
-    },
-  };
-}
-
-function lenet([h, w, c]: ImageShape, classes: number): Model {
-  if (h % 4 !== 0 || w % 4 !== 0) throw new UserError(`lenet needs image sides divisible by 4, got ${h}x${w}`);
-  const flat = (h / 4) * (w / 4) * 64;
-  return {
-    name: "lenet",
-    specs: [
-      weight("c1", [3, 3, c, 32], 9 * c),
-      bias("cb1", 32, 9 * c),
-      weight("c2", [3, 3, 32, 64], 9 * 32),
-      bias("cb2", 64, 9 * 32),
-      weight("w1", [flat, 128], flat),
-      bias("b1", 128, flat),
-      weight("w2", [128, classes], 128),
-      bias("b2", classes, 128),
-    ],
-    apply(p, x) {
-      let y = maxPool2(relu(conv3x3(x, p.c1!, p.cb1!)));
-      y = maxPool2(relu(conv3x3(y, p.c2!, p.cb2!)));
-      y = y.reshape([y.shape[0]!, flat]);
-      return dense(relu(dense(y, p.w1!, p.b1!)), p.w2!, p.b2!);
-    },
-  };
-}
-
-export const MODEL_NAMES = ["mlp", "lenet"] as const;
+export const MODEL_NAMES = ["mlp", "lenet", "gpt"] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 
-export function buildModel(name: string, imageShape: ImageShape, classes: number): Model {
-  switch (name) {
+export function buildModel(d: ModelDescription): Model {
+  switch (d.name) {
     case "mlp":
-      return mlp(imageShape, classes);
+      return mlp(d.input, d.classes);
     case "lenet":
-      return lenet(imageShape, classes);
+      return lenet(d.input, d.classes);
+    case "gpt":
+      return gpt(d);
     default:
-      throw new UserError(`unknown model '${name}' (choose from ${MODEL_NAMES.join(", ")})`);
+      throw new UserError(`unknown model '${(d as { name: unknown }).name}' (choose from ${MODEL_NAMES.join(", ")})`);
+  }
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function intIn(v: unknown, lo: number, hi: number, what: string): number {
+  if (!Number.isInteger(v) || (v as number) < lo || (v as number) > hi) throw new UserError(`${what} must be an integer from ${lo} to ${hi}, got ${JSON.stringify(v)}`);
+  return v as number;
+}
+
+/** A description as a file header (or a user) gives it, checked field by field against limits. */
+export function parseDescription(raw: unknown, what = "model"): ModelDescription {
+  if (!isRecord(raw) || typeof raw.name !== "string") throw new UserError(`${what} has no name`);
+  switch (raw.name) {
+    case "mlp":
+    case "lenet": {
+      const input = raw.input;
+      if (!Array.isArray(input) || input.length !== 3) throw new UserError(`${what}.input must be [height, width, channels]`);
+      const shape = input.map((v, i) => intIn(v, 1, 4096, `${what}.input[${i}]`)) as unknown as ImageShape;
+      return { name: raw.name, input: shape, classes: intIn(raw.classes, 2, 1 << 16, `${what}.classes`) };
+    }
+    case "gpt": {
+      const field = (name: keyof typeof GPT_LIMITS) => intIn(raw[name], GPT_LIMITS[name][0], GPT_LIMITS[name][1], `${what}.${name}`);
+      const d = { name: "gpt" as const, layers: field("layers"), width: field("width"), heads: field("heads"), context: field("context"), vocab: field("vocab") };
+      if (d.width % d.heads !== 0) throw new UserError(`${what}: width ${d.width} is not divisible by ${d.heads} heads`);
+      return d;
+    }
+    default:
+      throw new UserError(`unknown model '${raw.name}' (choose from ${MODEL_NAMES.join(", ")})`);
   }
 }

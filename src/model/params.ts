@@ -5,9 +5,15 @@ import { seededUniform, STREAM } from "../rng/seeded.js";
 export interface ParamSpec {
   name: string;
   shape: number[];
-  /** Weight matrices and kernels are what compression methods compress by default. */
-  role: "weight" | "bias";
-  /** Inputs feeding one output unit, for initialisation. */
+  /**
+   * Weight matrices, kernels and embeddings are what compression methods compress by default; biases
+   * start at zero and normalisation gains at one.
+   */
+  role: "weight" | "bias" | "gain";
+  /**
+   * Inputs feeding one output unit: the standard initialisation draws within 1/sqrt(fanIn). A model
+   * with another rule (GPT-2's std 0.02) gives the fan-in that yields its bound.
+   */
   fanIn: number;
 }
 
@@ -27,7 +33,7 @@ export function countParams(specs: ReadonlyArray<{ shape: readonly number[] }>):
 
 /**
  * The standard initialisation (PyTorch's default for Linear/Conv: uniform within 1/sqrt(fan_in)
- * for weights; zero biases, as in the reference peer), drawn from the seed so that it can be
+ * for weights; zero biases, as in the reference peer; unit gains), drawn from the seed so that it can be
  * regenerated instead of stored (the residual form's theta_0).
  */
 export async function initParams(specs: readonly ParamSpec[], seed: number): Promise<HostParams> {
@@ -36,6 +42,8 @@ export async function initParams(specs: readonly ParamSpec[], seed: number): Pro
     const size = sizeOf(spec.shape);
     if (spec.role === "bias") {
       out[spec.name] = new Float32Array(size);
+    } else if (spec.role === "gain") {
+      out[spec.name] = new Float32Array(size).fill(1);
     } else {
       const bound = 1 / Math.sqrt(spec.fanIn);
       out[spec.name] = await seededUniform(seed, [STREAM.init, i], size, -bound, bound);

@@ -15,7 +15,19 @@ export class Plateau {
   constructor(
     public lr: number,
     private readonly options: PlateauOptions = PLATEAU_DEFAULTS,
-  ) {}
+    saved?: Record<string, number>,
+  ) {
+    if (saved) {
+      this.lr = saved.lr!;
+      this.#best = saved.best!;
+      this.#bad = saved.bad!;
+    }
+  }
+
+  /** Everything that decides later rates (JSON numbers round-trip exactly; Infinity is kept as null). */
+  state(): Record<string, number> {
+    return { lr: this.lr, best: this.#best, bad: this.#bad };
+  }
 
   /** Record an epoch's monitored loss; returns the learning rate for the next epoch. */
   step(loss: number): number {

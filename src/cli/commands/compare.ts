@@ -9,13 +9,11 @@ import { writeFileAtomic } from "../../format/atomic-write.js";
 import { tree } from "@jax-js/jax";
 import { decodeModelFile, encodeModelFile, rebuildParams } from "../../format/model-file.js";
 import { findMethod, methodNames } from "../../methods/index.js";
-import { buildModel } from "../../model/models.js";
 import { countParams, type HostParams } from "../../model/params.js";
-import { accuracy, predictor } from "../../train/evaluate.js";
 import { train } from "../../train/trainer.js";
 import { DATA_FLAGS, JSON_FLAG, LIMIT_FLAG, MODEL_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, THREADS_FLAG, type Command } from "../command.js";
 import { Progress } from "../progress.js";
-import { dataFrom, fileSize, startEngine } from "./shared.js";
+import { fileSize, modelAndTask, startEngine } from "./shared.js";
 import { accuracyPlot, type Series } from "./svg-plot.js";
 
 interface Run {
@@ -81,10 +79,8 @@ async function run(f: Record<string, unknown>): Promise<void> {
   const progress = new Progress(process.stderr, !f.quiet);
 
   await startEngine(f);
-  const data = dataFrom(f, { trainLimit: (f.limit as number | undefined) ?? 0, testLimit: (f["test-limit"] as number | undefined) ?? 0 });
-  const model = buildModel(modelName, data.imageShape, data.numClasses);
+  const { model, task } = await modelAndTask(f);
   const params = countParams(model.specs);
-  const fileModel = { name: model.name, input: data.imageShape, classes: data.numClasses };
 
   const runs: Run[] = [];
   const jobs: Job[] = [
@@ -120,21 +116,21 @@ async function run(f: Record<string, unknown>): Promise<void> {
     const method = findMethod(job.method)!;
     const config = method.configure(job.values, model.specs);
     progress.message(`mcnc compare: ${i + 1}/${jobs.length} ${job.label} at ${job.budget}, seed ${job.seed}`);
-    const r = await train(model, method, config, data, {
+    const r = await train(model, method, config, task, {
       epochs: job.epochs,
       batch: 128,
       seed: job.seed,
       start: job.fromDense ? denseWeights.get(job.seed) : undefined,
       onStep: (p) => progress.step(p),
-      onEpoch: (e) => progress.epoch(e, epochs),
+      onEpoch: (e) => progress.epoch(e),
     });
     if (job.method === "dense") denseWeights.set(job.seed, r.params);
-    const file = { model: fileModel, method: { name: method.name, config }, seed: job.seed, trainable: r.trainable };
-    record(job, job.label, encodeModelFile(file, model, method), r.accuracy, r.trainSeconds);
+    const file = { model: model.description, method: { name: method.name, config }, seed: job.seed, trainable: r.trainable };
+    record(job, job.label, encodeModelFile(file, model, method), r.metrics.accuracy!, r.trainSeconds);
     if (job.alsoEightBit) {
       const bytes = encodeModelFile(file, model, method, { storeBits: 8 });
       const stored = await rebuildParams(decodeModelFile(bytes));
-      record(job, `${job.label} (8-bit storage)`, bytes, await accuracy(predictor(model), stored, data.test, data.imageShape), r.trainSeconds);
+      record(job, `${job.label} (8-bit storage)`, bytes, (await task.evaluate(stored)).accuracy!, r.trainSeconds);
       tree.dispose(stored);
     }
   }
@@ -144,7 +140,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
   for (const r of runs) groups.set(`${r.label}@${r.budget}`, [...(groups.get(`${r.label}@${r.budget}`) ?? []), r]);
   const command = `mcnc compare --model ${modelName} --methods ${methods.join(",")} --ratios ${ratios.join(",")} --quant-bits ${quantBits.join(",")} --seeds ${seeds.join(",")} --epochs ${epochs}`;
   const lines = [
-    `Fashion-MNIST, ${model.name} (${params} parameters), ${epochs} epochs, seeds ${seeds.join(", ")}, ${data.train.count} training samples.`,
+    `${task.data}, ${model.name} (${params} parameters), ${epochs} epochs, seeds ${seeds.join(", ")}, ${task.size}.`,
     `Command: \`${command}\``,
     "",
     "| method | budget | stored numbers | file bytes | bits/param | accuracy (mean) | min - max | train s (mean) |",

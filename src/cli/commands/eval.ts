@@ -1,38 +1,42 @@
-/** mcnc eval FILE: rebuild a model from its file and measure it on the test split. */
+/** mcnc eval FILE [--adapter A]: rebuild a model (or a base with an adapter) and measure it on held-out data. */
+import { tree } from "@jax-js/jax";
 import { UserError } from "../../errors.js";
 import { timedRebuild } from "../../format/model-file.js";
-import { readModelFile } from "../../format/read-file.js";
 import { toDevice } from "../../model/params.js";
-import { accuracy, predictor } from "../../train/evaluate.js";
-import { DATA_FLAGS, JSON_FLAG, print, TEST_LIMIT_FLAG, THREADS_FLAG, type Command } from "../command.js";
-import { checkDataFits, dataFrom, fileSize, jsonReport, sizeLines, startEngine } from "./shared.js";
+import { DATA_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, print, round, TEST_LIMIT_FLAG, THREADS_FLAG, type Command } from "../command.js";
+import { fileSize, jsonReport, metricLine, openModel, sizeLines, startEngine, taskFor } from "./shared.js";
+
+export const ADAPTER_FLAG = { name: "adapter", type: "string" as const, help: "an adapter file to apply to the model (which must be its base)" };
 
 async function run(f: Record<string, unknown>, [file]: string[]): Promise<void> {
   if (!file) throw new UserError("mcnc eval needs a FILE (see mcnc eval --help)");
-  const loaded = readModelFile(file);
   const testLimit = (f["test-limit"] as number | undefined) ?? 0;
   if (testLimit < 0) throw new UserError("--test-limit must be 0 or more");
+  const adapterFile = f.adapter as string | undefined;
   await startEngine(f);
-  const data = dataFrom(f, { trainLimit: 1, testLimit });
-  checkDataFits(data, loaded);
-  const rebuilt = await timedRebuild(loaded);
-  const acc = await accuracy(predictor(loaded.model), toDevice(loaded.model.specs, rebuilt.params), data.test, data.imageShape);
+  const { loaded, base } = await openModel(file, adapterFile);
+  const task = await taskFor(loaded.model, f, loaded.file.meta?.dataset);
+  const rebuilt = await timedRebuild(loaded, 3, base);
+  const params = toDevice(loaded.model.specs, rebuilt.params);
+  const metrics = await task.evaluate(params);
+  tree.dispose(params);
   const size = fileSize(loaded);
   if (f.json) {
     print(
       JSON.stringify({
         command: "eval",
         file,
+        ...(adapterFile ? { adapter: adapterFile } : {}),
         model: loaded.model.name,
         method: loaded.method.name,
-        accuracy: acc,
-        test_samples: data.test.count,
+        data: task.data,
+        ...Object.fromEntries(Object.entries(metrics).map(([k, v]) => [k, k === "accuracy" ? v : round(v, 6)])),
         ...jsonReport(size, rebuilt),
       }),
     );
   } else {
-    print(`${file}: ${loaded.model.name} with ${loaded.method.name}`);
-    print(`test accuracy    ${acc.toFixed(4)} on ${data.test.count} samples`);
+    print(`${adapterFile ?? file}: ${loaded.model.name} with ${loaded.method.name}${adapterFile ? ` on ${file}` : ""}`);
+    print(metricLine(metrics, ` on ${task.data}`));
     for (const line of sizeLines(size)) print(line);
     print(`rebuild          ${rebuilt.warmMs.toFixed(1)} ms (first ${rebuilt.coldMs.toFixed(0)} ms)`);
   }
@@ -40,9 +44,9 @@ async function run(f: Record<string, unknown>, [file]: string[]): Promise<void> 
 
 export const evalCommand: Command = {
   name: "eval",
-  summary: "rebuild a .mcnc model and report its test accuracy and size",
-  usage: "mcnc eval FILE [--data DIR] [--json]",
-  flags: () => [TEST_LIMIT_FLAG, ...DATA_FLAGS, THREADS_FLAG, JSON_FLAG],
+  summary: "rebuild a .mcnc model (or a base with --adapter) and report its held-out quality and size",
+  usage: "mcnc eval FILE [--adapter ADAPTER] [--data PATH] [--json]",
+  flags: () => [ADAPTER_FLAG, TEST_LIMIT_FLAG, EVAL_TOKENS_FLAG, ...DATA_FLAGS, THREADS_FLAG, JSON_FLAG],
   maxPositionals: 1,
   run,
 };

@@ -14,13 +14,13 @@ async function run(f: Record<string, unknown>, [file]: string[]): Promise<void> 
     command: "inspect",
     file,
     model: model.name,
-    input: loaded.file.model.input,
-    classes: loaded.file.model.classes,
+    model_config: loaded.file.model,
     method: method.name,
+    ...(loaded.file.adapter ? { adapter: loaded.file.adapter } : {}),
     config,
     seed: loaded.file.seed,
     tensors,
-    rebuild_flops: method.rebuildFlops(config, model.specs),
+    rebuild_flops: method.rebuildFlops(config, loaded.specs),
     meta: loaded.file.meta,
     ...jsonSize(size),
   };
@@ -28,7 +28,10 @@ async function run(f: Record<string, unknown>, [file]: string[]): Promise<void> 
     print(JSON.stringify(info));
     return;
   }
-  print(`${file}: ${model.name} ${info.input.join("x")} -> ${info.classes} classes, method ${method.name}, seed ${info.seed}`);
+  const d = loaded.file.model;
+  const shape = d.name === "gpt" ? `${d.layers} layers, width ${d.width}, ${d.heads} heads, context ${d.context}` : `${d.input.join("x")} -> ${d.classes} classes`;
+  print(`${file}: ${model.name} (${shape}), method ${method.name}, seed ${info.seed}`);
+  if (loaded.file.adapter) print(`adapter          on ${loaded.file.adapter.leaves.length} leaves of the base with weights SHA-256 ${loaded.file.adapter.base_sha256.slice(0, 16)}...`);
   print(`config           ${JSON.stringify(config)}`);
   for (const line of sizeLines(size)) print(line);
   print(`stored tensors   ${tensors.map((t) => `${t.name}[${t.shape.join(",")}]:${t.dtype}`).join(" ")}`);

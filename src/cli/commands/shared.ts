@@ -1,11 +1,17 @@
-/** Steps several commands take the same way: engine start, data loading, the size summary. */
+/** Steps several commands take the same way: engine start, data for a model, models and adapters from files, the size summary. */
+import { basename } from "node:path";
 import { UserError } from "../../errors.js";
 import { initEngine } from "../../engine/engine.js";
-import { DEFAULT_DATA_DIR, loadDataset, type Dataset } from "../../data/dataset.js";
-import type { LoadedModel, TimedRebuild } from "../../format/model-file.js";
+import { BUNDLED, BUNDLED_NAMES, bundledPath, type BundledName } from "../../data/bundled.js";
+import { loadDataset, type Dataset } from "../../data/dataset.js";
+import { loadText } from "../../data/text.js";
+import { checkBase, timedRebuild, type LoadedModel, type TimedRebuild } from "../../format/model-file.js";
+import { readModelFile } from "../../format/read-file.js";
 import { sizeReport, type SizeReport } from "../../format/size-report.js";
-import { countParams } from "../../model/params.js";
-import { round } from "../command.js";
+import { buildModel, parseDescription, type Model } from "../../model/models.js";
+import { countParams, type HostParams } from "../../model/params.js";
+import { imageTask, textTask, type Metrics, type Task } from "../../train/tasks.js";
+import { GPT_DEFAULTS, round } from "../command.js";
 
 export async function startEngine(flags: Record<string, unknown>): Promise<void> {
   try {
@@ -16,18 +22,83 @@ export async function startEngine(flags: Record<string, unknown>): Promise<void>
   }
 }
 
-export function dataFrom(flags: Record<string, unknown>, limits: { trainLimit?: number; testLimit?: number }): Dataset {
+/**
+ * Which data: --data, --dataset, or else what a file recorded it was trained on (a bundled name), or
+ * else the bundled default for the model's kind. A file trained on data outside the bundle is never
+ * silently measured on the bundled set.
+ */
+function dataSource(flags: Record<string, unknown>, kind: "images" | "text", recorded?: unknown): { path: string; name: string } {
   if (flags.data !== undefined && flags.dataset !== undefined) throw new UserError("give --dataset or --data, not both");
-  return loadDataset((flags.data as string | undefined) ?? DEFAULT_DATA_DIR, limits);
+  if (typeof flags.data === "string") return { path: flags.data, name: flags.data };
+  let name = flags.dataset as BundledName | undefined;
+  if (name === undefined && recorded !== undefined) {
+    if (!BUNDLED_NAMES.includes(recorded as BundledName)) throw new UserError(`the model was trained on ${String(recorded).slice(0, 200)}: give --data (or --dataset)`);
+    name = recorded as BundledName;
+  }
+  name ??= kind === "images" ? "fashion-mnist" : "sotu";
+  if (BUNDLED[name].kind !== kind) throw new UserError(`--dataset ${name} holds ${BUNDLED[name].kind}; this model reads ${kind}`);
+  return { path: bundledPath(name), name };
 }
 
-export function checkDataFits(data: Dataset, loaded: LoadedModel): void {
-  const { input, classes } = loaded.file.model;
-  if (data.imageShape.some((d, i) => d !== input[i]) || data.numClasses > classes) {
-    throw new UserError(
-      `the data (${data.imageShape.join("x")}, ${data.numClasses} classes) does not fit this model (${input.join("x")}, ${classes} classes)`,
-    );
+export function imageData(flags: Record<string, unknown>, limits: { trainLimit?: number; testLimit?: number }, recorded?: unknown): Dataset {
+  const { path, name } = dataSource(flags, "images", recorded);
+  const data = loadDataset(path, limits);
+  return { ...data, name };
+}
+
+/** The task for a model built already (the GPT, or an image model from a file). */
+export async function taskFor(model: Model, flags: Record<string, unknown>, recorded?: unknown): Promise<Task> {
+  if (model.kind === "language") {
+    for (const f of ["limit", "test-limit"]) if (flags[f] !== undefined) throw new UserError(`--${f} applies to image data; text runs choose --steps and --eval-tokens`);
+    const { path, name } = dataSource(flags, "text", recorded);
+    return textTask(await loadText(path, { name }), model, { evalTokens: flags["eval-tokens"] as number | undefined });
   }
+  const data = imageData(flags, { trainLimit: (flags.limit as number | undefined) ?? 0, testLimit: (flags["test-limit"] as number | undefined) ?? 0 }, recorded);
+  checkDataFits(data, model);
+  return imageTask(data, model);
+}
+
+/** The network the flags describe, and its task (image models take their shape from the data). */
+export async function modelAndTask(flags: Record<string, unknown>): Promise<{ model: Model; task: Task }> {
+  const name = (flags.model as string | undefined) ?? "mlp";
+  if (name === "gpt") {
+    const get = (f: keyof typeof GPT_DEFAULTS) => (flags[f] as number | undefined) ?? GPT_DEFAULTS[f];
+    const model = buildModel(parseDescription({ name, layers: get("layers"), width: get("width"), heads: get("heads"), context: get("context"), vocab: GPT_DEFAULTS.vocab }, "--model gpt"));
+    return { model, task: await taskFor(model, flags) };
+  }
+  for (const f of ["layers", "width", "heads", "context", "eval-tokens"]) if (flags[f] !== undefined) throw new UserError(`--${f} applies to --model gpt`);
+  const data = imageData(flags, { trainLimit: (flags.limit as number | undefined) ?? 0, testLimit: (flags["test-limit"] as number | undefined) ?? 0 });
+  const model = buildModel({ name: name as "mlp" | "lenet", input: data.imageShape, classes: data.numClasses });
+  return { model, task: imageTask(data, model) };
+}
+
+export function checkDataFits(data: Dataset, model: Model): void {
+  const d = model.description;
+  if (d.name === "gpt") return;
+  if (data.imageShape.some((v, i) => v !== d.input[i]) || data.numClasses > d.classes) {
+    throw new UserError(`the data (${data.imageShape.join("x")}, ${data.numClasses} classes) does not fit this model (${d.input.join("x")}, ${d.classes} classes)`);
+  }
+}
+
+/** A model as a user names it on the command line: a file, and an adapter on it. */
+export interface OpenedModel {
+  /** The file whose method produces the weights (the adapter, when there is one). */
+  loaded: LoadedModel;
+  /** The base's weights, for an adapter. */
+  base?: HostParams;
+  baseFile?: string;
+}
+
+/** FILE, or BASE with --adapter FILE: the adapter is checked against its base before anything is built. */
+export async function openModel(file: string, adapterFile?: string): Promise<OpenedModel> {
+  const first = readModelFile(file);
+  if (first.file.adapter) throw new UserError(`${file} is an adapter: give its base model, and the adapter with --adapter ${basename(file)}`);
+  if (adapterFile === undefined) return { loaded: first };
+  const adapter = readModelFile(adapterFile);
+  if (!adapter.file.adapter) throw new UserError(`${adapterFile} is not an adapter (it holds a whole ${adapter.model.name})`);
+  const base = (await timedRebuild(first, 0)).params;
+  checkBase(adapter, base, file);
+  return { loaded: adapter, base, baseFile: file };
 }
 
 export function fileSize(loaded: LoadedModel): SizeReport {
@@ -49,4 +120,10 @@ export function jsonSize(r: SizeReport): Record<string, number> {
 /** The counts and rebuild times every command that rebuilds a model reports. */
 export function jsonReport(size: SizeReport, rebuilt: TimedRebuild): Record<string, number> {
   return { ...jsonSize(size), reconstruct_ms: round(rebuilt.warmMs, 3), reconstruct_cold_ms: round(rebuilt.coldMs, 3) };
+}
+
+/** A metric line for people: "test accuracy 0.8123" or "bits per byte 2.214 (perplexity 4.64)". */
+export function metricLine(m: Metrics, where: string): string {
+  if (m.accuracy !== undefined) return `test accuracy    ${m.accuracy.toFixed(4)}${where}`;
+  return `bits per byte    ${m.bits_per_byte!.toFixed(4)} (perplexity ${m.perplexity!.toFixed(3)})${where}`;
 }

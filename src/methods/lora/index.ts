@@ -7,7 +7,7 @@ import { numpy as np } from "@jax-js/jax";
 import { UserError } from "../../errors.js";
 import { initParams, sizeOf, type HostParams, type ParamSpec, type Params } from "../../model/params.js";
 import { seededUniform, STREAM } from "../../rng/seeded.js";
-import { assembleLeaves, chooseCompressed, keptInit, keptShapes } from "../leaves.js";
+import { assembleLeaves, chooseCompressed, keptInit, keptShapes, theta0 } from "../leaves.js";
 import { registerMethod, type Method, type OptionValues } from "../method.js";
 
 export interface LoraConfig {
@@ -64,6 +64,7 @@ export const lora: Method<LoraConfig> = {
   // Measured (MLP, rank 4, 10k samples, 1 epoch): 0.001 -> 0.594, 0.005 -> 0.718, 0.02 -> 0.734 test
   // accuracy; products of two factors learn slowly at the dense rate. docs/results.md.
   defaultLearningRate: 5e-3,
+  adapterValues: { residual: true },
   configure: configureLora,
 
   trainableShapes(config, specs) {
@@ -93,9 +94,9 @@ export const lora: Method<LoraConfig> = {
     return out;
   },
 
-  async frozen(config, specs, seed) {
+  async frozen(config, specs, seed, baseWeights) {
     if (!config.residual) return {};
-    const base = await initParams(specs, seed);
+    const base = await theta0(specs, seed, baseWeights);
     const out: Params = {};
     for (const s of specs) if (config.compress.includes(s.name)) out[s.name] = np.array(base[s.name]!).reshape(s.shape);
     return out;

@@ -5,7 +5,7 @@
 import { numpy as np } from "@jax-js/jax";
 import { initParams, type HostParams, type Params } from "../../model/params.js";
 import { seededUniform, STREAM } from "../../rng/seeded.js";
-import { cutLeaves, flattenCompressed, keptInit, keptShapes } from "../leaves.js";
+import { cutLeaves, flattenCompressed, keptInit, keptShapes, theta0 } from "../leaves.js";
 import { registerMethod, type Method, type Stage } from "../method.js";
 import { CHUNK_ALIGN, configureMcnc, layoutOf, MCNC_OPTIONS, type McncConfig } from "./config.js";
 import { generatorDims, generatorFlops, generatorLayer, generatorWeights, onSphere } from "./generator.js";
@@ -17,6 +17,7 @@ export const mcnc: Method<McncConfig> = {
   // The paper and the peer use 0.05; 0.02 measured better here (0.829 against 0.826 with L = 10, lower
   // training loss, and 0.822 against 0.810 with L = 20), 0.1 worse (docs/results.md).
   defaultLearningRate: 0.02,
+  adapterValues: { residual: true },
   configure: configureMcnc,
 
   trainableShapes(config, specs) {
@@ -55,14 +56,14 @@ export const mcnc: Method<McncConfig> = {
     return out;
   },
 
-  async frozen(config, specs, seed) {
+  async frozen(config, specs, seed, base) {
     const dims = generatorDims(config.k, config.hidden, config.d);
     const weights = await generatorWeights(seed, dims);
     const out: Params = {};
     weights.forEach((w, i) => (out[`gen${i}`] = np.array(w).reshape([dims[i]!, dims[i + 1]!])));
     if (config.residual) {
       const { chunks } = layoutOf(config, specs);
-      out.theta0 = np.array(flattenCompressed(specs, config.compress, await initParams(specs, seed), chunks * config.d));
+      out.theta0 = np.array(flattenCompressed(specs, config.compress, await theta0(specs, seed, base), chunks * config.d));
     }
     return out;
   },

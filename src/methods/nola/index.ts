@@ -8,7 +8,7 @@ import { numpy as np } from "@jax-js/jax";
 import { UserError } from "../../errors.js";
 import { countParams, initParams, sizeOf, type HostParams, type ParamSpec, type Params } from "../../model/params.js";
 import { seededUniform, STREAM } from "../../rng/seeded.js";
-import { assembleLeaves, keptInit, keptShapes } from "../leaves.js";
+import { assembleLeaves, keptInit, keptShapes, theta0 } from "../leaves.js";
 import { configureLora, DOWN, matrixShape, UP } from "../lora/index.js";
 import { registerMethod, type Method, type OptionValues } from "../method.js";
 
@@ -52,6 +52,8 @@ export const nola: Method<NolaConfig> = {
   // The paper's 1e-3 was set for fine-tuning large models; from the seeded start, on the MLP at 100x
   // (10k samples, 1 epoch), 0.001 -> 0.467, 0.01 -> 0.722, 0.05 -> 0.715 test accuracy. docs/results.md.
   defaultLearningRate: 1e-2,
+  // Always theta_0 + down @ up with up's coefficients starting at zero.
+  adapterValues: {},
   configure: configureNola,
 
   trainableShapes(config, specs) {
@@ -81,8 +83,8 @@ export const nola: Method<NolaConfig> = {
     return out;
   },
 
-  async frozen(config, specs, seed) {
-    const base = await initParams(specs, seed);
+  async frozen(config, specs, seed, baseWeights) {
+    const base = await theta0(specs, seed, baseWeights);
     const out: Params = {};
     const b = 1 / Math.sqrt(config.bases);
     for (const [i, s] of specs.entries()) {

@@ -12,7 +12,7 @@ import { numpy as np } from "@jax-js/jax";
 import { UserError } from "../../errors.js";
 import { countParams, initParams, type HostParams, type ParamSpec, type Params } from "../../model/params.js";
 import { seededUniform, STREAM } from "../../rng/seeded.js";
-import { chooseCompressed, cutLeaves, flattenCompressed, keptInit, keptShapes } from "../leaves.js";
+import { chooseCompressed, cutLeaves, flattenCompressed, keptInit, keptShapes, theta0 } from "../leaves.js";
 import { CHUNK_ALIGN } from "../mcnc/config.js";
 import { registerMethod, type Method, type OptionValues } from "../method.js";
 
@@ -82,6 +82,8 @@ export const pranc: Method<PrancConfig> = {
   // Measured on the MLP at 100x: 10k samples, 1 epoch: 0.003 -> 0.637, 0.01 -> 0.719, 0.03 -> 0.786,
   // 0.1 -> 0.793, 0.3 -> 0.764; full data, 3 epochs: 0.03 -> 0.829, 0.1 -> 0.828 (docs/results.md).
   defaultLearningRate: 0.03,
+  // Always theta_0 + alpha @ B with alpha starting at zero.
+  adapterValues: {},
   configure: configurePranc,
 
   trainableShapes(config, specs) {
@@ -98,12 +100,12 @@ export const pranc: Method<PrancConfig> = {
   },
 
   /** Basis rows uniform(-b, b) with b = sqrt(3 / d): each basis vector has unit expected norm. */
-  async frozen(config, specs, seed) {
+  async frozen(config, specs, seed, base) {
     const P = compressedSize(config.compress, specs);
-    const theta0 = flattenCompressed(specs, config.compress, await initParams(specs, seed), Math.ceil(P / config.d) * config.d);
+    const start = flattenCompressed(specs, config.compress, await theta0(specs, seed, base), Math.ceil(P / config.d) * config.d);
     const b = Math.sqrt(3 / config.d);
     const basis = await seededUniform(seed, [STREAM.generator, 0], config.bases * config.d, -b, b);
-    return { basis: np.array(basis).reshape([config.bases, config.d]), theta0: np.array(theta0) } satisfies Params;
+    return { basis: np.array(basis).reshape([config.bases, config.d]), theta0: np.array(start) } satisfies Params;
   },
 
   /** Two stages, so the big matmul is materialised once instead of fused into each leaf's slice (3x faster). */

@@ -1,0 +1,50 @@
+/** mcnc merge --model BASE --adapter A --out merged.safetensors|.mcnc: the adapted weights as one model. */
+import { basename, resolve } from "node:path";
+import { UserError } from "../../errors.js";
+import { writeFileAtomic } from "../../format/atomic-write.js";
+import { encodeModelFile, timedRebuild } from "../../format/model-file.js";
+import { encodeSafetensors } from "../../format/safetensors.js";
+import { findMethod } from "../../methods/index.js";
+import { JSON_FLAG, print, THREADS_FLAG, type Command } from "../command.js";
+import { ADAPTER_FLAG } from "./eval.js";
+import { openModel, startEngine } from "./shared.js";
+
+async function run(f: Record<string, unknown>): Promise<void> {
+  if (typeof f.model !== "string" || typeof f.adapter !== "string") throw new UserError("mcnc merge needs --model BASE.mcnc and --adapter ADAPTER.mcnc");
+  if (typeof f.out !== "string" || f.out === "") throw new UserError("mcnc merge needs --out merged.safetensors (or merged.mcnc)");
+  const out = resolve(f.out);
+  if (!/\.(safetensors|mcnc)$/.test(out)) throw new UserError("--out must end in .safetensors or .mcnc");
+  if ([f.model, f.adapter].some((p) => resolve(p as string) === out)) throw new UserError("--out would overwrite an input file");
+  await startEngine(f);
+  const { loaded, base } = await openModel(f.model, f.adapter);
+  const { params } = await timedRebuild(loaded, 0, base);
+  const specs = loaded.model.specs;
+  const bytes = out.endsWith(".mcnc")
+    ? encodeModelFile(
+        { model: loaded.file.model, method: { name: "dense", config: {} }, seed: loaded.file.seed, trainable: params, meta: { merged: { base: basename(f.model), adapter: basename(f.adapter) } } },
+        loaded.model,
+        findMethod("dense")!,
+      )
+    : encodeSafetensors(
+        specs.map((s) => ({ name: s.name, shape: s.shape, data: params[s.name]! })),
+        { base: basename(f.model), adapter: basename(f.adapter), method: loaded.method.name, model: loaded.model.name },
+      );
+  writeFileAtomic(out, bytes);
+  if (f.json) print(JSON.stringify({ command: "merge", out, bytes: bytes.length, tensors: specs.length }));
+  else print(`wrote ${out} (${bytes.length} bytes, ${specs.length} tensors: ${basename(f.model)} with ${basename(f.adapter)} merged in)`);
+}
+
+export const mergeCommand: Command = {
+  name: "merge",
+  summary: "merge an adapter into its base: one model as .safetensors or a dense .mcnc",
+  usage: "mcnc merge --model BASE.mcnc --adapter ADAPTER.mcnc --out merged.safetensors",
+  flags: () => [
+    { name: "model", type: "string", help: "the base model file" },
+    ADAPTER_FLAG,
+    { name: "out", type: "string", help: "output file (.safetensors, or .mcnc for a dense mcnc file)" },
+    THREADS_FLAG,
+    JSON_FLAG,
+  ],
+  maxPositionals: 0,
+  run,
+};

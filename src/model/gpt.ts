@@ -1,0 +1,119 @@
+/**
+ * A GPT in GPT-2's shape, as a plain function of its parameter tree: token and learned position
+ * embeddings, pre-LayerNorm blocks of causal multi-head self-attention and a 4x GELU MLP, a final
+ * LayerNorm, and the output projection tied to the token embedding. Tensor names and layouts are
+ * Hugging Face's GPT-2 (`h.0.attn.c_attn.weight` is Conv1D, [in, out], q|k|v fused), so weights move
+ * between the two with no renaming.
+ */
+import { nn, numpy as np } from "@jax-js/jax";
+import { dense, layerNorm } from "./layers.js";
+import type { GptConfig, Model } from "./model.js";
+import type { ParamSpec, Params } from "./params.js";
+
+/** Bounds on each field of a GPT description (the parameter count is bounded separately). */
+export const GPT_LIMITS = { layers: [1, 64], width: [1, 8192], heads: [1, 256], context: [2, 1 << 16], vocab: [2, 1 << 16] } as const;
+
+/** GPT-2's initial spread: std 0.02, residual projections 0.02 / sqrt(2 layers) (drawn uniform with that std). */
+const INIT_STD = 0.02;
+const fanInForStd = (std: number) => 1 / (3 * std * std);
+
+export function gptSpecs(c: GptConfig): ParamSpec[] {
+  const C = c.width;
+  const w = (name: string, shape: number[], std = INIT_STD): ParamSpec => ({ name, shape, role: "weight", fanIn: fanInForStd(std) });
+  const b = (name: string, size: number): ParamSpec => ({ name, shape: [size], role: "bias", fanIn: 1 });
+  const g = (name: string, size: number): ParamSpec => ({ name, shape: [size], role: "gain", fanIn: 1 });
+  const residualStd = INIT_STD / Math.sqrt(2 * c.layers);
+  const specs: ParamSpec[] = [w("wte.weight", [c.vocab, C]), w("wpe.weight", [c.context, C])];
+  for (let l = 0; l < c.layers; l++) {
+    const h = `h.${l}`;
+    specs.push(
+      g(`${h}.ln_1.weight`, C),
+      b(`${h}.ln_1.bias`, C),
+      w(`${h}.attn.c_attn.weight`, [C, 3 * C]),
+      b(`${h}.attn.c_attn.bias`, 3 * C),
+      w(`${h}.attn.c_proj.weight`, [C, C], residualStd),
+      b(`${h}.attn.c_proj.bias`, C),
+      g(`${h}.ln_2.weight`, C),
+      b(`${h}.ln_2.bias`, C),
+      w(`${h}.mlp.c_fc.weight`, [C, 4 * C]),
+      b(`${h}.mlp.c_fc.bias`, 4 * C),
+      w(`${h}.mlp.c_proj.weight`, [4 * C, C], residualStd),
+      b(`${h}.mlp.c_proj.bias`, C),
+    );
+  }
+  specs.push(g("ln_f.weight", C), b("ln_f.bias", C));
+  return specs;
+}
+
+/** Rows [N, C] through a Conv1D-style layer named `name` of the tree. Consumes x. */
+function linear(x: np.Array, p: Params, name: string): np.Array {
+  return dense(x, p[`${name}.weight`]!, p[`${name}.bias`]!);
+}
+
+/**
+ * Attention of queries over keys and values, each [B, T, heads, D], for block `layer`: causal over the
+ * window in training, or over a cache of earlier positions when generating.
+ */
+export type Attend = (q: np.Array, k: np.Array, v: np.Array, layer: number) => np.Array;
+
+export const causal: Attend = (q, k, v) => nn.dotProductAttention(q, k, v, { isCausal: true });
+
+/** Self-attention over x [B, T, C]. Consumes x. */
+function attention(x: np.Array, p: Params, l: number, heads: number, attend: Attend): np.Array {
+  const [B, T, C] = x.shape as [number, number, number];
+  const D = C / heads;
+  const h = `h.${l}`;
+  const qkv = linear(x.reshape([B * T, C]), p, `${h}.attn.c_attn`).reshape([B, T, 3, heads, D]);
+  const part = (i: number) => qkv.ref.slice([], [], i).reshape([B, T, heads, D]);
+  const [q, k, v] = [part(0), part(1), part(2)];
+  qkv.dispose();
+  const y = attend(q, k, v, l);
+  return linear(y.reshape([B * T, C]), p, `${h}.attn.c_proj`).reshape([B, T, C]);
+}
+
+function mlpBlock(x: np.Array, p: Params, h: string): np.Array {
+  const [B, T, C] = x.shape as [number, number, number];
+  const hidden = nn.gelu(linear(x.reshape([B * T, C]), p, `${h}.mlp.c_fc`));
+  return linear(hidden, p, `${h}.mlp.c_proj`).reshape([B, T, C]);
+}
+
+/** Token embedding as a one-hot matmul: its gradient is a matmul too (jax-js cannot scatter under jit). */
+export function embed(tokens: np.Array, wte: np.Array, positions: np.Array): np.Array {
+  const [B, T] = tokens.shape as [number, number];
+  const [vocab, C] = wte.shape as [number, number];
+  return np.matmul(nn.oneHot(tokens, vocab).astype(wte.dtype).reshape([B * T, vocab]), wte).reshape([B, T, C]).add(positions);
+}
+
+/** The final LayerNorm and the tied output projection: x [B, T, C] -> logits [B, T, vocab]. Consumes x. */
+export function head(x: np.Array, p: Params): np.Array {
+  const [B, T, C] = x.shape as [number, number, number];
+  const wte = p["wte.weight"]!;
+  const h = layerNorm(x, p["ln_f.weight"]!, p["ln_f.bias"]!).reshape([B * T, C]);
+  return np.matmul(h, wte.transpose()).reshape([B, T, wte.shape[0]!]);
+}
+
+/**
+ * The network on tokens [B, T] whose position embeddings are `positions` ([T, C]), attending with
+ * `attend`: training and generation run this same function. Reads wpe only through `positions`.
+ */
+export function forward(c: GptConfig, p: Params, tokens: np.Array, positions: np.Array, attend: Attend): np.Array {
+  // wte is read twice: here and in the tied output projection.
+  let x = embed(tokens, p["wte.weight"]!.ref, positions);
+  for (let l = 0; l < c.layers; l++) {
+    const h = `h.${l}`;
+    x = x.ref.add(attention(layerNorm(x, p[`${h}.ln_1.weight`]!, p[`${h}.ln_1.bias`]!), p, l, c.heads, attend));
+    x = x.ref.add(mlpBlock(layerNorm(x, p[`${h}.ln_2.weight`]!, p[`${h}.ln_2.bias`]!), p, h));
+  }
+  return head(x, p);
+}
+
+export function gpt(c: GptConfig): Model {
+  return {
+    name: "gpt",
+    kind: "language",
+    description: { name: "gpt", layers: c.layers, width: c.width, heads: c.heads, context: c.context, vocab: c.vocab },
+    specs: gptSpecs(c),
+    adapterTargets: "c_attn",
+    apply: (p, tokens) => forward(c, p, tokens, p["wpe.weight"]!.slice([0, tokens.shape[1]!]), causal),
+  };
+}

@@ -1,0 +1,32 @@
+/** What a network is to the rest of mcnc: a parameter list and a pure function of the parameter tree. */
+import type { numpy as np } from "@jax-js/jax";
+import type { ParamSpec, Params } from "./params.js";
+
+export type ImageShape = readonly [height: number, width: number, channels: number];
+
+export interface GptConfig {
+  /** Transformer blocks. */
+  layers: number;
+  /** Embedding width (GPT-2's n_embd). */
+  width: number;
+  heads: number;
+  /** Longest sequence the position embedding covers (n_positions). */
+  context: number;
+  /** Token vocabulary: 256 for bytes. */
+  vocab: number;
+}
+
+/** Enough to rebuild the network: what a file's header stores. */
+export type ModelDescription = { name: "mlp" | "lenet"; input: ImageShape; classes: number } | ({ name: "gpt" } & GptConfig);
+
+export interface Model {
+  name: string;
+  /** classifier: images [B, H, W, C] -> logits [B, classes]; language: int32 tokens [B, T] -> logits [B, T, vocab]. */
+  kind: "classifier" | "language";
+  description: ModelDescription;
+  specs: ParamSpec[];
+  /** Consumes params and x. */
+  apply(params: Params, x: np.Array): np.Array;
+  /** What an adapter adapts when the user names nothing (PEFT's default for GPT-2: the attention's c_attn). */
+  adapterTargets?: string;
+}

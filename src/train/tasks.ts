@@ -1,0 +1,167 @@
+/**
+ * What the trainer learns from and how it is scored, for each kind of model: image classification
+ * (accuracy on the test split) and next-byte prediction (bits per byte on held-out text). A batch is
+ * a pure function of (seed, step), so a run repeats exactly and a resumed run continues exactly.
+ */
+import { jit, nn, numpy as np, tree } from "@jax-js/jax";
+import type { Dataset } from "../data/dataset.js";
+import type { TextCorpus } from "../data/text.js";
+import { UserError } from "../errors.js";
+import type { Model } from "../model/model.js";
+import type { Params } from "../model/params.js";
+import { seededBits, seededPermutation, STREAM } from "../rng/seeded.js";
+import { accuracy, predictor, type Predictor } from "./evaluate.js";
+
+/** What an evaluation measured: `accuracy`, or `bits_per_byte`, `perplexity` and `loss` (nats). */
+export type Metrics = Record<string, number>;
+
+export interface HostBatch {
+  x: Float32Array | Int32Array;
+  xShape: number[];
+  /** Integer targets: a class per image, or the next byte at each position. */
+  y: Int32Array;
+  yShape: number[];
+}
+
+export interface Task {
+  /** The data's name, as files record it. */
+  data: string;
+  /** How much training data, for people: "60000 training images". */
+  size: string;
+  /** The metric a run is judged by, and which way is better. */
+  metric: "accuracy" | "bits_per_byte";
+  higherIsBetter: boolean;
+  /** What throughput counts: images, or tokens. */
+  unit: "samples" | "tokens";
+  /** Units in one batch row (1 image, or a window of `context` tokens). */
+  unitsPerRow: number;
+  /** Rows a step reads, summed over an epoch: one pass over the training data. */
+  stepsPerEpoch(batch: number): number;
+  batch(seed: number, step: number, size: number): Promise<HostBatch>;
+  /** Does not consume params. */
+  evaluate(params: Params): Promise<Metrics>;
+}
+
+/** Mean cross-entropy of logits [..., V] against integer targets [...]. Consumes its arguments. */
+export function crossEntropy(logits: np.Array, targets: np.Array): np.Array {
+  const V = logits.shape.at(-1)!;
+  const n = targets.size;
+  return nn.logSoftmax(logits, -1).mul(nn.oneHot(targets, V)).sum().mul(-1 / n);
+}
+
+export function imageTask(data: Dataset, model: Model): Task {
+  if (model.kind !== "classifier") throw new UserError(`--model ${model.name} reads text, not images (give --data a text file or folder)`);
+  const sample = data.imageShape.reduce((a, b) => a * b, 1);
+  let predict: Predictor | null = null;
+  let cached: { seed: number; epoch: number; order: Uint32Array } | null = null;
+  const stepsPerEpoch = (batch: number) => Math.floor(data.train.count / batch);
+  return {
+    data: data.name,
+    size: `${data.train.count} training images`,
+    metric: "accuracy",
+    higherIsBetter: true,
+    unit: "samples",
+    unitsPerRow: 1,
+    stepsPerEpoch,
+    async batch(seed, step, size) {
+      // Full batches of the epoch's seeded order; a final partial batch is dropped (one shape, one
+      // compiled kernel set), and the order changes each epoch, so no sample is dropped for good.
+      const epoch = Math.floor(step / stepsPerEpoch(size));
+      if (cached?.epoch !== epoch || cached.seed !== seed) cached = { seed, epoch, order: await seededPermutation(seed, [STREAM.shuffle, epoch], data.train.count) };
+      const start = (step % stepsPerEpoch(size)) * size;
+      const x = new Float32Array(size * sample);
+      const y = new Int32Array(size);
+      for (let i = 0; i < size; i++) {
+        const s = cached.order[start + i]!;
+        x.set(data.train.x.subarray(s * sample, (s + 1) * sample), i * sample);
+        y[i] = data.train.y[s]!;
+      }
+      return { x, xShape: [size, ...data.imageShape], y, yShape: [size] };
+    },
+    async evaluate(params) {
+      predict ??= predictor(model);
+      return { accuracy: await accuracy(predict, params, data.test, data.imageShape) };
+    },
+  };
+}
+
+/** Windows evaluated at once. */
+const EVAL_ROWS = 16;
+/** Steps whose window offsets are drawn together. */
+const OFFSET_BLOCK = 64;
+export const DEFAULT_EVAL_TOKENS = 65536;
+
+export interface TextTaskOptions {
+  /** Validation tokens scored per evaluation (evenly spaced windows; 0: all of them). */
+  evalTokens?: number;
+}
+
+export function textTask(corpus: TextCorpus, model: Model, options: TextTaskOptions = {}): Task {
+  if (model.kind !== "language" || model.description.name !== "gpt") throw new UserError(`--model ${model.name} reads images, not text`);
+  const T = model.description.context;
+  for (const [split, bytes] of [
+    ["training", corpus.train],
+    ["validation", corpus.valid],
+  ] as const) {
+    if (bytes.length < T + 1) {
+      throw new UserError(`${corpus.name}: ${bytes.length} bytes of ${split} text; one context of ${T} tokens needs at least ${T + 1} (give more text or a smaller --context)`);
+    }
+  }
+  const evalTokens = options.evalTokens ?? DEFAULT_EVAL_TOKENS;
+  if (!Number.isInteger(evalTokens) || evalTokens < 0) throw new UserError(`--eval-tokens must be 0 (all) or a positive integer, got ${evalTokens}`);
+  const windows = Math.floor((corpus.valid.length - 1) / T);
+  const picked = evalTokens === 0 ? windows : Math.max(1, Math.min(windows, Math.ceil(evalTokens / T)));
+  const span = corpus.train.length - T;
+  let offsets: { seed: number; block: number; bits: Uint32Array } | null = null;
+  const nll = jit((params: Params, x: np.Array, y: np.Array) => crossEntropy(model.apply(params, x), y)) as unknown as (p: Params, x: np.Array, y: np.Array) => np.Array;
+
+  return {
+    data: corpus.name,
+    size: `${corpus.train.length} bytes of training text in ${corpus.documents.train} documents (${corpus.valid.length} held out in ${corpus.documents.valid})`,
+    metric: "bits_per_byte",
+    higherIsBetter: false,
+    unit: "tokens",
+    unitsPerRow: T,
+    stepsPerEpoch: (batch) => Math.max(1, Math.floor(corpus.train.length / (batch * T))),
+    async batch(seed, step, size) {
+      // Windows of T + 1 bytes at seeded offsets, anywhere in the training text.
+      const block = Math.floor(step / OFFSET_BLOCK);
+      if (offsets?.block !== block || offsets.seed !== seed || offsets.bits.length !== OFFSET_BLOCK * size) {
+        offsets = { seed, block, bits: await seededBits(seed, [STREAM.shuffle, block], OFFSET_BLOCK * size) };
+      }
+      const x = new Int32Array(size * T);
+      const y = new Int32Array(size * T);
+      const first = (step % OFFSET_BLOCK) * size;
+      for (let r = 0; r < size; r++) {
+        const at = Math.floor((offsets.bits[first + r]! / 2 ** 32) * span);
+        for (let t = 0; t < T; t++) {
+          x[r * T + t] = corpus.train[at + t]!;
+          y[r * T + t] = corpus.train[at + t + 1]!;
+        }
+      }
+      return { x, xShape: [size, T], y, yShape: [size, T] };
+    },
+    async evaluate(params) {
+      // Evenly spaced non-overlapping windows of the validation text, the same ones every time.
+      let sum = 0;
+      let count = 0;
+      for (let first = 0; first < picked; first += EVAL_ROWS) {
+        const rows = Math.min(EVAL_ROWS, picked - first);
+        const x = new Int32Array(rows * T);
+        const y = new Int32Array(rows * T);
+        for (let r = 0; r < rows; r++) {
+          const at = Math.floor(((first + r) * windows) / picked) * T;
+          for (let t = 0; t < T; t++) {
+            x[r * T + t] = corpus.valid[at + t]!;
+            y[r * T + t] = corpus.valid[at + t + 1]!;
+          }
+        }
+        const mean = nll(tree.ref(params), np.array(x, { dtype: np.int32 }).reshape([rows, T]), np.array(y, { dtype: np.int32 }).reshape([rows, T]));
+        sum += ((await mean.data()) as Float32Array)[0]! * rows * T;
+        count += rows * T;
+      }
+      const loss = sum / count;
+      return { bits_per_byte: loss / Math.LN2, perplexity: Math.exp(loss), loss };
+    },
+  };
+}
