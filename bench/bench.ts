@@ -3,7 +3,10 @@
  * its threads when it loads); the PyTorch peer, when /usr/bin/python3 has torch, runs in the same
  * invocation so the ratios compare one machine at one moment.
  *
- *   node dist/bench/bench.js [--threads 1,2] [--quick] [--only matmul,train,rebuild,rebuild-100x]
+ *   node dist/bench/bench.js [--threads 1,2] [--quick] [--only matmul,train,rebuild,rebuild-100x,gpt]
+ *
+ * `gpt` runs bench/gpt-bench.ts: the GPT's training and generation tokens/s beside PyTorch's,
+ * interleaved, and the cost of switching adapters.
  */
 // The library first: its preload must run before jax-js loads (engine/preload.ts).
 import { buildModel, findMethod, imageTask, initEngine, loadDataset, materializer, toDevice, toHost, train, type McncConfig } from "../src/index.js";
@@ -17,7 +20,7 @@ const quick = args.includes("--quick");
 const threadList = (args[args.indexOf("--threads") + 1] && args.includes("--threads") ? args[args.indexOf("--threads") + 1]! : "1,2").split(",").map(Number);
 const child = args.includes("--child");
 const only = args.includes("--only") ? args[args.indexOf("--only") + 1]!.split(",") : null;
-/** Sections: matmul, train, rebuild, rebuild-100x (all by default). */
+/** Sections: matmul, train, rebuild, rebuild-100x, gpt (all by default). */
 const want = (section: string) => only === null || only.includes(section);
 
 type Row = Record<string, unknown>;
@@ -151,7 +154,7 @@ if (child) {
 } else {
   const self = fileURLToPath(import.meta.url);
   const ours: Row[] = [];
-  for (const t of threadList) {
+  for (const t of ["matmul", "train", "rebuild", "rebuild-100x"].some(want) ? threadList : []) {
     const passOn = [...(quick ? ["--quick"] : []), ...(only ? ["--only", only.join(",")] : [])];
     const r = spawnSync(process.execPath, [self, "--child", ...passOn], { encoding: "utf8", env: { ...process.env, MCNC_THREADS: String(t) } });
     if (r.status !== 0) {
@@ -163,6 +166,11 @@ if (child) {
       ours.push(row);
       emit(row);
     }
+  }
+  if (want("gpt")) {
+    const gpt = fileURLToPath(new URL("./gpt-bench.js", import.meta.url));
+    const r = spawnSync(process.execPath, [gpt, "--threads", threadList.join(",")], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+    process.stdout.write(r.stdout);
   }
   const torch = want("train") ? torchRows() : [];
   for (const row of torch) emit(row);

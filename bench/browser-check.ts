@@ -1,16 +1,20 @@
 /**
  * npm run check:browser: rebuild .mcnc files in headless Chromium (Debian's `chromium`) and in Node,
- * and compare the rebuilt weights bit for bit (CRC-32 of each leaf's little-endian bytes). JSON lines
- * on stdout. Needs /usr/bin/chromium; serves only on 127.0.0.1.
+ * and compare the rebuilt weights bit for bit (CRC-32 of each leaf's little-endian bytes); then a GPT
+ * base with an adapter on it, rebuilt and sampled in the page, against the same in Node (the same
+ * seed must give the same bytes). JSON lines on stdout. Needs /usr/bin/chromium; serves only on
+ * 127.0.0.1; removes its temporary folder.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
-import { buildModel, decodeModelFile, encodeModelFile, findMethod, initEngine, timedRebuild } from "../src/index.js";
+import { buildModel, configureAdapter, decodeModelFile, encodeModelFile, findMethod, initEngine, initParams, producedSpecs, timedRebuild, toDevice, weightsHash } from "../src/index.js";
+import { gptDecoder } from "../src/generate/decoder.js";
+import { generate } from "../src/generate/sample.js";
 import { crc32 } from "../src/format/crc32.js";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -21,6 +25,7 @@ if (!existsSync(CHROMIUM)) {
 
 await initEngine();
 const dir = mkdtempSync(join(tmpdir(), "mcnc-browser-"));
+process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
 await build({ entryPoints: [fileURLToPath(new URL("../src/browser.js", import.meta.url))], bundle: true, platform: "browser", format: "esm", outfile: join(dir, "mcnc.js"), logLevel: "silent" });
 
 // Files with perturbed numbers, so nothing an initialisation regenerates is being compared.
@@ -51,28 +56,62 @@ for (const c of cases) {
   inNode[c.file] = leafCrcs((await timedRebuild(decodeModelFile(bytes), 1)).params);
 }
 
+// A GPT base and an MCNC-over-LoRA adapter on it, perturbed; Node's rebuild and sampled bytes.
+const gptShape = { name: "gpt" as const, layers: 2, width: 32, heads: 4, context: 32, vocab: 256 };
+const gpt = buildModel(gptShape);
+const baseWeights = await initParams(gpt.specs, 3);
+for (const t of Object.values(baseWeights)) t.forEach((v, i) => (t[i] = v + 0.01 * Math.sin(i)));
+const dense = findMethod("dense")!;
+writeFileSync(join(dir, "gpt-base.mcnc"), encodeModelFile({ model: gpt.description, method: { name: "dense", config: {} }, seed: 3, trainable: baseWeights }, gpt, dense));
+const mcncLora = findMethod("mcnc-lora")!;
+const adapted = configureAdapter(mcncLora, { ratio: 100, rank: 4 }, gpt);
+const adapterTrainable = await mcncLora.init(adapted.config, producedSpecs(gpt, adapted), 5);
+for (const t of Object.values(adapterTrainable)) t.forEach((v, i) => (t[i] = v + 0.05 * Math.cos(i)));
+const adapterBytes = encodeModelFile(
+  { model: gpt.description, method: { name: "mcnc-lora", config: adapted.config }, adapter: { base_sha256: weightsHash(gpt.specs, baseWeights), leaves: adapted.leaves }, seed: 5, trainable: adapterTrainable },
+  gpt,
+  mcncLora,
+);
+writeFileSync(join(dir, "gpt-adapter.mcnc"), adapterBytes);
+const SAMPLE = { tokens: 80, temperature: 0.9, topK: 40, seed: 11 };
+const gptWeights = (await timedRebuild(decodeModelFile(adapterBytes), 0, baseWeights)).params;
+inNode["gpt-adapter.mcnc"] = leafCrcs(gptWeights);
+const nodeText: number[] = [];
+const nodeDecoder = gptDecoder(gptShape, toDevice(gpt.specs, gptWeights));
+for await (const b of generate(nodeDecoder, new TextEncoder().encode("Call me "), SAMPLE)) nodeText.push(b);
+
+// The markers are assembled at run time, so the page's own script text never matches them.
 writeFileSync(
   join(dir, "index.html"),
   `<!doctype html><meta charset="utf-8"><body>running</body><script type="module">
-import { initEngine, decodeModelFile, timedRebuild, crc32 } from "./mcnc.js";
+import { initEngine, decodeModelFile, timedRebuild, checkBase, gptDecoder, generate, toDevice, crc32 } from "./mcnc.js";
 const files = ${JSON.stringify(cases.map((c) => c.file))};
 const out = {};
+const crcsOf = (params) => {
+  const crcs = {};
+  for (const [name, data] of Object.entries(params)) {
+    const b = new Uint8Array(data.length * 4), v = new DataView(b.buffer);
+    data.forEach((x, i) => v.setFloat32(4 * i, x, true));
+    crcs[name] = crc32(b).toString(16);
+  }
+  return crcs;
+};
+const bytesOf = async (f) => new Uint8Array(await (await fetch(f)).arrayBuffer());
 try {
   await initEngine();
-  for (const f of files) {
-    const bytes = new Uint8Array(await (await fetch(f)).arrayBuffer());
-    const r = await timedRebuild(decodeModelFile(bytes, f), 0);
-    const crcs = {};
-    for (const [name, data] of Object.entries(r.params)) {
-      const b = new Uint8Array(data.length * 4), v = new DataView(b.buffer);
-      data.forEach((x, i) => v.setFloat32(4 * i, x, true));
-      crcs[name] = crc32(b).toString(16);
-    }
-    out[f] = { crcs };
-  }
-  document.body.textContent = "RESULT" + JSON.stringify(out) + "END";
+  for (const f of files) out[f] = { crcs: crcsOf((await timedRebuild(decodeModelFile(await bytesOf(f), f), 0)).params) };
+  const base = decodeModelFile(await bytesOf("gpt-base.mcnc"), "gpt-base.mcnc");
+  const baseWeights = (await timedRebuild(base, 0)).params;
+  const adapter = decodeModelFile(await bytesOf("gpt-adapter.mcnc"), "gpt-adapter.mcnc");
+  checkBase(adapter, baseWeights);
+  const weights = (await timedRebuild(adapter, 0, baseWeights)).params;
+  const text = [];
+  const decoder = gptDecoder(adapter.model.description, toDevice(adapter.model.specs, weights));
+  for await (const b of generate(decoder, new TextEncoder().encode("Call me "), ${JSON.stringify(SAMPLE)})) text.push(b);
+  out["gpt-adapter.mcnc"] = { crcs: crcsOf(weights), text };
+  document.body.textContent = "MCNC" + "_RESULT:" + JSON.stringify(out) + ":END" + "_MCNC";
 } catch (e) {
-  document.body.textContent = "RESULT" + JSON.stringify({ error: String(e) }) + "END";
+  document.body.textContent = "MCNC" + "_RESULT:" + JSON.stringify({ error: String(e) }) + ":END" + "_MCNC";
 }
 </script>`,
 );
@@ -109,18 +148,23 @@ const run = await new Promise<{ stdout: string; stderr: string }>((resolve) => {
 server.close();
 
 
-const match = /RESULT(.*)END/s.exec(run.stdout);
+const match = /MCNC_RESULT:(.*?):END_MCNC/s.exec(run.stdout);
 if (!match) {
-  process.stdout.write(`${JSON.stringify({ check: "browser", error: "no result from Chromium", stderr: run.stderr.slice(-500) })}\n`);
+  process.stdout.write(`${JSON.stringify({ check: "browser", error: "no result from Chromium", page: run.stdout.slice(0, 300), stderr: run.stderr.slice(-500) })}\n`);
   process.exit(1);
 }
 // (No timings: --virtual-time-budget runs the page on virtual time.)
-const browser = JSON.parse(match[1]!) as Record<string, { crcs: Record<string, string> }> & { error?: string };
+const browser = JSON.parse(match[1]!) as Record<string, { crcs: Record<string, string>; text?: number[] }> & { error?: string };
 let allSame = !browser.error;
-for (const c of cases) {
-  const b = browser[c.file];
-  const identical = !!b && JSON.stringify(b.crcs) === JSON.stringify(inNode[c.file]);
+for (const file of [...cases.map((c) => c.file), "gpt-adapter.mcnc"]) {
+  const b = browser[file];
+  const identical = !!b && JSON.stringify(b.crcs) === JSON.stringify(inNode[file]);
   allSame &&= identical;
-  process.stdout.write(`${JSON.stringify({ check: "browser", file: c.file, identical, node: inNode[c.file], chromium: b?.crcs ?? browser.error })}\n`);
+  process.stdout.write(`${JSON.stringify({ check: "browser", file, identical, node: inNode[file], chromium: b?.crcs ?? browser.error })}\n`);
 }
+const pageText = browser["gpt-adapter.mcnc"]?.text ?? [];
+const sameText = JSON.stringify(pageText) === JSON.stringify(nodeText);
+allSame &&= sameText;
+const show = (bytes: number[]) => new TextDecoder().decode(Uint8Array.from(bytes));
+process.stdout.write(`${JSON.stringify({ check: "browser-generate", identical: sameText, node: show(nodeText), chromium: show(pageText) })}\n`);
 process.exitCode = allSame ? 0 : 1;

@@ -1,33 +1,11 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { fileURLToPath } from "node:url";
+import { assertCleanError, lastJson, mcnc } from "./cli-helpers.js";
 
-const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "mcnc-cli-"));
-
-function mcnc(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 240_000, env: { ...process.env, MCNC_THREADS: "" } });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-
-function lastJson(stdout: string): Record<string, unknown> {
-  const lines = stdout.trim().split("\n");
-  return JSON.parse(lines[lines.length - 1]!) as Record<string, unknown>;
-}
-
-/** One line, our prefix, no stack trace. */
-function assertCleanError(r: { code: number; stderr: string }, pattern: RegExp): void {
-  assert.equal(r.code, 2, r.stderr);
-  const lines = r.stderr.trim().split("\n");
-  assert.equal(lines.length, 1, r.stderr);
-  assert.match(lines[0]!, /^mcnc: error: /);
-  assert.match(lines[0]!, pattern);
-  assert.doesNotMatch(r.stderr, /\n\s+at /);
-}
 
 const model = join(dir, "m.mcnc");
 let trained: Record<string, unknown>;
@@ -112,7 +90,7 @@ test("compare writes a table, a plot and the runs, and refuses methods without a
   assert.match(table, /\| quant \(post-training\) \| 4-bit \|/);
   const svg = readFileSync(join(out, "compare-mlp.svg"), "utf8");
   assert.equal((svg.match(/<polyline/g) ?? []).length, labels.length);
-  assertCleanError(mcnc("compare", "--methods", "lora"), /lora has no --ratio/);
+  assertCleanError(mcnc("compare", "--methods", "dense"), /dense has no --ratio or --rank/);
   assertCleanError(mcnc("compare", "--methods", "zip"), /unknown method 'zip'/);
   assertCleanError(mcnc("compare", "--ratios", "100,0.5"), /--ratios must all be above 1/);
   assertCleanError(mcnc("compare", "--quant-bits", "3"), /--quant-bits: --bits must be one of 8, 4, 2, got 3/);

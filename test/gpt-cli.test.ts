@@ -1,28 +1,12 @@
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { fileURLToPath } from "node:url";
+import { assertCleanError, CLI, lastJson, mcnc } from "./cli-helpers.js";
 
-const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "mcnc-gpt-cli-"));
-
-function mcnc(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 240_000, env: { ...process.env, MCNC_THREADS: "" } });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-
-const lastJson = (stdout: string) => JSON.parse(stdout.trim().split("\n").at(-1)!) as Record<string, unknown>;
-
-function assertCleanError(r: { code: number; stderr: string }, pattern: RegExp): void {
-  assert.equal(r.code, 2, r.stderr);
-  const lines = r.stderr.trim().split("\n");
-  assert.equal(lines.length, 1, r.stderr);
-  assert.match(lines[0]!, /^mcnc: error: /);
-  assert.match(lines[0]!, pattern);
-}
 
 const SIZE = ["--model", "gpt", "--layers", "1", "--width", "16", "--heads", "2", "--context", "16", "--eval-tokens", "2048"];
 const base = join(dir, "base.mcnc");
@@ -85,6 +69,43 @@ test("gpt: generate streams the same text for a seed; an adapter on its base gen
   assertCleanError(mcnc("generate", "--model", adapter), /is an adapter/);
 });
 
+test("gpt: a million tokens stream: text arrives long before the end, and a closed pipe ends the run cleanly", async () => {
+  const child = spawn(process.execPath, [CLI, "generate", "--model", base, "--tokens", "1000000", "--seed", "1"], { env: { ...process.env, MCNC_THREADS: "" } });
+  let got = 0;
+  const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+  await new Promise<void>((r) =>
+    child.stdout.on("data", (d: Buffer) => {
+      got += d.length;
+      if (got >= 500) {
+        child.stdout.destroy();
+        r();
+      }
+    }),
+  );
+  // A million tokens take many minutes here; these bytes came while it was still generating.
+  assert.ok(got >= 500);
+  assert.equal(await exited, 0, "a reader that stops reading is not an error");
+});
+
+test("gpt: compare puts adapters at equal budgets beside the base and full fine-tuning; a budget out of reach is a cell, not the end", () => {
+  const out = join(dir, "cmp");
+  const r = mcnc("compare", "--init", base, "--dataset", "moby-dick", "--methods", "lora,mcnc", "--ratios", "10,100000", "--compress", "weights", "--seeds", "0", "--steps", "5", "--eval-tokens", "1024", "--out-dir", out, "--json", "--quiet");
+  assert.equal(r.code, 0, r.stderr);
+  const rows = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(
+    rows.map((x) => `${x.label}@${x.budget}`),
+    ["base (no adapter)@-", "full fine-tuning@1x", "lora@10x", "lora@100000x", "mcnc@10x", "mcnc@100000x"],
+  );
+  const byKey = Object.fromEntries(rows.map((x) => [`${x.label}@${x.budget}`, x]));
+  for (const k of ["lora@10x", "mcnc@10x"]) assert.ok((byKey[k]!.stored_params as number) <= 7664 / 10 && (byKey[k]!.stored_params as number) > 0, k);
+  for (const k of ["lora@100000x", "mcnc@100000x"]) assert.equal(byKey[k]!.bits_per_byte, null, `${k} is out of reach`);
+  assert.equal(typeof byKey["base (no adapter)@-"]!.bits_per_byte, "number");
+  const table = readFileSync(join(out, "compare-base-adapters.md"), "utf8");
+  assert.match(table, /\| lora \| 100000x \| - \| - \| - \| out of reach \|/);
+  assert.match(table, /\| mcnc \| 100000x \| .*--ratio 100000 is out of reach for --method mcnc as an adapter on 6 leaves: it allows 0 stored numbers/);
+  assert.match(table, /bits per byte \(mean\)/);
+});
+
 test("gpt: bad text input is one line and exit 2", () => {
   const binary = join(dir, "binary.txt");
   writeFileSync(binary, Uint8Array.of(1, 2, 0, 255));
@@ -94,6 +115,9 @@ test("gpt: bad text input is one line and exit 2", () => {
   assertCleanError(mcnc("train", ...SIZE, "--data", tiny, "--steps", "1"), /one context of 16 tokens needs at least 17/);
   assertCleanError(mcnc("train", "--model", "gpt", "--width", "16", "--heads", "3", "--steps", "1"), /width 16 is not divisible by 3 heads/);
   assertCleanError(mcnc("train", ...SIZE, "--dataset", "fashion-mnist", "--steps", "1"), /holds images; this model reads text/);
+  // Sizes are checked from the flags, before anything is allocated.
+  assertCleanError(mcnc("train", "--model", "gpt", "--layers", "64", "--width", "8192", "--steps", "1"), /51549585408 parameters, above the limit of 268435456/);
+  assertCleanError(mcnc("train", "--model", "gpt", "--context", "4096", "--batch", "64", "--steps", "1"), /needs about \d+\.\d GiB for gpt's activations, above the limit of 2 GiB/);
 });
 
 test("a killed run resumes from its checkpoint to the uninterrupted run's file, byte for byte", async () => {

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { grad, numpy as np, tree } from "@jax-js/jax";
+import { numpy as np, tree } from "@jax-js/jax";
 import { bundledPath } from "../src/data/bundled.js";
 import { loadText } from "../src/data/text.js";
 import { initEngine } from "../src/engine/engine.js";
@@ -12,9 +12,11 @@ import { generate, pick } from "../src/generate/sample.js";
 import { configureAdapter, producedSpecs } from "../src/methods/adapter.js";
 import { findMethod, materializer } from "../src/methods/index.js";
 import { buildModel } from "../src/model/models.js";
-import { countParams, initParams, toDevice, toHost, type Params } from "../src/model/params.js";
+import { countParams, initParams, toDevice, toHost } from "../src/model/params.js";
 import { textTask } from "../src/train/tasks.js";
-import { centralDifference } from "./numeric.js";
+import { train } from "../src/train/trainer.js";
+import { decodeModelFile, encodeModelFile, timedRebuild } from "../src/format/model-file.js";
+import { checkModelGradients } from "./numeric.js";
 
 await initEngine();
 
@@ -58,28 +60,9 @@ test("gpt: gradients through attention, LayerNorm and GELU match finite differen
   const params64 = await nudged(3);
   const x = tokens([5, 17, 200, 3, 99, 42, 7, 7, 250, 1, 0, 128]);
   const probe = np.array(new Float64Array(2 * 6 * 256).map((_, i) => Math.sin(i * 0.37))).reshape([2, 6, 256]);
-  const toTree = (h: Record<string, Float64Array>) => Object.fromEntries(model.specs.map((s) => [s.name, np.array(h[s.name]!).reshape(s.shape)])) as Params;
-  // A polynomial of the logits: exact in float64, so the differences measure the network alone.
-  const loss = (p: Params) => {
-    const logits = model.apply(p, x.ref);
-    return logits.ref.mul(probe.ref).sum().add(logits.ref.mul(logits).sum().mul(0.5));
-  };
-  const g = grad(loss)(toTree(params64)) as Params;
-  for (const s of model.specs) {
-    const analytic = (await g[s.name]!.data()) as Float64Array;
-    const scale = Math.max(...analytic.map(Math.abs), 1e-8);
-    for (const i of [0, Math.floor(analytic.length / 2), analytic.length - 1]) {
-      const f = async (v: Float64Array) => {
-        const h = { ...params64, [s.name]: Float64Array.from(params64[s.name]!) };
-        h[s.name]![i] = v[0]!;
-        return ((await loss(toTree(h)).data()) as Float64Array)[0]!;
-      };
-      const [numeric] = await centralDifference(f, Float64Array.of(params64[s.name]![i]!), 2e-3);
-      // exp (softmax) and tanh (GELU) are computed only to float32 accuracy, so the step is large
-      // (noise / step stays small) and the tolerance allows its O(step^2) error.
-      assert.ok(Math.abs(analytic[i]! - numeric!) / scale < 1e-3, `${s.name}[${i}]: ${analytic[i]} vs ${numeric}`);
-    }
-  }
+  // exp (softmax) and tanh (GELU) are computed only to float32 accuracy, so the step is large (noise /
+  // step stays small) and the tolerance allows its O(step^2) error.
+  await checkModelGradients(model, params64, x, probe, 2e-3, 1e-3);
 });
 
 test("gpt: causal (a later token never changes earlier logits)", async () => {
@@ -220,4 +203,29 @@ test("adapters: every method's residual form starts exactly at the base and trai
   const { config } = configureAdapter(findMethod("mcnc")!, { ratio: 100, k: 3 }, model);
   const stored = countParams(findMethod("mcnc")!.trainableShapes(config, producedSpecs(model, { leaves: ["h.0.attn.c_attn.weight", "h.1.attn.c_attn.weight"] })));
   assert.ok(stored <= countParams(model.specs) / 100 && stored > countParams(model.specs) / 200, `${stored} stored`);
+});
+
+test("every method trains the GPT from scratch through the one loop, and its file rebuilds the trained weights", async () => {
+  const model = buildModel({ ...tiny, context: 16, width: 16 });
+  const task = textTask(await loadText(bundledPath("moby-dick"), { name: "moby-dick" }), model, { evalTokens: 512 });
+  // A budget out of reach names the ratio the user gave, not the one MCNC sees in factor space.
+  assert.throws(() => findMethod("mcnc-lora")!.configure({ rank: 2, ratio: 40 }, model.specs), /^UserError: --ratio 40 is out of reach/);
+  for (const [name, values] of [
+    ["dense", {}],
+    ["mcnc", { ratio: 10 }],
+    ["lora", { rank: 2 }],
+    ["mcnc-lora", { rank: 2, ratio: 20 }],
+    ["nola", { ratio: 10 }],
+    ["pranc", { ratio: 10 }],
+    ["prune", { sparsity: 0.5 }],
+    ["quant", { bits: 4 }],
+  ] as const) {
+    const method = findMethod(name)!;
+    const config = method.configure(values, model.specs);
+    const r = await train(model, method, config, task, { steps: 12, batch: 8, seed: 0, lr: 0.01, schedule: { kind: "cosine", warmup: 2 } });
+    assert.ok(r.metrics.bits_per_byte! < 8, `${name}: ${r.metrics.bits_per_byte} bits per byte (8 is chance)`);
+    const loaded = decodeModelFile(encodeModelFile({ model: model.description, method: { name, config }, seed: 0, trainable: r.trainable }, model, method));
+    const rebuilt = (await timedRebuild(loaded, 0)).params;
+    for (const s of model.specs) assert.ok(rebuilt[s.name]!.every((v, i) => Object.is(v, r.params[s.name]![i])), `${name}: ${s.name}`);
+  }
 });

@@ -4,8 +4,8 @@ import { grad, nn, numpy as np } from "@jax-js/jax";
 import { initEngine } from "../src/engine/engine.js";
 import { conv3x3, maxPool2 } from "../src/model/layers.js";
 import { buildModel, parseDescription } from "../src/model/models.js";
-import { countParams, initParams, type Params } from "../src/model/params.js";
-import { assertClose, centralDifference } from "./numeric.js";
+import { countParams, initParams } from "../src/model/params.js";
+import { assertClose, checkModelGradients } from "./numeric.js";
 
 await initEngine();
 
@@ -61,27 +61,7 @@ for (const name of ["mlp", "lenet"] as const) {
     const params64 = Object.fromEntries(model.specs.map((s) => [s.name, Float64Array.from(host[s.name]!).map((v, i) => v + 0.05 * Math.sin(i))]));
     const x = np.array(pseudo(4 * 64, 6).map((v) => v * 4)).reshape([4, 8, 8, 1]);
     const probe = np.array(pseudo(4 * 3, 7)).reshape([4, 3]);
-    const toTree = (h: Record<string, Float64Array>) => Object.fromEntries(model.specs.map((s) => [s.name, np.array(h[s.name]!).reshape(s.shape)])) as Params;
-    const loss = (p: Params) => {
-      const logits = model.apply(p, x.ref);
-      return logits.ref.mul(probe.ref).sum().add(logits.ref.mul(logits).sum().mul(0.5));
-    };
-    const g = grad(loss)(toTree(params64)) as Params;
-    for (const s of model.specs) {
-      const analytic = (await g[s.name]!.data()) as Float64Array;
-      // A handful of coordinates per leaf keeps the test fast; they are spread over the leaf.
-      const picks = [0, Math.floor(analytic.length / 3), Math.floor((2 * analytic.length) / 3), analytic.length - 1];
-      for (const i of picks) {
-        const f = async (v: Float64Array) => {
-          const h = { ...params64, [s.name]: Float64Array.from(params64[s.name]!) };
-          h[s.name]![i] = v[0]!;
-          return ((await loss(toTree(h)).data()) as Float64Array)[0]!;
-        };
-        const [numeric] = await centralDifference(f, Float64Array.of(params64[s.name]![i]!), 1e-6);
-        const scale = Math.max(...analytic.map(Math.abs), 1e-8);
-        assert.ok(Math.abs(analytic[i]! - numeric!) / scale < 1e-6, `${s.name}[${i}]: ${analytic[i]} vs ${numeric}`);
-      }
-    }
+    await checkModelGradients(model, params64, x, probe, 1e-6, 1e-6);
   });
 }
 

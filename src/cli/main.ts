@@ -19,11 +19,26 @@ function flagValue(name: string): string | undefined {
   return argv[at]!.includes("=") ? argv[at]!.slice(name.length + 3) : argv[at + 1];
 }
 
+/** The network a train command works on: --model, or the one in its --init file's header. */
+async function trainedModel(): Promise<string | undefined> {
+  const init = flagValue("init");
+  if (init === undefined) return flagValue("model");
+  try {
+    // The container reader loads no engine, so the thread count can still be chosen.
+    const { decodeContainer } = await import("../format/container.js");
+    const { readFileSync } = await import("node:fs");
+    const model = decodeContainer(readFileSync(init), init).header.model as { name?: unknown } | undefined;
+    return typeof model?.name === "string" ? model.name : undefined;
+  } catch {
+    return undefined; // train reports a bad file itself
+  }
+}
+
 const threads = flagValue("threads");
 if (threads !== undefined && /^\d+$/.test(threads)) process.env.MCNC_THREADS = threads;
-else if (process.env.MCNC_THREADS === undefined && argv[0] === "train" && flagValue("model") === "lenet" && availableParallelism() >= 2) {
-  // Measured (docs/results.md): convolution steps are big enough for 2 threads to pay (1.4x);
-  // the MLP's small steps are slower with them, so it keeps the default of 1.
+else if (process.env.MCNC_THREADS === undefined && argv[0] === "train" && availableParallelism() >= 2 && ["lenet", "gpt"].includes((await trainedModel()) ?? "")) {
+  // Measured (docs/results.md): convolution and transformer steps are big enough for 2 threads to pay
+  // (LeNet 1.4x, the GPT 1.7x); the MLP's small steps are slower with them, so it keeps the default of 1.
   process.env.MCNC_THREADS = "2";
 }
 

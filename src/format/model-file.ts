@@ -7,15 +7,13 @@ import { UserError } from "../errors.js";
 import { producedSpecs, type AdapterInfo } from "../methods/adapter.js";
 import { findMethod, materializer, methodNames, type Method } from "../methods/index.js";
 import { KEPT } from "../methods/leaves.js";
-import { buildModel, parseDescription, type Model, type ModelDescription } from "../model/models.js";
+import { buildModel, MAX_MODEL_PARAMS, parseDescription, type Model, type ModelDescription } from "../model/models.js";
 import { countParams, toDevice, toHost, type HostParams, type NamedShape, type ParamSpec, type Params } from "../model/params.js";
 import { checkSeed, RNG_ALGORITHM } from "../rng/seeded.js";
 import { checkShape, decodeContainer, elements, encodeContainer, type Dtype } from "./container.js";
 import { weightsHash } from "./weights-hash.js";
 
 export const LIBRARY = "mcnc 0.1.0";
-/** Largest model a file may describe: 2^28 parameters (1 GiB of float32). */
-export const MAX_MODEL_PARAMS = 2 ** 28;
 
 export interface ModelFile {
   model: ModelDescription;

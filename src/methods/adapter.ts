@@ -46,5 +46,13 @@ export function configureAdapter(method: Method, values: OptionValues, model: Mo
     }
     inner.ratio = adapted;
   }
-  return { config: method.configure(inner, specs), leaves };
+  try {
+    return { config: method.configure(inner, specs), leaves };
+  } catch (e) {
+    // The method saw the ratio over the adapted leaves; the user gave it over the whole base.
+    if (values.ratio !== undefined && e instanceof UserError && /out of reach/.test(e.message)) {
+      throw new UserError(`--ratio ${String(values.ratio)} is out of reach for --method ${method.name} as an adapter on ${leaves.length} leaves: it allows ${Math.floor(countParams(model.specs) / Number(values.ratio))} stored numbers`);
+    }
+    throw e;
+  }
 }

@@ -22,6 +22,8 @@ export interface Method<Config extends object = object> {
   options: MethodOption[];
   /** Adam step size when the user gives none. */
   defaultLearningRate: number;
+  /** The same for the adapter form on a frozen base, where it differs (measured: docs/results.md). */
+  adapterLearningRate?: number;
   /**
    * Validate and complete a configuration for this model. Called on the CLI's flags and again on a
    * file's header, so a stored configuration is held to the same rules. Throws UserError.

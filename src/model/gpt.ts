@@ -13,6 +13,20 @@ import type { ParamSpec, Params } from "./params.js";
 /** Bounds on each field of a GPT description (the parameter count is bounded separately). */
 export const GPT_LIMITS = { layers: [1, 64], width: [1, 8192], heads: [1, 256], context: [2, 1 << 16], vocab: [2, 1 << 16] } as const;
 
+/** Parameters of a GPT, from its description alone. */
+export function gptParamCount(c: GptConfig): number {
+  const C = c.width;
+  return (c.vocab + c.context) * C + c.layers * (12 * C * C + 13 * C) + 2 * C;
+}
+
+/**
+ * Bytes a training step holds for attention alone: per block, scores and probabilities
+ * [batch, heads, T, T] kept for the backward pass, in float32. What bounds --batch and --context.
+ */
+export function attentionBytes(c: GptConfig, batch: number): number {
+  return c.layers * 2 * batch * c.heads * c.context * c.context * 4;
+}
+
 /** GPT-2's initial spread: std 0.02, residual projections 0.02 / sqrt(2 layers) (drawn uniform with that std). */
 const INIT_STD = 0.02;
 const fanInForStd = (std: number) => 1 / (3 * std * std);
@@ -114,6 +128,7 @@ export function gpt(c: GptConfig): Model {
     description: { name: "gpt", layers: c.layers, width: c.width, heads: c.heads, context: c.context, vocab: c.vocab },
     specs: gptSpecs(c),
     adapterTargets: "c_attn",
+    activationBytes: (batch) => attentionBytes(c, batch),
     apply: (p, tokens) => forward(c, p, tokens, p["wpe.weight"]!.slice([0, tokens.shape[1]!]), causal),
   };
 }

@@ -29,4 +29,6 @@ export interface Model {
   apply(params: Params, x: np.Array): np.Array;
   /** What an adapter adapts when the user names nothing (PEFT's default for GPT-2: the attention's c_attn). */
   adapterTargets?: string;
+  /** Bytes a training step holds beyond the weights' own size, where it can grow large (attention scores). */
+  activationBytes?(batch: number): number;
 }

@@ -3,13 +3,15 @@
  * before any network is built from it.
  */
 import { UserError } from "../errors.js";
-import { gpt, GPT_LIMITS } from "./gpt.js";
+import { gpt, GPT_LIMITS, gptParamCount } from "./gpt.js";
 import { lenet, mlp } from "./image-models.js";
 import type { ImageShape, Model, ModelDescription } from "./model.js";
 
 export type { GptConfig, ImageShape, Model, ModelDescription } from "./model.js";
 
 export const MODEL_NAMES = ["mlp", "lenet", "gpt"] as const;
+/** Largest model a file or a flag may describe: 2^28 parameters (1 GiB of float32). */
+export const MAX_MODEL_PARAMS = 2 ** 28;
 export type ModelName = (typeof MODEL_NAMES)[number];
 
 export function buildModel(d: ModelDescription): Model {
@@ -49,6 +51,9 @@ export function parseDescription(raw: unknown, what = "model"): ModelDescription
       const field = (name: keyof typeof GPT_LIMITS) => intIn(raw[name], GPT_LIMITS[name][0], GPT_LIMITS[name][1], `${what}.${name}`);
       const d = { name: "gpt" as const, layers: field("layers"), width: field("width"), heads: field("heads"), context: field("context"), vocab: field("vocab") };
       if (d.width % d.heads !== 0) throw new UserError(`${what}: width ${d.width} is not divisible by ${d.heads} heads`);
+      // Counted from the description, before any parameter exists.
+      const count = gptParamCount(d);
+      if (count > MAX_MODEL_PARAMS) throw new UserError(`${what}: ${count} parameters, above the limit of ${MAX_MODEL_PARAMS}`);
       return d;
     }
     default:

@@ -4,16 +4,17 @@
  * evaluation after each round (an epoch, or `evalEvery` steps). Deterministic for a seed; a run
  * resumed from a checkpoint continues exactly as if it had never stopped.
  */
-import { jit, numpy as np, tree, valueAndGrad, vjp } from "@jax-js/jax";
+import { numpy as np, tree } from "@jax-js/jax";
 import { UserError } from "../errors.js";
 import { producedSpecs } from "../methods/adapter.js";
-import { materializer, roundTrip, type Method, type Stage } from "../methods/method.js";
+import { materializer, roundTrip, type Method } from "../methods/method.js";
 import type { Model } from "../model/model.js";
-import { toDevice, toHost, type HostParams, type NamedShape, type ParamSpec, type Params } from "../model/params.js";
-import { adamInit, adamScalars, adamUpdate, type AdamState } from "./adam.js";
+import { toDevice, toHost, type HostParams, type NamedShape, type Params } from "../model/params.js";
+import { adamInit, type AdamState } from "./adam.js";
 import type { PlateauOptions } from "./plateau.js";
 import { makeSchedule, type ScheduleOptions } from "./schedule.js";
-import { crossEntropy, type Metrics, type Task } from "./tasks.js";
+import { deviceBatch, stepFunction } from "./step.js";
+import type { Metrics, Task } from "./tasks.js";
 
 /**
  * An adapter: the method produces only `leaves` (its specs are those of the model), starting from
@@ -113,64 +114,16 @@ export function fixedLeaves(model: Model, adapter?: Adapter): Params {
   );
 }
 
-type StageBack = (carry: Params, trainable: Params, frozen: Params, cotangent: Params) => [Params, Params];
-type Update = (trainable: Params, grads: Params[], state: AdamState, stepSize: np.Array, bias2: np.Array) => [Params, AdamState];
+/** Activations a step may hold (jax-js's Wasm memory ends at 4 GiB, weights and the rest included). */
+export const MAX_ACTIVATION_BYTES = 2 ** 31;
 
-/**
- * One optimisation step. The method's stages run as separate jitted programs, forward and then
- * backward (each stage's VJP recomputes its own small forward), because a single fused program let
- * jax-js inline generated weights into matmul loads and recompute them per use (docs/results.md).
- */
-function stepFunction<C extends object>(model: Model, method: Method<C>, config: C, specs: readonly ParamSpec[]) {
-  const stages = method.stages(config, specs);
-  const forward = stages.map((stage) => jit(stage) as unknown as Stage);
-  const backward = stages.map(
-    (stage) =>
-      jit((carry: Params, trainable: Params, frozen: Params, cotangent: Params) => {
-        const [, back] = vjp((c: Params, t: Params) => stage(c, t, frozen), [carry, trainable]);
-        return back(cotangent);
-      }) as unknown as StageBack,
-  );
-  // Gradients flow to the method's leaves only; an adapter's fixed base leaves ride along.
-  const lossOf = (params: Params, fixed: Params, x: np.Array, y: np.Array): np.Array => crossEntropy(model.apply({ ...params, ...fixed }, x), y);
-  const modelGrad = jit((params: Params, fixed: Params, x: np.Array, y: np.Array) => valueAndGrad(lossOf)(params, fixed, x, y)) as unknown as (
-    params: Params,
-    fixed: Params,
-    x: np.Array,
-    y: np.Array,
-  ) => [np.Array, Params];
-  const update = jit((trainable: Params, grads: Params[], state: AdamState, stepSize: np.Array, bias2: np.Array) => {
-    const total = grads.length === 1 ? grads[0]! : grads.reduce((a, g) => tree.map((u: np.Array, v: np.Array) => u.add(v), a, g) as Params);
-    return adamUpdate(trainable, total, state, stepSize, bias2);
-  }) as unknown as Update;
-
-  /** Consumes trainable, state, x and y; not frozen or fixed. */
-  return (trainable: Params, frozen: Params, fixed: Params, state: AdamState, x: np.Array, y: np.Array, lr: number, t: number): [np.Array, Params, AdamState] => {
-    const carries: Params[] = [{}];
-    for (let i = 0; i < stages.length; i++) carries.push(forward[i]!(tree.ref(carries[i]!), tree.ref(trainable), tree.ref(frozen)));
-    const [loss, paramGrads] = modelGrad(carries.pop()!, tree.ref(fixed), x, y);
-    const grads: Params[] = [];
-    let cotangent = paramGrads;
-    for (let i = stages.length - 1; i >= 0; i--) {
-      const [carryGrad, trainableGrad] = backward[i]!(carries[i]!, tree.ref(trainable), tree.ref(frozen), cotangent);
-      grads.push(trainableGrad);
-      cotangent = carryGrad;
-    }
-    tree.dispose(cotangent);
-    const { stepSize, bias2 } = adamScalars(lr, t);
-    const [next, nextState] = update(trainable, grads, state, np.array(stepSize), np.array(bias2));
-    return [loss, next, nextState];
-  };
-}
-
-function deviceBatch(b: { x: Float32Array | Int32Array; xShape: number[]; y: Int32Array; yShape: number[] }): [np.Array, np.Array] {
-  const x = b.x instanceof Int32Array ? np.array(b.x, { dtype: np.int32 }) : np.array(b.x);
-  return [x.reshape(b.xShape), np.array(b.y, { dtype: np.int32 }).reshape(b.yShape)];
-}
-
-/** Total steps and steps per round for these options. */
-export function runLength(task: Task, options: Pick<TrainOptions, "epochs" | "steps" | "evalEvery" | "batch">): { total: number; evalEvery: number } {
+/** Total steps and steps per round for these options; refuses a step too large to hold. */
+export function runLength(model: Model, task: Task, options: Pick<TrainOptions, "epochs" | "steps" | "evalEvery" | "batch">): { total: number; evalEvery: number } {
   const perEpoch = task.stepsPerEpoch(options.batch);
+  const held = model.activationBytes?.(options.batch) ?? 0;
+  if (held > MAX_ACTIVATION_BYTES) {
+    throw new UserError(`--batch ${options.batch} needs about ${(held / 2 ** 30).toFixed(1)} GiB for ${model.name}'s activations, above the limit of ${MAX_ACTIVATION_BYTES / 2 ** 30} GiB: lower --batch or --context`);
+  }
   if (perEpoch < 1) throw new UserError(`--batch ${options.batch} is larger than the training data (${task.size})`);
   const total = options.steps ?? (options.epochs ?? 1) * perEpoch;
   const evalEvery = options.evalEvery ?? Math.min(perEpoch, Math.max(total, 1));
@@ -181,7 +134,7 @@ export function runLength(task: Task, options: Pick<TrainOptions, "epochs" | "st
 export async function train<C extends object>(model: Model, method: Method<C>, config: C, task: Task, options: TrainOptions): Promise<TrainResult> {
   const { batch, seed, adapter } = options;
   const specs = producedSpecs(model, adapter);
-  const { total, evalEvery } = runLength(task, options);
+  const { total, evalEvery } = runLength(model, task, options);
   const rounds = Math.ceil(total / evalEvery);
 
   const step = stepFunction(model, method, config, specs);
@@ -199,7 +152,7 @@ export async function train<C extends object>(model: Model, method: Method<C>, c
   let state: AdamState = resume
     ? { m: toDevice(flatShapes(resume.adam.m), resume.adam.m), v: toDevice(flatShapes(resume.adam.v), resume.adam.v) }
     : adamInit(initial);
-  const schedule = makeSchedule(options.lr ?? method.defaultLearningRate, options.schedule ?? { kind: "plateau", ...options.plateau }, resume?.schedule);
+  const schedule = makeSchedule(options.lr ?? (adapter ? method.adapterLearningRate : undefined) ?? method.defaultLearningRate, options.schedule ?? { kind: "plateau", ...options.plateau }, resume?.schedule);
 
   const history: EpochStats[] = resume ? [...resume.history] : [];
   let trainSeconds = resume?.trainSeconds ?? 0;

@@ -1,33 +1,41 @@
 /**
  * mcnc compare: every method through the same loop at the same stored budgets, several seeds, and a
- * table and a plot of accuracy against file bytes (the comparison issue 3 asks for).
+ * table and a plot of quality against file bytes. From scratch on images (issue 3's comparison), or,
+ * with --init BASE, as adapters on a frozen base (the paper's language-model setting): adapter bytes
+ * against bits per byte, beside the base itself and full fine-tuning.
  */
-import { mkdirSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { UserError } from "../../errors.js";
-import { writeFileAtomic } from "../../format/atomic-write.js";
+import { basename, join, resolve } from "node:path";
 import { tree } from "@jax-js/jax";
-import { decodeModelFile, encodeModelFile, rebuildParams } from "../../format/model-file.js";
-import { findMethod, methodNames } from "../../methods/index.js";
-import { countParams, type HostParams } from "../../model/params.js";
-import { train } from "../../train/trainer.js";
-import { DATA_FLAGS, JSON_FLAG, LIMIT_FLAG, MODEL_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, THREADS_FLAG, type Command } from "../command.js";
+import { UserError } from "../../errors.js";
+import { decodeModelFile, encodeModelFile, rebuildParams, timedRebuild, type ModelFile } from "../../format/model-file.js";
+import { readModelFile } from "../../format/read-file.js";
+import { weightsHash } from "../../format/weights-hash.js";
+import { configureAdapter, producedSpecs } from "../../methods/adapter.js";
+import { findMethod, methodNames, type Method } from "../../methods/index.js";
+import type { Model } from "../../model/models.js";
+import { countParams, toDevice, type HostParams } from "../../model/params.js";
+import type { Task } from "../../train/tasks.js";
+import { train, type Adapter } from "../../train/trainer.js";
+import { DATA_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, LIMIT_FLAG, MODEL_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, THREADS_FLAG, type Command } from "../command.js";
 import { Progress } from "../progress.js";
-import { fileSize, modelAndTask, startEngine } from "./shared.js";
-import { accuracyPlot, type Series } from "./svg-plot.js";
+import { fileSize, modelAndTask, startEngine, taskFor } from "./shared.js";
+import { writeReport } from "./compare-report.js";
 
-interface Run {
+export interface Run {
   /** Row name: the method, with how it was stored or applied when that differs. */
   label: string;
   method: string;
   /** The budget: a target ratio, or bits per weight for quantisation. */
   budget: string;
   seed: number;
-  accuracy: number;
+  /** The task's metric (accuracy, or bits per byte); null where the budget is out of the method's reach. */
+  score: number | null;
   stored_params: number;
   file_bytes: number;
   bits_per_param: number;
   train_seconds: number;
+  config?: object;
+  note?: string;
 }
 
 interface Job {
@@ -36,9 +44,12 @@ interface Job {
   budget: string;
   values: Record<string, unknown>;
   seed: number;
-  epochs: number;
-  /** Start from the dense run of the same seed (post-training compression). */
+  /** No training: the start weights as they are (the base row). */
+  evaluateOnly?: boolean;
+  /** Start from the dense run of the same seed (post-training compression), or from the base. */
   fromDense?: boolean;
+  /** Train an adapter on the base. */
+  adapter?: boolean;
   /** Also store at 8 bits and measure that file (a row of its own, no extra training). */
   alsoEightBit?: boolean;
 }
@@ -51,17 +62,40 @@ function list<T>(raw: unknown, fallback: T[], parse: (s: string) => T, flag: str
   return out;
 }
 
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+/**
+ * Flag values that hold `method` to `ratio`: its own --ratio, or else the largest --rank whose stored
+ * numbers fit the budget (LoRA, whose size only the rank sets). Throws UserError when out of reach.
+ */
+function budgetValues(method: Method, ratio: number, storedFor: (values: Record<string, unknown>) => number, params: number): Record<string, unknown> {
+  if (method.options.some((o) => o.name === "ratio")) return { ratio };
+  let best: number | null = null;
+  for (let rank = 1; rank <= 4096; rank++) {
+    let stored: number;
+    try {
+      stored = storedFor({ rank });
+    } catch {
+      break;
+    }
+    if (stored > params / ratio) break;
+    best = rank;
+  }
+  if (best === null) throw new UserError(`--ratio ${ratio} is out of reach: rank 1 already stores more`);
+  return { rank: best };
+}
 
 async function run(f: Record<string, unknown>): Promise<void> {
-  const modelName = (f.model as string | undefined) ?? "mlp";
-  const methods = list(f.methods, ["mcnc", "mcnc-lora", "nola", "pranc", "prune"], String, "methods");
+  const initFile = f.init as string | undefined;
+  const base = initFile === undefined ? undefined : readModelFile(initFile);
+  if (base?.file.adapter) throw new UserError(`--init ${initFile} is an adapter: merge it into its base first (mcnc merge)`);
+  const defaults = base ? ["lora", "nola", "mcnc-lora", "mcnc"] : ["mcnc", "mcnc-lora", "nola", "pranc", "prune"];
+  const methods = list(f.methods, defaults, String, "methods");
   for (const m of methods) {
     const method = findMethod(m);
     if (!method) throw new UserError(`--methods: unknown method '${m}' (choose from ${methodNames().join(", ")})`);
-    if (!method.options.some((o) => o.name === "ratio")) throw new UserError(`--methods: ${m} has no --ratio, so it cannot be held to a budget (quant runs through --quant-bits)`);
+    if (base && !method.adapterValues) throw new UserError(`--methods: ${m} has no adapter form (full fine-tuning runs as the reference)`);
+    if (!method.options.some((o) => o.name === "ratio" || o.name === "rank")) throw new UserError(`--methods: ${m} has no --ratio or --rank, so it cannot be held to a budget (quant runs through --quant-bits)`);
   }
-  const quantBits = list(f["quant-bits"], [8, 4, 2], Number, "quant-bits", true);
+  const quantBits = base ? [] : list(f["quant-bits"], [8, 4, 2], Number, "quant-bits", true);
   for (const bits of quantBits) {
     try {
       findMethod("quant")!.configure({ bits }, []);
@@ -69,116 +103,170 @@ async function run(f: Record<string, unknown>): Promise<void> {
       throw new UserError(`--quant-bits: ${(e as Error).message}`);
     }
   }
-  const ratios = list(f.ratios, [200, 100, 50], Number, "ratios");
+  const ratios = list(f.ratios, base ? [1000, 10000] : [200, 100, 50], Number, "ratios");
   if (ratios.some((r) => !(r > 1))) throw new UserError("--ratios must all be above 1");
   const seeds = list(f.seeds, [0, 1], Number, "seeds");
   if (seeds.some((s) => !Number.isInteger(s) || s < 0)) throw new UserError("--seeds must be non-negative integers");
-  const epochs = (f.epochs as number | undefined) ?? 3;
-  if (epochs < 1) throw new UserError("--epochs must be at least 1");
+  if (f.epochs !== undefined && f.steps !== undefined) throw new UserError("give --epochs or --steps, not both");
+  const steps = f.steps as number | undefined;
+  const epochs = steps === undefined ? ((f.epochs as number | undefined) ?? (base ? 1 : 3)) : undefined;
+  if (epochs !== undefined && epochs < 1) throw new UserError("--epochs must be at least 1");
+  if (steps !== undefined && steps < 1) throw new UserError("--steps must be at least 1");
   const outDir = resolve((f["out-dir"] as string | undefined) ?? "compare");
   const progress = new Progress(process.stderr, !f.quiet);
 
   await startEngine(f);
-  const { model, task } = await modelAndTask(f);
+  let model: Model;
+  let task: Task;
+  let baseWeights: HostParams | undefined;
+  if (base) {
+    model = base.model;
+    task = await taskFor(model, f);
+    baseWeights = (await timedRebuild(base, 0)).params;
+  } else {
+    ({ model, task } = await modelAndTask(f));
+  }
   const params = countParams(model.specs);
+  const batch = (f.batch as number | undefined) ?? (model.kind === "language" ? 32 : 128);
 
+  const jobs: Job[] = base
+    ? [
+        { label: "base (no adapter)", method: "dense", budget: "-", values: {}, seed: seeds[0]!, evaluateOnly: true },
+        ...seeds.map((seed) => ({ label: "full fine-tuning", method: "dense", budget: "1x", values: {}, seed, fromDense: true })),
+        ...methods.flatMap((method) => ratios.flatMap((ratio) => seeds.map((seed) => ({ label: method, method, budget: `${ratio}x`, values: { ratio }, seed, adapter: true })))),
+      ]
+    : [
+        ...seeds.map((seed) => ({ label: "dense", method: "dense", budget: "1x", values: {}, seed })),
+        ...methods.flatMap((method) =>
+          ratios.flatMap((ratio) => seeds.map((seed) => ({ label: method, method, budget: `${ratio}x`, values: { ratio }, seed, alsoEightBit: method === "mcnc" }))),
+        ),
+        ...quantBits.flatMap((bits) =>
+          seeds.flatMap((seed) => [
+            { label: "quant (QAT)", method: "quant", budget: `${bits}-bit`, values: { bits }, seed },
+            { label: "quant (post-training)", method: "quant", budget: `${bits}-bit`, values: { bits }, seed, fromDense: true },
+          ]),
+        ),
+      ];
   const runs: Run[] = [];
-  const jobs: Job[] = [
-    ...seeds.map((seed) => ({ label: "dense", method: "dense", budget: "1x", values: {}, seed, epochs })),
-    ...methods.flatMap((method) =>
-      ratios.flatMap((ratio) => seeds.map((seed) => ({ label: method, method, budget: `${ratio}x`, values: { ratio }, seed, epochs, alsoEightBit: method === "mcnc" }))),
-    ),
-    ...quantBits.flatMap((bits) =>
-      seeds.flatMap((seed) => [
-        { label: "quant (QAT)", method: "quant", budget: `${bits}-bit`, values: { bits }, seed, epochs },
-        { label: "quant (post-training)", method: "quant", budget: `${bits}-bit`, values: { bits }, seed, epochs: 0, fromDense: true },
-      ]),
-    ),
-  ];
   const denseWeights = new Map<number, HostParams>();
-  const record = (job: Job, label: string, bytes: Uint8Array, accuracy: number, seconds: number) => {
-    const size = fileSize(decodeModelFile(bytes));
+  const record = (job: Job, label: string, bytes: Uint8Array | null, score: number | null, seconds: number, extra: Partial<Run> = {}) => {
+    const size = bytes ? fileSize(decodeModelFile(bytes)) : null;
     const row: Run = {
       label,
       method: job.method,
       budget: job.budget,
       seed: job.seed,
-      accuracy,
-      stored_params: size.stored_params,
-      file_bytes: size.file_bytes,
-      bits_per_param: round(size.bits_per_param, 4),
+      score: score === null ? null : round(score, 6),
+      stored_params: size?.stored_params ?? 0,
+      file_bytes: size?.file_bytes ?? 0,
+      bits_per_param: size ? round(size.bits_per_param, 4) : 0,
       train_seconds: round(seconds, 2),
+      ...extra,
     };
     runs.push(row);
-    if (f.json) print(JSON.stringify({ command: "compare", ...row }));
+    if (f.json) {
+      const { score: s, ...rest } = row;
+      print(JSON.stringify({ command: "compare", ...rest, [task.metric]: s }));
+    }
   };
   for (const [i, job] of jobs.entries()) {
     const method = findMethod(job.method)!;
-    const config = method.configure(job.values, model.specs);
     progress.message(`mcnc compare: ${i + 1}/${jobs.length} ${job.label} at ${job.budget}, seed ${job.seed}`);
+    if (job.evaluateOnly) {
+      const weights = toDevice(model.specs, baseWeights!);
+      record(job, job.label, null, (await task.evaluate(weights))[task.metric]!, 0);
+      tree.dispose(weights);
+      continue;
+    }
+    let config: object;
+    let adapter: Adapter | undefined;
+    try {
+      if (job.adapter) {
+        const targets = f.compress === undefined ? {} : { compress: f.compress };
+        const adapt = (v: Record<string, unknown>) => configureAdapter(method, { ...targets, ...v }, model);
+        const storedFor = (v: Record<string, unknown>) => {
+          const a = adapt(v);
+          return countParams(method.trainableShapes(a.config, producedSpecs(model, a)));
+        };
+        const a = adapt(budgetValues(method, Number(job.values.ratio), storedFor, params));
+        config = a.config;
+        adapter = { base: baseWeights!, leaves: a.leaves };
+      } else {
+        const storedFor = (v: Record<string, unknown>) => countParams(method.trainableShapes(method.configure(v, model.specs), model.specs));
+        config = method.configure(job.values.ratio === undefined ? job.values : budgetValues(method, Number(job.values.ratio), storedFor, params), model.specs);
+      }
+    } catch (e) {
+      if (!(e instanceof UserError)) throw e;
+      // A budget one method cannot reach is a cell of the table, not the end of the comparison.
+      record(job, job.label, null, null, 0, { note: e.message });
+      progress.message(`mcnc compare: ${job.label} at ${job.budget}: ${e.message}`);
+      continue;
+    }
     const r = await train(model, method, config, task, {
-      epochs: job.epochs,
-      batch: 128,
+      epochs,
+      steps,
+      batch,
       seed: job.seed,
-      start: job.fromDense ? denseWeights.get(job.seed) : undefined,
+      schedule: model.kind === "language" ? { kind: "cosine", warmup: Math.min(100, Math.floor((steps ?? task.stepsPerEpoch(batch) * epochs!) / 10)) } : undefined,
+      start: job.fromDense ? (baseWeights ?? denseWeights.get(job.seed)) : undefined,
+      adapter,
       onStep: (p) => progress.step(p),
       onEpoch: (e) => progress.epoch(e),
     });
     if (job.method === "dense") denseWeights.set(job.seed, r.params);
-    const file = { model: model.description, method: { name: method.name, config }, seed: job.seed, trainable: r.trainable };
-    record(job, job.label, encodeModelFile(file, model, method), r.metrics.accuracy!, r.trainSeconds);
+    const file: ModelFile = {
+      model: model.description,
+      method: { name: method.name, config },
+      ...(adapter ? { adapter: { base_sha256: weightsHash(model.specs, adapter.base), leaves: adapter.leaves } } : {}),
+      seed: job.seed,
+      trainable: r.trainable,
+    };
+    record(job, job.label, encodeModelFile(file, model, method), r.metrics[task.metric]!, r.trainSeconds, { config });
     if (job.alsoEightBit) {
       const bytes = encodeModelFile(file, model, method, { storeBits: 8 });
       const stored = await rebuildParams(decodeModelFile(bytes));
-      record(job, `${job.label} (8-bit storage)`, bytes, (await task.evaluate(stored)).accuracy!, r.trainSeconds);
+      record(job, `${job.label} (8-bit storage)`, bytes, (await task.evaluate(stored))[task.metric]!, r.trainSeconds);
       tree.dispose(stored);
     }
   }
 
-  // One row per (method, ratio): mean and range over seeds.
-  const groups = new Map<string, Run[]>();
-  for (const r of runs) groups.set(`${r.label}@${r.budget}`, [...(groups.get(`${r.label}@${r.budget}`) ?? []), r]);
-  const command = `mcnc compare --model ${modelName} --methods ${methods.join(",")} --ratios ${ratios.join(",")} --quant-bits ${quantBits.join(",")} --seeds ${seeds.join(",")} --epochs ${epochs}`;
-  const lines = [
-    `${task.data}, ${model.name} (${params} parameters), ${epochs} epochs, seeds ${seeds.join(", ")}, ${task.size}.`,
-    `Command: \`${command}\``,
-    "",
-    "| method | budget | stored numbers | file bytes | bits/param | accuracy (mean) | min - max | train s (mean) |",
-    "|---|---|---|---|---|---|---|---|",
-  ];
-  const series = new Map<string, Series>();
-  for (const rs of groups.values()) {
-    const accs = rs.map((r) => r.accuracy);
-    const r0 = rs[0]!;
-    lines.push(
-      `| ${r0.label} | ${r0.budget} | ${r0.stored_params} | ${r0.file_bytes} | ${r0.bits_per_param} | ${mean(accs).toFixed(4)} | ${Math.min(...accs).toFixed(4)} - ${Math.max(...accs).toFixed(4)} | ${mean(rs.map((r) => r.train_seconds)).toFixed(1)} |`,
-    );
-    const s = series.get(r0.label) ?? { name: r0.label, points: [] };
-    s.points.push({ x: r0.file_bytes, y: mean(accs), lo: Math.min(...accs), hi: Math.max(...accs) });
-    series.set(r0.label, s);
-  }
-  mkdirSync(outDir, { recursive: true });
-  const base = join(outDir, `compare-${modelName}`);
-  writeFileAtomic(`${base}.md`, new TextEncoder().encode(`${lines.join("\n")}\n`));
-  writeFileAtomic(`${base}.jsonl`, new TextEncoder().encode(runs.map((r) => JSON.stringify(r)).join("\n") + "\n"));
-  writeFileAtomic(`${base}.svg`, new TextEncoder().encode(accuracyPlot([...series.values()], `${model.name}: test accuracy against file bytes (${epochs} epochs)`)));
+  const length = steps === undefined ? `${epochs} epoch${epochs === 1 ? "" : "s"}` : `${steps} steps`;
+  const command = [
+    "mcnc compare",
+    ...(initFile ? [`--init ${basename(initFile)}`] : [`--model ${model.name}`]),
+    ...(f.data !== undefined ? [`--data ${String(f.data)}`] : f.dataset !== undefined ? [`--dataset ${String(f.dataset)}`] : []),
+    `--methods ${methods.join(",")}`,
+    `--ratios ${ratios.join(",")}`,
+    ...(base ? [] : [`--quant-bits ${quantBits.join(",")}`]),
+    ...(f.compress !== undefined ? [`--compress ${String(f.compress)}`] : []),
+    `--seeds ${seeds.join(",")}`,
+    steps === undefined ? `--epochs ${epochs}` : `--steps ${steps}`,
+  ].join(" ");
+  const what = base ? `adapters on ${basename(initFile!)} (${params} parameters), ${task.data}` : `${task.data}, ${model.name} (${params} parameters)`;
+  const out = join(outDir, `compare-${base ? `${basename(initFile!, ".mcnc")}-adapters` : model.name}`);
+  const lines = writeReport(runs, { out, command, heading: `${what}, ${length}, seeds ${seeds.join(", ")}, ${task.size}.`, metric: task.metric, title: `${base ? "adapters" : model.name}: %s against file bytes (${length})` });
   if (!f.json) {
     for (const l of lines.slice(3)) print(l);
-    print(`wrote ${base}.md, ${base}.svg and ${base}.jsonl`);
+    print(`wrote ${out}.md, ${out}.svg and ${out}.jsonl`);
   }
 }
 
 export const compareCommand: Command = {
   name: "compare",
-  summary: "train every method at the same stored budgets and seeds; write a table and a plot",
-  usage: "mcnc compare [--model mlp] [--methods mcnc,mcnc-lora,nola,pranc,prune] [--ratios 200,100,50] [--quant-bits 8,4,2] [--seeds 0,1] [--epochs 3]",
+  summary: "train every method at the same stored budgets and seeds (or adapters on a base); write a table and a plot",
+  usage: "mcnc compare [--model mlp | --init BASE.mcnc --dataset D] [--methods ...] [--ratios 200,100,50] [--quant-bits 8,4,2] [--seeds 0,1] [--epochs 3 | --steps N]",
   flags: () => [
     MODEL_FLAG,
-    { name: "methods", type: "string", help: "methods with a --ratio, comma-separated (dense runs as the reference)", default: "mcnc,mcnc-lora,nola,pranc,prune" },
-    { name: "ratios", type: "string", help: "stored-parameter ratios, comma-separated (pruning: file-size ratios)", default: "200,100,50" },
+    { name: "init", type: "string", help: "compare adapters on this base model (its size, frozen), with the base and full fine-tuning as references" },
+    { name: "methods", type: "string", help: "methods held to each budget, comma-separated (with --ratio, or LoRA's largest --rank within it)", default: "mcnc,mcnc-lora,nola,pranc,prune; adapters: lora,nola,mcnc-lora,mcnc" },
+    { name: "ratios", type: "string", help: "stored-parameter ratios, comma-separated (pruning: file-size ratios; adapters: the base's parameters over the adapter's numbers)", default: "200,100,50; adapters: 1000,10000" },
     { name: "quant-bits", type: "string", help: "quantisation rows, trained (QAT) and post-training from the dense run; '' for none", default: "8,4,2" },
+    { name: "compress", type: "string", help: "adapters: the leaves adapted (module names such as c_attn, or 'weights')", default: "the model's adapter targets" },
     { name: "seeds", type: "string", help: "seeds, comma-separated", default: "0,1" },
-    { name: "epochs", type: "int", help: "epochs per run", default: "3" },
+    { name: "epochs", type: "int", help: "epochs per run", default: "3; adapters: 1" },
+    { name: "steps", type: "int", help: "steps per run, instead of --epochs" },
+    { name: "batch", type: "int", help: "minibatch size", default: "128, or 32 for gpt" },
+    EVAL_TOKENS_FLAG,
     LIMIT_FLAG,
     TEST_LIMIT_FLAG,
     { name: "out-dir", type: "string", help: "where the table, plot and runs go", default: "compare" },

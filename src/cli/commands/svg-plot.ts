@@ -1,4 +1,4 @@
-/** A small, dependency-free SVG line plot: accuracy against file bytes (log scale), one line per method. */
+/** A small, dependency-free SVG line plot: quality (accuracy, bits per byte) against file bytes (log scale), one line per method. */
 export interface Series {
   name: string;
   points: Array<{ x: number; y: number; lo: number; hi: number }>;
@@ -7,12 +7,15 @@ export interface Series {
 const COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 const escape = (s: string) => s.replace(/[<>&"]/g, (c) => `&#${c.charCodeAt(0)};`);
 
-export function accuracyPlot(series: Series[], title: string): string {
+export function qualityPlot(series: Series[], title: string, yLabel: string): string {
   const [W, H, L, R, T, B] = [720, 440, 70, 150, 40, 50];
   const pts = series.flatMap((s) => s.points);
   const xs = pts.map((p) => Math.log10(p.x));
   const [x0, x1] = [Math.floor(Math.min(...xs)), Math.ceil(Math.max(...xs))];
-  const [y0, y1] = [Math.floor(Math.min(...pts.map((p) => p.lo)) * 20) / 20, Math.ceil(Math.max(...pts.map((p) => p.hi)) * 20) / 20];
+  // Ticks at a round step that gives at most ten of them.
+  const [lo, hi] = [Math.min(...pts.map((p) => p.lo)), Math.max(...pts.map((p) => p.hi))];
+  const tick = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1].find((t) => (hi - lo) / t <= 10) ?? 1;
+  const [y0, y1] = [Math.floor(lo / tick) * tick, Math.ceil(hi / tick) * tick];
   const px = (x: number) => L + ((Math.log10(x) - x0) / Math.max(x1 - x0, 1e-9)) * (W - L - R);
   const py = (y: number) => H - B - ((y - y0) / Math.max(y1 - y0, 1e-9)) * (H - T - B);
   const out: string[] = [
@@ -22,10 +25,10 @@ export function accuracyPlot(series: Series[], title: string): string {
     `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="black"/>`,
     `<line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="black"/>`,
     `<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">file bytes (log scale)</text>`,
-    `<text x="18" y="${(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 18 ${(T + H - B) / 2})">test accuracy</text>`,
+    `<text x="18" y="${(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 18 ${(T + H - B) / 2})">${escape(yLabel)}</text>`,
   ];
   for (let e = x0; e <= x1; e++) out.push(`<text x="${px(10 ** e)}" y="${H - B + 16}" text-anchor="middle">1e${e}</text>`);
-  for (let y = y0; y <= y1 + 1e-9; y += 0.05) out.push(`<text x="${L - 6}" y="${py(y) + 4}" text-anchor="end">${y.toFixed(2)}</text>`, `<line x1="${L}" y1="${py(y)}" x2="${W - R}" y2="${py(y)}" stroke="#eee"/>`);
+  for (let y = y0; y <= y1 + 1e-9; y += tick) out.push(`<text x="${L - 6}" y="${py(y) + 4}" text-anchor="end">${y.toFixed(2)}</text>`, `<line x1="${L}" y1="${py(y)}" x2="${W - R}" y2="${py(y)}" stroke="#eee"/>`);
   series.forEach((s, i) => {
     const c = COLOURS[i % COLOURS.length]!;
     const sorted = [...s.points].sort((a, b) => a.x - b.x);

@@ -54,7 +54,7 @@ function flags(): Flag[] {
       help: "start from this file: dense, prune and quant fine-tune its weights; the other methods train an adapter on it (a frozen base), storing only the adapter",
     },
     { name: "batch", type: "int", help: "minibatch size", default: "128, or 32 for gpt" },
-    { name: "lr", type: "float", help: "Adam step size (default: the method's; mcnc 0.02, dense 0.001)" },
+    { name: "lr", type: "float", help: "Adam step size (default: the method's; mcnc 0.02, dense 0.001; as an adapter mcnc-lora 0.2, mcnc 0.1, nola 0.1, lora 0.02)" },
     { name: "schedule", type: "string", choices: ["plateau", "cosine"], help: "learning rate: reduce-on-plateau, or warm-up and cosine decay", default: "plateau, or cosine for gpt" },
     { name: "warmup", type: "int", help: "cosine: steps of linear warm-up", default: "a tenth of the run, at most 100" },
     { name: "patience", type: "int", help: "plateau: evaluation rounds without improvement before the rate halves", default: String(PLATEAU_DEFAULTS.patience) },
@@ -154,7 +154,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
   }
   const specs = producedSpecs(model, adapter);
   const params = countParams(model.specs);
-  const { total } = runLength(task, { epochs, steps, batch, evalEvery: f["eval-every"] as number | undefined });
+  const { total } = runLength(model, task, { epochs, steps, batch, evalEvery: f["eval-every"] as number | undefined });
   const schedule: ScheduleOptions =
     ((f.schedule as string | undefined) ?? (language ? "cosine" : "plateau")) === "cosine"
       ? { kind: "cosine", warmup: intFlag(f.warmup, Math.min(100, Math.floor(total / 10)), "warmup", 0, 1e9) }
