@@ -11,7 +11,7 @@ Usage: python3 torch_gpt.py --train train.bin --valid valid.bin --steps N [--lay
 Prints one JSON line: tokens/s over the timed steps (after --skip warm-up steps) and the final
 validation bits per byte, on --eval-tokens evenly spaced tokens and on all of the validation text.
 """
-import argparse, json, math, time
+import argparse, json, math, os, sys, time
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -103,6 +103,15 @@ def evaluate(p, valid, a):
     return total / count / math.log(2)
 
 
+def blas():
+    """Which BLAS PyTorch's matmuls reach: Debian's torch is built with BLAS_INFO=generic, so it uses
+    whatever libblas.so.3 the system selects (the reference BLAS unless OpenBLAS is installed)."""
+    info = torch.__config__.show()
+    built = info.split('BLAS_INFO=')[1].split(',')[0] if 'BLAS_INFO=' in info else 'unknown'
+    lib = os.path.realpath('/etc/alternatives/libblas.so.3-x86_64-linux-gnu')
+    return f'{built}: {lib}' if built == 'generic' else built
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--train', required=True); ap.add_argument('--valid', required=True)
@@ -124,7 +133,7 @@ def main():
         start = time.perf_counter()
         generate(p, a, a.generate, g)
         seconds = time.perf_counter() - start
-        print(json.dumps({'peer': 'torch', 'torch': torch.__version__, 'threads': a.threads, 'tokens_per_s': round(a.generate / seconds, 1),
+        print(json.dumps({'peer': 'torch', 'torch': torch.__version__, 'blas': blas(), 'threads': a.threads, 'tokens_per_s': round(a.generate / seconds, 1),
                           'note': f'KV cache, {a.generate} tokens sampled, the window re-prefilled from its last half when full'}))
         return
     if a.steps < 1: ap.error('--steps (or --generate) is required')
@@ -145,8 +154,11 @@ def main():
         for group in opt.param_groups: group['lr'] = lr_at(t)
         loss = F.cross_entropy(forward(p, x, a).reshape(-1, 256), y.reshape(-1))
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+        if (t + 1) % 100 == 0 and start is not None:
+            done = t + 1 - a.skip
+            print(f'step {t + 1}/{a.steps} loss {loss.item():.4f} {done * B * T / (time.perf_counter() - start):.0f} tokens/s', file=sys.stderr, flush=True)
     seconds = time.perf_counter() - start
-    out = {'peer': 'torch', 'torch': torch.__version__, 'threads': a.threads, 'steps': a.steps, 'timed_steps': a.steps - a.skip,
+    out = {'peer': 'torch', 'torch': torch.__version__, 'blas': blas(), 'threads': a.threads, 'steps': a.steps, 'timed_steps': a.steps - a.skip,
            'tokens_per_s': round((a.steps - a.skip) * B * T / seconds, 1), 'final_loss': round(loss.item(), 5)}
     out['train_seconds'] = round(seconds, 1)
     if not a.no_eval:

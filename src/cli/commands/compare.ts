@@ -241,6 +241,8 @@ async function run(f: Record<string, unknown>): Promise<void> {
     ...(f.compress !== undefined ? [`--compress ${String(f.compress)}`] : []),
     `--seeds ${seeds.join(",")}`,
     steps === undefined ? `--epochs ${epochs}` : `--steps ${steps}`,
+    // Everything else that changes a number in the table.
+    ...(["batch", "eval-tokens", "limit", "test-limit"] as const).filter((k) => f[k] !== undefined).map((k) => `--${k} ${String(f[k])}`),
   ].join(" ");
   const what = base ? `adapters on ${basename(initFile!)} (${params} parameters), ${task.data}` : `${task.data}, ${model.name} (${params} parameters)`;
   const out = join(outDir, `compare-${base ? `${basename(initFile!, ".mcnc")}-adapters` : model.name}`);
