@@ -14,7 +14,7 @@
  * JSON lines on stdout. PyTorch rows need /usr/bin/python3 with torch (Debian's python3-torch); without
  * it they are skipped with a visible line.
  */
-import { buildModel, bundledPath, configureAdapter, findMethod, initEngine, initParams, loadText, materializer, producedSpecs, readModelFile, textTask, timedRebuild, toDevice, toHost, train } from "../src/index.js";
+import { buildModel, bundledPath, configureAdapter, countParams, findMethod, initEngine, initParams, loadText, materializer, producedSpecs, readModelFile, textTask, timedRebuild, toDevice, toHost, train } from "../src/index.js";
 import { gptDecoder } from "../src/generate/decoder.js";
 import { generate } from "../src/generate/sample.js";
 import { tree } from "@jax-js/jax";
@@ -77,14 +77,18 @@ async function ours(kind: string): Promise<void> {
   }
 }
 
-function runOurs(kind: string, threads: number): Row | null {
-  const self = fileURLToPath(import.meta.url);
-  const r = spawnSync(process.execPath, [self, "--child", kind], { encoding: "utf8", env: { ...process.env, MCNC_THREADS: String(threads) } });
-  if (r.status !== 0) {
-    emit({ bench: `gpt-${kind}`, side: "mcnc", threads, error: r.stderr.trim().split("\n").slice(-2).join(" | ") });
-    return null;
-  }
-  return JSON.parse(r.stdout.trim().split("\n").at(-1)!) as Row;
+/** Runs a child (ours, at its thread count, or the peer): its stdout, or null after an error row. */
+function spawned(bench: string, side: string, threads: number, command: string, argv: string[], env = process.env): string | null {
+  const r = spawnSync(command, argv, { encoding: "utf8", env });
+  if (r.status === 0) return r.stdout;
+  emit({ bench, side, threads, error: r.stderr.trim().split("\n").slice(-2).join(" | ") });
+  return null;
+}
+
+const lastRow = (stdout: string | null): Row | null => (stdout === null ? null : (JSON.parse(stdout.trim().split("\n").at(-1)!) as Row));
+
+function runOurs(kind: string, threads: number, extra: string[] = []): string | null {
+  return spawned(kind === "swap" ? "adapter-swap" : `gpt-${kind}`, "mcnc", threads, process.execPath, [fileURLToPath(import.meta.url), "--child", kind, ...extra], { ...process.env, MCNC_THREADS: String(threads) });
 }
 
 const PYTHON = "/usr/bin/python3";
@@ -93,12 +97,7 @@ const hasTorch = existsSync(PYTHON) && spawnSync(PYTHON, ["-c", "import torch"])
 
 function runTorch(kind: string, threads: number, files: { train: string; valid: string }): Row | null {
   const extra = kind === "train" ? ["--steps", String(STEPS), "--skip", String(SKIP), "--no-eval"] : ["--generate", String(GEN_TOKENS)];
-  const r = spawnSync(PYTHON, [PEER, "--train", files.train, "--valid", files.valid, "--threads", String(threads), "--batch", String(BATCH), "--warmup", "1", ...extra], { encoding: "utf8" });
-  if (r.status !== 0) {
-    emit({ bench: `gpt-${kind}`, side: "torch", threads, error: r.stderr.trim().split("\n").slice(-2).join(" | ") });
-    return null;
-  }
-  return JSON.parse(r.stdout.trim().split("\n").at(-1)!) as Row;
+  return lastRow(spawned(`gpt-${kind}`, "torch", threads, PYTHON, [PEER, "--train", files.train, "--valid", files.valid, "--threads", String(threads), "--batch", String(BATCH), "--warmup", "1", ...extra]));
 }
 
 /** mcnc's split of the bundled SOTU corpus, as files the peer reads. */
@@ -119,7 +118,7 @@ async function speedAgainstTorch(kind: string): Promise<void> {
   for (let rep = 0; rep < repeats; rep++) {
     for (const t of threadList) {
       for (const side of hasTorch ? ["mcnc", "torch"] : ["mcnc"]) {
-        const row = side === "mcnc" ? runOurs(kind, t) : runTorch(kind, t, files);
+        const row = side === "mcnc" ? lastRow(runOurs(kind, t)) : runTorch(kind, t, files);
         if (!row) continue;
         emit({ bench: `gpt-${kind}`, rep, ...row });
         (seen[`${side}/${t}`] ??= []).push(row.tokens_per_s as number);
@@ -189,8 +188,8 @@ async function adapterSwap(baseFile?: string): Promise<void> {
       if (i > 0) warm.push(performance.now() - t);
     }
     tree.dispose(frozenCached);
-    const adapted = specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
-    const stored = shapes.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
+    const adapted = countParams(specs);
+    const stored = countParams(shapes);
     const flops = method.rebuildFlops(config, specs);
     emit({
       bench: "adapter-swap",
@@ -198,7 +197,7 @@ async function adapterSwap(baseFile?: string): Promise<void> {
       method: name,
       config,
       stored_params: stored,
-      percent_of_base: +((100 * stored) / model.specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0)).toFixed(4),
+      percent_of_base: +((100 * stored) / countParams(model.specs)).toFixed(4),
       adapted_params: adapted,
       flops,
       flops_per_weight: +(flops / adapted).toFixed(1),
@@ -223,10 +222,6 @@ if (child === "train" || child === "generate") {
 } else {
   for (const kind of ["train", "generate"]) if (only.includes(kind)) await speedAgainstTorch(kind);
   if (only.includes("swap")) {
-    for (const t of threadList) {
-      const self = fileURLToPath(import.meta.url);
-      const r = spawnSync(process.execPath, [self, "--child", "swap", ...(args.includes("--base") ? ["--base", arg("base", "")] : [])], { encoding: "utf8", env: { ...process.env, MCNC_THREADS: String(t) } });
-      process.stdout.write(r.status === 0 ? r.stdout : `${JSON.stringify({ bench: "adapter-swap", threads: t, error: r.stderr.trim().split("\n").slice(-2).join(" | ") })}\n`);
-    }
+    for (const t of threadList) process.stdout.write(runOurs("swap", t, args.includes("--base") ? ["--base", arg("base", "")] : []) ?? "");
   }
 }

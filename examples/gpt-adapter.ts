@@ -11,6 +11,7 @@ import {
   configureAdapter,
   countParams,
   decodeModelFile,
+  defaultWarmup,
   encodeModelFile,
   findMethod,
   initEngine,
@@ -54,7 +55,7 @@ const run = await train(model, method, config, task, {
   steps: STEPS,
   batch: 32,
   seed: 0,
-  schedule: { kind: "cosine", warmup: Math.min(100, Math.floor(STEPS / 10)) },
+  schedule: { kind: "cosine", warmup: defaultWarmup(STEPS) },
   adapter: { base: baseWeights, leaves },
   onEpoch: (e) => console.log(`  step ${e.step}: loss ${e.loss.toFixed(3)}, ${e.metrics.bits_per_byte!.toFixed(3)} bits per byte, ${e.rate.toFixed(0)} tokens/s`),
 });

@@ -18,6 +18,9 @@ export interface Schedule {
 
 export const COSINE_MIN_RATIO = 0.1;
 
+/** The cosine schedule's warm-up when none is given: a tenth of the run, at most 100 steps. */
+export const defaultWarmup = (total: number): number => Math.min(100, Math.floor(total / 10));
+
 export function makeSchedule(lr: number, options: ScheduleOptions = { kind: "plateau" }, state?: Record<string, number>): Schedule {
   if (options.kind === "cosine") {
     const { warmup } = options;

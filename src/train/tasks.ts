@@ -91,6 +91,9 @@ const EVAL_ROWS = 16;
 const OFFSET_BLOCK = 64;
 export const DEFAULT_EVAL_TOKENS = 65536;
 
+/** Minibatch size when none is given: 128 images, or 32 windows of text. */
+export const defaultBatch = (model: Pick<Model, "kind">): number => (model.kind === "language" ? 32 : 128);
+
 export interface TextTaskOptions {
   /** Validation tokens scored per evaluation (evenly spaced windows; 0: all of them). */
   evalTokens?: number;

@@ -11,14 +11,16 @@ import { decodeModelFile, encodeModelFile, rebuildParams, timedRebuild, type Mod
 import { readModelFile } from "../../format/read-file.js";
 import { weightsHash } from "../../format/weights-hash.js";
 import { configureAdapter, producedSpecs } from "../../methods/adapter.js";
-import { findMethod, methodNames, type Method } from "../../methods/index.js";
+import { findMethod, methodNames } from "../../methods/index.js";
 import type { Model } from "../../model/models.js";
 import { countParams, toDevice, type HostParams } from "../../model/params.js";
-import type { Task } from "../../train/tasks.js";
-import { train, type Adapter } from "../../train/trainer.js";
+import { defaultWarmup } from "../../train/schedule.js";
+import { defaultBatch, type Task } from "../../train/tasks.js";
+import { runLength, train, type Adapter } from "../../train/trainer.js";
 import { DATA_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, LIMIT_FLAG, MODEL_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, THREADS_FLAG, type Command } from "../command.js";
 import { Progress } from "../progress.js";
 import { fileSize, modelAndTask, startEngine, taskFor } from "./shared.js";
+import { budgetValues, planJobs, type Job } from "./compare-jobs.js";
 import { writeReport } from "./compare-report.js";
 
 export interface Run {
@@ -38,49 +40,12 @@ export interface Run {
   note?: string;
 }
 
-interface Job {
-  label: string;
-  method: string;
-  budget: string;
-  values: Record<string, unknown>;
-  seed: number;
-  /** No training: the start weights as they are (the base row). */
-  evaluateOnly?: boolean;
-  /** Start from the dense run of the same seed (post-training compression), or from the base. */
-  fromDense?: boolean;
-  /** Train an adapter on the base. */
-  adapter?: boolean;
-  /** Also store at 8 bits and measure that file (a row of its own, no extra training). */
-  alsoEightBit?: boolean;
-}
-
 function list<T>(raw: unknown, fallback: T[], parse: (s: string) => T, flag: string, allowEmpty = false): T[] {
   if (raw === undefined) return fallback;
   const parts = String(raw).split(",").filter((p) => p !== "");
   const out = parts.map(parse);
   if ((out.length === 0 && !allowEmpty) || out.some((v) => typeof v === "number" && !Number.isFinite(v))) throw new UserError(`--${flag} must be a comma-separated list`);
   return out;
-}
-
-/**
- * Flag values that hold `method` to `ratio`: its own --ratio, or else the largest --rank whose stored
- * numbers fit the budget (LoRA, whose size only the rank sets). Throws UserError when out of reach.
- */
-function budgetValues(method: Method, ratio: number, storedFor: (values: Record<string, unknown>) => number, params: number): Record<string, unknown> {
-  if (method.options.some((o) => o.name === "ratio")) return { ratio };
-  let best: number | null = null;
-  for (let rank = 1; rank <= 4096; rank++) {
-    let stored: number;
-    try {
-      stored = storedFor({ rank });
-    } catch {
-      break;
-    }
-    if (stored > params / ratio) break;
-    best = rank;
-  }
-  if (best === null) throw new UserError(`--ratio ${ratio} is out of reach: rank 1 already stores more`);
-  return { rank: best };
 }
 
 async function run(f: Record<string, unknown>): Promise<void> {
@@ -127,26 +92,9 @@ async function run(f: Record<string, unknown>): Promise<void> {
     ({ model, task } = await modelAndTask(f));
   }
   const params = countParams(model.specs);
-  const batch = (f.batch as number | undefined) ?? (model.kind === "language" ? 32 : 128);
+  const batch = (f.batch as number | undefined) ?? defaultBatch(model);
 
-  const jobs: Job[] = base
-    ? [
-        { label: "base (no adapter)", method: "dense", budget: "-", values: {}, seed: seeds[0]!, evaluateOnly: true },
-        ...seeds.map((seed) => ({ label: "full fine-tuning", method: "dense", budget: "1x", values: {}, seed, fromDense: true })),
-        ...methods.flatMap((method) => ratios.flatMap((ratio) => seeds.map((seed) => ({ label: method, method, budget: `${ratio}x`, values: { ratio }, seed, adapter: true })))),
-      ]
-    : [
-        ...seeds.map((seed) => ({ label: "dense", method: "dense", budget: "1x", values: {}, seed })),
-        ...methods.flatMap((method) =>
-          ratios.flatMap((ratio) => seeds.map((seed) => ({ label: method, method, budget: `${ratio}x`, values: { ratio }, seed, alsoEightBit: method === "mcnc" }))),
-        ),
-        ...quantBits.flatMap((bits) =>
-          seeds.flatMap((seed) => [
-            { label: "quant (QAT)", method: "quant", budget: `${bits}-bit`, values: { bits }, seed },
-            { label: "quant (post-training)", method: "quant", budget: `${bits}-bit`, values: { bits }, seed, fromDense: true },
-          ]),
-        ),
-      ];
+  const jobs = planJobs({ adapters: base !== undefined, methods, ratios, seeds, quantBits });
   const runs: Run[] = [];
   const denseWeights = new Map<number, HostParams>();
   const record = (job: Job, label: string, bytes: Uint8Array | null, score: number | null, seconds: number, extra: Partial<Run> = {}) => {
@@ -207,7 +155,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
       steps,
       batch,
       seed: job.seed,
-      schedule: model.kind === "language" ? { kind: "cosine", warmup: Math.min(100, Math.floor((steps ?? task.stepsPerEpoch(batch) * epochs!) / 10)) } : undefined,
+      schedule: model.kind === "language" ? { kind: "cosine", warmup: defaultWarmup(runLength(model, task, { epochs, steps, batch }).total) } : undefined,
       start: job.fromDense ? (baseWeights ?? denseWeights.get(job.seed)) : undefined,
       adapter,
       onStep: (p) => progress.step(p),

@@ -16,7 +16,8 @@ import { findMethod, methodNames, type Method } from "../../methods/index.js";
 import { countParams, toDevice } from "../../model/params.js";
 import { checkSeed } from "../../rng/seeded.js";
 import { PLATEAU_DEFAULTS } from "../../train/plateau.js";
-import type { ScheduleOptions } from "../../train/schedule.js";
+import { defaultWarmup, type ScheduleOptions } from "../../train/schedule.js";
+import { defaultBatch } from "../../train/tasks.js";
 import { runLength, train, type Adapter } from "../../train/trainer.js";
 import type { Flag } from "../args.js";
 import { DATA_FLAGS, EVAL_TOKENS_FLAG, GPT_FLAGS, JSON_FLAG, LIMIT_FLAG, MODEL_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, THREADS_FLAG, type Command } from "../command.js";
@@ -130,7 +131,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
   const epochs = f.steps === undefined ? intFlag(f.epochs, language ? 1 : 3, "epochs", 0, 10000) : undefined;
   if (epochs === 0 && initFile === undefined) throw new UserError("--epochs 0 needs --init FILE (weights to compress without training)");
   const steps = f.steps === undefined ? undefined : intFlag(f.steps, 0, "steps", 1, 1e9);
-  const batch = intFlag(f.batch, language ? 32 : 128, "batch", 1, 65536);
+  const batch = intFlag(f.batch, defaultBatch({ kind: language ? "language" : "classifier" }), "batch", 1, 65536);
   const out = resolve((f.out as string | undefined) ?? `${modelName}-${methodName}.mcnc`);
   checkWritable(out, "--out");
   const checkpointEvery = f["checkpoint-every"] === undefined ? 0 : intFlag(f["checkpoint-every"], 0, "checkpoint-every", 1, 1e9);
@@ -157,7 +158,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
   const { total } = runLength(model, task, { epochs, steps, batch, evalEvery: f["eval-every"] as number | undefined });
   const schedule: ScheduleOptions =
     ((f.schedule as string | undefined) ?? (language ? "cosine" : "plateau")) === "cosine"
-      ? { kind: "cosine", warmup: intFlag(f.warmup, Math.min(100, Math.floor(total / 10)), "warmup", 0, 1e9) }
+      ? { kind: "cosine", warmup: intFlag(f.warmup, defaultWarmup(total), "warmup", 0, 1e9) }
       : { kind: "plateau", patience: intFlag(f.patience, PLATEAU_DEFAULTS.patience, "patience", 0, 10000) };
   const adapted = adapter ? `, an adapter on ${adapter.leaves.length} of ${model.specs.length} leaves of ${basename(initFile!)}` : "";
   progress.message(`mcnc: ${model.name} (${params} parameters) with ${method.name} ${JSON.stringify(config)}${adapted}, ${total} steps of ${batch}; ${task.size}`);
