@@ -21,9 +21,12 @@ function lcg(seed: number): () => number {
   return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
 }
 
-test("packed 1/2/4/8-bit codes round-trip through a file", () => {
+test("packed 1/2/3/4/8-bit codes round-trip through a file", () => {
   const next = lcg(1);
-  for (const bits of [1, 2, 4, 8] as const) {
+  // The layout is one little-endian bit stream: a u4's code 0 is byte 0's low nibble, a u3's code 2 straddles bytes 0 and 1.
+  assert.deepEqual(Array.from(packCodes(Uint8Array.of(1, 2, 3), 4)), [0x21, 0x03]);
+  assert.deepEqual(Array.from(packCodes(Uint8Array.of(7, 0, 5), 3)), [0x47, 0x01]);
+  for (const bits of [1, 2, 3, 4, 8] as const) {
     for (const n of [0, 1, 7, 8, 9, 1001]) {
       const codes = Uint8Array.from({ length: n }, () => Math.floor(next() * 2 ** bits));
       assert.deepEqual(unpackCodes(packCodes(codes, bits), bits, n), codes);

@@ -7,6 +7,7 @@ import { LIBRARY } from "../format/model-file.js";
 import { formatFlags, parseArgs } from "./args.js";
 import type { Command } from "./command.js";
 import { compareCommand } from "./commands/compare.js";
+import { compressCommand } from "./commands/compress.js";
 import { decompressCommand } from "./commands/decompress.js";
 import { evalCommand } from "./commands/eval.js";
 import { generateCommand } from "./commands/generate.js";
@@ -14,7 +15,7 @@ import { inspectCommand } from "./commands/inspect.js";
 import { mergeCommand } from "./commands/merge.js";
 import { trainCommand } from "./commands/train.js";
 
-const COMMANDS: Command[] = [trainCommand, evalCommand, generateCommand, inspectCommand, decompressCommand, mergeCommand, compareCommand];
+const COMMANDS: Command[] = [trainCommand, evalCommand, generateCommand, inspectCommand, decompressCommand, mergeCommand, compressCommand, compareCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;

@@ -28,13 +28,14 @@ export const LIMITS = {
 
 /**
  * f32: IEEE float32. q8: unsigned 8-bit codes, value = fround(min + code * step) computed in float64.
- * u8, u4, u2, u1: unsigned integer codes of that many bits, packed little-end first (code i of a u4
- * tensor is the low nibble of byte i/2 when i is even); what they mean is the method's business.
+ * u8, u4, u3, u2, u1: unsigned integer codes of that many bits, packed as one little-endian bit stream
+ * (code i occupies bits i*b .. i*b + b - 1, bit j being bit j % 8 of byte j / 8: code i of a u4 tensor is
+ * the low nibble of byte i/2 when i is even); what they mean is the method's business.
  */
 export type Dtype = "f32" | "q8" | CodeDtype;
-export type CodeDtype = "u8" | "u4" | "u2" | "u1";
-export type CodeBits = 8 | 4 | 2 | 1;
-const DTYPE_BITS: Record<Dtype, number> = { f32: 32, q8: 8, u8: 8, u4: 4, u2: 2, u1: 1 };
+export type CodeDtype = "u8" | "u4" | "u3" | "u2" | "u1";
+export type CodeBits = 8 | 4 | 3 | 2 | 1;
+const DTYPE_BITS: Record<Dtype, number> = { f32: 32, q8: 8, u8: 8, u4: 4, u3: 3, u2: 2, u1: 1 };
 
 function tensorBytes(dtype: Dtype, count: number): number {
   return Math.ceil((count * DTYPE_BITS[dtype]) / 8);
@@ -44,21 +45,28 @@ export function codeDtype(bits: CodeBits): CodeDtype {
   return `u${bits}`;
 }
 
-/** Codes of `bits` bits each (every code below 2^bits), packed. */
+/** Codes of `bits` bits each (every code below 2^bits), packed into one little-endian bit stream. */
 export function packCodes(codes: Uint8Array, bits: CodeBits): Uint8Array {
   if (bits === 8) return codes.slice();
-  const perByte = 8 / bits;
-  const out = new Uint8Array(Math.ceil(codes.length / perByte));
-  for (let i = 0; i < codes.length; i++) out[Math.floor(i / perByte)]! |= codes[i]! << ((i % perByte) * bits);
+  const out = new Uint8Array(Math.ceil((codes.length * bits) / 8));
+  for (let i = 0, bit = 0; i < codes.length; i++, bit += bits) {
+    // A 3-bit code may straddle two bytes.
+    const v = codes[i]! << (bit & 7);
+    out[bit >> 3]! |= v & 0xff;
+    if (v > 0xff) out[(bit >> 3) + 1]! |= v >> 8;
+  }
   return out;
 }
 
 export function unpackCodes(packed: Uint8Array, bits: CodeBits, count: number): Uint8Array {
   if (bits === 8) return packed.slice(0, count);
-  const perByte = 8 / bits;
   const mask = (1 << bits) - 1;
   const out = new Uint8Array(count);
-  for (let i = 0; i < count; i++) out[i] = (packed[Math.floor(i / perByte)]! >> ((i % perByte) * bits)) & mask;
+  for (let i = 0, bit = 0; i < count; i++, bit += bits) {
+    const at = bit >> 3;
+    const word = packed[at]! | ((packed[at + 1] ?? 0) << 8);
+    out[i] = (word >> (bit & 7)) & mask;
+  }
   return out;
 }
 
@@ -181,7 +189,7 @@ export interface Container {
   header: Header;
   /** Read one f32 or q8 tensor as float32 (allocates); names come from header.tensors. */
   tensor(name: string): Float32Array;
-  /** Read one u8/u4/u2/u1 tensor, a byte per code (allocates). */
+  /** Read one u8/u4/u3/u2/u1 tensor, a byte per code (allocates). */
   codes(name: string): Uint8Array;
 }
 

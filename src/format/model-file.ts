@@ -5,7 +5,7 @@
  */
 import { UserError } from "../errors.js";
 import { producedSpecs, type AdapterInfo } from "../methods/adapter.js";
-import { findMethod, materializer, methodNames, type Method } from "../methods/index.js";
+import { findMethod, materializer, methodNames, type Method, type StoredTensor } from "../methods/index.js";
 import { KEPT } from "../methods/leaves.js";
 import { buildModel, MAX_MODEL_PARAMS, parseDescription, type Model, type ModelDescription } from "../model/models.js";
 import { countParams, toDevice, toHost, type HostParams, type NamedShape, type ParamSpec, type Params } from "../model/params.js";
@@ -47,6 +47,11 @@ export interface EncodeOptions {
    * leaves kept dense stay float32. 32 (default): everything float32. Ignored by methods with a codec.
    */
   storeBits?: 8 | 32;
+  /**
+   * The tensors already encoded in this method's storage (by a post-training compressor), written as
+   * they are instead of encoding `trainable`.
+   */
+  encoded?: StoredTensor[];
 }
 
 export function encodeModelFile(f: ModelFile, model: Model, method: Method, options: EncodeOptions = {}): Uint8Array {
@@ -54,8 +59,13 @@ export function encodeModelFile(f: ModelFile, model: Model, method: Method, opti
   const config = f.method.config;
   const specs = producedSpecs(model, f.adapter);
   const tensors = method.codec
-    ? method.codec.encode(config, specs, f.trainable)
-    : method.trainableShapes(config, specs).map((t) => ({ name: t.name, shape: t.shape, data: f.trainable[t.name]! }));
+    ? (options.encoded ?? method.codec.encode(config, specs, f.trainable))
+    : method.trainableShapes(config, specs).map((t) => {
+        // Encoded tensors come in any order; the file holds them in the method's.
+        const given = options.encoded ? options.encoded.find((e) => e.name === t.name) : { data: f.trainable[t.name]! };
+        if (!given || !("data" in given)) throw new Error(`no float tensor ${t.name} for ${method.name}`);
+        return { name: t.name, shape: t.shape, data: given.data };
+      });
   return encodeContainer(
     {
       format: "mcnc",
@@ -69,7 +79,7 @@ export function encodeModelFile(f: ModelFile, model: Model, method: Method, opti
       meta: f.meta ?? {},
     },
     // A codec chose its own precision; 8-bit storage is for a reparameterisation's numbers.
-    tensors.map((t) => ("data" in t ? { ...t, q8: q8 && !method.codec && !t.name.startsWith(KEPT) } : t)),
+    tensors.map((t) => ("data" in t ? { ...t, q8: q8 && !method.codec && !options.encoded && !t.name.startsWith(KEPT) } : t)),
   );
 }
 

@@ -17,13 +17,13 @@ export interface SizeReport {
   byte_ratio: number;
 }
 
-/** `stored` with `dtype` as the container writes it; u8/u4/u2/u1 are integer codes. */
+/** `stored` with `dtype` as the container writes it; u8/u4/u3/u2/u1 are integer codes. */
 export function sizeReport(params: number, stored: ReadonlyArray<NamedShape & { dtype?: string }>, fileBytes: number): SizeReport {
   const storedParams = countParams(stored);
   return {
     params,
     stored_params: storedParams,
-    coded_params: countParams(stored.filter((t) => t.dtype !== undefined && /^u[1248]$/.test(t.dtype))),
+    coded_params: countParams(stored.filter((t) => t.dtype !== undefined && /^u[12348]$/.test(t.dtype))),
     file_bytes: fileBytes,
     bits_per_param: (8 * fileBytes) / params,
     param_ratio: params / storedParams,

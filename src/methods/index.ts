@@ -11,6 +11,7 @@ import "./quant/index.js";
 export {
   findMethod,
   materializer,
+  memoryReader,
   methodNames,
   registerMethod,
   roundTrip,

@@ -75,8 +75,8 @@ export interface Method<Config extends object = object> {
   };
 }
 
-/** A tensor as a file stores it: floats, or unsigned integer codes of 1, 2, 4 or 8 bits. */
-export type StoredTensor = { name: string; shape: number[]; data: Float32Array } | { name: string; shape: number[]; codes: Uint8Array; bits: 1 | 2 | 4 | 8 };
+/** A tensor as a file stores it: floats, or unsigned integer codes of 1, 2, 3, 4 or 8 bits. */
+export type StoredTensor = { name: string; shape: number[]; data: Float32Array } | { name: string; shape: number[]; codes: Uint8Array; bits: 1 | 2 | 3 | 4 | 8 };
 
 /** Read access to a file's stored tensors. */
 export interface StoredReader {

@@ -6,8 +6,8 @@
  * between the two with no renaming.
  */
 import { nn, numpy as np } from "@jax-js/jax";
-import { dense, layerNorm } from "./layers.js";
-import type { GptConfig, Model } from "./model.js";
+import { dense, layerNorm, tapOf } from "./layers.js";
+import type { GptConfig, LeafTap, Model } from "./model.js";
 import type { ParamSpec, Params } from "./params.js";
 
 /** Bounds on each field of a GPT description (the parameter count is bounded separately). */
@@ -60,8 +60,8 @@ export function gptSpecs(c: GptConfig): ParamSpec[] {
 }
 
 /** Rows [N, C] through a Conv1D-style layer named `name` of the tree. Consumes x. */
-function linear(x: np.Array, p: Params, name: string): np.Array {
-  return dense(x, p[`${name}.weight`]!, p[`${name}.bias`]!);
+function linear(x: np.Array, p: Params, name: string, tap?: LeafTap): np.Array {
+  return dense(x, p[`${name}.weight`]!, p[`${name}.bias`]!, tapOf(tap, `${name}.weight`));
 }
 
 /**
@@ -73,22 +73,22 @@ export type Attend = (q: np.Array, k: np.Array, v: np.Array, layer: number) => n
 export const causal: Attend = (q, k, v) => nn.dotProductAttention(q, k, v, { isCausal: true });
 
 /** Self-attention over x [B, T, C]. Consumes x. */
-function attention(x: np.Array, p: Params, l: number, heads: number, attend: Attend): np.Array {
+function attention(x: np.Array, p: Params, l: number, heads: number, attend: Attend, tap?: LeafTap): np.Array {
   const [B, T, C] = x.shape as [number, number, number];
   const D = C / heads;
   const h = `h.${l}`;
-  const qkv = linear(x.reshape([B * T, C]), p, `${h}.attn.c_attn`).reshape([B, T, 3, heads, D]);
+  const qkv = linear(x.reshape([B * T, C]), p, `${h}.attn.c_attn`, tap).reshape([B, T, 3, heads, D]);
   const part = (i: number) => qkv.ref.slice([], [], i).reshape([B, T, heads, D]);
   const [q, k, v] = [part(0), part(1), part(2)];
   qkv.dispose();
   const y = attend(q, k, v, l);
-  return linear(y.reshape([B * T, C]), p, `${h}.attn.c_proj`).reshape([B, T, C]);
+  return linear(y.reshape([B * T, C]), p, `${h}.attn.c_proj`, tap).reshape([B, T, C]);
 }
 
-function mlpBlock(x: np.Array, p: Params, h: string): np.Array {
+function mlpBlock(x: np.Array, p: Params, h: string, tap?: LeafTap): np.Array {
   const [B, T, C] = x.shape as [number, number, number];
-  const hidden = nn.gelu(linear(x.reshape([B * T, C]), p, `${h}.mlp.c_fc`));
-  return linear(hidden, p, `${h}.mlp.c_proj`).reshape([B, T, C]);
+  const hidden = nn.gelu(linear(x.reshape([B * T, C]), p, `${h}.mlp.c_fc`, tap));
+  return linear(hidden, p, `${h}.mlp.c_proj`, tap).reshape([B, T, C]);
 }
 
 /** Token embedding as a one-hot matmul: its gradient is a matmul too (jax-js cannot scatter under jit). */
@@ -110,13 +110,13 @@ export function head(x: np.Array, p: Params): np.Array {
  * The network on tokens [B, T] whose position embeddings are `positions` ([T, C]), attending with
  * `attend`: training and generation run this same function. Reads wpe only through `positions`.
  */
-export function forward(c: GptConfig, p: Params, tokens: np.Array, positions: np.Array, attend: Attend): np.Array {
+export function forward(c: GptConfig, p: Params, tokens: np.Array, positions: np.Array, attend: Attend, tap?: LeafTap): np.Array {
   // wte is read twice: here and in the tied output projection.
   let x = embed(tokens, p["wte.weight"]!.ref, positions);
   for (let l = 0; l < c.layers; l++) {
     const h = `h.${l}`;
-    x = x.ref.add(attention(layerNorm(x, p[`${h}.ln_1.weight`]!, p[`${h}.ln_1.bias`]!), p, l, c.heads, attend));
-    x = x.ref.add(mlpBlock(layerNorm(x, p[`${h}.ln_2.weight`]!, p[`${h}.ln_2.bias`]!), p, h));
+    x = x.ref.add(attention(layerNorm(x, p[`${h}.ln_1.weight`]!, p[`${h}.ln_1.bias`]!), p, l, c.heads, attend, tap));
+    x = x.ref.add(mlpBlock(layerNorm(x, p[`${h}.ln_2.weight`]!, p[`${h}.ln_2.bias`]!), p, h, tap));
   }
   return head(x, p);
 }
@@ -129,6 +129,6 @@ export function gpt(c: GptConfig): Model {
     specs: gptSpecs(c),
     adapterTargets: "c_attn",
     activationBytes: (batch) => attentionBytes(c, batch),
-    apply: (p, tokens) => forward(c, p, tokens, p["wpe.weight"]!.slice([0, tokens.shape[1]!]), causal),
+    apply: (p, tokens, tap) => forward(c, p, tokens, p["wpe.weight"]!.slice([0, tokens.shape[1]!]), causal, tap),
   };
 }

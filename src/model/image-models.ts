@@ -3,7 +3,7 @@
  * peer, shared/peers/torch_mcnc.py, in NHWC/HWIO layout).
  */
 import { UserError } from "../errors.js";
-import { conv3x3, dense, maxPool2, relu } from "./layers.js";
+import { conv3x3, dense, maxPool2, relu, tapOf } from "./layers.js";
 import type { ParamSpec } from "./params.js";
 import type { ImageShape, Model } from "./model.js";
 
@@ -22,9 +22,9 @@ export function mlp(input: ImageShape, classes: number, hidden = 256): Model {
     kind: "classifier",
     description: { name: "mlp", input, classes },
     specs: [weight("w1", [inputs, hidden], inputs), bias("b1", hidden, inputs), weight("w2", [hidden, classes], hidden), bias("b2", classes, hidden)],
-    apply(p, x) {
+    apply(p, x, tap) {
       const flat = x.reshape([x.shape[0]!, inputs]);
-      return dense(relu(dense(flat, p.w1!, p.b1!)), p.w2!, p.b2!);
+      return dense(relu(dense(flat, p.w1!, p.b1!, tapOf(tap, "w1"))), p.w2!, p.b2!, tapOf(tap, "w2"));
     },
   };
 }
@@ -47,11 +47,11 @@ export function lenet(input: ImageShape, classes: number): Model {
       weight("w2", [128, classes], 128),
       bias("b2", classes, 128),
     ],
-    apply(p, x) {
-      let y = maxPool2(relu(conv3x3(x, p.c1!, p.cb1!)));
-      y = maxPool2(relu(conv3x3(y, p.c2!, p.cb2!)));
+    apply(p, x, tap) {
+      let y = maxPool2(relu(conv3x3(x, p.c1!, p.cb1!, tapOf(tap, "c1"))));
+      y = maxPool2(relu(conv3x3(y, p.c2!, p.cb2!, tapOf(tap, "c2"))));
       y = y.reshape([y.shape[0]!, flat]);
-      return dense(relu(dense(y, p.w1!, p.b1!)), p.w2!, p.b2!);
+      return dense(relu(dense(y, p.w1!, p.b1!, tapOf(tap, "w1"))), p.w2!, p.b2!, tapOf(tap, "w2"));
     },
   };
 }

@@ -4,13 +4,23 @@
  * that is 20-30x faster than lax.conv (docs/results.md).
  */
 import { nn, numpy as np } from "@jax-js/jax";
+import type { LeafTap } from "./model.js";
 
-export function dense(x: np.Array, w: np.Array, b: np.Array): np.Array {
+/** Sees the rows [N, in] a weight matrix multiplies (calibration for post-training methods); consumes them. */
+export type RowsTap = (rows: np.Array) => void;
+
+/** A model's tap narrowed to one leaf's rows. */
+export function tapOf(tap: LeafTap | undefined, leaf: string): RowsTap | undefined {
+  return tap && ((rows) => tap(leaf, rows));
+}
+
+export function dense(x: np.Array, w: np.Array, b: np.Array, tap?: RowsTap): np.Array {
+  tap?.(x.ref);
   return np.matmul(x, w).add(b);
 }
 
 /** 3x3 convolution, stride 1, zero 'same' padding. x: [B,H,W,C], w: [3,3,C,O], b: [O]. */
-export function conv3x3(x: np.Array, w: np.Array, b: np.Array): np.Array {
+export function conv3x3(x: np.Array, w: np.Array, b: np.Array, tap?: RowsTap): np.Array {
   const [batch, h, wd, c] = x.shape as [number, number, number, number];
   const out = w.shape[3]!;
   const padded = np.pad(x, [
@@ -26,7 +36,7 @@ export function conv3x3(x: np.Array, w: np.Array, b: np.Array): np.Array {
   padded.dispose();
   // Tap-major then channel: the order of the HWIO kernel flattened to [9C, O].
   const cols = np.concatenate(taps, 3).reshape([batch * h * wd, 9 * c]);
-  return dense(cols, w.reshape([9 * c, out]), b).reshape([batch, h, wd, out]);
+  return dense(cols, w.reshape([9 * c, out]), b, tap).reshape([batch, h, wd, out]);
 }
 
 /** 2x2 max pooling, stride 2. */

@@ -19,14 +19,20 @@ export interface GptConfig {
 /** Enough to rebuild the network: what a file's header stores. */
 export type ModelDescription = { name: "mlp" | "lenet"; input: ImageShape; classes: number } | ({ name: "gpt" } & GptConfig);
 
+/**
+ * Sees, for the weight leaf `leaf`, the rows [N, in] it multiplies: a dense layer's inputs, a
+ * convolution's im2col patches (its kernel viewed as [kh*kw*in, out]). Consumes `rows`.
+ */
+export type LeafTap = (leaf: string, rows: np.Array) => void;
+
 export interface Model {
   name: string;
   /** classifier: images [B, H, W, C] -> logits [B, classes]; language: int32 tokens [B, T] -> logits [B, T, vocab]. */
   kind: "classifier" | "language";
   description: ModelDescription;
   specs: ParamSpec[];
-  /** Consumes params and x. */
-  apply(params: Params, x: np.Array): np.Array;
+  /** Consumes params and x. `tap`, when given, sees the input rows of every weight matrix. */
+  apply(params: Params, x: np.Array, tap?: LeafTap): np.Array;
   /** What an adapter adapts when the user names nothing (PEFT's default for GPT-2: the attention's c_attn). */
   adapterTargets?: string;
   /** Bytes a training step holds beyond the weights' own size, where it can grow large (attention scores). */

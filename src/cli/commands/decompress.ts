@@ -4,7 +4,7 @@ import { UserError } from "../../errors.js";
 import { writeFileAtomic } from "../../format/atomic-write.js";
 import { timedRebuild } from "../../format/model-file.js";
 import { readModelFile } from "../../format/read-file.js";
-import { encodeSafetensors } from "../../format/safetensors.js";
+import { encodeSafetensors, MODEL_METADATA } from "../../format/safetensors.js";
 import { JSON_FLAG, print, round, THREADS_FLAG, type Command } from "../command.js";
 import { startEngine } from "./shared.js";
 
@@ -20,6 +20,7 @@ async function run(f: Record<string, unknown>, [file]: string[]): Promise<void> 
   const bytes = encodeSafetensors(tensors, {
     source: file,
     model: loaded.model.name,
+    [MODEL_METADATA]: JSON.stringify(loaded.model.description),
     method: loaded.method.name,
     layout: "dense: [in, out]; conv: [kh, kw, in, out] (HWIO)",
   });

@@ -3,7 +3,7 @@ import { basename, resolve } from "node:path";
 import { UserError } from "../../errors.js";
 import { writeFileAtomic } from "../../format/atomic-write.js";
 import { encodeModelFile, timedRebuild } from "../../format/model-file.js";
-import { encodeSafetensors } from "../../format/safetensors.js";
+import { encodeSafetensors, MODEL_METADATA } from "../../format/safetensors.js";
 import { findMethod } from "../../methods/index.js";
 import { JSON_FLAG, print, THREADS_FLAG, type Command } from "../command.js";
 import { ADAPTER_FLAG } from "./eval.js";
@@ -27,7 +27,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
       )
     : encodeSafetensors(
         specs.map((s) => ({ name: s.name, shape: s.shape, data: params[s.name]! })),
-        { base: basename(f.model), adapter: basename(f.adapter), method: loaded.method.name, model: loaded.model.name },
+        { base: basename(f.model), adapter: basename(f.adapter), method: loaded.method.name, model: loaded.model.name, [MODEL_METADATA]: JSON.stringify(loaded.model.description) },
       );
   writeFileAtomic(out, bytes);
   if (f.json) print(JSON.stringify({ command: "merge", out, bytes: bytes.length, tensors: specs.length }));

@@ -1,5 +1,6 @@
 /** Steps several commands take the same way: engine start, data for a model, models and adapters from files, the size summary. */
-import { basename } from "node:path";
+import { accessSync, constants, existsSync, statSync } from "node:fs";
+import { basename, dirname } from "node:path";
 import { UserError } from "../../errors.js";
 import { initEngine } from "../../engine/engine.js";
 import { BUNDLED, BUNDLED_NAMES, bundledPath, type BundledName } from "../../data/bundled.js";
@@ -126,4 +127,14 @@ export function jsonReport(size: SizeReport, rebuilt: TimedRebuild): Record<stri
 export function metricLine(m: Metrics, where: string): string {
   if (m.accuracy !== undefined) return `test accuracy    ${m.accuracy.toFixed(4)}${where}`;
   return `bits per byte    ${m.bits_per_byte!.toFixed(4)} (perplexity ${m.perplexity!.toFixed(3)})${where}`;
+}
+
+/** Refuse an output path that cannot be written, before any training. */
+export function checkWritable(path: string, flag: string): void {
+  if (existsSync(path) && statSync(path).isDirectory()) throw new UserError(`${flag} ${path} is a directory`);
+  try {
+    accessSync(dirname(path), constants.W_OK);
+  } catch {
+    throw new UserError(`cannot write to ${dirname(path)} (for ${flag} ${path})`);
+  }
 }

@@ -2,8 +2,8 @@
  * mcnc train: train a model through a method (from scratch, from a file's weights, or as an adapter
  * on a frozen base), save it, and prove the file rebuilds it exactly.
  */
-import { accessSync, constants, existsSync, readFileSync, statSync } from "node:fs";
-import { basename, dirname, resolve } from "node:path";
+import { readFileSync } from "node:fs";
+import { basename, resolve } from "node:path";
 import { tree } from "@jax-js/jax";
 import { UserError } from "../../errors.js";
 import { writeFileAtomic } from "../../format/atomic-write.js";
@@ -12,7 +12,7 @@ import { decodeModelFile, encodeModelFile, timedRebuild, type ModelFile } from "
 import { readModelFile } from "../../format/read-file.js";
 import { weightsHash } from "../../format/weights-hash.js";
 import { configureAdapter, producedSpecs } from "../../methods/adapter.js";
-import { findMethod, methodNames, type Method } from "../../methods/index.js";
+import { findMethod, methodNames } from "../../methods/index.js";
 import { countParams, toDevice } from "../../model/params.js";
 import { checkSeed } from "../../rng/seeded.js";
 import { PLATEAU_DEFAULTS } from "../../train/plateau.js";
@@ -21,30 +21,18 @@ import { defaultBatch } from "../../train/tasks.js";
 import { runLength, train, type Adapter } from "../../train/trainer.js";
 import type { Flag } from "../args.js";
 import { DATA_FLAGS, EVAL_TOKENS_FLAG, GPT_FLAGS, JSON_FLAG, LIMIT_FLAG, MODEL_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, THREADS_FLAG, type Command } from "../command.js";
+import { optionFlags, optionValues, type OptionOwner } from "../option-flags.js";
 import { Progress } from "../progress.js";
-import { fileSize, jsonReport, metricLine, modelAndTask, sizeLines, startEngine, taskFor } from "./shared.js";
+import { checkWritable, fileSize, jsonReport, metricLine, modelAndTask, sizeLines, startEngine, taskFor } from "./shared.js";
 
-function methodFlags(): Map<string, { flag: Flag; methods: string[] }> {
-  const out = new Map<string, { flag: Flag; methods: string[]; helps: Map<string, string[]> }>();
-  for (const name of methodNames()) {
-    for (const o of findMethod(name)!.options) {
-      const entry = out.get(o.name) ?? { flag: { name: o.name, type: o.type, help: o.help }, methods: [] as string[], helps: new Map<string, string[]>() };
-      entry.methods.push(name);
-      entry.helps.set(o.help, [...(entry.helps.get(o.help) ?? []), name]);
-      out.set(o.name, entry);
-    }
-  }
-  // A flag several methods share says what it means (and defaults to) for each of them.
-  for (const entry of out.values()) entry.flag.help = [...entry.helps].map(([help, methods]) => `${help} [${methods.join(", ")}]`).join("; ");
-  return out;
-}
+const allMethods = (): OptionOwner[] => methodNames().map((name) => findMethod(name)!);
 
 function flags(): Flag[] {
   return [
     MODEL_FLAG,
     ...GPT_FLAGS,
     { name: "method", type: "string", choices: methodNames(), help: "compression method", default: "mcnc" },
-    ...[...methodFlags().values()].map(({ flag }) => flag),
+    ...[...optionFlags(allMethods()).values()].map(({ flag }) => flag),
     { name: "epochs", type: "int", help: "passes over the training data (0 with --init: post-training compression only)", default: "3, or 1 for gpt" },
     { name: "steps", type: "int", help: "optimisation steps in all, instead of --epochs" },
     { name: "eval-every", type: "int", help: "steps between evaluations", default: "an epoch" },
@@ -80,31 +68,10 @@ function intFlag(v: unknown, fallback: number, name: string, lo: number, hi: num
   return n;
 }
 
-function methodValues(method: Method, given: Record<string, unknown>): Record<string, unknown> {
-  const values: Record<string, unknown> = {};
-  const own = new Set(method.options.map((o) => o.name));
-  for (const [name, { methods }] of methodFlags()) {
-    if (!(name in given)) continue;
-    if (!own.has(name)) throw new UserError(`--${name} does not apply to --method ${method.name} (it is for ${methods.join(", ")})`);
-    values[name] = given[name];
-  }
-  return values;
-}
-
-/** Refuse an output path that cannot be written, before any training. */
-function checkWritable(path: string, flag: string): void {
-  if (existsSync(path) && statSync(path).isDirectory()) throw new UserError(`${flag} ${path} is a directory`);
-  try {
-    accessSync(dirname(path), constants.W_OK);
-  } catch {
-    throw new UserError(`cannot write to ${dirname(path)} (for ${flag} ${path})`);
-  }
-}
-
 async function run(f: Record<string, unknown>): Promise<void> {
   const methodName = (f.method as string | undefined) ?? "mcnc";
   const method = findMethod(methodName)!;
-  const values = methodValues(method, f);
+  const values = optionValues(method, allMethods(), f);
   const storeBits = (f["store-bits"] as number | undefined) ?? 32;
   if (storeBits !== 8 && storeBits !== 32) throw new UserError(`--store-bits must be 8 or 32, got ${storeBits}`);
   if (storeBits === 8 && method.codec) throw new UserError(`--store-bits does not apply to --method ${method.name}: it stores its own encoding, chosen by its own flags`);

@@ -14,6 +14,12 @@ export interface LoraConfig {
   rank: number;
   residual: boolean;
   compress: string[];
+  /** A rank per compressed leaf, in model order, where they differ (post-training low rank); else `rank` for all. */
+  ranks?: number[];
+}
+
+export function leafRank(config: LoraConfig, leaf: string): number {
+  return config.ranks ? config.ranks[config.compress.indexOf(leaf)]! : config.rank;
 }
 
 export const LORA_DEFAULTS = { rank: 4, residual: false } as const;
@@ -27,21 +33,29 @@ export function matrixShape(shape: readonly number[]): [rows: number, cols: numb
 export const DOWN = ".down";
 export const UP = ".up";
 
+const isRank = (r: unknown): r is number => typeof r === "number" && Number.isInteger(r) && r >= 1;
+
 export function configureLora(values: OptionValues, specs: readonly ParamSpec[]): LoraConfig {
-  const rank = values.rank ?? LORA_DEFAULTS.rank;
-  if (typeof rank !== "number" || !Number.isInteger(rank) || rank < 1) throw new UserError(`--rank must be a positive integer, got ${String(rank)}`);
   const residual = values.residual ?? LORA_DEFAULTS.residual;
   if (typeof residual !== "boolean") throw new UserError("--residual is a switch (true or false)");
   const compress = chooseCompressed(values.compress, specs);
+  const ranks = values.ranks;
+  if (ranks !== undefined && (!Array.isArray(ranks) || ranks.length !== compress.length || !ranks.every(isRank))) {
+    throw new UserError(`--ranks must list ${compress.length} positive integers, one per compressed leaf`);
+  }
+  const rank = ranks ? Math.max(...ranks) : (values.rank ?? LORA_DEFAULTS.rank);
+  if (!isRank(rank)) throw new UserError(`--rank must be a positive integer, got ${String(rank)}`);
+  const config: LoraConfig = { rank, residual, compress, ...(ranks ? { ranks: ranks as number[] } : {}) };
   for (const s of specs) {
     if (!compress.includes(s.name)) continue;
     if (s.shape.length < 2) throw new UserError(`--compress: ${s.name} has one axis; low rank needs a matrix or kernel`);
     const [rows, cols] = matrixShape(s.shape);
-    if (rank > Math.min(rows, cols)) {
-      throw new UserError(`--rank ${rank} is larger than layer ${s.name} (${rows}x${cols}) allows: 1..${Math.min(rows, cols)} (leave it out with --compress)`);
+    const r = leafRank(config, s.name);
+    if (r > Math.min(rows, cols)) {
+      throw new UserError(`rank ${r} is larger than layer ${s.name} (${rows}x${cols}) allows: 1..${Math.min(rows, cols)} (leave it out with --compress)`);
     }
   }
-  return { rank, residual, compress };
+  return config;
 }
 
 /**
@@ -58,6 +72,7 @@ export const lora: Method<LoraConfig> = {
   summary: "low-rank factors per weight matrix: W = down @ up (rank r)",
   options: [
     { name: "rank", type: "int", help: `factor rank (default ${LORA_DEFAULTS.rank})` },
+    { name: "ranks", type: "int-list", help: "a rank per compressed leaf, in model order (instead of --rank)" },
     { name: "residual", type: "bool", help: "residual form theta_0(seed) + down @ up, up starting at zero" },
     { name: "compress", type: "string", help: "leaves to factor: 'weights' (default) or names a,b,c" },
   ],
@@ -75,9 +90,10 @@ export const lora: Method<LoraConfig> = {
       .filter((s) => config.compress.includes(s.name))
       .flatMap((s) => {
         const [rows, cols] = matrixShape(s.shape);
+        const r = leafRank(config, s.name);
         return [
-          { name: s.name + DOWN, shape: [rows, config.rank] },
-          { name: s.name + UP, shape: [config.rank, cols] },
+          { name: s.name + DOWN, shape: [rows, r] },
+          { name: s.name + UP, shape: [r, cols] },
         ];
       });
     return [...factors, ...keptShapes(specs, config.compress)];
@@ -88,7 +104,7 @@ export const lora: Method<LoraConfig> = {
     for (const [i, s] of specs.entries()) {
       if (!config.compress.includes(s.name)) continue;
       const [rows, cols] = matrixShape(s.shape);
-      const r = config.rank;
+      const r = leafRank(config, s.name);
       const b = config.residual ? 1 / Math.sqrt(rows) : factorBound(s, r);
       out[s.name + DOWN] = await seededUniform(seed, [STREAM.latent, 2 * i], rows * r, -b, b);
       out[s.name + UP] = config.residual ? new Float32Array(r * cols) : await seededUniform(seed, [STREAM.latent, 2 * i + 1], r * cols, -b, b);
@@ -116,7 +132,7 @@ export const lora: Method<LoraConfig> = {
   },
 
   rebuildFlops(config, specs) {
-    return specs.filter((s) => config.compress.includes(s.name)).reduce((n, s) => n + 2 * config.rank * sizeOf(s.shape), 0);
+    return specs.filter((s) => config.compress.includes(s.name)).reduce((n, s) => n + 2 * leafRank(config, s.name) * sizeOf(s.shape), 0);
   },
 };
 

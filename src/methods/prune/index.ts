@@ -166,6 +166,17 @@ export function riceDecode(bits: Uint8Array, count: number, size: number): Uint3
   return out;
 }
 
+/** The tensors a prune file stores for one leaf: the values `keep` marks, and their positions. */
+export function survivorTensors(leaf: string, w: Float32Array, keep: Uint8Array): StoredTensor[] {
+  // A survivor that is exactly zero is stored as pruned: it rebuilds the same.
+  const mask = keep.map((k, i) => (k && w[i] !== 0 ? 1 : 0));
+  const values = w.filter((_, i) => mask[i] === 1);
+  const rice = riceEncode(mask);
+  const positions: StoredTensor =
+    rice.length < mask.length ? { name: leaf + ".positions", shape: [rice.length], codes: rice, bits: 1 } : { name: leaf + ".bitmask", shape: [mask.length], codes: mask, bits: 1 };
+  return [{ name: leaf + ".values", shape: [values.length], data: values }, positions];
+}
+
 export const prune: Method<PruneConfig> = {
   name: "prune",
   summary: "gradual magnitude pruning (cubic schedule); stores surviving values and their positions",
@@ -215,15 +226,7 @@ export const prune: Method<PruneConfig> = {
   codec: {
     encode(config, specs, weights) {
       const keep = survivorsOf(config, specs, config.sparsity, weights);
-      return encodeLeafwise(specs, config.compress, weights, (s, w) => {
-        // A survivor that is exactly zero is stored as pruned: it rebuilds the same.
-        const mask = keep.get(s.name)!.map((k, i) => (k && w[i] !== 0 ? 1 : 0));
-        const values = w.filter((_, i) => mask[i] === 1);
-        const rice = riceEncode(mask);
-        const positions: StoredTensor =
-          rice.length < mask.length ? { name: s.name + ".positions", shape: [rice.length], codes: rice, bits: 1 } : { name: s.name + ".bitmask", shape: [mask.length], codes: mask, bits: 1 };
-        return [{ name: s.name + ".values", shape: [values.length], data: values }, positions];
-      });
+      return encodeLeafwise(specs, config.compress, weights, (s, w) => survivorTensors(s.name, w, keep.get(s.name)!));
     },
 
     decode(config, specs, stored) {

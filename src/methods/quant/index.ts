@@ -1,5 +1,5 @@
 /**
- * Uniform affine quantisation of the weights at 8, 4 or 2 bits, with one (min, step) pair per output
+ * Uniform affine quantisation of the weights at 8, 4, 3 or 2 bits, with one (min, step) pair per output
  * channel or per group of rows within a channel. Trained with quantisation in the loop (the forward
  * pass sees quantised weights, the gradient passes straight through to float weights: QAT), or
  * applied to trained weights with `--init FILE --epochs 0` (post-training quantisation). The file
@@ -10,17 +10,17 @@ import { UserError } from "../../errors.js";
 import { sizeOf, type ParamSpec, type Params } from "../../model/params.js";
 import { chooseCompressed, decodeLeafwise, encodeLeafwise, trainsTheWeights } from "../leaves.js";
 import { matrixShape } from "../lora/index.js";
-import { registerMethod, type Method, type OptionValues } from "../method.js";
+import { registerMethod, type Method, type OptionValues, type StoredReader, type StoredTensor } from "../method.js";
 
 export interface QuantConfig {
-  bits: 8 | 4 | 2;
+  bits: 8 | 4 | 3 | 2;
   /** Rows per (min, step) pair within a column; 0: one pair per column (per channel). */
   group: number;
   compress: string[];
 }
 
 export const QUANT_DEFAULTS = { bits: 4, group: 0 } as const;
-const BITS = [8, 4, 2] as const;
+const BITS = [8, 4, 3, 2] as const;
 
 function configureQuant(values: OptionValues, specs: readonly ParamSpec[]): QuantConfig {
   const bits = values.bits ?? QUANT_DEFAULTS.bits;
@@ -28,11 +28,11 @@ function configureQuant(values: OptionValues, specs: readonly ParamSpec[]): Quan
   const group = values.group ?? QUANT_DEFAULTS.group;
   if (typeof group !== "number" || !Number.isInteger(group) || group < 0) throw new UserError(`--group must be 0 (per channel) or a positive number of rows, got ${String(group)}`);
   const compress = chooseCompressed(values.compress, specs);
-  return { bits: bits as 8 | 4 | 2, group, compress };
+  return { bits: bits as QuantConfig["bits"], group, compress };
 }
 
 /** Row ranges [from, to) that share a (min, step) pair: groups of `group` rows, the last maybe shorter. */
-function rowGroups(rows: number, group: number): Array<[number, number]> {
+export function rowGroups(rows: number, group: number): Array<[number, number]> {
   const size = group === 0 || group >= rows ? rows : group;
   const out: Array<[number, number]> = [];
   for (let from = 0; from < rows; from += size) out.push([from, Math.min(rows, from + size)]);
@@ -58,9 +58,77 @@ function fakeQuant(x: np.Array, bits: number): np.Array {
   return x.ref.add(lax.stopGradient(q.sub(x)));
 }
 
+/** A matrix's codes and its (min, step) per group and column. */
+export interface QuantCodes {
+  codes: Uint8Array;
+  mins: Float32Array;
+  steps: Float32Array;
+}
+
+/** (min, step) of the values w[r * cols + c] for rows [a, b) of column c, as fakeQuant computes them. */
+export function groupScale(w: ArrayLike<number>, cols: number, c: number, a: number, b: number, bits: number): { min: number; step: number } {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let r = a; r < b; r++) {
+    lo = Math.min(lo, w[r * cols + c]!);
+    hi = Math.max(hi, w[r * cols + c]!);
+  }
+  // fakeQuant's float32 arithmetic, so trained and stored codes agree (but for a weight within
+  // rounding of a tie: jax-js divides a little differently).
+  return { min: Math.fround(lo), step: Math.fround(Math.fround(hi - lo) / (2 ** bits - 1)) };
+}
+
+/** The code of value v on the grid (min, step), and the value a reader gets back for it. */
+export function quantizeValue(v: number, min: number, step: number, bits: number): { code: number; value: number } {
+  const code = step > 0 ? Math.max(0, Math.min(2 ** bits - 1, roundEven(Math.fround(Math.fround(v - min) / step)))) : 0;
+  return { code, value: Math.fround(Math.fround(code * step) + min) };
+}
+
+/** Round-to-nearest quantisation of a [rows, cols] matrix, per column and group of rows. */
+export function quantizeMatrix(w: Float32Array, rows: number, cols: number, bits: number, group: number): QuantCodes {
+  const groups = rowGroups(rows, group);
+  const out: QuantCodes = { codes: new Uint8Array(rows * cols), mins: new Float32Array(groups.length * cols), steps: new Float32Array(groups.length * cols) };
+  groups.forEach(([a, b], g) => {
+    for (let c = 0; c < cols; c++) {
+      const { min, step } = groupScale(w, cols, c, a, b, bits);
+      out.mins[g * cols + c] = min;
+      out.steps[g * cols + c] = step;
+      for (let r = a; r < b; r++) out.codes[r * cols + c] = quantizeValue(w[r * cols + c]!, min, step, bits).code;
+    }
+  });
+  return out;
+}
+
+/** The tensors a quant file stores for one leaf. */
+export function quantTensors(leaf: string, [rows, cols]: [number, number], q: QuantCodes, bits: QuantConfig["bits"]): StoredTensor[] {
+  return [
+    { name: leaf + ".codes", shape: [rows, cols], codes: q.codes, bits },
+    { name: leaf + ".min", shape: [q.mins.length / cols, cols], data: q.mins },
+    { name: leaf + ".step", shape: [q.steps.length / cols, cols], data: q.steps },
+  ];
+}
+
+/** One leaf's weights back from its codes and scales (validated against the matrix's shape). */
+export function decodeQuantLeaf(leaf: string, [rows, cols]: [number, number], group: number, read: StoredReader): Float32Array {
+  const groups = rowGroups(rows, group);
+  const codes = read.codes(leaf + ".codes");
+  const mins = read.floats(leaf + ".min");
+  const steps = read.floats(leaf + ".step");
+  if (codes.length !== rows * cols || mins.length !== groups.length * cols || steps.length !== mins.length) {
+    throw new UserError(`${leaf}: stored codes or scales do not fit a ${rows}x${cols} matrix in ${groups.length} group(s)`);
+  }
+  const w = new Float32Array(rows * cols);
+  groups.forEach(([a, b], g) => {
+    for (let r = a; r < b; r++) {
+      for (let c = 0; c < cols; c++) w[r * cols + c] = Math.fround(codes[r * cols + c]! * steps[g * cols + c]!) + mins[g * cols + c]!;
+    }
+  });
+  return w;
+}
+
 export const quant: Method<QuantConfig> = {
   name: "quant",
-  summary: "uniform quantisation at 8/4/2 bits, per channel or per group; QAT, or post-training with --epochs 0",
+  summary: "uniform quantisation at 8/4/3/2 bits, per channel or per group; QAT, or post-training with --epochs 0",
   options: [
     { name: "bits", type: "int", help: `bits per weight: ${BITS.join(", ")} (default ${QUANT_DEFAULTS.bits})` },
     { name: "group", type: "int", help: "rows sharing one (min, step) pair within a column; 0 (default): per channel" },
@@ -94,58 +162,14 @@ export const quant: Method<QuantConfig> = {
 
   codec: {
     encode(config, specs, weights) {
-      const levels = 2 ** config.bits - 1;
       return encodeLeafwise(specs, config.compress, weights, (s, w) => {
         const [rows, cols] = matrixShape(s.shape);
-        const groups = rowGroups(rows, config.group);
-        const codes = new Uint8Array(rows * cols);
-        const mins = new Float32Array(groups.length * cols);
-        const steps = new Float32Array(groups.length * cols);
-        groups.forEach(([a, b], g) => {
-          for (let c = 0; c < cols; c++) {
-            let lo = Infinity;
-            let hi = -Infinity;
-            for (let r = a; r < b; r++) {
-              lo = Math.min(lo, w[r * cols + c]!);
-              hi = Math.max(hi, w[r * cols + c]!);
-            }
-            // fakeQuant's float32 arithmetic, so trained and stored codes agree (but for a weight within
-            // rounding of a tie: jax-js divides a little differently).
-            const step = Math.fround(Math.fround(hi - lo) / levels);
-            mins[g * cols + c] = lo;
-            steps[g * cols + c] = step;
-            for (let r = a; r < b; r++) {
-              const code = step > 0 ? roundEven(Math.fround(Math.fround(w[r * cols + c]! - lo) / step)) : 0;
-              codes[r * cols + c] = Math.max(0, Math.min(levels, code));
-            }
-          }
-        });
-        return [
-          { name: s.name + ".codes", shape: [rows, cols], codes, bits: config.bits },
-          { name: s.name + ".min", shape: [groups.length, cols], data: mins },
-          { name: s.name + ".step", shape: [groups.length, cols], data: steps },
-        ];
+        return quantTensors(s.name, [rows, cols], quantizeMatrix(w, rows, cols, config.bits, config.group), config.bits);
       });
     },
 
     decode(config, specs, stored) {
-      return decodeLeafwise(specs, config.compress, stored, (s, read) => {
-        const [rows, cols] = matrixShape(s.shape);
-        const groups = rowGroups(rows, config.group);
-        const codes = read.codes(s.name + ".codes");
-        const mins = read.floats(s.name + ".min");
-        const steps = read.floats(s.name + ".step");
-        if (codes.length !== rows * cols || mins.length !== groups.length * cols || steps.length !== mins.length) {
-          throw new UserError(`${s.name}: stored codes or scales do not fit a ${rows}x${cols} matrix in ${groups.length} group(s)`);
-        }
-        const w = new Float32Array(rows * cols);
-        groups.forEach(([a, b], g) => {
-          for (let r = a; r < b; r++) {
-            for (let c = 0; c < cols; c++) w[r * cols + c] = Math.fround(codes[r * cols + c]! * steps[g * cols + c]!) + mins[g * cols + c]!;
-          }
-        });
-        return w;
-      });
+      return decodeLeafwise(specs, config.compress, stored, (s, read) => decodeQuantLeaf(s.name, matrixShape(s.shape), config.group, read));
     },
   },
 

@@ -1,0 +1,92 @@
+/**
+ * Every post-training method at the field's budgets on one trained model, through the CLI: quality
+ * against stored bytes, compression time and peak memory. Writes OUT.md (table), OUT.jsonl (every
+ * run) and OUT.svg (one line per method).
+ *
+ *   node dist/bench/compress-sweep.js --in data/models/gpt-sotu.mcnc --out docs/compress/gpt-sotu [--only rom,svd] [-- extra compress flags]
+ */
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { qualityPlot, type Series } from "../src/cli/commands/svg-plot.js";
+
+const argv = process.argv.slice(2);
+const dash = argv.indexOf("--");
+const extra = dash >= 0 ? argv.slice(dash + 1) : [];
+const own = dash >= 0 ? argv.slice(0, dash) : argv;
+const arg = (name: string, fallback?: string) => {
+  const i = own.indexOf(`--${name}`);
+  return i >= 0 ? own[i + 1]! : fallback;
+};
+if (own.includes("--help") || !arg("in") || !arg("out")) {
+  process.stdout.write("node dist/bench/compress-sweep.js --in MODEL --out PATH_WITHOUT_EXTENSION [--only rom,svd,...] [-- extra mcnc compress flags]\n");
+  process.exit(own.includes("--help") ? 0 : 2);
+}
+const input = arg("in")!;
+const out = arg("out")!;
+
+/** The ROM paper's budgets (20%, 33%, 50% fewer parameters), the same fractions pruned, 2:4, and 8/4/3 bits. */
+const FRACTIONS = ["0.2", "0.33", "0.5"];
+const PLAN: Record<string, string[][]> = {
+  svd: FRACTIONS.map((r) => ["--reduction", r]),
+  rom: FRACTIONS.map((r) => ["--reduction", r]),
+  magnitude: [...FRACTIONS.map((s) => ["--sparsity", s]), ["--pattern", "2:4"]],
+  wanda: [...FRACTIONS.map((s) => ["--sparsity", s]), ["--pattern", "2:4"]],
+  rtn: ["8", "4", "3"].map((b) => ["--bits", b]),
+  gptq: ["8", "4", "3"].map((b) => ["--bits", b]),
+};
+const only = arg("only")?.split(",") ?? Object.keys(PLAN);
+
+const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+const scratch = mkdtempSync(join(tmpdir(), "mcnc-sweep-"));
+type Row = Record<string, unknown> & { before?: Record<string, number>; after?: Record<string, number> };
+const rows: Array<{ method: string; budget: string; row: Row }> = [];
+for (const method of only) {
+  for (const budget of PLAN[method] ?? []) {
+    const args = [CLI, "compress", "--method", method, ...budget, "--in", input, "--out", join(scratch, "out.mcnc"), "--json", "--quiet", ...extra];
+    const r = spawnSync(process.execPath, args, { encoding: "utf8" });
+    const label = budget.join(" ").replace(/--/g, "");
+    if (r.status !== 0) {
+      process.stderr.write(`${method} ${label}: ${r.stderr.trim()}\n`);
+      continue;
+    }
+    const row = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as Row;
+    rows.push({ method, budget: label, row });
+    process.stderr.write(`${method} ${label}: ${JSON.stringify(row.after)} ${String(row.file_bytes)} bytes ${String(row.compress_seconds)} s\n`);
+  }
+}
+rmSync(scratch, { recursive: true, force: true });
+if (rows.length === 0) process.exit(1);
+
+const metric = rows[0]!.row.after?.accuracy !== undefined ? "accuracy" : "bits_per_byte";
+const score = (m?: Record<string, number>) => m?.[metric] ?? NaN;
+const base = score(rows[0]!.row.before);
+const command = `node dist/bench/compress-sweep.js ${own.join(" ")}${extra.length ? ` -- ${extra.join(" ")}` : ""}`;
+const lines = [
+  `Command: \`${command}\``,
+  "",
+  `Uncompressed: ${metric.replace(/_/g, " ")} ${base.toFixed(4)}, ${String(rows[0]!.row.params)} float32 parameters (${4 * Number(rows[0]!.row.params)} bytes).`,
+  "",
+  `| method | budget | file bytes | bits/param | ${metric.replace(/_/g, " ")} | change | compress s | peak MiB |`,
+  "|---|---|---|---|---|---|---|---|",
+  ...rows.map(({ method, budget, row }) => {
+    const s = score(row.after);
+    return `| ${method} | ${budget} | ${String(row.file_bytes)} | ${Number(row.bits_per_param).toFixed(2)} | ${s.toFixed(4)} | ${(s - base >= 0 ? "+" : "") + (s - base).toFixed(4)} | ${String(row.compress_seconds)} | ${String(row.peak_rss_mib)} |`;
+  }),
+];
+const series = new Map<string, Series>();
+for (const { method, row } of rows) {
+  const s = series.get(method) ?? { name: method, points: [] };
+  const y = score(row.after);
+  s.points.push({ x: Number(row.file_bytes), y, lo: y, hi: y });
+  series.set(method, s);
+}
+series.set("float32", { name: "float32", points: [{ x: 4 * Number(rows[0]!.row.params), y: base, lo: base, hi: base }] });
+mkdirSync(dirname(out), { recursive: true });
+writeFileSync(`${out}.md`, `${lines.join("\n")}\n`);
+writeFileSync(`${out}.jsonl`, rows.map((r) => JSON.stringify({ method: r.method, budget: r.budget, ...r.row })).join("\n") + "\n");
+const yLabel = metric === "accuracy" ? "test accuracy" : "validation bits per byte";
+writeFileSync(`${out}.svg`, qualityPlot([...series.values()], `post-training compression of ${input.split("/").at(-1)}: ${yLabel} against file bytes`, yLabel));
+process.stdout.write(`${lines.join("\n")}\n`);

@@ -1,0 +1,235 @@
+/**
+ * mcnc compress --method M --in MODEL --out FILE: post-training compression of a trained model, written
+ * as an .mcnc file that stores the compressed form, or back to safetensors with the compressed weights
+ * materialised (so the tools that read the input read the output unchanged). Reports quality before
+ * and after, every stored byte, the time and the peak memory.
+ */
+import { resolve } from "node:path";
+import { numpy as np } from "@jax-js/jax";
+import { compressModel, matrixLeaves, probeInput } from "../../compress/compress-model.js";
+import { compressorNames, findCompressor, type Compressor } from "../../compress/index.js";
+import { UserError } from "../../errors.js";
+import { writeFileAtomic } from "../../format/atomic-write.js";
+import { asMatrix, foreignFormat, type ForeignModel, type MatrixLayout } from "../../format/foreign-model.js";
+import { decodeModelFile, encodeModelFile, timedRebuild } from "../../format/model-file.js";
+import { encodeSafetensors, MODEL_METADATA } from "../../format/safetensors.js";
+import { findMethod } from "../../methods/index.js";
+import { chooseCompressed } from "../../methods/leaves.js";
+import type { Model } from "../../model/model.js";
+import { toDevice, type HostParams } from "../../model/params.js";
+import { deviceBatch } from "../../train/step.js";
+import type { Metrics, Task } from "../../train/tasks.js";
+import type { Flag } from "../args.js";
+import { DATA_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, THREADS_FLAG, type Command } from "../command.js";
+import { optionFlags, optionValues } from "../option-flags.js";
+import { openSource, type ForeignSource, type KnownSource } from "./compress-source.js";
+import { checkWritable, fileSize, jsonSize, metricLine, sizeLines, startEngine, taskFor } from "./shared.js";
+
+const compressors = (): Compressor[] => compressorNames().map((n) => findCompressor(n)!);
+
+/** Calibration rows when none are asked for: windows of text, or images. */
+const CALIB_DEFAULT = { language: 128, classifier: 256 } as const;
+const CALIB_BATCH = { language: 16, classifier: 128 } as const;
+const MAX_CALIB_SAMPLES = 1 << 16;
+
+function flags(): Flag[] {
+  return [
+    { name: "method", type: "string", choices: compressorNames(), help: "post-training method" },
+    { name: "in", type: "string", help: "the trained model: .mcnc, .safetensors, .onnx, or a TF.js model.json" },
+    { name: "out", type: "string", help: "output: .mcnc (the compressed form), or the input's format with the weights materialised (dtypes kept)" },
+    ...[...optionFlags(compressors()).values()].map(({ flag }) => flag),
+    { name: "compress", type: "string", help: "leaves to compress: names a,b,c", default: "every weight matrix the network multiplies (not embeddings; in ONNX, what Conv, Gemm, MatMul and RNNs multiply)" },
+    { name: "keep", type: "string", help: "leave tensors whose names contain any of a,b,c as they are (e.g. a fixed STFT basis)" },
+    { name: "layout", type: "string", choices: ["in-out", "out-in", "out-first"], help: "how another model's tensors are [inputs, outputs] matrices", default: "ONNX: from the node using it; safetensors: out-in (PyTorch), out-first above 2 axes; TF.js: in-out" },
+    { name: "calib", type: "string", help: "calibration data (text file or folder for the GPT, IDX directory for images)", default: "the model's training data" },
+    { name: "calib-samples", type: "int", help: "calibration rows: text windows or images", default: `${CALIB_DEFAULT.language} windows, or ${CALIB_DEFAULT.classifier} images` },
+    { name: "seed", type: "int", help: "seed that picks the calibration samples", default: "0" },
+    { name: "skip-eval", type: "bool", help: "do not measure quality before and after" },
+    EVAL_TOKENS_FLAG,
+    TEST_LIMIT_FLAG,
+    ...DATA_FLAGS,
+    THREADS_FLAG,
+    QUIET_FLAG,
+    JSON_FLAG,
+  ];
+}
+
+async function calibrationBatches(task: Task, model: Model, samples: number, seed: number): Promise<np.Array[]> {
+  const per = CALIB_BATCH[model.kind];
+  const out: np.Array[] = [];
+  for (let step = 0, left = samples; left > 0; step++, left -= per) {
+    const [x, y] = deviceBatch(await task.batch(seed, step, Math.min(per, left)));
+    y.dispose();
+    out.push(x);
+  }
+  return out;
+}
+
+/** The leaves to compress: --compress, or every weight matrix the network multiplies its inputs by. */
+function leavesToCompress(model: Model, given: unknown, calibrated: boolean): string[] {
+  const multiplied = matrixLeaves(model, probeInput(model));
+  if (given === undefined) return model.specs.filter((s) => s.role === "weight" && multiplied.includes(s.name)).map((s) => s.name);
+  const chosen = chooseCompressed(given, model.specs);
+  for (const name of chosen) {
+    const spec = model.specs.find((s) => s.name === name)!;
+    if (spec.shape.length < 2) throw new UserError(`--compress: ${name} has one axis; these methods compress matrices`);
+    if (calibrated && !multiplied.includes(name)) throw new UserError(`--compress: calibrated methods need a layer's inputs, and ${name} is not multiplied by any (choose from ${multiplied.join(", ")})`);
+  }
+  return chosen;
+}
+
+async function measure(task: Task | undefined, model: Model, weights: HostParams): Promise<Metrics | undefined> {
+  return task?.evaluate(toDevice(model.specs, weights));
+}
+
+function peakRssMiB(): number {
+  return round(process.resourceUsage().maxRSS / 1024, 1);
+}
+
+async function compressNetwork(f: Record<string, unknown>, src: KnownSource, compressor: Compressor, config: object, compress: string[], out: string, log: (s: string) => void): Promise<Record<string, unknown>> {
+  const { model } = src;
+  const seed = (f.seed as number | undefined) ?? 0;
+  const task = f["skip-eval"] ? undefined : await taskFor(model, f, src.dataset);
+  let calibration: np.Array[] = [];
+  if (compressor.calibrated) {
+    const samples = (f["calib-samples"] as number | undefined) ?? CALIB_DEFAULT[model.kind];
+    if (!(samples >= 1 && samples <= MAX_CALIB_SAMPLES)) throw new UserError(`--calib-samples must be from 1 to ${MAX_CALIB_SAMPLES}, got ${samples}`);
+    const source = f.calib === undefined ? { ...f, "eval-tokens": 1 } : { data: f.calib, "eval-tokens": 1 };
+    calibration = await calibrationBatches(await taskFor(model, source, f.calib === undefined ? src.dataset : undefined), model, samples, seed);
+  } else if (f.calib !== undefined || f["calib-samples"] !== undefined) throw new UserError(`--method ${compressor.name} uses no calibration data (drop --calib and --calib-samples)`);
+
+  const before = await measure(task, model, src.weights);
+  const run = await compressModel(model, src.weights, compressor, config, compress, calibration, (p) =>
+    log(`[${p.index + 1}/${p.of}] ${p.leaf} ${p.seconds.toFixed(1)}s`),
+  );
+  for (const x of calibration) x.dispose();
+  const method = findMethod(run.method.name)!;
+  const bytes = encodeModelFile(
+    { model: model.description, method: run.method, seed: src.seed, trainable: {}, meta: { compressed: { method: compressor.name, config }, ...(typeof src.dataset === "string" ? { dataset: src.dataset } : {}) } },
+    model,
+    method,
+    { encoded: run.stored },
+  );
+  // What the file rebuilds is what is measured and written, whatever the format.
+  const loaded = decodeModelFile(bytes, "the compressed model");
+  const weights = (await timedRebuild(loaded, 0)).params;
+  const after = await measure(task, model, weights);
+  if (out.endsWith(".mcnc")) writeFileAtomic(out, bytes);
+  else {
+    const tensors = model.specs.map((s) => ({ name: s.name, shape: s.shape, dtype: src.dtypes[s.name] ?? "F32", data: weights[s.name]! }));
+    writeFileAtomic(out, encodeSafetensors(tensors, { [MODEL_METADATA]: JSON.stringify(model.description), compressed_with: compressor.name }));
+  }
+  return { model: model.name, compressed: compress.length, storage: run.method.name, compress_seconds: round(run.seconds, 2), size: fileSize(loaded), before, after };
+}
+
+/** A model mcnc cannot run: each selected tensor compressed as a matrix, written back in its own format. */
+/** `names` without those --keep names. */
+function kept(names: string[], keep: unknown): string[] {
+  if (keep === undefined) return names;
+  const parts = String(keep).split(",").filter((p) => p !== "");
+  const left = names.filter((n) => !parts.some((p) => n.includes(p)));
+  if (left.length === 0) throw new UserError("--keep leaves nothing to compress");
+  return left;
+}
+
+/** The tensors of a model mcnc cannot run to compress: --compress, or every weight matrix its format marks. */
+function tensorsToCompress(model: ForeignModel, given: unknown): string[] {
+  if (given === undefined) return model.tensors.filter((t) => t.weight && t.shape.length >= 2).map((t) => t.name);
+  const names = model.tensors.map((t) => t.name);
+  const chosen = String(given).split(",");
+  for (const name of chosen) {
+    const t = model.tensors.find((e) => e.name === name);
+    if (!t) throw new UserError(`--compress: no tensor '${name.slice(0, 100)}' in the model (it has ${names.slice(0, 8).join(", ")}${names.length > 8 ? ", ..." : ""})`);
+    if (t.shape.length < 2) throw new UserError(`--compress: ${name} has one axis; these methods compress matrices`);
+  }
+  return chosen;
+}
+
+function compressTensors(src: ForeignSource, compressor: Compressor, config: object, chosen: string[], out: string, log: (s: string) => void): Record<string, unknown> {
+  const { model } = src;
+  const started = performance.now();
+  let storedBytes = 0;
+  let params = 0;
+  let done = 0;
+  model.writeBack(
+    out,
+    (t, data) => {
+      params += data.length;
+      if (!chosen.includes(t.name)) {
+        storedBytes += data.length * 4;
+        return data;
+      }
+      const started = performance.now();
+      const view = asMatrix(t.shape, t.layout);
+      const spec = { name: t.name, shape: [view.rows, view.cols], role: "weight" as const, fanIn: view.rows };
+      const leaf = compressor.compressLeaf(config, { spec, rows: view.rows, cols: view.cols, weight: view.toMatrix(data) });
+      storedBytes += leaf.stored.reduce((n, s) => n + ("codes" in s ? Math.ceil((s.codes.length * s.bits) / 8) : 4 * s.data.length), 0);
+      log(`[${++done}/${chosen.length}] ${t.name} ${((performance.now() - started) / 1000).toFixed(1)}s`);
+      return view.fromMatrix(leaf.weight);
+    },
+    { compressed_with: compressor.name },
+  );
+  model.close();
+  return { model: model.format, compressed: chosen.length, compress_seconds: round((performance.now() - started) / 1000, 2), params, stored_payload_bytes: storedBytes };
+}
+
+async function run(f: Record<string, unknown>): Promise<void> {
+  const compressor = typeof f.method === "string" ? findCompressor(f.method) : undefined;
+  if (!compressor) throw new UserError(`mcnc compress needs --method (one of ${compressorNames().join(", ")})`);
+  if (typeof f.in !== "string" || typeof f.out !== "string" || f.out === "") throw new UserError("mcnc compress needs --in MODEL and --out FILE");
+  const out = resolve(f.out);
+  if (!/\.(mcnc|safetensors|onnx|json)$/.test(out)) throw new UserError("--out must end in .mcnc, .safetensors, .onnx or .json (TF.js)");
+  if (out === resolve(f.in)) throw new UserError("--out would overwrite the input file");
+  checkWritable(out, "--out");
+  const values = optionValues(compressor, compressors(), f);
+  const log = (s: string) => f.quiet || process.stderr.write(`${s}\n`);
+  await startEngine(f);
+  const config = compressor.configure(values);
+  const src = await openSource(f.in, f.layout as MatrixLayout | undefined);
+  // What the method cannot compress at this budget stays as it is when chosen by default, and is an error when named.
+  const fitting = (named: boolean, leaves: Array<{ name: string; rows: number; cols: number }>) =>
+    leaves
+      .filter(({ name, rows, cols }) => {
+        const why = compressor.skips?.(config, rows, cols);
+        if (why && named) throw new UserError(`--compress: ${name}: ${why}`);
+        if (why) log(`${name} stays as it is: ${why}`);
+        return !why;
+      })
+      .map((l) => l.name);
+  let report: Record<string, unknown>;
+  if (src.kind === "network") {
+    const chosen = kept(leavesToCompress(src.model, f.compress, compressor.calibrated), f.keep);
+    const specs = src.model.specs.filter((s) => chosen.includes(s.name));
+    const compress = fitting(f.compress !== undefined, specs.map((s) => ({ name: s.name, ...asMatrix(s.shape, "in-out") })));
+    report = await compressNetwork(f, src, compressor, config, compress, out, log);
+  } else {
+    const { model } = src;
+    if (compressor.calibrated) throw new UserError(`--method ${compressor.name} needs to run the network on calibration data, and mcnc cannot run this model: use svd, rtn or magnitude`);
+    if (foreignFormat(out) !== model.format) throw new UserError(`a model mcnc cannot run is written back in its own format (${model.format}); the .mcnc format names its network`);
+    const chosen = kept(tensorsToCompress(model, f.compress), f.keep);
+    const compress = fitting(f.compress !== undefined, model.tensors.filter((t) => chosen.includes(t.name)).map((t) => ({ name: t.name, ...asMatrix(t.shape, t.layout) })));
+    report = compressTensors(src, compressor, config, compress, out, log);
+  }
+  const summary = { command: "compress", method: compressor.name, config, in: f.in, out, ...report, peak_rss_mib: peakRssMiB() };
+  if (f.json) {
+    const { size, ...rest } = summary as typeof summary & { size?: ReturnType<typeof fileSize> };
+    print(JSON.stringify({ ...rest, ...(size ? jsonSize(size) : {}) }));
+    return;
+  }
+  print(`${f.in}: ${String(report.model)}, ${String(report.compressed)} matrices compressed with ${compressor.name} in ${String(report.compress_seconds)} s; wrote ${out}`);
+  const size = report.size as ReturnType<typeof fileSize> | undefined;
+  if (size) for (const line of sizeLines(size)) print(line);
+  else print(`stored payload   ${String(report.stored_payload_bytes)} bytes for ${String(report.params)} parameters`);
+  if (report.before) print(metricLine(report.before as Metrics, " before"));
+  if (report.after) print(metricLine(report.after as Metrics, " after"));
+  print(`peak memory      ${summary.peak_rss_mib} MiB`);
+}
+
+export const compressCommand: Command = {
+  name: "compress",
+  summary: "compress a trained model after training (svd, rom, rtn, gptq, magnitude, wanda): quality before and after, bytes",
+  usage: "mcnc compress --method gptq --bits 4 --in model.mcnc|model.safetensors --out out.mcnc|out.safetensors",
+  flags,
+  maxPositionals: 0,
+  run,
+};

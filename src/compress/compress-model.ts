@@ -1,0 +1,111 @@
+/**
+ * Post-training compression of a whole model, leaf by leaf in the order the forward pass meets them.
+ * A calibrated compressor sees each leaf's input moments measured through the layers below it as
+ * they are after compression (the ROM and GPTQ papers' sequential scheme), so each layer corrects
+ * for the error of the ones before.
+ */
+import { jit, numpy as np, tree } from "@jax-js/jax";
+import { UserError } from "../errors.js";
+import { KEPT } from "../methods/leaves.js";
+import { matrixShape } from "../methods/lora/index.js";
+import type { StoredTensor } from "../methods/index.js";
+import type { Model } from "../model/model.js";
+import { toDevice, type HostParams, type ParamSpec, type Params } from "../model/params.js";
+import type { Compressor, InputMoments } from "./compressor.js";
+
+/** Widest input a calibrated leaf may have: its moment matrix is in x in float64 (512 MiB at 8192). */
+export const MAX_CALIBRATED_INPUTS = 8192;
+
+export interface CompressRun {
+  /** The file method and configuration the stored tensors belong to. */
+  method: { name: string; config: object };
+  /** Every stored tensor in model order: each compressed leaf's, and `keep/<leaf>` for the rest. */
+  stored: StoredTensor[];
+  /** The weights as a reader rebuilds them. */
+  weights: HostParams;
+  seconds: number;
+}
+
+export interface LeafProgress {
+  leaf: string;
+  index: number;
+  of: number;
+  seconds: number;
+}
+
+/** The smallest input the network takes: enough to see which leaves it multiplies. */
+export function probeInput(model: Model): np.Array {
+  const d = model.description;
+  return d.name === "gpt" ? np.zeros([1, 2], { dtype: np.int32 }) : np.zeros([1, ...d.input]);
+}
+
+/** Leaves the model multiplies as matrices (what the tap sees), in forward order. */
+export function matrixLeaves(model: Model, probe: np.Array): string[] {
+  const seen: string[] = [];
+  const params = toDevice(
+    model.specs,
+    Object.fromEntries(model.specs.map((s) => [s.name, new Float32Array(s.shape.reduce((a, b) => a * b, 1))])),
+  );
+  model
+    .apply(params, probe, (leaf, rows) => {
+      rows.dispose();
+      if (!seen.includes(leaf)) seen.push(leaf);
+    })
+    .dispose();
+  return seen;
+}
+
+/** X^T X of the rows `leaf` multiplies, summed over the calibration batches, in float64. */
+async function inputMoments(model: Model, weights: HostParams, leaf: string, batches: readonly np.Array[]): Promise<InputMoments> {
+  const program = jit((p: Params, x: np.Array) => {
+    let sum: np.Array | undefined;
+    model
+      .apply(p, x, (name, rows) => {
+        if (name !== leaf) return rows.dispose();
+        const m = np.matmul(rows.ref.transpose(), rows);
+        sum = sum ? sum.add(m) : m;
+      })
+      .dispose();
+    if (!sum) throw new Error(`the model never multiplies ${leaf}`);
+    return sum;
+  }) as unknown as (p: Params, x: np.Array) => np.Array;
+  const params = toDevice(model.specs, weights);
+  let hessian: Float64Array | undefined;
+  for (const x of batches) {
+    const m = (await program(tree.ref(params), x.ref).data()) as Float32Array;
+    hessian ??= new Float64Array(m.length);
+    for (let i = 0; i < m.length; i++) hessian[i] += m[i]!;
+  }
+  tree.dispose(params);
+  return { hessian: hessian! };
+}
+
+export async function compressModel(
+  model: Model,
+  weights: HostParams,
+  compressor: Compressor,
+  config: object,
+  compress: readonly string[],
+  calibration: readonly np.Array[],
+  onLeaf?: (p: LeafProgress) => void,
+): Promise<CompressRun> {
+  const started = performance.now();
+  const current: HostParams = { ...weights };
+  const byLeaf = new Map<string, StoredTensor[]>();
+  const specs = model.specs.filter((s) => compress.includes(s.name));
+  if (compressor.calibrated && calibration.length === 0) throw new UserError(`${compressor.name} needs calibration data`);
+  for (const [index, spec] of specs.entries()) {
+    const t = performance.now();
+    const [rows, cols] = matrixShape(spec.shape);
+    if (compressor.calibrated && rows > MAX_CALIBRATED_INPUTS) throw new UserError(`${spec.name} has ${rows} inputs; ${compressor.name} calibrates at most ${MAX_CALIBRATED_INPUTS}`);
+    const moments = compressor.calibrated ? await inputMoments(model, current, spec.name, calibration) : undefined;
+    const out = compressor.compressLeaf(config, { spec, rows, cols, weight: current[spec.name]!, ...(moments ? { moments } : {}) });
+    current[spec.name] = out.weight;
+    byLeaf.set(spec.name, out.stored);
+    onLeaf?.({ leaf: spec.name, index, of: specs.length, seconds: (performance.now() - t) / 1000 });
+  }
+  const compressed = specs.map((spec) => ({ spec, stored: byLeaf.get(spec.name)! }));
+  const storage = compressor.storage(config, compressed, [...compress]);
+  const stored = model.specs.flatMap((s: ParamSpec) => byLeaf.get(s.name) ?? [{ name: KEPT + s.name, shape: [...s.shape], data: weights[s.name]! }]);
+  return { method: { name: storage.method, config: storage.config }, stored, weights: current, seconds: (performance.now() - started) / 1000 };
+}

@@ -1,0 +1,61 @@
+/**
+ * What a post-training compression method is: given one trained weight matrix (and, for methods that
+ * need data, the second moment of the inputs it multiplies on calibration data), the numbers a file
+ * stores for it and the weights a reader rebuilds from them. A compressor writes the storage of an
+ * existing file method (`quant`'s codes and scales, `prune`'s survivors, `lora`'s factors), so every
+ * reader of `.mcnc` files reads its output with no change.
+ */
+import type { MethodOption, OptionValues, StoredTensor } from "../methods/index.js";
+import type { ParamSpec } from "../model/params.js";
+
+/** The inputs a leaf multiplies, summarised: H = X^T X over the calibration rows, [in, in] row-major. */
+export interface InputMoments {
+  hessian: Float64Array;
+}
+
+export interface LeafToCompress {
+  spec: ParamSpec;
+  /** The leaf as the matrix [rows = inputs, cols = outputs] it multiplies with. */
+  rows: number;
+  cols: number;
+  weight: Float32Array;
+  /** Present when the compressor is `calibrated`. */
+  moments?: InputMoments;
+}
+
+export interface CompressedLeaf {
+  stored: StoredTensor[];
+  /** The weights a reader rebuilds from `stored`: what the layers above are calibrated on. */
+  weight: Float32Array;
+}
+
+export interface Compressor<Config extends object = object> {
+  name: string;
+  summary: string;
+  options: MethodOption[];
+  /** Needs the input moments of each leaf, measured through the already-compressed layers below it. */
+  calibrated: boolean;
+  /** Validate the flags. Throws UserError. */
+  configure(values: OptionValues): Config;
+  compressLeaf(config: Config, leaf: LeafToCompress): CompressedLeaf;
+  /** Why a [rows, cols] matrix cannot be compressed at this budget (it then stays as it is), if it cannot. */
+  skips?(config: Config, rows: number, cols: number): string | undefined;
+  /** The file method whose storage `compressLeaf` wrote, and its configuration for these leaves. */
+  storage(config: Config, compressed: ReadonlyArray<{ spec: ParamSpec; stored: StoredTensor[] }>, compress: string[]): { method: string; config: object };
+}
+
+const registry = new Map<string, Compressor>();
+
+/** One line per compressor in compress/index.ts. */
+export function registerCompressor<C extends object>(c: Compressor<C>): void {
+  if (registry.has(c.name)) throw new Error(`compressor ${c.name} registered twice`);
+  registry.set(c.name, c as unknown as Compressor);
+}
+
+export function compressorNames(): string[] {
+  return [...registry.keys()];
+}
+
+export function findCompressor(name: string): Compressor | undefined {
+  return registry.get(name);
+}

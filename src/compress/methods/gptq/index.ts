@@ -1,0 +1,86 @@
+/**
+ * GPTQ (Frantar et al. 2022, arXiv 2210.17323): quantise one input row of W [in, out] at a time and
+ * spread its rounding error over the rows not yet quantised, weighted by the inverse Hessian of the
+ * layer's reconstruction error, H = X^T X on calibration inputs. Same grid and file as `rtn`, so its
+ * error on the calibration outputs is never worse than rounding to nearest (up to the damping).
+ */
+import { UserError } from "../../../errors.js";
+import { groupScale, quantizeValue, quantTensors, rowGroups, type QuantCodes } from "../../../methods/quant/index.js";
+import { registerCompressor, type Compressor } from "../../compressor.js";
+import { cholesky, inverseFromCholesky } from "../../linalg.js";
+import { QUANTIZE_OPTIONS, configureQuantize, quantizeStorage, type QuantizeConfig } from "../../quantize.js";
+
+/** The paper's damping: 1% of the mean diagonal, added so that H is safely positive definite. */
+const DAMP = 0.01;
+
+/** Upper Cholesky factor U of H^-1 (U^T U = H^-1), damping more until H factors. */
+function inverseHessianFactor(h: Float64Array, n: number): Float64Array {
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += h[i * n + i]! / n;
+  for (let damp = DAMP; damp <= 1e4; damp *= 10) {
+    const H = Float64Array.from(h);
+    for (let i = 0; i < n; i++) H[i * n + i] += damp * mean;
+    const L = cholesky(H, n);
+    const Li = L && cholesky(inverseFromCholesky(L, n), n);
+    if (!Li) continue;
+    const U = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = i; j < n; j++) U[i * n + j] = Li[j * n + i]!;
+    return U;
+  }
+  throw new UserError("the calibration inputs' second moment is not positive definite even with heavy damping");
+}
+
+export const gptq: Compressor<QuantizeConfig> = {
+  name: "gptq",
+  summary: "GPTQ: quantisation with Hessian-weighted error feedback (calibrated)",
+  options: QUANTIZE_OPTIONS,
+  calibrated: true,
+  configure: configureQuantize,
+  compressLeaf(config, { spec, rows, cols, weight, moments }) {
+    const { bits, group } = config;
+    const H = Float64Array.from(moments!.hessian);
+    const W = Float64Array.from(weight);
+    // An input never seen in calibration carries no error signal: its weights do not matter there.
+    for (let i = 0; i < rows; i++) {
+      if (H[i * rows + i] === 0) {
+        H[i * rows + i] = 1;
+        W.fill(0, i * cols, (i + 1) * cols);
+      }
+    }
+    const U = inverseHessianFactor(H, rows);
+    const groups = rowGroups(rows, group);
+    const q: QuantCodes = { codes: new Uint8Array(rows * cols), mins: new Float32Array(groups.length * cols), steps: new Float32Array(groups.length * cols) };
+    const out = new Float32Array(rows * cols);
+    const err = new Float64Array(cols);
+    let g = -1;
+    for (let i = 0; i < rows; i++) {
+      // Scales from the weights as error feedback has left them when their group starts.
+      if (g + 1 < groups.length && groups[g + 1]![0] === i) {
+        g++;
+        const [a, b] = groups[g]!;
+        for (let c = 0; c < cols; c++) {
+          const { min, step } = groupScale(W, cols, c, a, b, bits);
+          q.mins[g * cols + c] = min;
+          q.steps[g * cols + c] = step;
+        }
+      }
+      const d = U[i * rows + i]!;
+      for (let c = 0; c < cols; c++) {
+        const { code, value } = quantizeValue(W[i * cols + c]!, q.mins[g * cols + c]!, q.steps[g * cols + c]!, bits);
+        q.codes[i * cols + c] = code;
+        out[i * cols + c] = value;
+        err[c] = (W[i * cols + c]! - value) / d;
+      }
+      for (let j = i + 1; j < rows; j++) {
+        const u = U[i * rows + j]!;
+        if (u === 0) continue;
+        const o = j * cols;
+        for (let c = 0; c < cols; c++) W[o + c] -= err[c]! * u;
+      }
+    }
+    return { stored: quantTensors(spec.name, [rows, cols], q, bits), weight: out };
+  },
+  storage: (config, _compressed, compress) => quantizeStorage(config, compress),
+};
+
+registerCompressor(gptq);

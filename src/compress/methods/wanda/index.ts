@@ -1,0 +1,27 @@
+/**
+ * Wanda (Sun et al. 2023, arXiv 2306.11695): prune by |W_ij| * ||X_i||, the weight's magnitude times
+ * the norm of the input it multiplies on calibration data, comparing weights within each output.
+ */
+import { registerCompressor, type Compressor } from "../../compressor.js";
+import { configureSparsify, SPARSIFY_OPTIONS, sparsifyLeaf, sparsifyStorage, survivors, type SparsifyConfig } from "../../sparsify.js";
+
+export const wanda: Compressor<SparsifyConfig> = {
+  name: "wanda",
+  summary: "Wanda: prune by weight magnitude times input norm, per output, unstructured or N:M (calibrated)",
+  options: SPARSIFY_OPTIONS,
+  calibrated: true,
+  configure: configureSparsify,
+  compressLeaf(config, leaf) {
+    const { rows, cols, weight } = leaf;
+    const h = leaf.moments!.hessian;
+    const score = new Float64Array(rows * cols);
+    for (let r = 0; r < rows; r++) {
+      const norm = Math.sqrt(h[r * rows + r]!);
+      for (let c = 0; c < cols; c++) score[r * cols + c] = Math.abs(weight[r * cols + c]!) * norm;
+    }
+    return sparsifyLeaf(leaf, survivors(score, rows, cols, config, true));
+  },
+  storage: (_config, compressed, compress) => sparsifyStorage(compressed, compress),
+};
+
+registerCompressor(wanda);

@@ -1,0 +1,198 @@
+/**
+ * ONNX models in and out, through protobufjs: the weights an ONNX file holds (graph initializers,
+ * Constant nodes' tensors, and the same inside subgraphs of If and Loop nodes) read as float32 and
+ * written back in place, in their own dtype. The schema names only the fields on the way to those
+ * tensors (field numbers from onnx.proto); every other field is carried through decode and encode
+ * as unknown bytes, so what mcnc does not touch comes out as it went in.
+ */
+import protobuf from "protobufjs";
+import { UserError } from "../errors.js";
+import { checkShape, elements } from "./container.js";
+import type { MatrixLayout } from "./foreign-model.js";
+import { narrow, widen, type SafetensorsDtype } from "./safetensors.js";
+
+const SCHEMA = {
+  nested: {
+    ModelProto: { fields: { graph: { type: "GraphProto", id: 7 } } },
+    GraphProto: {
+      fields: {
+        node: { rule: "repeated", type: "NodeProto", id: 1 },
+        initializer: { rule: "repeated", type: "TensorProto", id: 5 },
+      },
+    },
+    NodeProto: {
+      fields: {
+        input: { rule: "repeated", type: "string", id: 1 },
+        output: { rule: "repeated", type: "string", id: 2 },
+        name: { type: "string", id: 3 },
+        opType: { type: "string", id: 4 },
+        attribute: { rule: "repeated", type: "AttributeProto", id: 5 },
+      },
+    },
+    AttributeProto: {
+      fields: {
+        name: { type: "string", id: 1 },
+        i: { type: "int64", id: 3 },
+        t: { type: "TensorProto", id: 5 },
+        g: { type: "GraphProto", id: 6 },
+        tensors: { rule: "repeated", type: "TensorProto", id: 10 },
+        graphs: { rule: "repeated", type: "GraphProto", id: 11 },
+      },
+    },
+    TensorProto: {
+      fields: {
+        dims: { rule: "repeated", type: "int64", id: 1, options: { packed: false } },
+        dataType: { type: "int32", id: 2 },
+        floatData: { rule: "repeated", type: "float", id: 4 },
+        int32Data: { rule: "repeated", type: "int32", id: 5 },
+        name: { type: "string", id: 8 },
+        rawData: { type: "bytes", id: 9 },
+        dataLocation: { type: "int32", id: 14 },
+      },
+    },
+  },
+};
+
+const root = protobuf.Root.fromJSON(SCHEMA);
+const ModelProto = root.lookupType("ModelProto");
+
+/** TensorProto.DataType values of the float types mcnc reads. */
+const DATA_TYPES: Record<number, SafetensorsDtype> = { 1: "F32", 10: "F16", 16: "BF16" };
+const CODE_OF: Record<SafetensorsDtype, number> = { F32: 1, F16: 10, BF16: 16 };
+
+interface Tensor {
+  dims: Array<number | { toNumber(): number }>;
+  dataType?: number;
+  floatData: number[];
+  int32Data: number[];
+  name?: string;
+  rawData?: Uint8Array;
+  dataLocation?: number;
+}
+interface Graph {
+  node: Node[];
+  initializer: Tensor[];
+}
+interface Node {
+  input: string[];
+  output: string[];
+  name?: string;
+  opType?: string;
+  attribute: Array<{ name?: string; i?: number | { toNumber(): number }; t?: Tensor; g?: Graph; tensors: Tensor[]; graphs: Graph[] }>;
+}
+
+export interface OnnxWeight {
+  /** A unique name: the initializer's, or where a Constant sits. */
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  /** How the first node that uses it multiplies it (MatMul's B is in-out, Gemm transB out-in, Conv out-first). */
+  layout: MatrixLayout;
+  /** A Conv, Gemm, MatMul or recurrent node multiplies its input by it. */
+  multiplied: boolean;
+}
+
+export interface OnnxModel {
+  weights: OnnxWeight[];
+  read(name: string): Float32Array;
+  /** Replace a weight's values (same count), kept in its dtype. */
+  write(name: string, data: Float32Array): void;
+  encode(): Uint8Array;
+}
+
+const num = (v: number | { toNumber(): number } | undefined) => (v === undefined ? 0 : typeof v === "number" ? v : v.toNumber());
+
+export function readOnnx(bytes: Uint8Array, file = "model"): OnnxModel {
+  const reader = protobuf.Reader.create(bytes);
+  reader.discardUnknown = false;
+  let model: { graph?: Graph };
+  try {
+    model = ModelProto.decode(reader) as unknown as { graph?: Graph };
+  } catch (e) {
+    throw new UserError(`${file}: not an ONNX model (${(e as Error).message.slice(0, 120)})`);
+  }
+  if (!model.graph) throw new UserError(`${file}: the ONNX model has no graph`);
+  const found = new Map<string, { tensor: Tensor; weight: OnnxWeight }>();
+  let total = 0;
+
+  // Subgraphs (If, Loop) use their outer graphs' weights: how a weight is used is looked up model-wide.
+  const layoutOf = new Map<string, MatrixLayout>();
+  const subgraphs = (node: Node) => node.attribute.flatMap((a) => [...(a.g ? [a.g] : []), ...a.graphs]);
+  const uses = (graph: Graph): void => {
+    for (const node of graph.node) {
+      const transB = num(node.attribute.find((a) => a.name === "transB")?.i) === 1;
+      const used: Array<[string | undefined, MatrixLayout]> =
+        node.opType === "Conv"
+          ? [[node.input[1], "out-first"]]
+          : node.opType === "Gemm"
+            ? [[node.input[1], transB ? "out-in" : "in-out"]]
+            : ["LSTM", "GRU", "RNN"].includes(node.opType ?? "")
+              ? [
+                  [node.input[1], "out-in"],
+                  [node.input[2], "out-in"],
+                ]
+              : node.opType === "MatMul"
+                ? [[node.input[1], "in-out"]]
+                : [];
+      for (const [name, layout] of used) if (name && !layoutOf.has(name)) layoutOf.set(name, layout);
+      subgraphs(node).forEach(uses);
+    }
+  };
+  uses(model.graph);
+
+  const visit = (graph: Graph, path: string) => {
+    /** `key`: the name nodes use for it (an initializer's own, a Constant's output). */
+    const add = (tensor: Tensor, name: string, key = tensor.name ?? "") => {
+      const dtype = DATA_TYPES[tensor.dataType ?? 0];
+      if (!dtype) return; // integers, strings: not weights mcnc compresses
+      if (tensor.dataLocation === 1) throw new UserError(`${file}: tensor ${name} keeps its data in an external file; mcnc reads self-contained models only`);
+      const shape = checkShape(tensor.dims.map(num), `${file}: tensor ${name}`);
+      const count = elements(shape);
+      total += count;
+      if (total > 2 ** 28) throw new UserError(`${file}: more than ${2 ** 28} weights`);
+      const stored = tensor.rawData?.length ? tensor.rawData.length / (dtype === "F32" ? 4 : 2) : dtype === "F32" ? tensor.floatData.length : tensor.int32Data.length;
+      if (stored !== count) throw new UserError(`${file}: tensor ${name} claims ${shape.join("x")} (${count} values) but holds ${stored}`);
+      if (found.has(name)) throw new UserError(`${file}: two weights named ${name}`);
+      found.set(name, { tensor, weight: { name, dtype, shape, layout: layoutOf.get(key) ?? "in-out", multiplied: layoutOf.has(key) } });
+    };
+    for (const t of graph.initializer) add(t, `${path}${t.name ?? ""}`);
+    graph.node.forEach((node, i) => {
+      const where = `${path}${node.name || `node${i}`}`;
+      for (const a of node.attribute) {
+        if (a.t) add(a.t, `${where}.${a.name ?? "t"}`, node.opType === "Constant" ? node.output[0] : undefined);
+        a.tensors.forEach((t, j) => add(t, `${where}.${a.name ?? "tensors"}.${j}`));
+        if (a.g) visit(a.g, `${where}.${a.name ?? "g"}/`);
+        a.graphs.forEach((g, j) => visit(g, `${where}.${a.name ?? "graphs"}.${j}/`));
+      }
+    });
+  };
+  visit(model.graph, "");
+
+  const get = (name: string) => {
+    const hit = found.get(name);
+    if (!hit) throw new UserError(`${file}: no weight ${name}`);
+    return hit;
+  };
+  return {
+    weights: [...found.values()].map((f) => f.weight),
+    read(name) {
+      const { tensor, weight } = get(name);
+      if (tensor.rawData?.length) return widen(tensor.rawData, weight.dtype);
+      if (weight.dtype === "F32") return Float32Array.from(tensor.floatData);
+      // Half and bfloat16 sit in int32_data, one 16-bit pattern each.
+      const raw = new Uint8Array(2 * tensor.int32Data.length);
+      const view = new DataView(raw.buffer);
+      tensor.int32Data.forEach((v, i) => view.setUint16(2 * i, v, true));
+      return widen(raw, weight.dtype);
+    },
+    write(name, data) {
+      const { tensor, weight } = get(name);
+      if (data.length !== elements(weight.shape)) throw new Error(`${name}: ${data.length} values for ${weight.shape.join("x")}`);
+      tensor.rawData = narrow(data, weight.dtype);
+      tensor.floatData = [];
+      tensor.int32Data = [];
+      tensor.dataType = CODE_OF[weight.dtype];
+    },
+    encode: () => ModelProto.encode(model as unknown as protobuf.Message).finish(),
+  };
+}

@@ -1,0 +1,245 @@
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import type { CompressedLeaf, InputMoments } from "../src/compress/compressor.js";
+import { findCompressor } from "../src/compress/index.js";
+import { cholesky, gram, inverseFromCholesky, matmul, symmetricEigen } from "../src/compress/linalg.js";
+import { encodeSafetensors, floatToBf16, floatToHalf, memorySource, narrow, readSafetensors, type SafetensorsDtype } from "../src/format/safetensors.js";
+import type { ParamSpec } from "../src/model/params.js";
+import { assertCleanError, lastJson, mcnc } from "./cli-helpers.js";
+
+/** A deterministic pseudo-random stream in [-0.5, 0.5). */
+function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5;
+}
+
+const spec = (rows: number, cols: number): ParamSpec => ({ name: "w", shape: [rows, cols], role: "weight", fanIn: rows });
+
+function leaf(name: string, config: Record<string, unknown>, w: Float32Array, rows: number, cols: number, moments?: InputMoments): CompressedLeaf {
+  const c = findCompressor(name)!;
+  return c.compressLeaf(c.configure(config), { spec: spec(rows, cols), rows, cols, weight: w, ...(moments ? { moments } : {}) });
+}
+
+/** ||X (W - V)||^2, the error on the outputs. */
+function outputError(x: Float64Array, n: number, rows: number, cols: number, w: Float32Array, v: Float32Array): number {
+  const d = w.map((a, i) => a - v[i]!);
+  return matmul(x, d, n, rows, cols).reduce((s, e) => s + e * e, 0);
+}
+
+test("safetensors: F32, F16 and BF16 round-trip; half and bfloat16 round to nearest even", () => {
+  assert.equal(floatToHalf(1), 0x3c00);
+  assert.equal(floatToHalf(-2.5), 0xc100);
+  assert.equal(floatToHalf(65504), 0x7bff);
+  assert.equal(floatToHalf(65520), 0x7c00); // overflow to infinity
+  assert.equal(floatToHalf(2 ** -24), 0x0001); // smallest subnormal
+  assert.equal(floatToHalf(2 ** -25), 0x0000); // a tie rounds to even (zero)
+  assert.equal(floatToHalf(0.1), 0x2e66);
+  assert.equal(floatToHalf(1 + 2 ** -11), 0x3c00); // tie between 1 and 1 + 2^-10: even
+  assert.equal(floatToBf16(1), 0x3f80);
+  assert.equal(floatToBf16(0.1), 0x3dcd);
+  const values = Float32Array.of(0, 1, -2.5, 0.1, 65504, 2 ** -24, -3e-5, 1e30);
+  for (const dtype of ["F32", "F16", "BF16"] as SafetensorsDtype[]) {
+    const file = encodeSafetensors([{ name: "a.weight", shape: [2, 4], dtype, data: values }, { name: "b", shape: [1], dtype, data: Float32Array.of(7) }], { note: "x" });
+    const r = readSafetensors(memorySource(file));
+    assert.deepEqual(r.metadata, { note: "x" });
+    assert.deepEqual(r.entries.map((e) => [e.name, e.dtype, e.shape]), [["a.weight", dtype, [2, 4]], ["b", dtype, [1]]]);
+    const back = r.read("a.weight");
+    // Narrowing what was read gives the same bytes: every format's values survive a second trip exactly.
+    assert.deepEqual(narrow(back, dtype), narrow(values, dtype));
+    if (dtype === "F32") assert.deepEqual(back, values);
+    assert.equal(back[2], -2.5);
+  }
+});
+
+test("safetensors: lying or truncated headers are refused before anything is allocated", () => {
+  const good = encodeSafetensors([{ name: "w", shape: [4, 4], data: new Float32Array(16) }]);
+  const n = Number(new DataView(good.buffer).getBigUint64(0, true));
+  const withHeader = (header: object, data = 64) => {
+    const raw = new TextEncoder().encode(JSON.stringify(header));
+    const out = new Uint8Array(8 + raw.length + data);
+    new DataView(out.buffer).setBigUint64(0, BigInt(raw.length), true);
+    out.set(raw, 8);
+    return out;
+  };
+  const cases: Array<[Uint8Array, RegExp]> = [
+    [good.subarray(0, 5), /too short/],
+    [good.subarray(0, 8 + n + 10), /data section holds 10 bytes|runs past the end/],
+    [(() => { const b = good.slice(); new DataView(b.buffer).setBigUint64(0, 2n ** 60n, true); return b; })(), /exceeds the limit/],
+    [withHeader({ w: { dtype: "F32", shape: [4, 4], data_offsets: [0, 60] } }), /needs 64 bytes/],
+    [withHeader({ w: { dtype: "I64", shape: [8], data_offsets: [0, 64] } }), /not supported/],
+    [withHeader({ w: { dtype: "F32", shape: [65536, 65536], data_offsets: [0, 64] } }), /exceeds the limit/],
+    [withHeader({ a: { dtype: "F32", shape: [8], data_offsets: [0, 32] }, b: { dtype: "F32", shape: [8], data_offsets: [16, 48] } }), /gap or overlap/],
+    [withHeader({ a: { dtype: "F32", shape: [8], data_offsets: [0, 32] } }), /holds 64 bytes, the tensors 32/],
+    [withHeader({ a: { dtype: "F32", shape: [-1], data_offsets: [0, 64] } }), /bad dimension/],
+  ];
+  for (const [bytes, pattern] of cases) assert.throws(() => readSafetensors(memorySource(bytes)), pattern);
+});
+
+test("symmetric eigendecomposition and Cholesky inverse are exact to rounding", () => {
+  const next = lcg(3);
+  const n = 24;
+  const b = Float64Array.from({ length: n * n }, next);
+  const a = gram(b, n, n);
+  const { values, vectors } = symmetricEigen(a, n);
+  for (let j = 0; j < n; j++) {
+    if (j > 0) assert.ok(values[j - 1]! >= values[j]!, "descending");
+    for (let i = 0; i < n; i++) {
+      let av = 0;
+      for (let k = 0; k < n; k++) av += a[i * n + k]! * vectors[k * n + j]!;
+      assert.ok(Math.abs(av - values[j]! * vectors[i * n + j]!) < 1e-10);
+    }
+  }
+  const inv = inverseFromCholesky(cholesky(a, n)!, n);
+  const eye = matmul(a, inv, n, n, n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) assert.ok(Math.abs(eye[i * n + j]! - (i === j ? 1 : 0)) < 1e-8);
+  assert.equal(cholesky(Float64Array.of(1, 2, 2, 1), 2), null);
+});
+
+test("rom recovers a layer whose outputs are exactly low rank; svd at the same rank does not", () => {
+  const next = lcg(4);
+  const [n, rows, cols, r] = [200, 16, 12, 3];
+  // Inputs confined to an r-dimensional subspace: the outputs X W have rank r whatever W is.
+  const basis = Float64Array.from({ length: r * rows }, next);
+  const x = matmul(Float64Array.from({ length: n * r }, next), basis, n, r, rows);
+  const w = Float32Array.from({ length: rows * cols }, next);
+  const moments = { hessian: gram(x, n, rows) };
+  const rom = leaf("rom", { rank: r }, w, rows, cols, moments);
+  const svd = leaf("svd", { rank: r }, w, rows, cols);
+  const signal = outputError(x, n, rows, cols, w, new Float32Array(rows * cols));
+  assert.ok(outputError(x, n, rows, cols, w, rom.weight) < 1e-9 * signal, "rom is exact on the outputs");
+  assert.ok(outputError(x, n, rows, cols, w, svd.weight) > 0.05 * signal, "svd is not");
+  assert.deepEqual(rom.stored.map((t) => [t.name, t.shape]), [["w.down", [rows, r]], ["w.up", [r, cols]]]);
+  // svd is the best rank-r approximation: its Frobenius error is the tail of the singular values.
+  const tail = symmetricEigen(gram(w, rows, cols), cols).values.slice(r).reduce((s, v) => s + v, 0);
+  const err = w.reduce((s, v, i) => s + (v - svd.weight[i]!) ** 2, 0);
+  assert.ok(Math.abs(err - tail) < 1e-4 * tail);
+});
+
+test("gptq's output error is below round-to-nearest's on correlated inputs, on the same grid", () => {
+  const next = lcg(5);
+  const [n, rows, cols] = [512, 32, 16];
+  const mix = Float64Array.from({ length: rows * rows }, next);
+  const x = matmul(Float64Array.from({ length: n * rows }, next), mix, n, rows, rows);
+  const w = Float32Array.from({ length: rows * cols }, next);
+  const moments = { hessian: gram(x, n, rows) };
+  for (const bits of [4, 3, 2]) {
+    for (const group of [0, 8]) {
+      const rtn = leaf("rtn", { bits, group }, w, rows, cols);
+      const gptq = leaf("gptq", { bits, group }, w, rows, cols, moments);
+      const [e1, e2] = [outputError(x, n, rows, cols, w, rtn.weight), outputError(x, n, rows, cols, w, gptq.weight)];
+      assert.ok(e2 < 0.9 * e1, `bits ${bits} group ${group}: gptq ${e2} against rtn ${e1}`);
+      assert.deepEqual(gptq.stored.map((t) => t.name), ["w.codes", "w.min", "w.step"]);
+      // Every weight lies on its group's grid: what the file stores is what was measured.
+      const min = (gptq.stored[1] as { data: Float32Array }).data;
+      const step = (gptq.stored[2] as { data: Float32Array }).data;
+      const codes = (gptq.stored[0] as { codes: Uint8Array }).codes;
+      for (let i = 0; i < rows * cols; i++) {
+        const g = group === 0 ? 0 : Math.floor(Math.floor(i / cols) / group);
+        const c = i % cols;
+        assert.equal(gptq.weight[i], Math.fround(Math.fround(codes[i]! * step[g * cols + c]!) + min[g * cols + c]!));
+      }
+    }
+  }
+});
+
+test("magnitude and wanda: the asked sparsity, 2:4 in every block of four inputs, wanda weighing by input norm", () => {
+  const next = lcg(6);
+  const [rows, cols] = [16, 8];
+  const w = Float32Array.from({ length: rows * cols }, next);
+  const mag = leaf("magnitude", { sparsity: 0.5 }, w, rows, cols);
+  assert.equal(mag.weight.filter((v) => v === 0).length, 64);
+  const smallestKept = Math.min(...mag.weight.filter((v) => v !== 0).map(Math.abs));
+  assert.ok(w.every((v, i) => mag.weight[i] !== 0 || Math.abs(v) <= smallestKept));
+  // Input 0 is loud, the rest quiet: wanda keeps input 0's weights whatever their size.
+  const hessian = new Float64Array(rows * rows);
+  for (let i = 0; i < rows; i++) hessian[i * rows + i] = i === 0 ? 1e10 : 1;
+  const small = w.map((v, i) => (i < cols ? v * 1e-3 : v));
+  const wanda = leaf("wanda", { sparsity: 0.5 }, small, rows, cols, { hessian });
+  for (let c = 0; c < cols; c++) {
+    assert.notEqual(wanda.weight[c], 0, "input 0 kept");
+    let zeros = 0;
+    for (let r = 0; r < rows; r++) zeros += wanda.weight[r * cols + c] === 0 ? 1 : 0;
+    assert.equal(zeros, 8, "each output keeps half its inputs");
+  }
+  const nm = leaf("wanda", { pattern: "2:4" }, w, rows, cols, { hessian });
+  for (let c = 0; c < cols; c++) for (let a = 0; a < rows; a += 4) assert.equal([0, 1, 2, 3].filter((k) => nm.weight[(a + k) * cols + c] !== 0).length, 2);
+  assert.throws(() => findCompressor("wanda")!.configure({ pattern: "4:2" }), /N:M/);
+  assert.throws(() => findCompressor("svd")!.configure({}), /--reduction .* or --rank/);
+});
+
+const dir = mkdtempSync(join(tmpdir(), "mcnc-compress-"));
+const model = join(dir, "mlp.mcnc");
+
+test("mcnc compress: every method on a trained MLP, the .mcnc output evaluating as reported", () => {
+  const trained = mcnc("train", "--model", "mlp", "--method", "dense", "--epochs", "1", "--limit", "2000", "--test-limit", "500", "--out", model, "--quiet");
+  assert.equal(trained.code, 0, trained.stderr);
+  const runs: Array<[string, string[]]> = [
+    ["svd", ["--reduction", "0.5", "--compress", "w1"]],
+    ["rom", ["--reduction", "0.5", "--compress", "w1", "--calib-samples", "128"]],
+    ["rtn", ["--bits", "3", "--group", "64"]],
+    ["gptq", ["--bits", "3", "--group", "64", "--calib-samples", "128"]],
+    ["magnitude", ["--sparsity", "0.5"]],
+    ["wanda", ["--pattern", "2:4", "--calib-samples", "128"]],
+  ];
+  const after: Record<string, number> = {};
+  for (const [method, flags] of runs) {
+    const out = join(dir, `${method}.mcnc`);
+    const r = mcnc("compress", "--method", method, ...flags, "--in", model, "--out", out, "--test-limit", "500", "--json");
+    assert.equal(r.code, 0, r.stderr);
+    const j = lastJson(r.stdout) as { after: { accuracy: number }; before: { accuracy: number }; file_bytes: number };
+    after[method] = j.after.accuracy;
+    assert.ok(j.after.accuracy > 0.5 && j.before.accuracy > 0.6, `${method}: ${JSON.stringify(j)}`);
+    assert.equal(j.file_bytes, readFileSync(out).length);
+    const e = lastJson(mcnc("eval", out, "--test-limit", "500", "--json").stdout);
+    assert.equal(e.accuracy, j.after.accuracy, method);
+  }
+  assert.ok(after.gptq! >= after.rtn! - 0.01, JSON.stringify(after));
+});
+
+test("mcnc compress: safetensors in and out, dtypes kept; a file without a network takes data-free methods only", () => {
+  const st = join(dir, "mlp.safetensors");
+  assert.equal(mcnc("decompress", model, "--out", st).code, 0);
+  const out = join(dir, "mlp-rtn.safetensors");
+  const r = mcnc("compress", "--method", "rtn", "--bits", "8", "--in", st, "--out", out, "--test-limit", "500", "--json");
+  assert.equal(r.code, 0, r.stderr);
+  const viaMcnc = join(dir, "mlp-rtn.mcnc");
+  assert.equal(mcnc("compress", "--method", "rtn", "--bits", "8", "--in", model, "--out", viaMcnc, "--skip-eval").code, 0);
+  const asSt = join(dir, "mlp-rtn-decoded.safetensors");
+  assert.equal(mcnc("decompress", viaMcnc, "--out", asSt).code, 0);
+  const [a, b] = [readSafetensors(memorySource(readFileSync(out))), readSafetensors(memorySource(readFileSync(asSt)))];
+  for (const name of ["w1", "b1", "w2", "b2"]) assert.deepEqual(a.read(name), b.read(name), name);
+
+  // Someone else's model: half-precision tensors under any names, no network described.
+  const next = lcg(7);
+  const foreign = join(dir, "foreign.safetensors");
+  const data = Float32Array.from({ length: 64 * 32 }, next);
+  writeFileSync(foreign, encodeSafetensors([{ name: "encoder.layer.0.dense.weight", shape: [64, 32], dtype: "F16", data }, { name: "encoder.norm", shape: [32], dtype: "BF16", data: data.subarray(0, 32) }], { framework: "other" }));
+  const fout = join(dir, "foreign-svd.safetensors");
+  const s = mcnc("compress", "--method", "svd", "--rank", "8", "--in", foreign, "--out", fout, "--json");
+  assert.equal(s.code, 0, s.stderr);
+  const back = readSafetensors(memorySource(readFileSync(fout)));
+  assert.deepEqual(back.entries.map((e) => [e.name, e.dtype]), [["encoder.layer.0.dense.weight", "F16"], ["encoder.norm", "BF16"]]);
+  assert.equal(back.metadata.framework, "other");
+  assert.deepEqual(back.read("encoder.norm"), readSafetensors(memorySource(readFileSync(foreign))).read("encoder.norm"));
+  assertCleanError(mcnc("compress", "--method", "gptq", "--in", foreign, "--out", join(dir, "no.safetensors")), /does not say which network/);
+  assertCleanError(mcnc("compress", "--method", "rtn", "--in", foreign, "--out", join(dir, "no.mcnc")), /written back as .safetensors/);
+});
+
+test("mcnc compress: bad input is one line and exit 2, and leaves no output behind", () => {
+  const lying = join(dir, "lying.safetensors");
+  const good = readFileSync(join(dir, "foreign.safetensors"));
+  writeFileSync(lying, good.subarray(0, good.length - 100));
+  const out = join(dir, "never.safetensors");
+  assertCleanError(mcnc("compress", "--method", "rtn", "--in", lying, "--out", out), /runs past the end|data section/);
+  assertCleanError(mcnc("compress", "--method", "svd", "--in", model, "--out", out), /--reduction .* or --rank/);
+  assertCleanError(mcnc("compress", "--method", "svd", "--rank", "999", "--in", model, "--out", out), /larger than/);
+  assertCleanError(mcnc("compress", "--method", "rtn", "--reduction", "0.5", "--in", model, "--out", out), /does not apply to --method rtn/);
+  assertCleanError(mcnc("compress", "--method", "rtn", "--calib-samples", "10", "--in", model, "--out", out), /uses no calibration data/);
+  assertCleanError(mcnc("compress", "--method", "nope", "--in", model, "--out", out), /nope|one of/);
+  assertCleanError(mcnc("compress", "--method", "rtn", "--in", model, "--out", model), /overwrite/);
+  assert.equal(existsSync(out), false);
+  assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith(".tmp")), []);
+});
