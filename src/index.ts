@@ -18,9 +18,13 @@ export { imageTask, textTask, crossEntropy, defaultBatch, type Task, type Metric
 export { defaultWarmup, type ScheduleOptions } from "./train/schedule.js";
 export { accuracy, predictor } from "./train/evaluate.js";
 export { checkBase, decodeModelFile, encodeModelFile, rebuildParams, timedRebuild, type LoadedModel, type ModelFile } from "./format/model-file.js";
-export { readModelFile } from "./format/read-file.js";
+export { readModelFile, fileSource } from "./format/read-file.js";
 export { sizeReport, type SizeReport } from "./format/size-report.js";
-export { encodeSafetensors } from "./format/safetensors.js";
+export { encodeSafetensors, readSafetensors, memorySource, safetensorsHeader, MODEL_METADATA, type SafetensorsDtype, type ByteSource } from "./format/safetensors.js";
+export { readOnnx, type OnnxModel, type OnnxWeight } from "./format/onnx.js";
+export { openForeign, openSafetensors, openOnnx, openTfjs, asMatrix, type ForeignModel, type ForeignTensor, type MatrixLayout } from "./format/foreign-model.js";
+export { compressModel, matrixLeaves, probeInput, type CalibrationBatch, type CompressRun } from "./compress/compress-model.js";
+export { compressorNames, findCompressor, registerCompressor, type Compressor } from "./compress/index.js";
 export { weightsHash } from "./format/weights-hash.js";
 export { encodeCheckpoint, decodeCheckpoint } from "./format/checkpoint-file.js";
 export { writeFileAtomic } from "./format/atomic-write.js";

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import type { CompressedLeaf, InputMoments } from "../src/compress/compressor.js";
 import { findCompressor } from "../src/compress/index.js";
-import { cholesky, gram, inverseFromCholesky, matmul, symmetricEigen } from "../src/compress/linalg.js";
-import { encodeSafetensors, floatToBf16, floatToHalf, memorySource, narrow, readSafetensors, type SafetensorsDtype } from "../src/format/safetensors.js";
+import { cholesky, gram, inverseFromCholesky, matmul, symmetricEigen } from "../src/linalg.js";
+import { encodeSafetensors, floatToBf16, floatToHalf, memorySource, narrow, readSafetensors, safetensorsHeader, type SafetensorsDtype } from "../src/format/safetensors.js";
 import type { ParamSpec } from "../src/model/params.js";
 import { assertCleanError, lastJson, mcnc } from "./cli-helpers.js";
 
@@ -20,7 +20,7 @@ const spec = (rows: number, cols: number): ParamSpec => ({ name: "w", shape: [ro
 
 function leaf(name: string, config: Record<string, unknown>, w: Float32Array, rows: number, cols: number, moments?: InputMoments): CompressedLeaf {
   const c = findCompressor(name)!;
-  return c.compressLeaf(c.configure(config), { spec: spec(rows, cols), rows, cols, weight: w, ...(moments ? { moments } : {}) });
+  return c.compressLeaf(c.configure(config), { spec: spec(rows, cols), rows, cols, weight: w, seed: 0, index: 0, ...(moments ? { moments } : {}) }) as CompressedLeaf;
 }
 
 /** ||X (W - V)||^2, the error on the outputs. */
@@ -118,6 +118,20 @@ test("rom recovers a layer whose outputs are exactly low rank; svd at the same r
   assert.ok(Math.abs(err - tail) < 1e-4 * tail);
 });
 
+test("fwsvd keeps the outputs the loss is sensitive to: lower Fisher-weighted error than svd at the same rank", () => {
+  const next = lcg(8);
+  const [rows, cols, r] = [20, 10, 3];
+  const w = Float32Array.from({ length: rows * cols }, next);
+  // Outputs 0 and 1 matter a hundred times more than the rest.
+  const fisher = Float32Array.from({ length: rows * cols }, (_, i) => (i % cols < 2 ? 100 : 1));
+  const weighted = (v: Float32Array) => v.reduce((sum, x, i) => sum + fisher[i]! * (x - w[i]!) ** 2, 0);
+  const fw = findCompressor("fwsvd")!;
+  const out = fw.compressLeaf(fw.configure({ rank: r }), { spec: spec(rows, cols), rows, cols, weight: w, fisher, seed: 0, index: 0 }) as CompressedLeaf;
+  const plain = leaf("svd", { rank: r }, w, rows, cols);
+  assert.ok(weighted(out.weight) < 0.7 * weighted(plain.weight), `${weighted(out.weight)} against ${weighted(plain.weight)}`);
+  assert.deepEqual(out.stored.map((t) => t.shape), [[rows, r], [r, cols]]);
+});
+
 test("gptq's output error is below round-to-nearest's on correlated inputs, on the same grid", () => {
   const next = lcg(5);
   const [n, rows, cols] = [512, 32, 16];
@@ -132,6 +146,9 @@ test("gptq's output error is below round-to-nearest's on correlated inputs, on t
       const [e1, e2] = [outputError(x, n, rows, cols, w, rtn.weight), outputError(x, n, rows, cols, w, gptq.weight)];
       assert.ok(e2 < 0.9 * e1, `bits ${bits} group ${group}: gptq ${e2} against rtn ${e1}`);
       assert.deepEqual(gptq.stored.map((t) => t.name), ["w.codes", "w.min", "w.step"]);
+      // EoRA's correction only lowers GPTQ's output error.
+      const eora = leaf("eora", { bits, group, rank: 4 }, w, rows, cols, moments);
+      assert.ok(outputError(x, n, rows, cols, w, eora.weight) < outputError(x, n, rows, cols, w, gptq.weight));
       // Every weight lies on its group's grid: what the file stores is what was measured.
       const min = (gptq.stored[1] as { data: Float32Array }).data;
       const step = (gptq.stored[2] as { data: Float32Array }).data;
@@ -183,6 +200,8 @@ test("mcnc compress: every method on a trained MLP, the .mcnc output evaluating 
     ["gptq", ["--bits", "3", "--group", "64", "--calib-samples", "128"]],
     ["magnitude", ["--sparsity", "0.5"]],
     ["wanda", ["--pattern", "2:4", "--calib-samples", "128"]],
+    ["fwsvd", ["--reduction", "0.5", "--compress", "w1", "--calib-samples", "128"]],
+    ["eora", ["--bits", "2", "--rank", "4", "--calib-samples", "128"]],
   ];
   const after: Record<string, number> = {};
   for (const [method, flags] of runs) {
@@ -197,6 +216,11 @@ test("mcnc compress: every method on a trained MLP, the .mcnc output evaluating 
     assert.equal(e.accuracy, j.after.accuracy, method);
   }
   assert.ok(after.gptq! >= after.rtn! - 0.01, JSON.stringify(after));
+  // The same data-free encoding through training's writer: dense training, then quant-lora's codec.
+  const ql = join(dir, "ql.mcnc");
+  const t = mcnc("train", "--method", "quant-lora", "--bits", "2", "--rank", "4", "--init", model, "--epochs", "0", "--test-limit", "500", "--out", ql, "--json");
+  assert.equal(t.code, 0, t.stderr);
+  assert.equal(lastJson(mcnc("eval", ql, "--test-limit", "500", "--json").stdout).accuracy, lastJson(t.stdout).accuracy);
 });
 
 test("mcnc compress: safetensors in and out, dtypes kept; a file without a network takes data-free methods only", () => {
@@ -224,8 +248,8 @@ test("mcnc compress: safetensors in and out, dtypes kept; a file without a netwo
   assert.deepEqual(back.entries.map((e) => [e.name, e.dtype]), [["encoder.layer.0.dense.weight", "F16"], ["encoder.norm", "BF16"]]);
   assert.equal(back.metadata.framework, "other");
   assert.deepEqual(back.read("encoder.norm"), readSafetensors(memorySource(readFileSync(foreign))).read("encoder.norm"));
-  assertCleanError(mcnc("compress", "--method", "gptq", "--in", foreign, "--out", join(dir, "no.safetensors")), /does not say which network/);
-  assertCleanError(mcnc("compress", "--method", "rtn", "--in", foreign, "--out", join(dir, "no.mcnc")), /written back as .safetensors/);
+  assertCleanError(mcnc("compress", "--method", "gptq", "--in", foreign, "--out", join(dir, "no.safetensors")), /cannot run this model/);
+  assertCleanError(mcnc("compress", "--method", "rtn", "--in", foreign, "--out", join(dir, "no.mcnc")), /written back in its own format/);
 });
 
 test("mcnc compress: bad input is one line and exit 2, and leaves no output behind", () => {
@@ -235,11 +259,40 @@ test("mcnc compress: bad input is one line and exit 2, and leaves no output behi
   const out = join(dir, "never.safetensors");
   assertCleanError(mcnc("compress", "--method", "rtn", "--in", lying, "--out", out), /runs past the end|data section/);
   assertCleanError(mcnc("compress", "--method", "svd", "--in", model, "--out", out), /--reduction .* or --rank/);
-  assertCleanError(mcnc("compress", "--method", "svd", "--rank", "999", "--in", model, "--out", out), /larger than/);
+  assertCleanError(mcnc("compress", "--method", "svd", "--rank", "999", "--in", model, "--out", out), /compresses none of the matrices \(w1: rank 999 is larger/);
+  assertCleanError(mcnc("compress", "--method", "svd", "--rank", "999", "--compress", "w1", "--in", model, "--out", out), /--compress: w1: rank 999 is larger/);
   assertCleanError(mcnc("compress", "--method", "rtn", "--reduction", "0.5", "--in", model, "--out", out), /does not apply to --method rtn/);
   assertCleanError(mcnc("compress", "--method", "rtn", "--calib-samples", "10", "--in", model, "--out", out), /uses no calibration data/);
   assertCleanError(mcnc("compress", "--method", "nope", "--in", model, "--out", out), /nope|one of/);
   assertCleanError(mcnc("compress", "--method", "rtn", "--in", model, "--out", model), /overwrite/);
   assert.equal(existsSync(out), false);
   assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith(".tmp")), []);
+});
+
+test("mcnc compress streams another model's safetensors: peak memory well below the file's size", () => {
+  // 64 tensors of 1M float32 weights: a 256 MiB model, written and read back one tensor at a time.
+  const big = join(dir, "big.safetensors");
+  const n = 1 << 20;
+  const tensors = Array.from({ length: 64 }, (_, i) => ({ name: `layer.${i}.weight`, shape: [1024, 1024], dtype: "F32" as const }));
+  const { prefix } = safetensorsHeader(tensors);
+  const next = lcg(9);
+  const block = Float32Array.from({ length: n }, next);
+  const fd = openSync(big, "w");
+  writeSync(fd, prefix);
+  for (let i = 0; i < tensors.length; i++) writeSync(fd, new Uint8Array(block.buffer));
+  closeSync(fd);
+  const out = join(dir, "big-rtn.safetensors");
+  const r = mcnc("compress", "--method", "rtn", "--bits", "4", "--in", big, "--out", out, "--json", "--quiet");
+  assert.equal(r.code, 0, r.stderr);
+  const j = lastJson(r.stdout) as { peak_rss_mib: number; compressed: number };
+  assert.equal(j.compressed, 64);
+  assert.ok(j.peak_rss_mib < 160, `peak ${j.peak_rss_mib} MiB for a 256 MiB model`);
+  process.stdout.write(`# streamed 256 MiB with a peak of ${j.peak_rss_mib} MiB\n`);
+  // The same tensors at the same dtype: the output differs from the input only in its header.
+  assert.ok(Math.abs(statSync(out).size - statSync(big).size) < 64);
+  const back = readSafetensors(memorySource(readFileSync(out)));
+  const w = back.read("layer.63.weight");
+  assert.ok(w.every((v, i) => Math.abs(v - block[i]!) < 1 / 15));
+  rmSync(big);
+  rmSync(out);
 });

@@ -4,13 +4,14 @@
  * they are after compression (the ROM and GPTQ papers' sequential scheme), so each layer corrects
  * for the error of the ones before.
  */
-import { jit, numpy as np, tree } from "@jax-js/jax";
+import { jit, numpy as np, tree, valueAndGrad } from "@jax-js/jax";
 import { UserError } from "../errors.js";
 import { KEPT } from "../methods/leaves.js";
 import { matrixShape } from "../methods/lora/index.js";
 import type { StoredTensor } from "../methods/index.js";
 import type { Model } from "../model/model.js";
 import { toDevice, type HostParams, type ParamSpec, type Params } from "../model/params.js";
+import { crossEntropy } from "../train/tasks.js";
 import type { Compressor, InputMoments } from "./compressor.js";
 
 /** Widest input a calibrated leaf may have: its moment matrix is in x in float64 (512 MiB at 8192). */
@@ -80,13 +81,39 @@ async function inputMoments(model: Model, weights: HostParams, leaf: string, bat
   return { hessian: hessian! };
 }
 
+/** A calibration batch: inputs, and the targets a gradient-calibrated method needs. */
+export type CalibrationBatch = [x: np.Array, y: np.Array];
+
+/** Squared loss gradients of the leaves, summed over the calibration batches (the empirical Fisher). */
+async function fisherOf(model: Model, weights: HostParams, leaves: readonly string[], batches: readonly CalibrationBatch[]): Promise<HostParams> {
+  const grad = jit((p: Params, x: np.Array, y: np.Array) => valueAndGrad((q: Params) => crossEntropy(model.apply(q, x), y))(p)) as unknown as (p: Params, x: np.Array, y: np.Array) => [np.Array, Params];
+  const params = toDevice(model.specs, weights);
+  const out: HostParams = Object.fromEntries(leaves.map((l) => [l, new Float32Array(weights[l]!.length)]));
+  for (const [x, y] of batches) {
+    const [loss, grads] = grad(tree.ref(params), x.ref, y.ref);
+    loss.dispose();
+    for (const [name, g] of Object.entries(grads)) {
+      if (!(name in out)) {
+        g.dispose();
+        continue;
+      }
+      const data = (await g.data()) as Float32Array;
+      const acc = out[name]!;
+      for (let i = 0; i < data.length; i++) acc[i] += data[i]! * data[i]!;
+    }
+  }
+  tree.dispose(params);
+  return out;
+}
+
 export async function compressModel(
   model: Model,
   weights: HostParams,
   compressor: Compressor,
   config: object,
   compress: readonly string[],
-  calibration: readonly np.Array[],
+  calibration: readonly CalibrationBatch[],
+  seed: number,
   onLeaf?: (p: LeafProgress) => void,
 ): Promise<CompressRun> {
   const started = performance.now();
@@ -94,18 +121,22 @@ export async function compressModel(
   const byLeaf = new Map<string, StoredTensor[]>();
   const specs = model.specs.filter((s) => compress.includes(s.name));
   if (compressor.calibrated && calibration.length === 0) throw new UserError(`${compressor.name} needs calibration data`);
+  // Gradients are taken once, on the trained model, as FWSVD does.
+  const fisher = compressor.calibrated === "gradients" ? await fisherOf(model, weights, compress, calibration) : undefined;
   for (const [index, spec] of specs.entries()) {
     const t = performance.now();
     const [rows, cols] = matrixShape(spec.shape);
-    if (compressor.calibrated && rows > MAX_CALIBRATED_INPUTS) throw new UserError(`${spec.name} has ${rows} inputs; ${compressor.name} calibrates at most ${MAX_CALIBRATED_INPUTS}`);
-    const moments = compressor.calibrated ? await inputMoments(model, current, spec.name, calibration) : undefined;
-    const out = compressor.compressLeaf(config, { spec, rows, cols, weight: current[spec.name]!, ...(moments ? { moments } : {}) });
+    if (compressor.calibrated === "inputs" && rows > MAX_CALIBRATED_INPUTS) throw new UserError(`${spec.name} has ${rows} inputs; ${compressor.name} calibrates at most ${MAX_CALIBRATED_INPUTS}`);
+    const moments = compressor.calibrated === "inputs" ? await inputMoments(model, current, spec.name, calibration.map(([x]) => x)) : undefined;
+    const leaf = { spec, rows, cols, weight: current[spec.name]!, seed, index, ...(moments ? { moments } : {}), ...(fisher ? { fisher: fisher[spec.name]! } : {}) };
+    const out = await compressor.compressLeaf(config, leaf);
     current[spec.name] = out.weight;
     byLeaf.set(spec.name, out.stored);
     onLeaf?.({ leaf: spec.name, index, of: specs.length, seconds: (performance.now() - t) / 1000 });
   }
   const compressed = specs.map((spec) => ({ spec, stored: byLeaf.get(spec.name)! }));
   const storage = compressor.storage(config, compressed, [...compress]);
-  const stored = model.specs.flatMap((s: ParamSpec) => byLeaf.get(s.name) ?? [{ name: KEPT + s.name, shape: [...s.shape], data: weights[s.name]! }]);
+  const kept = (s: ParamSpec): StoredTensor[] => [{ name: KEPT + s.name, shape: [...s.shape], data: weights[s.name]! }];
+  const stored = storage.tensors ? [...storage.tensors, ...model.specs.filter((s) => !byLeaf.has(s.name)).flatMap(kept)] : model.specs.flatMap((s) => byLeaf.get(s.name) ?? kept(s));
   return { method: { name: storage.method, config: storage.config }, stored, weights: current, seconds: (performance.now() - started) / 1000 };
 }

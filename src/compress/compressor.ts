@@ -19,8 +19,16 @@ export interface LeafToCompress {
   rows: number;
   cols: number;
   weight: Float32Array;
-  /** Present when the compressor is `calibrated`. */
+  /** Present when the compressor is calibrated on `inputs`. */
   moments?: InputMoments;
+  /**
+   * Present when it is calibrated on `gradients`: the empirical Fisher information of each weight,
+   * the squared loss gradient summed over calibration batches, [rows, cols].
+   */
+  fisher?: Float32Array;
+  /** The file's seed (what regenerates frozen numbers) and the leaf's place among the compressed ones. */
+  seed: number;
+  index: number;
 }
 
 export interface CompressedLeaf {
@@ -33,15 +41,21 @@ export interface Compressor<Config extends object = object> {
   name: string;
   summary: string;
   options: MethodOption[];
-  /** Needs the input moments of each leaf, measured through the already-compressed layers below it. */
-  calibrated: boolean;
+  /**
+   * What it needs of calibration data: `inputs`, each leaf's input moments measured through the
+   * already-compressed layers below it; `gradients`, the loss gradients of the trained model; or nothing.
+   */
+  calibrated: false | "inputs" | "gradients";
   /** Validate the flags. Throws UserError. */
   configure(values: OptionValues): Config;
-  compressLeaf(config: Config, leaf: LeafToCompress): CompressedLeaf;
+  compressLeaf(config: Config, leaf: LeafToCompress): CompressedLeaf | Promise<CompressedLeaf>;
   /** Why a [rows, cols] matrix cannot be compressed at this budget (it then stays as it is), if it cannot. */
   skips?(config: Config, rows: number, cols: number): string | undefined;
-  /** The file method whose storage `compressLeaf` wrote, and its configuration for these leaves. */
-  storage(config: Config, compressed: ReadonlyArray<{ spec: ParamSpec; stored: StoredTensor[] }>, compress: string[]): { method: string; config: object };
+  /**
+   * The file method whose storage `compressLeaf` wrote, and its configuration for these leaves; with
+   * `tensors` where the file holds them joined (one MCNC latent table for all leaves) rather than per leaf.
+   */
+  storage(config: Config, compressed: ReadonlyArray<{ spec: ParamSpec; stored: StoredTensor[] }>, compress: string[]): { method: string; config: object; tensors?: StoredTensor[] };
 }
 
 const registry = new Map<string, Compressor>();

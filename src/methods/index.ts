@@ -7,6 +7,7 @@ import "./nola/index.js";
 import "./pranc/index.js";
 import "./prune/index.js";
 import "./quant/index.js";
+import "./quant-lora/index.js";
 
 export {
   findMethod,

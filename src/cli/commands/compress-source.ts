@@ -27,8 +27,9 @@ export interface ForeignSource {
   model: ForeignModel;
 }
 
-export async function openSource(path: string, layout?: MatrixLayout): Promise<KnownSource | ForeignSource> {
+export async function openSource(path: string, layout: MatrixLayout | undefined, startEngine: () => Promise<void>): Promise<KnownSource | ForeignSource> {
   if (path.endsWith(".mcnc")) {
+    await startEngine();
     const loaded = readModelFile(path);
     if (loaded.file.adapter) throw new UserError(`${path} is an adapter: merge it into its base first (mcnc merge), then compress the merged model`);
     const { params } = await timedRebuild(loaded, 0);
@@ -56,6 +57,7 @@ export async function openSource(path: string, layout?: MatrixLayout): Promise<K
       throw new UserError(`${path}: metadata ${MODEL_METADATA} is not JSON`);
     }
     const model = buildModel(parseDescription(raw, `${path}: ${MODEL_METADATA}`));
+    await startEngine();
     const byName = new Map(reader.entries.map((e) => [e.name, e]));
     for (const s of model.specs) {
       const e = byName.get(s.name);

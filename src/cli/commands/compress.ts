@@ -5,8 +5,7 @@
  * and after, every stored byte, the time and the peak memory.
  */
 import { resolve } from "node:path";
-import { numpy as np } from "@jax-js/jax";
-import { compressModel, matrixLeaves, probeInput } from "../../compress/compress-model.js";
+import { compressModel, matrixLeaves, probeInput, type CalibrationBatch } from "../../compress/compress-model.js";
 import { compressorNames, findCompressor, type Compressor } from "../../compress/index.js";
 import { UserError } from "../../errors.js";
 import { writeFileAtomic } from "../../format/atomic-write.js";
@@ -54,26 +53,22 @@ function flags(): Flag[] {
   ];
 }
 
-async function calibrationBatches(task: Task, model: Model, samples: number, seed: number): Promise<np.Array[]> {
+async function calibrationBatches(task: Task, model: Model, samples: number, seed: number): Promise<CalibrationBatch[]> {
   const per = CALIB_BATCH[model.kind];
-  const out: np.Array[] = [];
-  for (let step = 0, left = samples; left > 0; step++, left -= per) {
-    const [x, y] = deviceBatch(await task.batch(seed, step, Math.min(per, left)));
-    y.dispose();
-    out.push(x);
-  }
+  const out: CalibrationBatch[] = [];
+  for (let step = 0, left = samples; left > 0; step++, left -= per) out.push(deviceBatch(await task.batch(seed, step, Math.min(per, left))));
   return out;
 }
 
 /** The leaves to compress: --compress, or every weight matrix the network multiplies its inputs by. */
-function leavesToCompress(model: Model, given: unknown, calibrated: boolean): string[] {
+function leavesToCompress(model: Model, given: unknown, calibrated: Compressor["calibrated"]): string[] {
   const multiplied = matrixLeaves(model, probeInput(model));
   if (given === undefined) return model.specs.filter((s) => s.role === "weight" && multiplied.includes(s.name)).map((s) => s.name);
   const chosen = chooseCompressed(given, model.specs);
   for (const name of chosen) {
     const spec = model.specs.find((s) => s.name === name)!;
     if (spec.shape.length < 2) throw new UserError(`--compress: ${name} has one axis; these methods compress matrices`);
-    if (calibrated && !multiplied.includes(name)) throw new UserError(`--compress: calibrated methods need a layer's inputs, and ${name} is not multiplied by any (choose from ${multiplied.join(", ")})`);
+    if (calibrated === "inputs" && !multiplied.includes(name)) throw new UserError(`--compress: calibrated methods need a layer's inputs, and ${name} is not multiplied by any (choose from ${multiplied.join(", ")})`);
   }
   return chosen;
 }
@@ -90,7 +85,7 @@ async function compressNetwork(f: Record<string, unknown>, src: KnownSource, com
   const { model } = src;
   const seed = (f.seed as number | undefined) ?? 0;
   const task = f["skip-eval"] ? undefined : await taskFor(model, f, src.dataset);
-  let calibration: np.Array[] = [];
+  let calibration: CalibrationBatch[] = [];
   if (compressor.calibrated) {
     const samples = (f["calib-samples"] as number | undefined) ?? CALIB_DEFAULT[model.kind];
     if (!(samples >= 1 && samples <= MAX_CALIB_SAMPLES)) throw new UserError(`--calib-samples must be from 1 to ${MAX_CALIB_SAMPLES}, got ${samples}`);
@@ -99,10 +94,13 @@ async function compressNetwork(f: Record<string, unknown>, src: KnownSource, com
   } else if (f.calib !== undefined || f["calib-samples"] !== undefined) throw new UserError(`--method ${compressor.name} uses no calibration data (drop --calib and --calib-samples)`);
 
   const before = await measure(task, model, src.weights);
-  const run = await compressModel(model, src.weights, compressor, config, compress, calibration, (p) =>
+  const run = await compressModel(model, src.weights, compressor, config, compress, calibration, src.seed, (p) =>
     log(`[${p.index + 1}/${p.of}] ${p.leaf} ${p.seconds.toFixed(1)}s`),
   );
-  for (const x of calibration) x.dispose();
+  for (const [x, y] of calibration) {
+    x.dispose();
+    y.dispose();
+  }
   const method = findMethod(run.method.name)!;
   const bytes = encodeModelFile(
     { model: model.description, method: run.method, seed: src.seed, trainable: {}, meta: { compressed: { method: compressor.name, config }, ...(typeof src.dataset === "string" ? { dataset: src.dataset } : {}) } },
@@ -122,7 +120,6 @@ async function compressNetwork(f: Record<string, unknown>, src: KnownSource, com
   return { model: model.name, compressed: compress.length, storage: run.method.name, compress_seconds: round(run.seconds, 2), size: fileSize(loaded), before, after };
 }
 
-/** A model mcnc cannot run: each selected tensor compressed as a matrix, written back in its own format. */
 /** `names` without those --keep names. */
 function kept(names: string[], keep: unknown): string[] {
   if (keep === undefined) return names;
@@ -145,6 +142,7 @@ function tensorsToCompress(model: ForeignModel, given: unknown): string[] {
   return chosen;
 }
 
+/** A model mcnc cannot run: each selected tensor compressed as a matrix, written back in its own format. */
 function compressTensors(src: ForeignSource, compressor: Compressor, config: object, chosen: string[], out: string, log: (s: string) => void): Record<string, unknown> {
   const { model } = src;
   const started = performance.now();
@@ -162,7 +160,9 @@ function compressTensors(src: ForeignSource, compressor: Compressor, config: obj
       const started = performance.now();
       const view = asMatrix(t.shape, t.layout);
       const spec = { name: t.name, shape: [view.rows, view.cols], role: "weight" as const, fanIn: view.rows };
-      const leaf = compressor.compressLeaf(config, { spec, rows: view.rows, cols: view.cols, weight: view.toMatrix(data) });
+      const leaf = compressor.compressLeaf(config, { spec, rows: view.rows, cols: view.cols, weight: view.toMatrix(data), seed: 0, index: done });
+      // Data-free compressors answer at once; only calibrated ones (never here) take time.
+      if (leaf instanceof Promise) throw new Error(`${compressor.name} cannot compress a model mcnc cannot run`);
       storedBytes += leaf.stored.reduce((n, s) => n + ("codes" in s ? Math.ceil((s.codes.length * s.bits) / 8) : 4 * s.data.length), 0);
       log(`[${++done}/${chosen.length}] ${t.name} ${((performance.now() - started) / 1000).toFixed(1)}s`);
       return view.fromMatrix(leaf.weight);
@@ -183,21 +183,25 @@ async function run(f: Record<string, unknown>): Promise<void> {
   checkWritable(out, "--out");
   const values = optionValues(compressor, compressors(), f);
   const log = (s: string) => f.quiet || process.stderr.write(`${s}\n`);
-  await startEngine(f);
   const config = compressor.configure(values);
-  const src = await openSource(f.in, f.layout as MatrixLayout | undefined);
+  // The engine starts only for a network mcnc runs: another model's tensors stream through without it.
+  const src = await openSource(f.in, f.layout as MatrixLayout | undefined, () => startEngine(f));
   // What the method cannot compress at this budget stays as it is when chosen by default, and is an error when named.
-  const fitting = (named: boolean, leaves: Array<{ name: string; rows: number; cols: number }>) =>
-    leaves
-      .filter(({ name, rows, cols }) => {
-        const why = compressor.skips?.(config, rows, cols);
-        if (why && named) throw new UserError(`--compress: ${name}: ${why}`);
-        if (why) log(`${name} stays as it is: ${why}`);
-        return !why;
-      })
-      .map((l) => l.name);
+  const fitting = (named: boolean, leaves: Array<{ name: string; rows: number; cols: number }>) => {
+    const reasons: string[] = [];
+    const fit = leaves.filter(({ name, rows, cols }) => {
+      const why = compressor.skips?.(config, rows, cols);
+      if (why && named) throw new UserError(`--compress: ${name}: ${why}`);
+      if (why) reasons.push(`${name}: ${why}`);
+      return !why;
+    });
+    if (fit.length === 0) throw new UserError(`--method ${compressor.name} at this budget compresses none of the matrices (${reasons[0] ?? "none chosen"})`);
+    for (const r of reasons) log(`stays as it is: ${r}`);
+    return fit.map((l) => l.name);
+  };
   let report: Record<string, unknown>;
   if (src.kind === "network") {
+    if (!/\.(mcnc|safetensors)$/.test(out)) throw new UserError("a network mcnc runs is written as .mcnc (the compressed form) or .safetensors (its weights)");
     const chosen = kept(leavesToCompress(src.model, f.compress, compressor.calibrated), f.keep);
     const specs = src.model.specs.filter((s) => chosen.includes(s.name));
     const compress = fitting(f.compress !== undefined, specs.map((s) => ({ name: s.name, ...asMatrix(s.shape, "in-out") })));

@@ -6,8 +6,8 @@
  */
 import { UserError } from "../../../errors.js";
 import { groupScale, quantizeValue, quantTensors, rowGroups, type QuantCodes } from "../../../methods/quant/index.js";
-import { registerCompressor, type Compressor } from "../../compressor.js";
-import { cholesky, inverseFromCholesky } from "../../linalg.js";
+import { registerCompressor, type CompressedLeaf, type Compressor, type LeafToCompress } from "../../compressor.js";
+import { cholesky, inverseFromCholesky } from "../../../linalg.js";
 import { QUANTIZE_OPTIONS, configureQuantize, quantizeStorage, type QuantizeConfig } from "../../quantize.js";
 
 /** The paper's damping: 1% of the mean diagonal, added so that H is safely positive definite. */
@@ -34,53 +34,56 @@ export const gptq: Compressor<QuantizeConfig> = {
   name: "gptq",
   summary: "GPTQ: quantisation with Hessian-weighted error feedback (calibrated)",
   options: QUANTIZE_OPTIONS,
-  calibrated: true,
+  calibrated: "inputs",
   configure: configureQuantize,
-  compressLeaf(config, { spec, rows, cols, weight, moments }) {
-    const { bits, group } = config;
-    const H = Float64Array.from(moments!.hessian);
-    const W = Float64Array.from(weight);
-    // An input never seen in calibration carries no error signal: its weights do not matter there.
-    for (let i = 0; i < rows; i++) {
-      if (H[i * rows + i] === 0) {
-        H[i * rows + i] = 1;
-        W.fill(0, i * cols, (i + 1) * cols);
-      }
-    }
-    const U = inverseHessianFactor(H, rows);
-    const groups = rowGroups(rows, group);
-    const q: QuantCodes = { codes: new Uint8Array(rows * cols), mins: new Float32Array(groups.length * cols), steps: new Float32Array(groups.length * cols) };
-    const out = new Float32Array(rows * cols);
-    const err = new Float64Array(cols);
-    let g = -1;
-    for (let i = 0; i < rows; i++) {
-      // Scales from the weights as error feedback has left them when their group starts.
-      if (g + 1 < groups.length && groups[g + 1]![0] === i) {
-        g++;
-        const [a, b] = groups[g]!;
-        for (let c = 0; c < cols; c++) {
-          const { min, step } = groupScale(W, cols, c, a, b, bits);
-          q.mins[g * cols + c] = min;
-          q.steps[g * cols + c] = step;
-        }
-      }
-      const d = U[i * rows + i]!;
-      for (let c = 0; c < cols; c++) {
-        const { code, value } = quantizeValue(W[i * cols + c]!, q.mins[g * cols + c]!, q.steps[g * cols + c]!, bits);
-        q.codes[i * cols + c] = code;
-        out[i * cols + c] = value;
-        err[c] = (W[i * cols + c]! - value) / d;
-      }
-      for (let j = i + 1; j < rows; j++) {
-        const u = U[i * rows + j]!;
-        if (u === 0) continue;
-        const o = j * cols;
-        for (let c = 0; c < cols; c++) W[o + c] -= err[c]! * u;
-      }
-    }
-    return { stored: quantTensors(spec.name, [rows, cols], q, bits), weight: out };
-  },
+  compressLeaf: (config, leaf) => gptqLeaf(config, leaf),
   storage: (config, _compressed, compress) => quantizeStorage(config, compress),
 };
+
+/** GPTQ on one leaf (its input moments given). */
+export function gptqLeaf(config: QuantizeConfig, { spec, rows, cols, weight, moments }: LeafToCompress): CompressedLeaf {
+  const { bits, group } = config;
+  const H = Float64Array.from(moments!.hessian);
+  const W = Float64Array.from(weight);
+  // An input never seen in calibration carries no error signal: its weights do not matter there.
+  for (let i = 0; i < rows; i++) {
+    if (H[i * rows + i] === 0) {
+      H[i * rows + i] = 1;
+      W.fill(0, i * cols, (i + 1) * cols);
+    }
+  }
+  const U = inverseHessianFactor(H, rows);
+  const groups = rowGroups(rows, group);
+  const q: QuantCodes = { codes: new Uint8Array(rows * cols), mins: new Float32Array(groups.length * cols), steps: new Float32Array(groups.length * cols) };
+  const out = new Float32Array(rows * cols);
+  const err = new Float64Array(cols);
+  let g = -1;
+  for (let i = 0; i < rows; i++) {
+    // Scales from the weights as error feedback has left them when their group starts.
+    if (g + 1 < groups.length && groups[g + 1]![0] === i) {
+      g++;
+      const [a, b] = groups[g]!;
+      for (let c = 0; c < cols; c++) {
+        const { min, step } = groupScale(W, cols, c, a, b, bits);
+        q.mins[g * cols + c] = min;
+        q.steps[g * cols + c] = step;
+      }
+    }
+    const d = U[i * rows + i]!;
+    for (let c = 0; c < cols; c++) {
+      const { code, value } = quantizeValue(W[i * cols + c]!, q.mins[g * cols + c]!, q.steps[g * cols + c]!, bits);
+      q.codes[i * cols + c] = code;
+      out[i * cols + c] = value;
+      err[c] = (W[i * cols + c]! - value) / d;
+    }
+    for (let j = i + 1; j < rows; j++) {
+      const u = U[i * rows + j]!;
+      if (u === 0) continue;
+      const o = j * cols;
+      for (let c = 0; c < cols; c++) W[o + c] -= err[c]! * u;
+    }
+  }
+  return { stored: quantTensors(spec.name, [rows, cols], q, bits), weight: out };
+}
 
 registerCompressor(gptq);

@@ -4,7 +4,7 @@
  * with V the top eigenvectors of Y^T Y = W^T (X^T X) W. The driver calibrates layer by layer, each
  * fed by the already-compressed layers below it, as the paper does.
  */
-import { matmul, transpose } from "../../linalg.js";
+import { matmul, transpose } from "../../../linalg.js";
 import { registerCompressor, type Compressor } from "../../compressor.js";
 import { configureLowRank, LOW_RANK_OPTIONS, lowRankSkips, lowRankStorage, projectOutputs, rankFor, type LowRankConfig } from "../../low-rank.js";
 
@@ -12,7 +12,7 @@ export const rom: Compressor<LowRankConfig> = {
   name: "rom",
   summary: "reduced-order modelling: project each layer onto the principal components of its outputs",
   options: LOW_RANK_OPTIONS,
-  calibrated: true,
+  calibrated: "inputs",
   configure: configureLowRank,
   skips: lowRankSkips,
   compressLeaf(config, leaf) {

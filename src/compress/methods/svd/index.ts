@@ -1,5 +1,5 @@
 /** Truncated SVD of each weight matrix (data-free): the best rank-r approximation in Frobenius norm. */
-import { gram } from "../../linalg.js";
+import { gram } from "../../../linalg.js";
 import { registerCompressor, type Compressor } from "../../compressor.js";
 import { configureLowRank, LOW_RANK_OPTIONS, lowRankSkips, lowRankStorage, projectOutputs, rankFor, type LowRankConfig } from "../../low-rank.js";
 

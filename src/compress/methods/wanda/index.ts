@@ -9,7 +9,7 @@ export const wanda: Compressor<SparsifyConfig> = {
   name: "wanda",
   summary: "Wanda: prune by weight magnitude times input norm, per output, unstructured or N:M (calibrated)",
   options: SPARSIFY_OPTIONS,
-  calibrated: true,
+  calibrated: "inputs",
   configure: configureSparsify,
   compressLeaf(config, leaf) {
     const { rows, cols, weight } = leaf;
