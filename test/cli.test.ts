@@ -93,7 +93,7 @@ test("compare writes a table, a plot and the runs, and refuses methods without a
   assertCleanError(mcnc("compare", "--methods", "dense"), /dense has no --ratio or --rank/);
   assertCleanError(mcnc("compare", "--methods", "zip"), /unknown method 'zip'/);
   assertCleanError(mcnc("compare", "--ratios", "100,0.5"), /--ratios must all be above 1/);
-  assertCleanError(mcnc("compare", "--quant-bits", "3"), /--quant-bits: --bits must be one of 8, 4, 2, got 3/);
+  assertCleanError(mcnc("compare", "--quant-bits", "5"), /--quant-bits: --bits must be one of 8, 4, 3, 2, got 5/);
 });
 
 test("post-training compression: a dense file quantised and pruned without training, measured from the file", () => {
@@ -141,7 +141,7 @@ test("bad input: one line, exit 2, nothing half-written", () => {
   assertCleanError(mcnc("train", "--k", "0", "--limit", "256"), /--k must be an integer from 1/);
   assertCleanError(mcnc("train", "--seed", "-1"), /--seed/);
   assertCleanError(mcnc("train", "--method", "prune", "--sparsity", "1"), /--sparsity must be in \[0, 1\), got 1/);
-  assertCleanError(mcnc("train", "--method", "quant", "--bits", "3"), /--bits must be one of 8, 4, 2, got 3/);
+  assertCleanError(mcnc("train", "--method", "quant", "--bits", "5"), /--bits must be one of 8, 4, 3, 2, got 5/);
   assertCleanError(mcnc("train", "--method", "lora", "--rank", "300"), /--rank 300 is larger than layer w1 \(784x256\) allows: 1\.\.256/);
   assertCleanError(mcnc("train", "--method", "pranc", "--bases", "5000", "--d", "203264"), /GiB; give a smaller --d/);
   assertCleanError(mcnc("train", "--epochs", "0"), /--epochs 0 needs --init FILE/);

@@ -20,6 +20,7 @@ const CASES: Array<[string, Record<string, unknown>]> = [
   ["mcnc", { k: 3, d: 24, hidden: [8, 6], L: 2, residual: true, m: 2 }],
   ["lora", { rank: 2 }],
   ["lora", { rank: 3, residual: true, compress: "w1" }],
+  ["lora", { ranks: [2, 1] }],
   ["mcnc-lora", { rank: 2, k: 3, d: 16, hidden: [8], L: 4 }],
   ["nola", { rank: 2, bases: 5 }],
   ["pranc", { bases: 7 }],
@@ -28,6 +29,7 @@ const CASES: Array<[string, Record<string, unknown>]> = [
   ["prune", { sparsity: 0.5, "prune-scope": "layer", compress: "w1" }],
   ["quant", { bits: 4 }],
   ["quant", { bits: 2, group: 5 }],
+  ["quant-lora", { bits: 3, rank: 2 }],
 ];
 
 /** Methods whose gradient is defined, not measured: quantisation passes it straight through. */
@@ -129,7 +131,7 @@ test("lora: weights are down @ up, start at the standard scale, and ranks are ch
   }
   const variance = w.w1!.reduce((a, v) => a + v * v, 0) / w.w1!.length;
   assert.ok(Math.abs(variance * 3 * 784 - 1) < 0.1, `variance ratio ${variance * 3 * 784}`);
-  assert.throws(() => lora.configure({ rank: 11 }, big.specs), /--rank 11 is larger than layer w2 \(256x10\) allows: 1\.\.10/);
+  assert.throws(() => lora.configure({ rank: 11 }, big.specs), /rank 11 is larger than layer w2 \(256x10\) allows: 1\.\.10/);
   assert.throws(() => lora.configure({ rank: 2, compress: "b1" }, big.specs), /b1 has one axis/);
   assert.throws(() => findMethod("mcnc-lora")!.configure({ rank: 8, compress: "w1", ratio: 2 }, big.specs), /already stores fewer/);
 });

@@ -100,6 +100,7 @@ test("quant: stored weights are on a 2^bits grid per channel, within half a step
   for (const [bits, group] of [
     [8, 0],
     [4, 0],
+    [3, 0],
     [2, 64],
   ] as const) {
     const config = quant.configure({ bits, group }, mlp.specs);
@@ -134,7 +135,7 @@ test("quant: stored weights are on a 2^bits grid per channel, within half a step
     });
     assert.ok(differ <= forward.w1!.length * 1e-4, `${differ} weights differ at ${bits} bits`);
   }
-  assert.throws(() => quant.configure({ bits: 3 }, mlp.specs), /--bits must be one of 8, 4, 2, got 3/);
+  assert.throws(() => quant.configure({ bits: 5 }, mlp.specs), /--bits must be one of 8, 4, 3, 2, got 5/);
   assert.throws(() => findMethod("prune")!.configure({ sparsity: 1 }, mlp.specs), /--sparsity must be in \[0, 1\), got 1/);
 });
 

@@ -52,7 +52,7 @@ export function configureLora(values: OptionValues, specs: readonly ParamSpec[])
     const [rows, cols] = matrixShape(s.shape);
     const r = leafRank(config, s.name);
     if (r > Math.min(rows, cols)) {
-      throw new UserError(`rank ${r} is larger than layer ${s.name} (${rows}x${cols}) allows: 1..${Math.min(rows, cols)} (leave it out with --compress)`);
+      throw new UserError(`${config.ranks ? "rank" : "--rank"} ${r} is larger than layer ${s.name} (${rows}x${cols}) allows: 1..${Math.min(rows, cols)} (leave it out with --compress)`);
     }
   }
   return config;
