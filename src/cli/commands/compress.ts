@@ -1,7 +1,8 @@
 /**
  * mcnc compress --method M --in MODEL --out FILE: post-training compression of a trained model, written
- * as an .mcnc file that stores the compressed form, or back to safetensors with the compressed weights
- * materialised (so the tools that read the input read the output unchanged). Reports quality before
+ * as an .mcnc file that stores the compressed form, or back in the input's format (safetensors, ONNX,
+ * TF.js) with the compressed weights materialised (so the tools that read the input read the output
+ * unchanged). Reports quality before
  * and after, every stored byte, the time and the peak memory.
  */
 import { resolve } from "node:path";
@@ -231,8 +232,8 @@ async function run(f: Record<string, unknown>): Promise<void> {
 
 export const compressCommand: Command = {
   name: "compress",
-  summary: "compress a trained model after training (svd, rom, rtn, gptq, magnitude, wanda): quality before and after, bytes",
-  usage: "mcnc compress --method gptq --bits 4 --in model.mcnc|model.safetensors --out out.mcnc|out.safetensors",
+  summary: "compress a trained model without training (low rank, quantisation, pruning, MCNC fit): quality before and after, bytes",
+  usage: "mcnc compress --method gptq --bits 4 --in MODEL(.mcnc|.safetensors|.onnx|model.json) --out OUT(.mcnc or the input's format)",
   flags,
   maxPositionals: 0,
   run,
