@@ -10,7 +10,7 @@ import { KEPT } from "../methods/leaves.js";
 import { matrixShape } from "../methods/lora/index.js";
 import type { StoredTensor } from "../methods/index.js";
 import type { Model } from "../model/model.js";
-import { toDevice, type HostParams, type ParamSpec, type Params } from "../model/params.js";
+import { sizeOf, toDevice, type HostParams, type ParamSpec, type Params } from "../model/params.js";
 import { crossEntropy } from "../train/tasks.js";
 import type { Compressor, InputMoments } from "./compressor.js";
 
@@ -43,10 +43,7 @@ export function probeInput(model: Model): np.Array {
 /** Leaves the model multiplies as matrices (what the tap sees), in forward order. */
 export function matrixLeaves(model: Model, probe: np.Array): string[] {
   const seen: string[] = [];
-  const params = toDevice(
-    model.specs,
-    Object.fromEntries(model.specs.map((s) => [s.name, new Float32Array(s.shape.reduce((a, b) => a * b, 1))])),
-  );
+  const params = toDevice(model.specs, Object.fromEntries(model.specs.map((s) => [s.name, new Float32Array(sizeOf(s.shape))])));
   model
     .apply(params, probe, (leaf, rows) => {
       rows.dispose();

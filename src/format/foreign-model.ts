@@ -3,13 +3,13 @@
  * float tensors to read, and the whole model written back in the same format with some tensors
  * replaced, so the tools that ran it before run it after with no change.
  */
-import { existsSync, readFileSync, renameSync, statSync, unlinkSync } from "node:fs";
+import { existsSync, renameSync, statSync, unlinkSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { UserError } from "../errors.js";
 import { writeFileAtomic, writeFileAtomicBy } from "./atomic-write.js";
 import { checkShape, elements } from "./container.js";
 import { readOnnx } from "./onnx.js";
-import { fileSource, MAX_FILE_BYTES } from "./read-file.js";
+import { fileSource, readWholeFile } from "./read-file.js";
 import { narrow, readSafetensors, safetensorsHeader, widen, type SafetensorsDtype } from "./safetensors.js";
 
 /**
@@ -45,17 +45,6 @@ export function foreignFormat(path: string): ForeignModel["format"] | undefined 
   return undefined;
 }
 
-function readWhole(path: string): Uint8Array {
-  let size: number;
-  try {
-    size = statSync(path).size;
-  } catch (e) {
-    throw new UserError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  if (size > MAX_FILE_BYTES) throw new UserError(`${path}: ${size} bytes is more than mcnc reads whole`);
-  return readFileSync(path);
-}
-
 /** PyTorch's conventions, where safetensors files mostly come from: Linear [out, in], Conv [out, in, kh, kw]. */
 export function openSafetensors(path: string, layout?: MatrixLayout): ForeignModel {
   const source = fileSource(path);
@@ -84,7 +73,7 @@ export function openSafetensors(path: string, layout?: MatrixLayout): ForeignMod
 }
 
 export function openOnnx(path: string, layout?: MatrixLayout): ForeignModel {
-  const model = readOnnx(readWhole(path), path);
+  const model = readOnnx(readWholeFile(path), path);
   const tensors = model.weights.map((w) => ({ name: w.name, dtype: w.dtype, shape: w.shape, layout: layout ?? w.layout, weight: w.multiplied }));
   return {
     format: "onnx",
@@ -115,7 +104,7 @@ const TFJS_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1 };
 export function openTfjs(path: string, layout: MatrixLayout = "in-out"): ForeignModel {
   let json: { weightsManifest?: Array<{ paths: string[]; weights: TfjsWeight[] }> } & Record<string, unknown>;
   try {
-    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(readWhole(path)));
+    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(readWholeFile(path)));
   } catch (e) {
     if (e instanceof UserError) throw e;
     throw new UserError(`${path}: not a TensorFlow.js model.json (not JSON)`);
@@ -149,7 +138,7 @@ export function openTfjs(path: string, layout: MatrixLayout = "in-out"): Foreign
     const all = new Uint8Array(g.bytes);
     let at = 0;
     for (const s of g.shards) {
-      const part = readWhole(s);
+      const part = readWholeFile(s);
       all.set(part, at);
       at += part.length;
     }

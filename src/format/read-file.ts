@@ -46,14 +46,17 @@ export function fileSource(path: string): ByteSource {
   };
 }
 
-export function readModelFile(path: string): LoadedModel {
+/** A whole file, its size checked first: `what` names the files that may not be larger. */
+export function readWholeFile(path: string, what = "file"): Uint8Array {
   const size = fileSize(path);
-  if (size > MAX_FILE_BYTES) throw new UserError(`${path}: ${size} bytes is larger than any .mcnc this reader accepts`);
-  let bytes: Uint8Array;
+  if (size > MAX_FILE_BYTES) throw new UserError(`${path}: ${size} bytes is larger than any ${what} this reader accepts`);
   try {
-    bytes = readFileSync(path);
+    return readFileSync(path);
   } catch (e) {
     throw cannotRead(path, e);
   }
-  return decodeModelFile(bytes, path);
+}
+
+export function readModelFile(path: string): LoadedModel {
+  return decodeModelFile(readWholeFile(path, ".mcnc"), path);
 }
