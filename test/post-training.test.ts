@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { initEngine } from "../src/engine/engine.js";
-import { decodeContainer, encodeContainer, packCodes, unpackCodes } from "../src/format/container.js";
+import { packCodes, unpackCodes } from "../src/format/codes.js";
+import { decodeContainer, encodeContainer } from "../src/format/container.js";
 import { decodeModelFile, encodeModelFile } from "../src/format/model-file.js";
 import { findMethod } from "../src/methods/index.js";
 import { materializer, roundTrip } from "../src/methods/method.js";
-import { riceDecode, riceEncode, sparsityAt, type PruneConfig } from "../src/methods/prune/index.js";
+import { sparsityAt, type PruneConfig } from "../src/methods/prune/index.js";
+import { riceDecode, riceEncode } from "../src/methods/prune/rice.js";
 import { buildModel } from "../src/model/models.js";
 import { countParams, initParams, toDevice, toHost } from "../src/model/params.js";
 import { imageTask } from "../src/train/tasks.js";

@@ -7,6 +7,7 @@
  */
 import type { MethodOption, OptionValues, StoredTensor } from "../methods/index.js";
 import type { ParamSpec } from "../model/params.js";
+import { registry } from "../registry.js";
 
 /** The inputs a leaf multiplies, summarised: H = X^T X over the calibration rows, [in, in] row-major. */
 export interface InputMoments {
@@ -58,18 +59,12 @@ export interface Compressor<Config extends object = object> {
   storage(config: Config, compressed: ReadonlyArray<{ spec: ParamSpec; stored: StoredTensor[] }>, compress: string[]): { method: string; config: object; tensors?: StoredTensor[] };
 }
 
-const registry = new Map<string, Compressor>();
+const compressors = registry<Compressor>("compressor");
 
 /** One line per compressor in compress/index.ts. */
 export function registerCompressor<C extends object>(c: Compressor<C>): void {
-  if (registry.has(c.name)) throw new Error(`compressor ${c.name} registered twice`);
-  registry.set(c.name, c as unknown as Compressor);
+  compressors.register(c as unknown as Compressor);
 }
 
-export function compressorNames(): string[] {
-  return [...registry.keys()];
-}
-
-export function findCompressor(name: string): Compressor | undefined {
-  return registry.get(name);
-}
+export const compressorNames = (): string[] => compressors.names();
+export const findCompressor = (name: string): Compressor | undefined => compressors.find(name);

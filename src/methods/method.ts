@@ -5,6 +5,7 @@
  */
 import { jit, tree } from "@jax-js/jax";
 import type { HostParams, ParamSpec, Params } from "../model/params.js";
+import { registry } from "../registry.js";
 
 /** A method's knob, declared once: the CLI parses and documents it, the file stores it. */
 export interface MethodOption {
@@ -122,21 +123,15 @@ export function roundTrip<C extends object>(method: Method<C>, config: C, specs:
 /** One step of a reparameterisation. Pure and jittable; consumes its arguments. */
 export type Stage = (carry: Params, trainable: Params, frozen: Params) => Params;
 
-const registry = new Map<string, Method>();
+const methods = registry<Method>("method");
 
 /** One line per method in methods/index.ts; the CLI and trainer find methods only through here. */
 export function registerMethod<C extends object>(method: Method<C>): void {
-  if (registry.has(method.name)) throw new Error(`method ${method.name} registered twice`);
-  registry.set(method.name, method as unknown as Method);
+  methods.register(method as unknown as Method);
 }
 
-export function methodNames(): string[] {
-  return [...registry.keys()];
-}
-
-export function findMethod(name: string): Method | undefined {
-  return registry.get(name);
-}
+export const methodNames = (): string[] => methods.names();
+export const findMethod = (name: string): Method | undefined => methods.find(name);
 
 /**
  * The jitted rebuild for one (method, config, model): the trainer's final weights and a file's

@@ -10,7 +10,7 @@ import { sizeOf, type ParamSpec } from "../../model/params.js";
 import { chooseCompressed, decodeLeafwise, encodeLeafwise, trainsTheWeights } from "../leaves.js";
 import { DOWN, matrixShape, UP } from "../lora/index.js";
 import { memoryReader, registerMethod, type Method, type OptionValues, type StoredTensor } from "../method.js";
-import { decodeQuantLeaf, QUANT_DEFAULTS, quantizeMatrix, quantTensors, type QuantConfig } from "../quant/index.js";
+import { configureGrid, decodeQuantLeaf, QUANT_DEFAULTS, quantizeMatrix, quantTensors, type QuantConfig } from "../quant/index.js";
 
 export interface QuantLoraConfig {
   bits: QuantConfig["bits"];
@@ -21,10 +21,7 @@ export interface QuantLoraConfig {
 }
 
 function configure(values: OptionValues, specs: readonly ParamSpec[]): QuantLoraConfig {
-  const bits = values.bits ?? QUANT_DEFAULTS.bits;
-  if (![8, 4, 3, 2].includes(bits as number)) throw new UserError(`--bits must be 8, 4, 3 or 2, got ${String(bits)}`);
-  const group = values.group ?? QUANT_DEFAULTS.group;
-  if (!(typeof group === "number" && Number.isInteger(group) && group >= 0)) throw new UserError(`--group must be 0 or a positive number of rows, got ${String(group)}`);
+  const { bits, group } = configureGrid(values);
   const compress = chooseCompressed(values.compress, specs);
   const given = values.ranks ?? (values.rank === undefined ? undefined : compress.map(() => values.rank));
   const ranks = (given ?? compress.map(() => 8)) as unknown[];
@@ -34,7 +31,7 @@ function configure(values: OptionValues, specs: readonly ParamSpec[]): QuantLora
     const r = ranks[i];
     if (!(typeof r === "number" && Number.isInteger(r) && r >= 1 && r <= Math.min(rows, cols))) throw new UserError(`correction rank ${String(r)} does not fit ${name} (${rows}x${cols})`);
   });
-  return { bits: bits as QuantConfig["bits"], group, ranks: ranks as number[], compress };
+  return { bits, group, ranks: ranks as number[], compress };
 }
 
 /** Factors of `error` [rows, cols] projected on the top-r eigenvectors of `outputMoment`: error ~ (error V) V^T. */

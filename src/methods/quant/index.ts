@@ -22,13 +22,17 @@ export interface QuantConfig {
 export const QUANT_DEFAULTS = { bits: 4, group: 0 } as const;
 const BITS = [8, 4, 3, 2] as const;
 
-function configureQuant(values: OptionValues, specs: readonly ParamSpec[]): QuantConfig {
+/** --bits and --group, by the rules every quantised encoding shares (quant, quant-lora, rtn, gptq, eora). */
+export function configureGrid(values: OptionValues): Pick<QuantConfig, "bits" | "group"> {
   const bits = values.bits ?? QUANT_DEFAULTS.bits;
   if (!BITS.includes(bits as 8)) throw new UserError(`--bits must be one of ${BITS.join(", ")}, got ${String(bits)}`);
   const group = values.group ?? QUANT_DEFAULTS.group;
   if (typeof group !== "number" || !Number.isInteger(group) || group < 0) throw new UserError(`--group must be 0 (per channel) or a positive number of rows, got ${String(group)}`);
-  const compress = chooseCompressed(values.compress, specs);
-  return { bits: bits as QuantConfig["bits"], group, compress };
+  return { bits: bits as QuantConfig["bits"], group };
+}
+
+function configureQuant(values: OptionValues, specs: readonly ParamSpec[]): QuantConfig {
+  return { ...configureGrid(values), compress: chooseCompressed(values.compress, specs) };
 }
 
 /** Row ranges [from, to) that share a (min, step) pair: groups of `group` rows, the last maybe shorter. */

@@ -7,8 +7,9 @@
 import { UserError } from "../../../errors.js";
 import { matmul, transpose } from "../../../linalg.js";
 import { correctionFactors, correctionTensors } from "../../../methods/quant-lora/index.js";
+import { configureGrid } from "../../../methods/quant/index.js";
 import { registerCompressor, type Compressor } from "../../compressor.js";
-import { configureQuantize, QUANTIZE_OPTIONS, type QuantizeConfig } from "../../quantize.js";
+import { QUANTIZE_OPTIONS, type QuantizeConfig } from "../../quantize.js";
 import { gptqLeaf } from "../gptq/index.js";
 
 export type EoraConfig = QuantizeConfig & { rank: number };
@@ -21,7 +22,7 @@ export const eora: Compressor<EoraConfig> = {
   configure(values) {
     const rank = values.rank ?? 8;
     if (!(typeof rank === "number" && Number.isInteger(rank) && rank >= 1)) throw new UserError(`--rank must be a positive integer, got ${String(rank)}`);
-    return { ...configureQuantize(values), rank };
+    return { ...configureGrid(values), rank };
   },
   skips: (c, rows, cols) => (c.rank < Math.min(rows, cols) ? undefined : `rank ${c.rank} is not below a ${rows}x${cols} matrix's`),
   compressLeaf(config, leaf) {

@@ -5,10 +5,10 @@
  * error on the calibration outputs is never worse than rounding to nearest (up to the damping).
  */
 import { UserError } from "../../../errors.js";
-import { groupScale, quantizeValue, quantTensors, rowGroups, type QuantCodes } from "../../../methods/quant/index.js";
+import { configureGrid, groupScale, quantizeValue, quantTensors, rowGroups, type QuantCodes } from "../../../methods/quant/index.js";
 import { registerCompressor, type CompressedLeaf, type Compressor, type LeafToCompress } from "../../compressor.js";
 import { cholesky, inverseFromCholesky } from "../../../linalg.js";
-import { QUANTIZE_OPTIONS, configureQuantize, quantizeStorage, type QuantizeConfig } from "../../quantize.js";
+import { QUANTIZE_OPTIONS, quantizeStorage, type QuantizeConfig } from "../../quantize.js";
 
 /** The paper's damping: 1% of the mean diagonal, added so that H is safely positive definite. */
 const DAMP = 0.01;
@@ -35,7 +35,7 @@ export const gptq: Compressor<QuantizeConfig> = {
   summary: "GPTQ: quantisation with Hessian-weighted error feedback (calibrated)",
   options: QUANTIZE_OPTIONS,
   calibrated: "inputs",
-  configure: configureQuantize,
+  configure: configureGrid,
   compressLeaf: (config, leaf) => gptqLeaf(config, leaf),
   storage: (config, _compressed, compress) => quantizeStorage(config, compress),
 };
