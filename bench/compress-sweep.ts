@@ -43,6 +43,8 @@ const PLAN: Record<string, string[][]> = {
     ["--bits", "4", "--rank", "4"],
     ["--bits", "3", "--rank", "4"],
     ["--bits", "3", "--rank", "16"],
+    ["--on", "wanda", "--sparsity", "0.5", "--rank", "4"],
+    ["--on", "wanda", "--pattern", "2:4", "--rank", "4"],
   ],
   // Chunks of 32, 64 and 256 weights for 17 stored numbers: about 1.9x, 3.8x and 15x on the compressed layers.
   "mcnc-fit": ["32", "64", "256"].map((d) => ["--d", d]),

@@ -183,6 +183,17 @@ test("magnitude and wanda: the asked sparsity, 2:4 in every block of four inputs
   }
   const nm = leaf("wanda", { pattern: "2:4" }, w, rows, cols, { hessian });
   for (let c = 0; c < cols; c++) for (let a = 0; a < rows; a += 4) assert.equal([0, 1, 2, 3].filter((k) => nm.weight[(a + k) * cols + c] !== 0).length, 2);
+  // EoRA on Wanda: the survivors stay as Wanda chose them, and the correction lowers the output error.
+  const n = 256;
+  const x = matmul(Float64Array.from({ length: n * rows }, next), Float64Array.from({ length: rows * rows }, next), n, rows, rows);
+  const moments = { hessian: gram(x, n, rows) };
+  const pruned = leaf("wanda", { pattern: "2:4" }, w, rows, cols, moments);
+  const fixed = leaf("eora", { on: "wanda", pattern: "2:4", rank: 2 }, w, rows, cols, moments);
+  assert.deepEqual(fixed.stored.slice(0, 2), pruned.stored);
+  assert.deepEqual(fixed.stored.slice(2).map((t) => t.shape), [[rows, 2], [2, cols]]);
+  assert.ok(outputError(x, n, rows, cols, w, fixed.weight) < 0.9 * outputError(x, n, rows, cols, w, pruned.weight));
+  assert.throws(() => findCompressor("eora")!.configure({ on: "wanda", bits: 4, sparsity: 0.5 }), /--bits does not apply to eora --on wanda/);
+  assert.throws(() => findCompressor("eora")!.configure({ on: "sparsegpt" }), /--on must be gptq or wanda/);
   assert.throws(() => findCompressor("wanda")!.configure({ pattern: "4:2" }), /N:M/);
   assert.throws(() => findCompressor("svd")!.configure({}), /--reduction .* or --rank/);
 });
@@ -202,10 +213,11 @@ test("mcnc compress: every method on a trained MLP, the .mcnc output evaluating 
     ["wanda", ["--pattern", "2:4", "--calib-samples", "128"]],
     ["fwsvd", ["--reduction", "0.5", "--compress", "w1", "--calib-samples", "128"]],
     ["eora", ["--bits", "2", "--rank", "4", "--calib-samples", "128"]],
+    ["eora", ["--on", "wanda", "--sparsity", "0.9", "--rank", "4", "--calib-samples", "128"]],
   ];
   const after: Record<string, number> = {};
   for (const [method, flags] of runs) {
-    const out = join(dir, `${method}.mcnc`);
+    const out = join(dir, `${method}-${flags[1]}.mcnc`);
     const r = mcnc("compress", "--method", method, ...flags, "--in", model, "--out", out, "--test-limit", "500", "--json");
     assert.equal(r.code, 0, r.stderr);
     const j = lastJson(r.stdout) as { after: { accuracy: number }; before: { accuracy: number }; file_bytes: number };
@@ -221,6 +233,10 @@ test("mcnc compress: every method on a trained MLP, the .mcnc output evaluating 
   const t = mcnc("train", "--method", "quant-lora", "--bits", "2", "--rank", "4", "--init", model, "--epochs", "0", "--test-limit", "500", "--out", ql, "--json");
   assert.equal(t.code, 0, t.stderr);
   assert.equal(lastJson(mcnc("eval", ql, "--test-limit", "500", "--json").stdout).accuracy, lastJson(t.stdout).accuracy);
+  const pl = join(dir, "pl.mcnc");
+  const p = mcnc("train", "--method", "prune-lora", "--sparsity", "0.9", "--rank", "4", "--init", model, "--epochs", "0", "--test-limit", "500", "--out", pl, "--json");
+  assert.equal(p.code, 0, p.stderr);
+  assert.equal(lastJson(mcnc("eval", pl, "--test-limit", "500", "--json").stdout).accuracy, lastJson(p.stdout).accuracy);
 });
 
 test("mcnc compress: safetensors in and out, dtypes kept; a file without a network takes data-free methods only", () => {
@@ -249,7 +265,25 @@ test("mcnc compress: safetensors in and out, dtypes kept; a file without a netwo
   assert.equal(back.metadata.framework, "other");
   assert.deepEqual(back.read("encoder.norm"), readSafetensors(memorySource(readFileSync(foreign))).read("encoder.norm"));
   assertCleanError(mcnc("compress", "--method", "gptq", "--in", foreign, "--out", join(dir, "no.safetensors")), /cannot run this model/);
-  assertCleanError(mcnc("compress", "--method", "rtn", "--in", foreign, "--out", join(dir, "no.mcnc")), /written back in its own format/);
+  // Or stored compressed (the factors, 8 x (64 + 32) numbers), then rebuilt into the model as it was.
+  const small = join(dir, "foreign-svd.mcnc");
+  const m = mcnc("compress", "--method", "svd", "--rank", "8", "--in", foreign, "--out", small, "--json");
+  assert.equal(m.code, 0, m.stderr);
+  assert.equal(lastJson(m.stdout).stored_params, 8 * (64 + 32) + 32);
+  const rebuilt = join(dir, "foreign-rebuilt.safetensors");
+  assert.equal(mcnc("decompress", small, "--template", foreign, "--out", rebuilt).code, 0);
+  const again = readSafetensors(memorySource(readFileSync(rebuilt)));
+  assert.deepEqual(again.entries.map((e) => [e.name, e.dtype, e.shape]), back.entries.map((e) => [e.name, e.dtype, e.shape]));
+  // The factors multiply in the engine on rebuild, in another summation order than the compressor's: one half-precision step apart at most.
+  for (const e of back.entries) {
+    const [x, y] = [again.read(e.name), back.read(e.name)];
+    assert.ok(x.every((v, i) => Math.abs(v - y[i]!) <= 1e-3 * Math.max(Math.abs(v), 1e-4)), e.name);
+  }
+  const plain = join(dir, "foreign-plain.safetensors");
+  assert.equal(mcnc("decompress", small, "--out", plain).code, 0);
+  assert.deepEqual(readSafetensors(memorySource(readFileSync(plain))).entries.map((e) => e.shape), [[64, 32], [32]]);
+  assertCleanError(mcnc("decompress", small, "--template", fout.replace("svd", "nothing"), "--out", join(dir, "no.safetensors")), /no such file|cannot read|not found|ENOENT/i);
+  assertCleanError(mcnc("compress", "--method", "rtn", "--in", small, "--out", join(dir, "no.mcnc")), /compressed already/);
 });
 
 test("mcnc compress: bad input is one line and exit 2, and leaves no output behind", () => {

@@ -56,6 +56,21 @@ test("mcnc compress on the Silero VAD ONNX model: written back as ONNX that onnx
   assert.equal(lastJson(r.stdout).compressed, 48);
   const [before, after] = [await silero(readFileSync(SILERO)), await silero(readFileSync(out))];
   for (let i = 0; i < before.length; i++) assert.ok(Math.abs(before[i]! - after[i]!) < 0.01, `${before} against ${after}`);
+  // The same compression stored as .mcnc (codes and scales), rebuilt into the model: the same ONNX bytes.
+  const small = join(dir, "vad-rtn8.mcnc");
+  const m = mcnc("compress", "--method", "rtn", "--bits", "8", "--keep", "feature_extractor,adaptive_normalization", "--in", SILERO, "--out", small, "--json");
+  assert.equal(m.code, 0, m.stderr);
+  const j = lastJson(m.stdout) as { file_bytes: number; params: number; storage: string };
+  assert.equal(j.storage, "quant");
+  assert.ok(j.file_bytes < 0.55 * readFileSync(SILERO).length, JSON.stringify(j));
+  const rebuilt = join(dir, "vad-rebuilt.onnx");
+  const d = mcnc("decompress", small, "--template", SILERO, "--out", rebuilt);
+  assert.equal(d.code, 0, d.stderr);
+  assert.deepEqual(readFileSync(rebuilt), readFileSync(out));
+  assert.match(mcnc("inspect", small).stdout, /onnx tensors \(104 tensors\), method quant/);
+  assertCleanError(mcnc("eval", small), /cannot run/);
+  assertCleanError(mcnc("decompress", small, "--out", join(dir, "x.onnx")), /--out must end in .safetensors/);
+  assertCleanError(mcnc("decompress", small, "--template", join(dir, "junk.json"), "--out", join(dir, "x.json")), /--template must be the onnx model/);
   assertCleanError(mcnc("compress", "--method", "rom", "--reduction", "0.2", "--in", SILERO, "--out", join(dir, "no.onnx")), /cannot run this model/);
   const junk = join(dir, "junk.onnx");
   writeFileSync(junk, "this is not protobuf at all, just text");

@@ -30,6 +30,7 @@ const CASES: Array<[string, Record<string, unknown>]> = [
   ["quant", { bits: 4 }],
   ["quant", { bits: 2, group: 5 }],
   ["quant-lora", { bits: 3, rank: 2 }],
+  ["prune-lora", { sparsity: 0.5, rank: 2 }],
 ];
 
 /** Methods whose gradient is defined, not measured: quantisation passes it straight through. */

@@ -37,6 +37,7 @@ export interface LeafProgress {
 /** The smallest input the network takes: enough to see which leaves it multiplies. */
 export function probeInput(model: Model): np.Array {
   const d = model.description;
+  if (d.name === "tensors") throw new UserError(`${model.name} cannot be run`);
   return d.name === "gpt" ? np.zeros([1, 2], { dtype: np.int32 }) : np.zeros([1, ...d.input]);
 }
 

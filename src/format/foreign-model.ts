@@ -11,14 +11,8 @@ import { checkShape, elements } from "./container.js";
 import { readOnnx } from "./onnx.js";
 import { fileSource, readWholeFile } from "./read-file.js";
 import { narrow, readSafetensors, safetensorsHeader, widen, type SafetensorsDtype } from "./safetensors.js";
+import type { MatrixLayout } from "../model/tensors.js";
 
-/**
- * How a weight tensor is a matrix of inputs by outputs. in-out: every axis but the last indexes
- * inputs (MatMul, TF.js Dense and Conv2D, mcnc's own). out-in: the last axis indexes inputs, the rest
- * outputs (PyTorch's Linear, Gemm with transB, LSTM). out-first: the first axis indexes outputs, the
- * rest inputs (PyTorch's and ONNX's Conv).
- */
-export type MatrixLayout = "in-out" | "out-in" | "out-first";
 
 export interface ForeignTensor {
   name: string;
@@ -192,22 +186,4 @@ export function openForeign(path: string, layout?: MatrixLayout): ForeignModel {
   if (format === "onnx") return openOnnx(path, layout);
   if (format === "tfjs") return openTfjs(path, layout);
   throw new UserError(`${path}: not a model mcnc reads (.mcnc, .safetensors, .onnx, or a TF.js model.json)`);
-}
-
-/** A tensor as the matrix [inputs, outputs] compressors work on, and back. */
-export function asMatrix(shape: readonly number[], layout: MatrixLayout): { rows: number; cols: number; toMatrix(d: Float32Array): Float32Array; fromMatrix(m: Float32Array): Float32Array } {
-  const n = elements(shape);
-  if (layout === "in-out") {
-    const cols = shape.at(-1)!;
-    return { rows: n / cols, cols, toMatrix: (d) => d, fromMatrix: (m) => m };
-  }
-  // Stored [outputs, inputs]: transposed on the way in and out.
-  const outs = layout === "out-first" ? shape[0]! : n / shape.at(-1)!;
-  const ins = n / outs;
-  const t = (d: Float32Array, r: number, c: number) => {
-    const o = new Float32Array(n);
-    for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) o[j * r + i] = d[i * c + j]!;
-    return o;
-  };
-  return { rows: ins, cols: outs, toMatrix: (d) => t(d, outs, ins), fromMatrix: (m) => t(m, ins, outs) };
 }

@@ -8,7 +8,7 @@
 import protobuf from "protobufjs";
 import { UserError } from "../errors.js";
 import { checkShape, elements } from "./container.js";
-import type { MatrixLayout } from "./foreign-model.js";
+import type { MatrixLayout } from "../model/tensors.js";
 import { narrow, widen, type SafetensorsDtype } from "./safetensors.js";
 
 const SCHEMA = {

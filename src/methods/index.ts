@@ -8,6 +8,7 @@ import "./pranc/index.js";
 import "./prune/index.js";
 import "./quant/index.js";
 import "./quant-lora/index.js";
+import "./prune-lora/index.js";
 
 export {
   findMethod,

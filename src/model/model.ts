@@ -1,6 +1,7 @@
 /** What a network is to the rest of mcnc: a parameter list and a pure function of the parameter tree. */
 import type { numpy as np } from "@jax-js/jax";
 import type { ParamSpec, Params } from "./params.js";
+import type { TensorsDescription } from "./tensors.js";
 
 export type ImageShape = readonly [height: number, width: number, channels: number];
 
@@ -17,7 +18,7 @@ export interface GptConfig {
 }
 
 /** Enough to rebuild the network: what a file's header stores. */
-export type ModelDescription = { name: "mlp" | "lenet"; input: ImageShape; classes: number } | ({ name: "gpt" } & GptConfig);
+export type ModelDescription = { name: "mlp" | "lenet"; input: ImageShape; classes: number } | ({ name: "gpt" } & GptConfig) | TensorsDescription;
 
 /**
  * Sees, for the weight leaf `leaf`, the rows [N, in] it multiplies: a dense layer's inputs, a
@@ -27,8 +28,11 @@ export type LeafTap = (leaf: string, rows: np.Array) => void;
 
 export interface Model {
   name: string;
-  /** classifier: images [B, H, W, C] -> logits [B, classes]; language: int32 tokens [B, T] -> logits [B, T, vocab]. */
-  kind: "classifier" | "language";
+  /**
+   * classifier: images [B, H, W, C] -> logits [B, classes]; language: int32 tokens [B, T] -> logits
+   * [B, T, vocab]; tensors: another tool's weights, stored and rebuilt but not run.
+   */
+  kind: "classifier" | "language" | "tensors";
   description: ModelDescription;
   specs: ParamSpec[];
   /** Consumes params and x. `tap`, when given, sees the input rows of every weight matrix. */

@@ -5,6 +5,7 @@
 import { UserError } from "../errors.js";
 import { gpt, GPT_LIMITS, gptParamCount } from "./gpt.js";
 import { lenet, mlp } from "./image-models.js";
+import { parseTensorsDescription, tensorsModel } from "./tensors.js";
 import type { ImageShape, Model, ModelDescription } from "./model.js";
 
 export type { GptConfig, ImageShape, Model, ModelDescription } from "./model.js";
@@ -22,6 +23,8 @@ export function buildModel(d: ModelDescription): Model {
       return lenet(d.input, d.classes);
     case "gpt":
       return gpt(d);
+    case "tensors":
+      return tensorsModel(d);
     default:
       throw new UserError(`unknown model '${(d as { name: unknown }).name}' (choose from ${MODEL_NAMES.join(", ")})`);
   }
@@ -56,6 +59,8 @@ export function parseDescription(raw: unknown, what = "model"): ModelDescription
       if (count > MAX_MODEL_PARAMS) throw new UserError(`${what}: ${count} parameters, above the limit of ${MAX_MODEL_PARAMS}`);
       return d;
     }
+    case "tensors":
+      return parseTensorsDescription(raw, what, MAX_MODEL_PARAMS);
     default:
       throw new UserError(`unknown model '${raw.name}' (choose from ${MODEL_NAMES.join(", ")})`);
   }

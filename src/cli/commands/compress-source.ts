@@ -6,7 +6,8 @@
 import { UserError } from "../../errors.js";
 import { timedRebuild } from "../../format/model-file.js";
 import { fileSource, readModelFile } from "../../format/read-file.js";
-import { foreignFormat, openForeign, type ForeignModel, type MatrixLayout } from "../../format/foreign-model.js";
+import { foreignFormat, openForeign, type ForeignModel } from "../../format/foreign-model.js";
+import type { MatrixLayout } from "../../model/tensors.js";
 import { MODEL_METADATA, readSafetensors, type SafetensorsDtype, type SafetensorsReader } from "../../format/safetensors.js";
 import { buildModel, parseDescription, type Model } from "../../model/models.js";
 import type { HostParams } from "../../model/params.js";
@@ -32,6 +33,7 @@ export async function openSource(path: string, layout: MatrixLayout | undefined,
     await startEngine();
     const loaded = readModelFile(path);
     if (loaded.file.adapter) throw new UserError(`${path} is an adapter: merge it into its base first (mcnc merge), then compress the merged model`);
+    if (loaded.model.kind === "tensors") throw new UserError(`${path} is compressed already and holds another tool's tensors: compress the original model`);
     const { params } = await timedRebuild(loaded, 0);
     return { kind: "network", model: loaded.model, weights: params, dtypes: {}, seed: loaded.file.seed, dataset: loaded.file.meta?.dataset };
   }

@@ -10,7 +10,8 @@ import { compressModel, matrixLeaves, probeInput, type CalibrationBatch } from "
 import { compressorNames, findCompressor, type Compressor } from "../../compress/index.js";
 import { UserError } from "../../errors.js";
 import { writeFileAtomic } from "../../format/atomic-write.js";
-import { asMatrix, foreignFormat, type ForeignModel, type MatrixLayout } from "../../format/foreign-model.js";
+import { foreignFormat } from "../../format/foreign-model.js";
+import { asMatrix, type MatrixLayout } from "../../model/tensors.js";
 import { decodeModelFile, encodeModelFile, timedRebuild } from "../../format/model-file.js";
 import { encodeSafetensors, MODEL_METADATA } from "../../format/safetensors.js";
 import { findMethod } from "../../methods/index.js";
@@ -22,14 +23,16 @@ import type { Metrics, Task } from "../../train/tasks.js";
 import type { Flag } from "../args.js";
 import { DATA_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, THREADS_FLAG, type Command } from "../command.js";
 import { optionFlags, optionValues } from "../option-flags.js";
-import { openSource, type ForeignSource, type KnownSource } from "./compress-source.js";
+import { openSource, type KnownSource } from "./compress-source.js";
+import { compressToMcnc, tensorsToCompress, writeBackCompressed } from "./compress-tensors.js";
 import { checkWritable, fileSize, jsonSize, metricLine, sizeLines, startEngine, taskFor } from "./shared.js";
 
 const compressors = (): Compressor[] => compressorNames().map((n) => findCompressor(n)!);
 
 /** Calibration rows when none are asked for: windows of text, or images. */
-const CALIB_DEFAULT = { language: 128, classifier: 256 } as const;
-const CALIB_BATCH = { language: 16, classifier: 128 } as const;
+// A file of another tool's tensors never reaches calibration (compress-source refuses it).
+const CALIB_DEFAULT = { language: 128, classifier: 256, tensors: 0 } as const;
+const CALIB_BATCH = { language: 16, classifier: 128, tensors: 0 } as const;
 const MAX_CALIB_SAMPLES = 1 << 16;
 
 function flags(): Flag[] {
@@ -130,50 +133,6 @@ function kept(names: string[], keep: unknown): string[] {
   return left;
 }
 
-/** The tensors of a model mcnc cannot run to compress: --compress, or every weight matrix its format marks. */
-function tensorsToCompress(model: ForeignModel, given: unknown): string[] {
-  if (given === undefined) return model.tensors.filter((t) => t.weight && t.shape.length >= 2).map((t) => t.name);
-  const names = model.tensors.map((t) => t.name);
-  const chosen = String(given).split(",");
-  for (const name of chosen) {
-    const t = model.tensors.find((e) => e.name === name);
-    if (!t) throw new UserError(`--compress: no tensor '${name.slice(0, 100)}' in the model (it has ${names.slice(0, 8).join(", ")}${names.length > 8 ? ", ..." : ""})`);
-    if (t.shape.length < 2) throw new UserError(`--compress: ${name} has one axis; these methods compress matrices`);
-  }
-  return chosen;
-}
-
-/** A model mcnc cannot run: each selected tensor compressed as a matrix, written back in its own format. */
-function compressTensors(src: ForeignSource, compressor: Compressor, config: object, chosen: string[], out: string, log: (s: string) => void): Record<string, unknown> {
-  const { model } = src;
-  const started = performance.now();
-  let storedBytes = 0;
-  let params = 0;
-  let done = 0;
-  model.writeBack(
-    out,
-    (t, data) => {
-      params += data.length;
-      if (!chosen.includes(t.name)) {
-        storedBytes += data.length * 4;
-        return data;
-      }
-      const started = performance.now();
-      const view = asMatrix(t.shape, t.layout);
-      const spec = { name: t.name, shape: [view.rows, view.cols], role: "weight" as const, fanIn: view.rows };
-      const leaf = compressor.compressLeaf(config, { spec, rows: view.rows, cols: view.cols, weight: view.toMatrix(data), seed: 0, index: done });
-      // Data-free compressors answer at once; only calibrated ones (never here) take time.
-      if (leaf instanceof Promise) throw new Error(`${compressor.name} cannot compress a model mcnc cannot run`);
-      storedBytes += leaf.stored.reduce((n, s) => n + ("codes" in s ? Math.ceil((s.codes.length * s.bits) / 8) : 4 * s.data.length), 0);
-      log(`[${++done}/${chosen.length}] ${t.name} ${((performance.now() - started) / 1000).toFixed(1)}s`);
-      return view.fromMatrix(leaf.weight);
-    },
-    { compressed_with: compressor.name },
-  );
-  model.close();
-  return { model: model.format, compressed: chosen.length, compress_seconds: round((performance.now() - started) / 1000, 2), params, stored_payload_bytes: storedBytes };
-}
-
 async function run(f: Record<string, unknown>): Promise<void> {
   const compressor = typeof f.method === "string" ? findCompressor(f.method) : undefined;
   if (!compressor) throw new UserError(`mcnc compress needs --method (one of ${compressorNames().join(", ")})`);
@@ -210,10 +169,15 @@ async function run(f: Record<string, unknown>): Promise<void> {
   } else {
     const { model } = src;
     if (compressor.calibrated) throw new UserError(`--method ${compressor.name} needs to run the network on calibration data, and mcnc cannot run this model: use svd, rtn or magnitude`);
-    if (foreignFormat(out) !== model.format) throw new UserError(`a model mcnc cannot run is written back in its own format (${model.format}); the .mcnc format names its network`);
+    const toMcnc = out.endsWith(".mcnc");
+    if (!toMcnc && foreignFormat(out) !== model.format) throw new UserError(`a model mcnc cannot run is written back in its own format (${model.format}) or as .mcnc`);
     const chosen = kept(tensorsToCompress(model, f.compress), f.keep);
     const compress = fitting(f.compress !== undefined, model.tensors.filter((t) => chosen.includes(t.name)).map((t) => ({ name: t.name, ...asMatrix(t.shape, t.layout) })));
-    report = compressTensors(src, compressor, config, compress, out, log);
+    try {
+      report = toMcnc ? await compressToMcnc(model, compressor, config, compress, out, log) : writeBackCompressed(model, compressor, config, compress, out, log);
+    } finally {
+      model.close();
+    }
   }
   const summary = { command: "compress", method: compressor.name, config, in: f.in, out, ...report, peak_rss_mib: peakRssMiB() };
   if (f.json) {

@@ -1,39 +1,92 @@
-/** mcnc decompress FILE --out weights.safetensors: the full float32 weights, for any other tool. */
+/**
+ * mcnc decompress FILE --out weights.safetensors: the full float32 weights, for any other tool. A file
+ * holding another tool's tensors (mcnc compress --out x.mcnc on its model) is rebuilt in their own
+ * shapes, or, with --template, written back into that model (ONNX, TF.js, safetensors) in its dtypes.
+ */
+import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import { UserError } from "../../errors.js";
 import { writeFileAtomic } from "../../format/atomic-write.js";
-import { timedRebuild } from "../../format/model-file.js";
+import { foreignFormat, openForeign } from "../../format/foreign-model.js";
+import { timedRebuild, type LoadedModel } from "../../format/model-file.js";
 import { readModelFile } from "../../format/read-file.js";
 import { encodeSafetensors, MODEL_METADATA } from "../../format/safetensors.js";
+import type { HostParams } from "../../model/params.js";
+import { originalTensors, type TensorsDescription } from "../../model/tensors.js";
 import { JSON_FLAG, print, round, THREADS_FLAG, type Command } from "../command.js";
 import { startEngine } from "./shared.js";
+
+/** The rebuilt tensors put back into `template` (the model they came from), written at `out` in its format. */
+function intoTemplate(template: string, out: string, d: TensorsDescription, weights: HostParams): void {
+  if (foreignFormat(template) !== d.format) throw new UserError(`--template must be the ${d.format} model the tensors came from`);
+  if (foreignFormat(out) !== d.format) throw new UserError(`--out must be a ${d.format} file like the template`);
+  const tensors = originalTensors(d, weights);
+  const model = openForeign(template);
+  try {
+    const names = new Set(model.tensors.map((t) => t.name));
+    const missing = [...tensors.keys()].find((n) => !names.has(n));
+    if (missing !== undefined) throw new UserError(`--template has no tensor '${missing.slice(0, 100)}': it is not the model these tensors came from`);
+    if (names.size !== tensors.size) throw new UserError(`--template has ${names.size} float tensors, the file ${tensors.size}: it is not the model these tensors came from`);
+    model.writeBack(
+      out,
+      (t, data) => {
+        const mine = tensors.get(t.name);
+        if (!mine) return data;
+        if (mine.shape.join("x") !== t.shape.join("x")) throw new UserError(`--template's ${t.name} is [${t.shape.join(", ")}], the file's [${mine.shape.join(", ")}]`);
+        return mine.data;
+      },
+      { rebuilt_with: "mcnc decompress" },
+    );
+  } finally {
+    model.close();
+  }
+}
+
+function asSafetensors(file: string, loaded: LoadedModel, weights: HostParams): Uint8Array {
+  const d = loaded.file.model;
+  if (d.name === "tensors") {
+    const tensors = [...originalTensors(d, weights)].map(([name, t]) => ({ name, ...t }));
+    return encodeSafetensors(tensors, { source: file, tensors_of: d.format, method: loaded.method.name });
+  }
+  const tensors = loaded.model.specs.map((s) => ({ name: s.name, shape: s.shape, data: weights[s.name]! }));
+  return encodeSafetensors(tensors, {
+    source: file,
+    model: loaded.model.name,
+    [MODEL_METADATA]: JSON.stringify(d),
+    method: loaded.method.name,
+    layout: "dense: [in, out]; conv: [kh, kw, in, out] (HWIO)",
+  });
+}
 
 async function run(f: Record<string, unknown>, [file]: string[]): Promise<void> {
   if (!file) throw new UserError("mcnc decompress needs a FILE (see mcnc decompress --help)");
   if (typeof f.out !== "string" || f.out === "") throw new UserError("mcnc decompress needs --out weights.safetensors");
   const out = resolve(f.out);
-  if (out === resolve(file)) throw new UserError("--out would overwrite the input file");
+  if (out === resolve(file) || (typeof f.template === "string" && out === resolve(f.template))) throw new UserError("--out would overwrite an input file");
   const loaded = readModelFile(file);
+  const d = loaded.file.model;
+  if (f.template !== undefined && d.name !== "tensors") throw new UserError(`--template is for files holding another tool's tensors; ${file} holds mcnc's ${loaded.model.name}`);
+  if (f.template === undefined && !out.endsWith(".safetensors")) throw new UserError("--out must end in .safetensors (or give --template MODEL to write into that model's format)");
   await startEngine(f);
   const rebuilt = await timedRebuild(loaded, 0);
-  const tensors = loaded.model.specs.map((s) => ({ name: s.name, shape: s.shape, data: rebuilt.params[s.name]! }));
-  const bytes = encodeSafetensors(tensors, {
-    source: file,
-    model: loaded.model.name,
-    [MODEL_METADATA]: JSON.stringify(loaded.model.description),
-    method: loaded.method.name,
-    layout: "dense: [in, out]; conv: [kh, kw, in, out] (HWIO)",
-  });
-  writeFileAtomic(out, bytes);
-  if (f.json) print(JSON.stringify({ command: "decompress", file, out, bytes: bytes.length, tensors: tensors.length, reconstruct_ms: round(rebuilt.coldMs, 3) }));
-  else print(`wrote ${out} (${bytes.length} bytes, ${tensors.length} tensors)`);
+  if (d.name === "tensors" && typeof f.template === "string") intoTemplate(f.template, out, d, rebuilt.params);
+  else writeFileAtomic(out, asSafetensors(file, loaded, rebuilt.params));
+  const bytes = statSync(out).size;
+  const tensors = loaded.model.specs.length;
+  if (f.json) print(JSON.stringify({ command: "decompress", file, out, bytes, tensors, reconstruct_ms: round(rebuilt.coldMs, 3) }));
+  else print(`wrote ${out} (${bytes} bytes, ${tensors} tensors)`);
 }
 
 export const decompressCommand: Command = {
   name: "decompress",
-  summary: "rebuild a .mcnc file's full weights into a .safetensors file",
-  usage: "mcnc decompress FILE --out weights.safetensors",
-  flags: () => [{ name: "out", type: "string", help: "output .safetensors file (required)" }, THREADS_FLAG, JSON_FLAG],
+  summary: "rebuild a .mcnc file's full weights into a .safetensors file, or back into the model its tensors came from",
+  usage: "mcnc decompress FILE --out weights.safetensors | mcnc decompress FILE --template MODEL(.onnx|.json|.safetensors) --out OUT",
+  flags: () => [
+    { name: "out", type: "string", help: "output .safetensors file, or with --template a file in the template's format (required)" },
+    { name: "template", type: "string", help: "for a file compressed from another tool's model: that model, whose tensors are replaced by the rebuilt ones" },
+    THREADS_FLAG,
+    JSON_FLAG,
+  ],
   maxPositionals: 1,
   run,
 };

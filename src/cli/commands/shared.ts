@@ -49,6 +49,7 @@ export function imageData(flags: Record<string, unknown>, limits: { trainLimit?:
 
 /** The task for a model built already (the GPT, or an image model from a file). */
 export async function taskFor(model: Model, flags: Record<string, unknown>, recorded?: unknown): Promise<Task> {
+  if (model.kind === "tensors") throw new UserError(`the file holds a ${model.name} model, which mcnc stores but cannot run: decompress it (with --template, back into the model)`);
   if (model.kind === "language") {
     for (const f of ["limit", "test-limit"]) if (flags[f] !== undefined) throw new UserError(`--${f} applies to image data; text runs choose --steps and --eval-tokens`);
     const { path, name } = dataSource(flags, "text", recorded);
@@ -75,7 +76,7 @@ export async function modelAndTask(flags: Record<string, unknown>): Promise<{ mo
 
 export function checkDataFits(data: Dataset, model: Model): void {
   const d = model.description;
-  if (d.name === "gpt") return;
+  if (d.name === "gpt" || d.name === "tensors") return;
   if (data.imageShape.some((v, i) => v !== d.input[i]) || data.numClasses > d.classes) {
     throw new UserError(`the data (${data.imageShape.join("x")}, ${data.numClasses} classes) does not fit this model (${d.input.join("x")}, ${d.classes} classes)`);
   }

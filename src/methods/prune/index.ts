@@ -9,7 +9,7 @@ import { numpy as np } from "@jax-js/jax";
 import { UserError } from "../../errors.js";
 import { countParams, sizeOf, type HostParams, type ParamSpec, type Params } from "../../model/params.js";
 import { chooseCompressed, decodeLeafwise, encodeLeafwise, trainsTheWeights } from "../leaves.js";
-import { registerMethod, type Method, type OptionValues, type StoredTensor } from "../method.js";
+import { registerMethod, type Method, type OptionValues, type StoredReader, type StoredTensor } from "../method.js";
 import { riceDecode, riceEncode } from "./rice.js";
 
 export interface PruneConfig {
@@ -113,6 +113,25 @@ export function survivorTensors(leaf: string, w: Float32Array, keep: Uint8Array)
   return [{ name: leaf + ".values", shape: [values.length], data: values }, positions];
 }
 
+/** A leaf of `size` weights rebuilt from its stored survivors: values at their positions, zero elsewhere. */
+export function decodeSurvivors(leaf: string, size: number, read: StoredReader): Float32Array {
+  const values = read.floats(leaf + ".values");
+  let positions: Uint32Array;
+  if (read.shapes.some((t) => t.name === leaf + ".positions")) {
+    positions = riceDecode(read.codes(leaf + ".positions"), values.length, size);
+  } else {
+    const mask = read.codes(leaf + ".bitmask");
+    if (mask.length !== size) throw new UserError(`${leaf}.bitmask has ${mask.length} bits, ${leaf} has ${size} weights`);
+    const at: number[] = [];
+    mask.forEach((m, i) => m && at.push(i));
+    positions = Uint32Array.from(at);
+  }
+  if (positions.length !== values.length) throw new UserError(`${leaf}: ${values.length} values but ${positions.length} positions`);
+  const w = new Float32Array(size);
+  positions.forEach((p, i) => (w[p] = values[i]!));
+  return w;
+}
+
 export const prune: Method<PruneConfig> = {
   name: "prune",
   summary: "gradual magnitude pruning (cubic schedule); stores surviving values and their positions",
@@ -166,24 +185,7 @@ export const prune: Method<PruneConfig> = {
     },
 
     decode(config, specs, stored) {
-      return decodeLeafwise(specs, config.compress, stored, (s, read) => {
-        const size = sizeOf(s.shape);
-        const values = read.floats(s.name + ".values");
-        let positions: Uint32Array;
-        if (read.shapes.some((t) => t.name === s.name + ".positions")) {
-          positions = riceDecode(read.codes(s.name + ".positions"), values.length, size);
-        } else {
-          const mask = read.codes(s.name + ".bitmask");
-          if (mask.length !== size) throw new UserError(`${s.name}.bitmask has ${mask.length} bits, ${s.name} has ${size} weights`);
-          const at: number[] = [];
-          mask.forEach((m, i) => m && at.push(i));
-          positions = Uint32Array.from(at);
-        }
-        if (positions.length !== values.length) throw new UserError(`${s.name}: ${values.length} values but ${positions.length} positions`);
-        const w = new Float32Array(size);
-        positions.forEach((p, i) => (w[p] = values[i]!));
-        return w;
-      });
+      return decodeLeafwise(specs, config.compress, stored, (s, read) => decodeSurvivors(s.name, sizeOf(s.shape), read));
     },
   },
 

@@ -2,8 +2,20 @@
  * Wanda (Sun et al. 2023, arXiv 2306.11695): prune by |W_ij| * ||X_i||, the weight's magnitude times
  * the norm of the input it multiplies on calibration data, comparing weights within each output.
  */
-import { registerCompressor, type Compressor } from "../../compressor.js";
+import { registerCompressor, type CompressedLeaf, type Compressor, type LeafToCompress } from "../../compressor.js";
 import { configureSparsify, SPARSIFY_OPTIONS, sparsifyLeaf, sparsifyStorage, survivors, type SparsifyConfig } from "../../sparsify.js";
+
+/** Wanda on one leaf (its input moments given). */
+export function wandaLeaf(config: SparsifyConfig, leaf: LeafToCompress): CompressedLeaf {
+  const { rows, cols, weight } = leaf;
+  const h = leaf.moments!.hessian;
+  const score = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const norm = Math.sqrt(h[r * rows + r]!);
+    for (let c = 0; c < cols; c++) score[r * cols + c] = Math.abs(weight[r * cols + c]!) * norm;
+  }
+  return sparsifyLeaf(leaf, survivors(score, rows, cols, config, true));
+}
 
 export const wanda: Compressor<SparsifyConfig> = {
   name: "wanda",
@@ -11,16 +23,7 @@ export const wanda: Compressor<SparsifyConfig> = {
   options: SPARSIFY_OPTIONS,
   calibrated: "inputs",
   configure: configureSparsify,
-  compressLeaf(config, leaf) {
-    const { rows, cols, weight } = leaf;
-    const h = leaf.moments!.hessian;
-    const score = new Float64Array(rows * cols);
-    for (let r = 0; r < rows; r++) {
-      const norm = Math.sqrt(h[r * rows + r]!);
-      for (let c = 0; c < cols; c++) score[r * cols + c] = Math.abs(weight[r * cols + c]!) * norm;
-    }
-    return sparsifyLeaf(leaf, survivors(score, rows, cols, config, true));
-  },
+  compressLeaf: wandaLeaf,
   storage: (_config, compressed, compress) => sparsifyStorage(compressed, compress),
 };
 

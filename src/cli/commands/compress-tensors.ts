@@ -1,0 +1,92 @@
+/**
+ * A model mcnc cannot run (another tool's safetensors, ONNX or TF.js), compressed tensor by tensor
+ * with a data-free method: written back in its own format with the weights materialised (streamed,
+ * one tensor in memory at a time), or as an .mcnc file that stores the compressed form and rebuilds
+ * the tensors (`mcnc decompress --template` puts them back into the model).
+ */
+import { compressModel } from "../../compress/compress-model.js";
+import type { Compressor } from "../../compress/index.js";
+import { UserError } from "../../errors.js";
+import { writeFileAtomic } from "../../format/atomic-write.js";
+import type { ForeignModel } from "../../format/foreign-model.js";
+import { decodeModelFile, encodeModelFile } from "../../format/model-file.js";
+import { findMethod } from "../../methods/index.js";
+import type { HostParams } from "../../model/params.js";
+import { asMatrix, tensorsModel, type OriginalShape, type StoredTensorSpec, type TensorsDescription } from "../../model/tensors.js";
+import { round } from "../command.js";
+import { fileSize } from "./shared.js";
+
+/** The tensors to compress: --compress, or every weight matrix the format marks. */
+export function tensorsToCompress(model: ForeignModel, given: unknown): string[] {
+  if (given === undefined) return model.tensors.filter((t) => t.weight && t.shape.length >= 2).map((t) => t.name);
+  const names = model.tensors.map((t) => t.name);
+  const chosen = String(given).split(",");
+  for (const name of chosen) {
+    const t = model.tensors.find((e) => e.name === name);
+    if (!t) throw new UserError(`--compress: no tensor '${name.slice(0, 100)}' in the model (it has ${names.slice(0, 8).join(", ")}${names.length > 8 ? ", ..." : ""})`);
+    if (t.shape.length < 2) throw new UserError(`--compress: ${name} has one axis; these methods compress matrices`);
+  }
+  return chosen;
+}
+
+/** Every selected tensor compressed and materialised, the model written back in its own format. */
+export function writeBackCompressed(model: ForeignModel, compressor: Compressor, config: object, chosen: string[], out: string, log: (s: string) => void): Record<string, unknown> {
+  const started = performance.now();
+  let storedBytes = 0;
+  let params = 0;
+  let done = 0;
+  model.writeBack(
+    out,
+    (t, data) => {
+      params += data.length;
+      if (!chosen.includes(t.name)) {
+        storedBytes += data.length * 4;
+        return data;
+      }
+      const started = performance.now();
+      const view = asMatrix(t.shape, t.layout);
+      const spec = { name: t.name, shape: [view.rows, view.cols], role: "weight" as const, fanIn: view.rows };
+      const leaf = compressor.compressLeaf(config, { spec, rows: view.rows, cols: view.cols, weight: view.toMatrix(data), seed: 0, index: done });
+      // Data-free compressors answer at once; only calibrated ones (never here) take time.
+      if (leaf instanceof Promise) throw new Error(`${compressor.name} cannot compress a model mcnc cannot run`);
+      storedBytes += leaf.stored.reduce((n, s) => n + ("codes" in s ? Math.ceil((s.codes.length * s.bits) / 8) : 4 * s.data.length), 0);
+      log(`[${++done}/${chosen.length}] ${t.name} ${((performance.now() - started) / 1000).toFixed(1)}s`);
+      return view.fromMatrix(leaf.weight);
+    },
+    { compressed_with: compressor.name },
+  );
+  return { model: model.format, compressed: chosen.length, compress_seconds: round((performance.now() - started) / 1000, 2), params, stored_payload_bytes: storedBytes };
+}
+
+/**
+ * The float tensors as an .mcnc file: each selected matrix compressed as [inputs, outputs], with the
+ * shape and layout it had, the rest kept. The whole model is held in memory (the .mcnc writer lays
+ * out every stored tensor at once); writing back in the model's own format streams instead.
+ */
+export async function compressToMcnc(model: ForeignModel, compressor: Compressor, config: object, chosen: string[], out: string, log: (s: string) => void): Promise<Record<string, unknown>> {
+  const params: StoredTensorSpec[] = [];
+  const originals: OriginalShape[] = [];
+  const weights: HostParams = {};
+  for (const t of model.tensors) {
+    const data = model.read(t.name);
+    if (chosen.includes(t.name)) {
+      const view = asMatrix(t.shape, t.layout);
+      params.push({ name: t.name, shape: [view.rows, view.cols], role: "weight" });
+      originals.push({ name: t.name, shape: t.shape, layout: t.layout });
+      weights[t.name] = view.toMatrix(data);
+    } else {
+      params.push({ name: t.name, shape: t.shape, role: t.weight && t.shape.length >= 2 ? "weight" : "bias" });
+      weights[t.name] = data;
+    }
+  }
+  const description: TensorsDescription = { name: "tensors", format: model.format, params, originals };
+  const network = tensorsModel(description);
+  const run = await compressModel(network, weights, compressor, config, chosen, [], 0, (p) => log(`[${p.index + 1}/${p.of}] ${p.leaf} ${p.seconds.toFixed(1)}s`));
+  const bytes = encodeModelFile({ model: description, method: run.method, seed: 0, trainable: {}, meta: { compressed: { method: compressor.name, config } } }, network, findMethod(run.method.name)!, {
+    encoded: run.stored,
+  });
+  // Read back before it is written: the file counted is a file mcnc reads.
+  const loaded = decodeModelFile(bytes, "the compressed model");
+  writeFileAtomic(out, bytes);
+  return { model: model.format, compressed: chosen.length, storage: run.method.name, compress_seconds: round(run.seconds, 2), size: fileSize(loaded) };
+}
