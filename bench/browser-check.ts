@@ -1,6 +1,7 @@
 /**
  * npm run check:browser: rebuild .mcnc files in headless Chromium (Debian's `chromium`) and in Node,
- * and compare the rebuilt weights bit for bit (CRC-32 of each leaf's little-endian bytes); then a GPT
+ * and compare the rebuilt weights bit for bit (CRC-32 of each leaf's little-endian bytes); the golden
+ * files of test/fixtures/ against the SHA-256 their manifest pins; then a GPT
  * base with an adapter on it, rebuilt and sampled in the page, against the same in Node (the same
  * seed must give the same bytes). JSON lines on stdout. Needs /usr/bin/chromium; serves only on
  * 127.0.0.1; removes its temporary folder.
@@ -16,6 +17,7 @@ import { buildModel, configureAdapter, decodeModelFile, encodeModelFile, findMet
 import { gptDecoder } from "../src/generate/decoder.js";
 import { generate } from "../src/generate/sample.js";
 import { crc32 } from "../src/format/crc32.js";
+import { FIXTURES, readManifest } from "../test/fixtures/make-fixtures.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 if (!existsSync(CHROMIUM)) {
@@ -26,6 +28,8 @@ if (!existsSync(CHROMIUM)) {
 await initEngine();
 const dir = mkdtempSync(join(tmpdir(), "mcnc-browser-"));
 process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+// Stopped by a signal, it still removes its folder (the "exit" handler runs on process.exit).
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(130));
 await build({ entryPoints: [fileURLToPath(new URL("../src/browser.js", import.meta.url))], bundle: true, platform: "browser", format: "esm", outfile: join(dir, "mcnc.js"), logLevel: "silent" });
 
 // Files with perturbed numbers, so nothing an initialisation regenerates is being compared.
@@ -73,6 +77,10 @@ const adapterBytes = encodeModelFile(
   mcncLora,
 );
 writeFileSync(join(dir, "gpt-adapter.mcnc"), adapterBytes);
+// The golden files, served from their own folder: each must rebuild to the hash the manifest pins.
+const manifest = readManifest();
+for (const file of Object.keys(manifest)) writeFileSync(join(dir, `fixture-${file}`), readFileSync(FIXTURES + file));
+
 const SAMPLE = { tokens: 80, temperature: 0.9, topK: 40, seed: 11 };
 const gptWeights = (await timedRebuild(decodeModelFile(adapterBytes), 0, baseWeights)).params;
 inNode["gpt-adapter.mcnc"] = leafCrcs(gptWeights);
@@ -80,11 +88,11 @@ const nodeText: number[] = [];
 const nodeDecoder = gptDecoder(gptShape, toDevice(gpt.specs, gptWeights));
 for await (const b of generate(nodeDecoder, new TextEncoder().encode("Call me "), SAMPLE)) nodeText.push(b);
 
-// The markers are assembled at run time, so the page's own script text never matches them.
+// The page posts its result to the server (a marker in the page's text would also match its own script).
 writeFileSync(
   join(dir, "index.html"),
   `<!doctype html><meta charset="utf-8"><body>running</body><script type="module">
-import { initEngine, decodeModelFile, timedRebuild, checkBase, gptDecoder, generate, toDevice, crc32 } from "./mcnc.js";
+import { initEngine, decodeModelFile, timedRebuild, checkBase, gptDecoder, generate, toDevice, crc32, buildModel, weightsHash } from "./mcnc.js";
 const files = ${JSON.stringify(cases.map((c) => c.file))};
 const out = {};
 const crcsOf = (params) => {
@@ -109,15 +117,37 @@ try {
   const decoder = gptDecoder(adapter.model.description, toDevice(adapter.model.specs, weights));
   for await (const b of generate(decoder, new TextEncoder().encode("Call me "), ${JSON.stringify(SAMPLE)})) text.push(b);
   out["gpt-adapter.mcnc"] = { crcs: crcsOf(weights), text };
-  document.body.textContent = "MCNC" + "_RESULT:" + JSON.stringify(out) + ":END" + "_MCNC";
+  const manifest = ${JSON.stringify(manifest)};
+  const rebuildFixture = async (f) => {
+    const loaded = decodeModelFile(await bytesOf("fixture-" + f), f);
+    const base = manifest[f].base ? await rebuildFixture(manifest[f].base) : undefined;
+    return (await timedRebuild(loaded, 0, base)).params;
+  };
+  out.fixtures = {};
+  for (const f of Object.keys(manifest)) {
+    const loaded = decodeModelFile(await bytesOf("fixture-" + f), f);
+    out.fixtures[f] = weightsHash(buildModel(loaded.file.model).specs, await rebuildFixture(f));
+  }
+  await fetch("/result", { method: "POST", body: JSON.stringify(out) });
 } catch (e) {
-  document.body.textContent = "MCNC" + "_RESULT:" + JSON.stringify({ error: String(e) }) + ":END" + "_MCNC";
+  await fetch("/result", { method: "POST", body: JSON.stringify({ error: String(e) }) });
 }
 </script>`,
 );
 
 const types: Record<string, string> = { ".html": "text/html", ".js": "text/javascript", ".mcnc": "application/octet-stream" };
+let posted: (body: string) => void = () => undefined;
+const result = new Promise<string>((resolve) => (posted = resolve));
 const server = createServer((req, res) => {
+  if (req.method === "POST" && req.url === "/result") {
+    let body = "";
+    req.on("data", (d: Buffer) => (body += d));
+    req.on("end", () => {
+      res.writeHead(204).end();
+      posted(body);
+    });
+    return;
+  }
   const path = join(dir, decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname.slice(1)) || "index.html");
   if (!path.startsWith(dir) || !existsSync(path)) {
     res.writeHead(404).end();
@@ -128,39 +158,41 @@ const server = createServer((req, res) => {
 await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
 const port = (server.address() as { port: number }).port;
 
-const run = await new Promise<{ stdout: string; stderr: string }>((resolve) => {
-  // Asynchronous: the server above must keep answering while Chromium runs.
-  const p = spawn(CHROMIUM, [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", `--user-data-dir=${join(dir, "profile")}`, "--virtual-time-budget=120000",
-    "--dump-dom", `http://127.0.0.1:${port}/index.html`,
-  ]);
-  let stdout = "";
-  let stderr = "";
-  p.stdout.on("data", (d: Buffer) => (stdout += d));
-  p.stderr.on("data", (d: Buffer) => (stderr += d));
-  const timer = setTimeout(() => p.kill("SIGKILL"), 180_000);
-  p.on("close", () => {
-    clearTimeout(timer);
-    resolve({ stdout, stderr });
-  });
-});
+// Chromium runs until the page has posted its result (or three minutes pass); the server answers meanwhile.
+const chromium = spawn(CHROMIUM, [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", `--user-data-dir=${join(dir, "profile")}`, `http://127.0.0.1:${port}/index.html`,
+], { detached: true });
+let stderr = "";
+chromium.stderr.on("data", (d: Buffer) => (stderr = (stderr + d).slice(-2000)));
+const exited = new Promise<string>((resolve) => chromium.on("close", () => resolve("")));
+const timeout = new Promise<string>((resolve) => setTimeout(() => resolve(""), 180_000).unref());
+const body = await Promise.race([result, exited, timeout]);
+// Its own process group: the zygote and renderers go with it.
+try {
+  process.kill(-chromium.pid!, "SIGKILL");
+} catch {
+  // already gone
+}
+server.closeAllConnections();
 server.close();
-
-
-const match = /MCNC_RESULT:(.*?):END_MCNC/s.exec(run.stdout);
-if (!match) {
-  process.stdout.write(`${JSON.stringify({ check: "browser", error: "no result from Chromium", page: run.stdout.slice(0, 300), stderr: run.stderr.slice(-500) })}\n`);
+if (!body) {
+  process.stdout.write(`${JSON.stringify({ check: "browser", error: "no result from Chromium", stderr: stderr.slice(-500) })}\n`);
   process.exit(1);
 }
-// (No timings: --virtual-time-budget runs the page on virtual time.)
-const browser = JSON.parse(match[1]!) as Record<string, { crcs: Record<string, string>; text?: number[] }> & { error?: string };
+const browser = JSON.parse(body) as Record<string, { crcs: Record<string, string>; text?: number[] }> & { error?: string };
 let allSame = !browser.error;
 for (const file of [...cases.map((c) => c.file), "gpt-adapter.mcnc"]) {
   const b = browser[file];
   const identical = !!b && JSON.stringify(b.crcs) === JSON.stringify(inNode[file]);
   allSame &&= identical;
   process.stdout.write(`${JSON.stringify({ check: "browser", file, identical, node: inNode[file], chromium: b?.crcs ?? browser.error })}\n`);
+}
+const fixtures = (browser as { fixtures?: Record<string, string> }).fixtures ?? {};
+for (const [file, entry] of Object.entries(manifest)) {
+  const identical = fixtures[file] === entry.sha256;
+  allSame &&= identical;
+  process.stdout.write(`${JSON.stringify({ check: "browser-fixture", file, identical, pinned: entry.sha256, chromium: fixtures[file] ?? browser.error })}\n`);
 }
 const pageText = browser["gpt-adapter.mcnc"]?.text ?? [];
 const sameText = JSON.stringify(pageText) === JSON.stringify(nodeText);

@@ -17,7 +17,8 @@ export { train, type TrainOptions, type TrainResult, type EpochStats, type StepP
 export { imageTask, textTask, crossEntropy, defaultBatch, type Task, type Metrics } from "./train/tasks.js";
 export { defaultWarmup, type ScheduleOptions } from "./train/schedule.js";
 export { accuracy, predictor } from "./train/evaluate.js";
-export { checkBase, decodeModelFile, encodeModelFile, rebuildParams, timedRebuild, type LoadedModel, type ModelFile } from "./format/model-file.js";
+export { checkBase, decodeModelFile, encodeModelFile, rebuildParams, timedRebuild, type DecodeOptions, type LoadedModel, type ModelFile } from "./format/model-file.js";
+export { checkMemory, DEFAULT_MEMORY_LIMIT, memoryLimit, setMemoryLimit } from "./limits.js";
 export { readModelFile, fileSource } from "./format/read-file.js";
 export { sizeReport, type SizeReport } from "./format/size-report.js";
 export { encodeSafetensors, readSafetensors, memorySource, safetensorsHeader, MODEL_METADATA, type SafetensorsDtype, type ByteSource } from "./format/safetensors.js";

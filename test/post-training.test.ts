@@ -32,8 +32,8 @@ test("packed 1/2/3/4/8-bit codes round-trip through a file", () => {
     for (const n of [0, 1, 7, 8, 9, 1001]) {
       const codes = Uint8Array.from({ length: n }, () => Math.floor(next() * 2 ** bits));
       assert.deepEqual(unpackCodes(packCodes(codes, bits), bits, n), codes);
+      assert.equal(packCodes(codes, bits).length, Math.ceil((n * bits) / 8));
       const file = encodeContainer({}, [{ name: "c", shape: [n], codes, bits }]);
-      assert.equal(file.length % 1 === 0 && decodeContainer(file).codes("c").length, n);
       assert.deepEqual(decodeContainer(file).codes("c"), codes);
     }
   }

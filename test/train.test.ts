@@ -36,7 +36,9 @@ test("dense training through the same loop reaches the reference's range", async
   const result = await train(model, dense, {}, imageTask(data10k, model), { epochs: 1, batch: 128, seed: 0 });
   assert.ok(result.metrics.accuracy! > 0.75, `accuracy ${result.metrics.accuracy!}`);
   assert.equal(result.history.length, 1);
-  assert.ok(result.rate > 0);
+  // The rate is what it says: every training sample of the epoch over the seconds spent training (not evaluating).
+  assert.equal(result.steps, Math.floor(data10k.train.count / 128));
+  assert.ok(Math.abs(result.rate - (result.steps * 128) / result.trainSeconds) <= 1e-6 * result.rate, `${result.rate} against ${(result.steps * 128) / result.trainSeconds}`);
 });
 
 test("training is deterministic for a seed and changes with it", async () => {

@@ -27,8 +27,10 @@ function convert(flag: Flag, raw: string): unknown {
       return v;
     }
     case "float": {
+      // Decimal notation only: Number() would also take "0x10", " 5" and "1_0"-free oddities.
+      if (!/^-?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(raw)) throw fail("a number");
       const v = Number(raw);
-      if (raw.trim() === "" || !Number.isFinite(v)) throw fail("a number");
+      if (!Number.isFinite(v)) throw fail("a number");
       return v;
     }
     case "bool":

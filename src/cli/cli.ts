@@ -4,7 +4,8 @@
  */
 import { UserError } from "../errors.js";
 import { LIBRARY } from "../format/model-file.js";
-import { formatFlags, parseArgs } from "./args.js";
+import { DEFAULT_MEMORY_LIMIT, setMemoryLimit } from "../limits.js";
+import { formatFlags, parseArgs, type Flag } from "./args.js";
 import type { Command } from "./command.js";
 import { compareCommand } from "./commands/compare.js";
 import { compressCommand } from "./commands/compress.js";
@@ -15,7 +16,7 @@ import { inspectCommand } from "./commands/inspect.js";
 import { mergeCommand } from "./commands/merge.js";
 import { trainCommand } from "./commands/train.js";
 
-const COMMANDS: Command[] = [trainCommand, evalCommand, generateCommand, inspectCommand, decompressCommand, mergeCommand, compressCommand, compareCommand];
+export const COMMANDS: Command[] = [trainCommand, evalCommand, generateCommand, inspectCommand, decompressCommand, mergeCommand, compressCommand, compareCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;
@@ -30,8 +31,18 @@ function mainHelp(): string {
   ].join("\n");
 }
 
+/** Every command takes it: what a file, flag set or data header implies is checked against it first. */
+const MAX_MEMORY_FLAG: Flag = {
+  name: "max-memory",
+  type: "int",
+  help: "refuse work that would need more memory than this many MiB (checked before allocating)",
+  default: String(DEFAULT_MEMORY_LIMIT / 2 ** 20),
+};
+
+const flagsOf = (c: Command): Flag[] => [...c.flags(), MAX_MEMORY_FLAG];
+
 function commandHelp(c: Command): string {
-  return [`usage: ${c.usage}`, "", c.summary, "", formatFlags(c.flags())].join("\n");
+  return [`usage: ${c.usage}`, "", c.summary, "", formatFlags(flagsOf(c))].join("\n");
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -50,13 +61,22 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${commandHelp(command)}\n`);
     return 0;
   }
-  const parsed = parseArgs(rest, command.flags(), command.name, command.maxPositionals);
-  await command.run(parsed.flags, parsed.positionals);
+  const parsed = parseArgs(rest, flagsOf(command), command.name, command.maxPositionals);
+  const { "max-memory": maxMemory, ...flags } = parsed.flags;
+  if (maxMemory !== undefined) {
+    if (!(typeof maxMemory === "number" && maxMemory >= 1 && maxMemory <= 2 ** 24)) throw new UserError(`--max-memory must be from 1 to ${2 ** 24} MiB, got ${String(maxMemory)}`);
+    setMemoryLimit(maxMemory * 2 ** 20);
+  }
+  await command.run(flags, parsed.positionals);
   return 0;
 }
 
+/** Longest error line: a message quoting a huge input says how long it was instead of printing it. */
+const MAX_MESSAGE = 400;
+
 export function reportFailure(e: unknown): number {
-  const message = (e instanceof Error ? e.message : String(e)).split("\n")[0];
+  const line = (e instanceof Error ? e.message : String(e)).split("\n")[0]!;
+  const message = line.length > MAX_MESSAGE ? `${line.slice(0, MAX_MESSAGE)}... (${line.length} characters in all)` : line;
   if (e instanceof UserError) {
     process.stderr.write(`mcnc: error: ${message}\n`);
     return 2;

@@ -6,7 +6,8 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../errors.js";
 import { bundledPath } from "./bundled.js";
-import { readIdxFile, type IdxArray } from "./idx.js";
+import { checkMemory } from "../limits.js";
+import { readIdxFile, readIdxShape, type IdxArray } from "./idx.js";
 
 export interface Split {
   /** Normalised pixels, sample-major, each sample height*width*channels (HWC). */
@@ -70,12 +71,29 @@ function normalise(images: IdxArray, count: number, mean: number, std: number): 
   return out;
 }
 
+/** Images larger than this on a side are refused from the header (a model's input is bounded the same way). */
+export const MAX_IMAGE_SIDE = 4096;
+
+/**
+ * Bytes the four files imply once read: each value as a byte, each kept image value again as float32.
+ * From their headers alone, so a small file declaring a huge array is refused before it is inflated.
+ */
+function checkDeclared(paths: string[], options: LoadOptions): void {
+  const shapes = paths.map(readIdxShape);
+  for (const [i, s] of shapes.entries()) {
+    if (i % 2 === 0 && s.length === 3 && (s[1]! > MAX_IMAGE_SIDE || s[2]! > MAX_IMAGE_SIDE)) throw new UserError(`${paths[i]}: images of ${s[1]}x${s[2]} exceed ${MAX_IMAGE_SIDE} pixels a side`);
+  }
+  const values = (s: number[]) => s.reduce((a, b) => a * b, 1);
+  const kept = (s: number[], limit?: number) => (s.length === 3 ? (limit ? Math.min(limit, s[0]!) : s[0]!) * s[1]! * s[2]! : 0);
+  const bytes = shapes.reduce((n, s) => n + values(s), 0) + 4 * (kept(shapes[0]!, options.trainLimit) + kept(shapes[2]!, options.testLimit));
+  checkMemory(bytes, `the data in ${paths[0]!.replace(/\/[^/]*$/, "")}`);
+}
+
 export function loadDataset(dir: string = DEFAULT_DATA_DIR, options: LoadOptions = {}): Dataset {
   if (!existsSync(dir)) throw new UserError(`data directory ${dir} does not exist`);
-  const trainImages = readIdxFile(findFile(dir, FILES.trainImages));
-  const trainLabels = readIdxFile(findFile(dir, FILES.trainLabels));
-  const testImages = readIdxFile(findFile(dir, FILES.testImages));
-  const testLabels = readIdxFile(findFile(dir, FILES.testLabels));
+  const paths = [FILES.trainImages, FILES.trainLabels, FILES.testImages, FILES.testLabels].map((f) => findFile(dir, f));
+  checkDeclared(paths, options);
+  const [trainImages, trainLabels, testImages, testLabels] = paths.map(readIdxFile) as [IdxArray, IdxArray, IdxArray, IdxArray];
   checkPair(trainImages, trainLabels, "training");
   checkPair(testImages, testLabels, "test");
   const [h, w] = [trainImages.shape[1]!, trainImages.shape[2]!];
@@ -92,8 +110,15 @@ export function loadDataset(dir: string = DEFAULT_DATA_DIR, options: LoadOptions
   const mean = sum / n / 255;
   const std = Math.sqrt(Math.max(sumSq / n / (255 * 255) - mean * mean, 1e-12));
 
-  let numClasses = 0;
-  for (const l of trainLabels.data) numClasses = Math.max(numClasses, l + 1);
+  // Classes are 0..K-1, each present in training: one stray large label must not widen the model.
+  const counts = new Uint32Array(256);
+  for (const l of trainLabels.data) counts[l]!++;
+  const numClasses = counts.findLastIndex((c) => c > 0) + 1;
+  const missing = counts.subarray(0, numClasses).findIndex((c) => c === 0);
+  if (missing >= 0) {
+    const present = counts.filter((c) => c > 0).length;
+    throw new UserError(`training labels run from 0 to ${numClasses - 1}, but ${numClasses - present} of those classes never occur (the first: ${missing}); labels must be 0..K-1`);
+  }
   for (const l of testLabels.data) {
     if (l >= numClasses) throw new UserError(`test label ${l} does not occur in the training labels`);
   }

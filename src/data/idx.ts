@@ -1,10 +1,12 @@
 /**
  * The IDX format of MNIST-style data sets (big-endian dims, unsigned bytes), plain or gzipped.
- * Everything in the header is checked against the file's length before any array is made.
+ * The header is read first (from a gzipped file, by inflating only its beginning), and what it
+ * declares is checked against the memory limit and then against the data, before the data is made.
  */
-import { readFileSync } from "node:fs";
-import { gunzipSync } from "node:zlib";
+import { closeSync, openSync, readFileSync, readSync } from "node:fs";
+import { constants, gunzipSync } from "node:zlib";
 import { UserError } from "../errors.js";
+import { checkMemory } from "../limits.js";
 
 export interface IdxArray {
   shape: number[];
@@ -12,9 +14,9 @@ export interface IdxArray {
 }
 
 const UBYTE = 0x08;
-const MAX_IDX_BYTES = 1 << 30;
 
-export function parseIdx(bytes: Uint8Array, name: string): IdxArray {
+/** The shape an IDX header declares, and its length in bytes. */
+function parseHeader(bytes: Uint8Array, name: string): { shape: number[]; headerBytes: number; count: number } {
   if (bytes.length < 4 || bytes[0] !== 0 || bytes[1] !== 0) throw new UserError(`${name}: not an IDX file (bad magic)`);
   if (bytes[2] !== UBYTE) throw new UserError(`${name}: IDX type 0x${bytes[2]!.toString(16)} is not supported (only unsigned bytes)`);
   const ndim = bytes[3]!;
@@ -29,26 +31,75 @@ export function parseIdx(bytes: Uint8Array, name: string): IdxArray {
     shape.push(dim);
     count *= dim;
   }
+  return { shape, headerBytes, count };
+}
+
+export function parseIdx(bytes: Uint8Array, name: string): IdxArray {
+  const { shape, headerBytes, count } = parseHeader(bytes, name);
   if (count !== bytes.length - headerBytes) {
     throw new UserError(`${name}: IDX header says ${count} values but the file holds ${bytes.length - headerBytes}`);
   }
   return { shape, data: bytes.subarray(headerBytes) };
 }
 
-export function readIdxFile(path: string): IdxArray {
-  let raw: Buffer;
+const isGzip = (raw: Uint8Array) => raw[0] === 0x1f && raw[1] === 0x8b;
+
+/** The first `want` bytes a gzip stream inflates to (fewer if it is shorter), inflating no more than a bounded prefix. */
+function gunzipStart(raw: Uint8Array, want: number, name: string): Uint8Array {
+  for (let n = 256; ; n *= 16) {
+    let part: Uint8Array;
+    try {
+      // A sync flush returns what a truncated stream has inflated so far instead of failing on its end.
+      part = gunzipSync(raw.subarray(0, n), { finishFlush: constants.Z_SYNC_FLUSH, maxOutputLength: 1 << 26 });
+    } catch (e) {
+      throw new UserError(`${name}: corrupt gzip data (${(e as Error).message.split("\n")[0]})`);
+    }
+    if (part.length >= want || n >= raw.length) return part;
+  }
+}
+
+function readRaw(path: string): Buffer {
   try {
-    raw = readFileSync(path);
+    return readFileSync(path);
   } catch (e) {
     throw new UserError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  let bytes: Uint8Array = raw;
-  if (raw[0] === 0x1f && raw[1] === 0x8b) {
+}
+
+/** What an IDX file declares, from its first mebibyte alone. */
+export function readIdxShape(path: string): number[] {
+  let start: Uint8Array;
+  try {
+    const fd = openSync(path, "r");
     try {
-      bytes = gunzipSync(raw, { maxOutputLength: MAX_IDX_BYTES });
-    } catch (e) {
-      throw new UserError(`${path}: corrupt gzip data (${(e as Error).message})`);
+      start = new Uint8Array(1 << 20);
+      start = start.subarray(0, readSync(fd, start, 0, start.length, 0));
+    } finally {
+      closeSync(fd);
     }
+  } catch (e) {
+    throw new UserError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return parseHeader(isGzip(start) ? gunzipStart(start, 4 + 4 * 4, path) : start, path).shape;
+}
+
+export function readIdxFile(path: string): IdxArray {
+  return decodeIdx(readRaw(path), path);
+}
+
+/** An IDX file's bytes as read from disk, gzipped or not. */
+export function decodeIdx(raw: Uint8Array, path: string): IdxArray {
+  if (!isGzip(raw)) return parseIdx(raw, path);
+  const { headerBytes, count } = parseHeader(gunzipStart(raw, 4 + 4 * 4, path), path);
+  const declared = headerBytes + count;
+  checkMemory(declared, `${path} (${count} values when inflated)`);
+  let bytes: Uint8Array;
+  try {
+    // One byte more than declared: a stream that inflates past its header's size is refused there.
+    bytes = gunzipSync(raw, { maxOutputLength: declared + 1 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") throw new UserError(`${path}: inflates to more than the ${declared} bytes its IDX header declares`);
+    throw new UserError(`${path}: corrupt gzip data (${(e as Error).message.split("\n")[0]})`);
   }
   return parseIdx(bytes, path);
 }

@@ -21,12 +21,16 @@ function usesRelaxedMadd(bytes: Bytes): boolean {
   return false;
 }
 
+/** `validate` answering "invalid" for the relaxed-SIMD probe, whatever the runtime supports. */
+export function withoutRelaxedSimd(validate: (bytes: Bytes) => boolean): (bytes: Bytes) => boolean {
+  return (bytes) => !usesRelaxedMadd(bytes) && validate(bytes);
+}
+
 let installed = false;
 
 export function forbidRelaxedSimd(): void {
   const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
   if (installed || !wasm) return;
   installed = true;
-  const validate = wasm.validate.bind(wasm);
-  wasm.validate = (bytes: Bytes) => !usesRelaxedMadd(bytes) && validate(bytes);
+  wasm.validate = withoutRelaxedSimd(wasm.validate.bind(wasm));
 }

@@ -1,9 +1,61 @@
-/** Write a whole file or nothing: a crash or an error never leaves a half-written output. */
-import { closeSync, openSync, renameSync, unlinkSync, writeSync } from "node:fs";
+/**
+ * Write a whole file or nothing: a crash, an error or a signal never leaves a half-written output.
+ * The bytes go to a temporary file beside the output, under a name nobody can predict, created
+ * exclusively (never through a planted file or symlink); it is flushed to disk, renamed over the
+ * output, and the directory is flushed so the rename survives a power cut. A run stopped by SIGINT
+ * or SIGTERM removes its temporary files; one killed outright (SIGKILL) leaves a hidden
+ * `.NAME.RANDOM.tmp` that no reader takes for output.
+ */
+import { randomBytes } from "node:crypto";
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { UserError } from "../errors.js";
+
+const live = new Set<string>();
+let handling = false;
+
+function removeLive(): void {
+  for (const tmp of live) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // already gone
+    }
+  }
+  live.clear();
+}
+
+/**
+ * Signals wait for the write in progress (JavaScript runs the handler only after it), then the process
+ * ends as the signal would have ended it, with no temporary file behind.
+ */
+function handleSignals(): void {
+  if (handling) return;
+  handling = true;
+  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    process.on(signal, () => {
+      removeLive();
+      process.exit(code);
+    });
+  }
+  process.on("exit", removeLive);
+}
 
 export function writeFileAtomic(path: string, bytes: Uint8Array): void {
   writeFileAtomicBy(path, (write) => write(bytes));
+}
+
+/** Flush a directory's entries (the rename); not every platform can open a directory for that. */
+function syncDirectory(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, "r");
+    fsyncSync(fd);
+  } catch {
+    // Windows and some file systems refuse; the rename itself is still atomic there.
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }
 
 /**
@@ -11,14 +63,17 @@ export function writeFileAtomic(path: string, bytes: Uint8Array): void {
  * larger than memory never has to exist whole. An error from `produce` is passed on, the file unwritten.
  */
 export function writeFileAtomicBy(path: string, produce: (write: (bytes: Uint8Array) => void) => void): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  let fd: number | undefined;
+  handleSignals();
+  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(8).toString("hex")}.tmp`);
   const cannot = (e: unknown) => new UserError(`cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  let fd: number | undefined;
   try {
-    fd = openSync(tmp, "w");
+    // "wx": O_CREAT | O_EXCL, which fails on any existing name, a symlink included.
+    fd = openSync(tmp, "wx", 0o644);
   } catch (e) {
     throw cannot(e);
   }
+  live.add(tmp);
   try {
     produce((bytes) => {
       for (let at = 0; at < bytes.length; ) {
@@ -29,15 +84,19 @@ export function writeFileAtomicBy(path: string, produce: (write: (bytes: Uint8Ar
         }
       }
     });
+    fsyncSync(fd);
     closeSync(fd);
     fd = undefined;
     renameSync(tmp, path);
+    live.delete(tmp);
+    syncDirectory(dirname(path));
   } catch (e) {
     if (fd !== undefined) closeSync(fd);
+    live.delete(tmp);
     try {
       unlinkSync(tmp);
     } catch {
-      // nothing was written
+      // renamed already, or never written
     }
     throw e instanceof UserError || !(e as NodeJS.ErrnoException).code ? e : cannot(e);
   }

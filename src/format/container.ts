@@ -142,8 +142,8 @@ export interface Container {
   header: Header;
   /** Read one f32 or q8 tensor as float32 (allocates); names come from header.tensors. */
   tensor(name: string): Float32Array;
-  /** Read one u8/u4/u3/u2/u1 tensor, a byte per code (allocates). */
-  codes(name: string): Uint8Array;
+  /** Read one u8/u4/u3/u2/u1 tensor, a byte per code (allocates); with `bits`, refused unless stored at that width. */
+  codes(name: string, bits?: number): Uint8Array;
 }
 
 export function decodeContainer(bytes: Uint8Array, file = "file"): Container {
@@ -196,8 +196,9 @@ export function decodeContainer(bytes: Uint8Array, file = "file"): Container {
   };
   return {
     header,
-    codes(name) {
+    codes(name, bits) {
       const t = entry(name, "codes");
+      if (bits !== undefined && DTYPE_BITS[t.dtype] !== bits) throw new UserError(`${name} is stored as ${t.dtype} codes where ${bits}-bit codes belong`);
       const at = payloadStart + t.offset;
       const n = elements(t.shape);
       return unpackCodes(bytes.subarray(at, at + tensorBytes(t.dtype, n)), DTYPE_BITS[t.dtype] as CodeBits, n);

@@ -5,7 +5,8 @@
  */
 import { UserError } from "../errors.js";
 import { producedSpecs, type AdapterInfo } from "../methods/adapter.js";
-import { findMethod, materializer, methodNames, type Method, type StoredTensor } from "../methods/index.js";
+import { checkMemory } from "../limits.js";
+import { findMethod, materializer, methodNames, rebuildBytes, type Method, type StoredTensor } from "../methods/index.js";
 import { KEPT } from "../methods/leaves.js";
 import { buildModel, MAX_MODEL_PARAMS, parseDescription, type Model, type ModelDescription } from "../model/models.js";
 import { countParams, toDevice, toHost, type HostParams, type NamedShape, type ParamSpec, type Params } from "../model/params.js";
@@ -87,7 +88,12 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-export function decodeModelFile(bytes: Uint8Array, name = "file"): LoadedModel {
+export interface DecodeOptions {
+  /** Bytes a rebuild may take (default: the process's memory limit); Infinity to read a header whatever it implies. */
+  memoryLimit?: number;
+}
+
+export function decodeModelFile(bytes: Uint8Array, name = "file", options: DecodeOptions = {}): LoadedModel {
   const c = decodeContainer(bytes, name);
   const h = c.header;
   const bad = (msg: string) => new UserError(`${name}: ${msg}`);
@@ -144,6 +150,9 @@ export function decodeModelFile(bytes: Uint8Array, name = "file"): LoadedModel {
   } catch (e) {
     throw bad(`method config: ${(e as Error).message}`);
   }
+
+  // What rebuilding costs follows from the header alone: refused here, before any of it is allocated.
+  checkMemory(rebuildBytes(method, config, specs), `${name}: rebuilding its weights`, options.memoryLimit);
 
   const stored = h.tensors;
   const trainable: HostParams = {};

@@ -1,7 +1,7 @@
 /** Reading a .mcnc file from disk (Node). The codec itself, model-file.ts, runs anywhere. */
 import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { UserError } from "../errors.js";
-import { decodeModelFile, type LoadedModel } from "./model-file.js";
+import { decodeModelFile, type DecodeOptions, type LoadedModel } from "./model-file.js";
 import type { ByteSource } from "./safetensors.js";
 
 /** Any file larger than this is refused before it is read. */
@@ -57,6 +57,6 @@ export function readWholeFile(path: string, what = "file"): Uint8Array {
   }
 }
 
-export function readModelFile(path: string): LoadedModel {
-  return decodeModelFile(readWholeFile(path, ".mcnc"), path);
+export function readModelFile(path: string, options?: DecodeOptions): LoadedModel {
+  return decodeModelFile(readWholeFile(path, ".mcnc"), path, options);
 }

@@ -15,6 +15,7 @@ export {
   materializer,
   memoryReader,
   methodNames,
+  rebuildBytes,
   registerMethod,
   roundTrip,
   type Codec,

@@ -119,7 +119,7 @@ export function decodeLeafwise(specs: readonly ParamSpec[], compress: readonly s
   const tracked: StoredReader = {
     shapes: stored.shapes,
     floats: (name) => (read.add(name), stored.floats(name)),
-    codes: (name) => (read.add(name), stored.codes(name)),
+    codes: (name, bits) => (read.add(name), stored.codes(name, bits)),
   };
   const out: HostParams = {};
   for (const s of specs) {

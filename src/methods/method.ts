@@ -61,6 +61,12 @@ export interface Method<Config extends object = object> {
   /** Floating-point operations to rebuild all weights once (for rebuild-speed reports). */
   rebuildFlops(config: Config, specs: readonly ParamSpec[]): number;
   /**
+   * Float32 numbers a rebuild holds at once besides the stored tensors and the weights it produces:
+   * frozen tensors (generators, bases, theta_0) and the largest intermediate values. Counted from the
+   * configuration alone, so the memory limit is checked before any of it exists.
+   */
+  workingSet(config: Config, specs: readonly ParamSpec[]): number;
+  /**
    * Post-training methods (pruning, quantisation) store an encoding of the weights, not their
    * trainable tensors: a file then holds `codec.encode` of the trained weights, and rebuilding is
    * `codec.decode`. Training reports the decoded weights, so its accuracy is the file's.
@@ -83,7 +89,8 @@ export type StoredTensor = { name: string; shape: number[]; data: Float32Array }
 export interface StoredReader {
   shapes: ReadonlyArray<{ name: string; shape: readonly number[] }>;
   floats(name: string): Float32Array;
-  codes(name: string): Uint8Array;
+  /** With `bits`, refused unless the tensor is stored at that width (a header cannot lie about it). */
+  codes(name: string, bits?: number): Uint8Array;
 }
 
 export interface Codec<Config> {
@@ -107,9 +114,10 @@ export function memoryReader(tensors: readonly StoredTensor[]): StoredReader {
       if (!("data" in t)) throw new Error(`${name} holds codes`);
       return t.data;
     },
-    codes: (name) => {
+    codes: (name, bits) => {
       const t = get(name);
       if (!("codes" in t)) throw new Error(`${name} holds floats`);
+      if (bits !== undefined && t.bits !== bits) throw new Error(`${name} holds ${t.bits}-bit codes, not ${bits}-bit`);
       return t.codes;
     },
   };
@@ -126,6 +134,18 @@ export type Stage = (carry: Params, trainable: Params, frozen: Params) => Params
 const methods = registry<Method>("method");
 
 /** One line per method in methods/index.ts; the CLI and trainer find methods only through here. */
+/**
+ * Bytes a rebuild holds at its peak: the stored numbers, the method's working set four times (frozen
+ * numbers are drawn as bits in the engine, copied out, converted and copied back in: a 512 MiB
+ * generator took 1.6 GB to rebuild, measured), and the weights twice (in the engine, and copied out
+ * to the host). What a file or a flag set is checked on.
+ */
+export function rebuildBytes<C extends object>(method: Method<C>, config: C, specs: readonly ParamSpec[]): number {
+  const stored = method.trainableShapes(config, specs).reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+  const weights = specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
+  return 4 * (stored + 4 * method.workingSet(config, specs) + 2 * weights);
+}
+
 export function registerMethod<C extends object>(method: Method<C>): void {
   methods.register(method as unknown as Method);
 }

@@ -6,10 +6,11 @@
  */
 import { numpy as np, tree } from "@jax-js/jax";
 import { UserError } from "../errors.js";
+import { checkMemory } from "../limits.js";
 import { producedSpecs } from "../methods/adapter.js";
-import { materializer, roundTrip, type Method } from "../methods/method.js";
+import { materializer, rebuildBytes, roundTrip, type Method } from "../methods/method.js";
 import type { Model } from "../model/model.js";
-import { toDevice, toHost, type HostParams, type NamedShape, type Params } from "../model/params.js";
+import { sizeOf, toDevice, toHost, type HostParams, type NamedShape, type ParamSpec, type Params } from "../model/params.js";
 import { adamInit, type AdamState } from "./adam.js";
 import type { PlateauOptions } from "./plateau.js";
 import { makeSchedule, type ScheduleOptions } from "./schedule.js";
@@ -131,6 +132,13 @@ export function runLength(model: Model, task: Task, options: Pick<TrainOptions, 
   return { total, evalEvery };
 }
 
+/** Refuse a run whose memory, counted from its configuration, is above the limit (before anything is allocated). */
+export function checkTrainingMemory<C extends object>(model: Model, method: Method<C>, config: C, specs: readonly ParamSpec[], batch: number): void {
+  // The rebuild forward and its cotangents backward, then a gradient and Adam's two moments per stored number.
+  const stored = method.trainableShapes(config, specs).reduce((n, t) => n + sizeOf(t.shape), 0);
+  checkMemory(2 * rebuildBytes(method, config, specs) + 12 * stored + (model.activationBytes?.(batch) ?? 0), `training ${model.name} with ${method.name} at this configuration`);
+}
+
 export async function train<C extends object>(model: Model, method: Method<C>, config: C, task: Task, options: TrainOptions): Promise<TrainResult> {
   const { batch, seed, adapter } = options;
   const specs = producedSpecs(model, adapter);
@@ -143,6 +151,7 @@ export async function train<C extends object>(model: Model, method: Method<C>, c
   const full = (produced: Params): Params => ({ ...produced, ...tree.ref(fixed) });
 
   if (options.start && !method.startsFromWeights) throw new UserError(`--method ${method.name} cannot start from trained weights`);
+  checkTrainingMemory(model, method, config, specs, batch);
   const shapes = method.trainableShapes(config, specs);
   const names = shapes.map((s) => s.name);
   const resume = options.resume;

@@ -13,7 +13,8 @@ import { writeFileAtomic } from "../../format/atomic-write.js";
 import { foreignFormat } from "../../format/foreign-model.js";
 import { asMatrix, type MatrixLayout } from "../../model/tensors.js";
 import { decodeModelFile, encodeModelFile, timedRebuild } from "../../format/model-file.js";
-import { encodeSafetensors, MODEL_METADATA } from "../../format/safetensors.js";
+import { MODEL_METADATA } from "../../format/safetensors.js";
+import { writeSafetensors } from "../../format/write-safetensors.js";
 import { findMethod } from "../../methods/index.js";
 import { chooseCompressed } from "../../methods/leaves.js";
 import type { Model } from "../../model/model.js";
@@ -119,7 +120,7 @@ async function compressNetwork(f: Record<string, unknown>, src: KnownSource, com
   if (out.endsWith(".mcnc")) writeFileAtomic(out, bytes);
   else {
     const tensors = model.specs.map((s) => ({ name: s.name, shape: s.shape, dtype: src.dtypes[s.name] ?? "F32", data: weights[s.name]! }));
-    writeFileAtomic(out, encodeSafetensors(tensors, { [MODEL_METADATA]: JSON.stringify(model.description), compressed_with: compressor.name }));
+    writeSafetensors(out, tensors, { [MODEL_METADATA]: JSON.stringify(model.description), compressed_with: compressor.name });
   }
   return { model: model.name, compressed: compress.length, storage: run.method.name, compress_seconds: round(run.seconds, 2), size: fileSize(loaded), before, after };
 }

@@ -6,11 +6,11 @@
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import { UserError } from "../../errors.js";
-import { writeFileAtomic } from "../../format/atomic-write.js";
 import { foreignFormat, openForeign } from "../../format/foreign-model.js";
 import { timedRebuild, type LoadedModel } from "../../format/model-file.js";
 import { readModelFile } from "../../format/read-file.js";
-import { encodeSafetensors, MODEL_METADATA } from "../../format/safetensors.js";
+import { MODEL_METADATA } from "../../format/safetensors.js";
+import { writeSafetensors } from "../../format/write-safetensors.js";
 import type { HostParams } from "../../model/params.js";
 import { originalTensors, type TensorsDescription } from "../../model/tensors.js";
 import { JSON_FLAG, print, round, THREADS_FLAG, type Command } from "../command.js";
@@ -42,14 +42,15 @@ function intoTemplate(template: string, out: string, d: TensorsDescription, weig
   }
 }
 
-function asSafetensors(file: string, loaded: LoadedModel, weights: HostParams): Uint8Array {
+/** Streamed tensor by tensor: the weights are the only copy held. */
+function asSafetensors(out: string, file: string, loaded: LoadedModel, weights: HostParams): void {
   const d = loaded.file.model;
   if (d.name === "tensors") {
     const tensors = [...originalTensors(d, weights)].map(([name, t]) => ({ name, ...t }));
-    return encodeSafetensors(tensors, { source: file, tensors_of: d.format, method: loaded.method.name });
+    return writeSafetensors(out, tensors, { source: file, tensors_of: d.format, method: loaded.method.name });
   }
   const tensors = loaded.model.specs.map((s) => ({ name: s.name, shape: s.shape, data: weights[s.name]! }));
-  return encodeSafetensors(tensors, {
+  writeSafetensors(out, tensors, {
     source: file,
     model: loaded.model.name,
     [MODEL_METADATA]: JSON.stringify(d),
@@ -70,7 +71,7 @@ async function run(f: Record<string, unknown>, [file]: string[]): Promise<void> 
   await startEngine(f);
   const rebuilt = await timedRebuild(loaded, 0);
   if (d.name === "tensors" && typeof f.template === "string") intoTemplate(f.template, out, d, rebuilt.params);
-  else writeFileAtomic(out, asSafetensors(file, loaded, rebuilt.params));
+  else asSafetensors(out, file, loaded, rebuilt.params);
   const bytes = statSync(out).size;
   const tensors = loaded.model.specs.length;
   if (f.json) print(JSON.stringify({ command: "decompress", file, out, bytes, tensors, reconstruct_ms: round(rebuilt.coldMs, 3) }));

@@ -1,12 +1,15 @@
 /** mcnc inspect FILE: what a file holds and what it costs, without rebuilding anything. */
 import { UserError } from "../../errors.js";
 import { readModelFile } from "../../format/read-file.js";
+import { memoryLimit } from "../../limits.js";
+import { rebuildBytes } from "../../methods/index.js";
 import { JSON_FLAG, print, type Command } from "../command.js";
 import { fileSize, jsonSize, sizeLines } from "./shared.js";
 
 async function run(f: Record<string, unknown>, [file]: string[]): Promise<void> {
   if (!file) throw new UserError("mcnc inspect needs a FILE (see mcnc inspect --help)");
-  const loaded = readModelFile(file);
+  // Reading a header allocates little whatever it claims: inspect shows what a rebuild would cost.
+  const loaded = readModelFile(file, { memoryLimit: Infinity });
   const { model, method, config } = loaded;
   const size = fileSize(loaded);
   const tensors = loaded.stored.map((t) => ({ ...t, dtype: loaded.storage[t.name] }));
@@ -21,6 +24,7 @@ async function run(f: Record<string, unknown>, [file]: string[]): Promise<void> 
     seed: loaded.file.seed,
     tensors,
     rebuild_flops: method.rebuildFlops(config, loaded.specs),
+    rebuild_bytes: rebuildBytes(method, config, loaded.specs),
     meta: loaded.file.meta,
     ...jsonSize(size),
   };
@@ -36,7 +40,7 @@ async function run(f: Record<string, unknown>, [file]: string[]): Promise<void> 
   print(`config           ${JSON.stringify(config)}`);
   for (const line of sizeLines(size)) print(line);
   print(`stored tensors   ${tensors.map((t) => `${t.name}[${t.shape.join(",")}]:${t.dtype}`).join(" ")}`);
-  print(`rebuild cost     ${(info.rebuild_flops / 1e6).toFixed(2)} MFLOP`);
+  print(`rebuild cost     ${(info.rebuild_flops / 1e6).toFixed(2)} MFLOP, about ${Math.ceil(info.rebuild_bytes / 2 ** 20)} MiB${info.rebuild_bytes > memoryLimit() ? ` (above the limit of ${memoryLimit() / 2 ** 20} MiB: other commands refuse it)` : ""}`);
   if (Object.keys(info.meta ?? {}).length > 0) print(`recorded         ${JSON.stringify(info.meta)}`);
 }
 

@@ -1,9 +1,11 @@
 /** mcnc merge --model BASE --adapter A --out merged.safetensors|.mcnc: the adapted weights as one model. */
+import { statSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { UserError } from "../../errors.js";
 import { writeFileAtomic } from "../../format/atomic-write.js";
 import { encodeModelFile, timedRebuild } from "../../format/model-file.js";
-import { encodeSafetensors, MODEL_METADATA } from "../../format/safetensors.js";
+import { MODEL_METADATA } from "../../format/safetensors.js";
+import { writeSafetensors } from "../../format/write-safetensors.js";
 import { findMethod } from "../../methods/index.js";
 import { JSON_FLAG, print, THREADS_FLAG, type Command } from "../command.js";
 import { ADAPTER_FLAG } from "./eval.js";
@@ -19,19 +21,19 @@ async function run(f: Record<string, unknown>): Promise<void> {
   const { loaded, base } = await openModel(f.model, f.adapter);
   const { params } = await timedRebuild(loaded, 0, base);
   const specs = loaded.model.specs;
-  const bytes = out.endsWith(".mcnc")
-    ? encodeModelFile(
-        { model: loaded.file.model, method: { name: "dense", config: {} }, seed: loaded.file.seed, trainable: params, meta: { merged: { base: basename(f.model), adapter: basename(f.adapter) } } },
-        loaded.model,
-        findMethod("dense")!,
-      )
-    : encodeSafetensors(
-        specs.map((s) => ({ name: s.name, shape: s.shape, data: params[s.name]! })),
-        { base: basename(f.model), adapter: basename(f.adapter), method: loaded.method.name, model: loaded.model.name, [MODEL_METADATA]: JSON.stringify(loaded.model.description) },
-      );
-  writeFileAtomic(out, bytes);
-  if (f.json) print(JSON.stringify({ command: "merge", out, bytes: bytes.length, tensors: specs.length }));
-  else print(`wrote ${out} (${bytes.length} bytes, ${specs.length} tensors: ${basename(f.model)} with ${basename(f.adapter)} merged in)`);
+  if (out.endsWith(".mcnc")) {
+    const file = { model: loaded.file.model, method: { name: "dense", config: {} }, seed: loaded.file.seed, trainable: params, meta: { merged: { base: basename(f.model), adapter: basename(f.adapter) } } };
+    writeFileAtomic(out, encodeModelFile(file, loaded.model, findMethod("dense")!));
+  } else {
+    writeSafetensors(
+      out,
+      specs.map((s) => ({ name: s.name, shape: s.shape, data: params[s.name]! })),
+      { base: basename(f.model), adapter: basename(f.adapter), method: loaded.method.name, model: loaded.model.name, [MODEL_METADATA]: JSON.stringify(loaded.model.description) },
+    );
+  }
+  const bytes = statSync(out).size;
+  if (f.json) print(JSON.stringify({ command: "merge", out, bytes, tensors: specs.length }));
+  else print(`wrote ${out} (${bytes} bytes, ${specs.length} tensors: ${basename(f.model)} with ${basename(f.adapter)} merged in)`);
 }
 
 export const mergeCommand: Command = {

@@ -110,7 +110,7 @@ export function fileSize(loaded: LoadedModel): SizeReport {
 export function sizeLines(r: SizeReport): string[] {
   return [
     `parameters       ${r.params}`,
-    `stored numbers   ${r.stored_params}  (${round(r.param_ratio, 1)}x fewer${r.coded_params > 0 ? `; ${r.coded_params} of them integer codes of 1-8 bits` : ""})`,
+    `stored numbers   ${r.stored_params}  (${round(r.param_ratio, 1)}x fewer${r.coded_params > 0 ? `; ${r.coded_params} of them codes of 2-8 bits` : ""}${r.index_bits > 0 ? `; plus ${r.index_bits} bits of positions` : ""})`,
     `file             ${r.file_bytes} bytes  (${round(r.bits_per_param, 3)} bits per parameter, ${round(r.byte_ratio, 1)}x smaller than float32)`,
   ];
 }

@@ -18,7 +18,7 @@ import { checkSeed } from "../../rng/seeded.js";
 import { PLATEAU_DEFAULTS } from "../../train/plateau.js";
 import { defaultWarmup, type ScheduleOptions } from "../../train/schedule.js";
 import { defaultBatch } from "../../train/tasks.js";
-import { runLength, train, type Adapter } from "../../train/trainer.js";
+import { checkTrainingMemory, runLength, train, type Adapter } from "../../train/trainer.js";
 import type { Flag } from "../args.js";
 import { DATA_FLAGS, EVAL_TOKENS_FLAG, GPT_FLAGS, JSON_FLAG, LIMIT_FLAG, MODEL_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, THREADS_FLAG, type Command } from "../command.js";
 import { optionFlags, optionValues, type OptionOwner } from "../option-flags.js";
@@ -123,6 +123,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
   const specs = producedSpecs(model, adapter);
   const params = countParams(model.specs);
   const { total } = runLength(model, task, { epochs, steps, batch, evalEvery: f["eval-every"] as number | undefined });
+  checkTrainingMemory(model, method, config, specs, batch);
   const schedule: ScheduleOptions =
     ((f.schedule as string | undefined) ?? (language ? "cosine" : "plateau")) === "cosine"
       ? { kind: "cosine", warmup: intFlag(f.warmup, defaultWarmup(total), "warmup", 0, 1e9) }

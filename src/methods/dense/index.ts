@@ -12,6 +12,7 @@ export const dense: Method<Record<string, never>> = {
   ...trainsTheWeights,
   frozen: async () => ({}),
   stages: () => [(_carry: Params, trainable: Params) => trainable],
+  workingSet: () => 0,
   rebuildFlops: () => 0,
 };
 

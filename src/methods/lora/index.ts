@@ -5,7 +5,7 @@
  */
 import { numpy as np } from "@jax-js/jax";
 import { UserError } from "../../errors.js";
-import { initParams, sizeOf, type HostParams, type ParamSpec, type Params } from "../../model/params.js";
+import { countParams, initParams, sizeOf, type HostParams, type ParamSpec, type Params } from "../../model/params.js";
 import { seededUniform, STREAM } from "../../rng/seeded.js";
 import { assembleLeaves, chooseCompressed, keptInit, keptShapes, theta0 } from "../leaves.js";
 import { registerMethod, type Method, type OptionValues } from "../method.js";
@@ -130,6 +130,9 @@ export const lora: Method<LoraConfig> = {
         }),
     ];
   },
+
+  /** theta_0 of the residual form; the products are the weights. */
+  workingSet: (config, specs) => (config.residual ? countParams(specs.filter((s) => config.compress.includes(s.name))) : 0),
 
   rebuildFlops(config, specs) {
     return specs.filter((s) => config.compress.includes(s.name)).reduce((n, s) => n + 2 * leafRank(config, s.name) * sizeOf(s.shape), 0);

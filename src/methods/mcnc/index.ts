@@ -101,6 +101,15 @@ export const mcnc: Method<McncConfig> = {
     return [`chunk size ${config.d} is not a multiple of 4: jax-js's Wasm kernels run it about 4x slower (try --d ${better})`];
   },
 
+  workingSet(config, specs) {
+    const { chunks } = layoutOf(config, specs);
+    const dims = generatorDims(config.k, config.hidden, config.d);
+    const weights = dims.slice(1).reduce((n, out, i) => n + dims[i]! * out, 0);
+    // Two layers' activations at once (a layer's input and output), then the m terms before they are summed.
+    const widest = Math.max(...dims.slice(1));
+    return weights + config.m * chunks * 2 * widest + (config.residual ? chunks * config.d : 0);
+  },
+
   rebuildFlops(config, specs) {
     const { chunks } = layoutOf(config, specs);
     const rows = config.m * chunks;

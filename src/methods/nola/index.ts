@@ -114,6 +114,16 @@ export const nola: Method<NolaConfig> = {
     ];
   },
 
+  workingSet(config, specs) {
+    // Each leaf's two bases and theta_0, all frozen at once.
+    return specs
+      .filter((s) => config.compress.includes(s.name))
+      .reduce((n, s) => {
+        const [rows, cols] = matrixShape(s.shape);
+        return n + config.bases * config.rank * (rows + cols) + sizeOf(s.shape);
+      }, 0);
+  },
+
   rebuildFlops(config, specs) {
     return specs
       .filter((s) => config.compress.includes(s.name))

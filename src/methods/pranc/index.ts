@@ -33,12 +33,14 @@ function compressedSize(compress: readonly string[], specs: readonly ParamSpec[]
   return countParams(specs.filter((s) => compress.includes(s.name)));
 }
 
-/** Default chunk: the whole compressed vector if bases x it fits BASIS_LIMIT, else the largest that does. */
-function defaultChunk(P: number, coefficientsBudget: number): number {
-  const whole = coefficientsBudget * P <= BASIS_LIMIT;
-  if (whole) return P;
-  // K = budget * d / P coefficients per chunk, so the basis holds budget * d^2 / P floats.
-  const d = Math.floor(Math.sqrt((BASIS_LIMIT * P) / coefficientsBudget));
+/**
+ * Default chunk: the whole compressed vector if its basis fits BASIS_LIMIT, else the largest chunk whose
+ * basis does. Under --ratio the coefficients are a budget shared by the chunks (K = budget * d / P per
+ * chunk, a basis of budget * d^2 / P floats); under --bases, K is fixed (a basis of K * d floats).
+ */
+function defaultChunk(P: number, coefficients: { budget: number } | { bases: number }): number {
+  const d = "bases" in coefficients ? Math.floor(BASIS_LIMIT / coefficients.bases) : Math.floor(Math.sqrt((BASIS_LIMIT * P) / coefficients.budget));
+  if (d >= P) return P;
   return Math.max(CHUNK_ALIGN, Math.floor(d / CHUNK_ALIGN) * CHUNK_ALIGN);
 }
 
@@ -60,7 +62,7 @@ function configurePranc(values: OptionValues, specs: readonly ParamSpec[]): Pran
   } else {
     budget = positive("bases", values.bases ?? PRANC_DEFAULTS.bases, HARD_LIMIT);
   }
-  const d = values.d === undefined ? defaultChunk(P, budget) : positive("d", values.d, P);
+  const d = values.d === undefined ? defaultChunk(P, values.ratio === undefined ? { bases: budget } : { budget }) : positive("d", values.d, P);
   const chunks = Math.ceil(P / d);
   const bases = values.ratio === undefined ? budget : Math.floor(budget / chunks);
   if (bases < 1) throw new UserError(`--d ${d} makes ${chunks} chunks, more than the budget of ${budget} coefficients`);
@@ -120,6 +122,12 @@ export const pranc: Method<PrancConfig> = {
     const P = compressedSize(config.compress, specs);
     if (config.d >= P) return [];
     return [`bases span chunks of ${config.d} weights shared by ${Math.ceil(P / config.d)} chunks (whole-network bases would need ${((config.bases * Math.ceil(P / config.d) * P * 4) / 2 ** 30).toFixed(1)} GiB at this budget)`];
+  },
+
+  workingSet(config, specs) {
+    const chunks = Math.ceil(compressedSize(config.compress, specs) / config.d);
+    // The basis, theta_0 and the generated chunks.
+    return config.bases * config.d + 2 * chunks * config.d;
   },
 
   rebuildFlops(config, specs) {

@@ -56,6 +56,8 @@ export const pruneLora: Method<PruneLoraConfig> = {
     },
   },
 
+  // Decoded on the host straight into the weights.
+  workingSet: () => 0,
   rebuildFlops: (config, specs) => correctionFlops(config.ranks, config.compress, specs),
 };
 

@@ -189,6 +189,8 @@ export const prune: Method<PruneConfig> = {
     },
   },
 
+  // Decoded on the host straight into the weights.
+  workingSet: () => 0,
   rebuildFlops: () => 0,
 };
 

@@ -42,18 +42,20 @@ export const quantLora: Method<QuantLoraConfig> = {
       return encodeLeafwise(specs, config.compress, weights, (s, w) => {
         const shape = matrixShape(s.shape);
         const codes = quantTensors(s.name, shape, quantizeMatrix(w, ...shape, config.bits, config.group), config.bits);
-        const base = decodeQuantLeaf(s.name, shape, config.group, memoryReader(codes));
+        const base = decodeQuantLeaf(s.name, shape, config, memoryReader(codes));
         return [...codes, ...errorCorrection(s.name, shape, w, base, config.ranks[config.compress.indexOf(s.name)]!)];
       });
     },
     decode(config, specs, stored) {
       return decodeLeafwise(specs, config.compress, stored, (s, read) => {
         const shape = matrixShape(s.shape);
-        return addCorrection(s.name, shape, config.ranks[config.compress.indexOf(s.name)]!, decodeQuantLeaf(s.name, shape, config.group, read), read);
+        return addCorrection(s.name, shape, config.ranks[config.compress.indexOf(s.name)]!, decodeQuantLeaf(s.name, shape, config, read), read);
       });
     },
   },
 
+  // Decoded on the host straight into the weights.
+  workingSet: () => 0,
   rebuildFlops: (config, specs) => correctionFlops(config.ranks, config.compress, specs),
 };
 

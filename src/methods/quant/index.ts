@@ -113,9 +113,9 @@ export function quantTensors(leaf: string, [rows, cols]: [number, number], q: Qu
 }
 
 /** One leaf's weights back from its codes and scales (validated against the matrix's shape). */
-export function decodeQuantLeaf(leaf: string, [rows, cols]: [number, number], group: number, read: StoredReader): Float32Array {
+export function decodeQuantLeaf(leaf: string, [rows, cols]: [number, number], { bits, group }: Pick<QuantConfig, "bits" | "group">, read: StoredReader): Float32Array {
   const groups = rowGroups(rows, group);
-  const codes = read.codes(leaf + ".codes");
+  const codes = read.codes(leaf + ".codes", bits);
   const mins = read.floats(leaf + ".min");
   const steps = read.floats(leaf + ".step");
   if (codes.length !== rows * cols || mins.length !== groups.length * cols || steps.length !== mins.length) {
@@ -173,10 +173,12 @@ export const quant: Method<QuantConfig> = {
     },
 
     decode(config, specs, stored) {
-      return decodeLeafwise(specs, config.compress, stored, (s, read) => decodeQuantLeaf(s.name, matrixShape(s.shape), config.group, read));
+      return decodeLeafwise(specs, config.compress, stored, (s, read) => decodeQuantLeaf(s.name, matrixShape(s.shape), config, read));
     },
   },
 
+  // Decoded on the host straight into the weights.
+  workingSet: () => 0,
   rebuildFlops: (config, specs) => specs.filter((s) => config.compress.includes(s.name)).reduce((n, s) => n + 2 * sizeOf(s.shape), 0),
 };
 

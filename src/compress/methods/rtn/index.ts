@@ -12,7 +12,7 @@ export const rtn: Compressor<QuantizeConfig> = {
   configure: configureGrid,
   compressLeaf(config, { spec, rows, cols, weight }) {
     const stored = quantTensors(spec.name, [rows, cols], quantizeMatrix(weight, rows, cols, config.bits, config.group), config.bits);
-    return { stored, weight: decodeQuantLeaf(spec.name, [rows, cols], config.group, memoryReader(stored)) };
+    return { stored, weight: decodeQuantLeaf(spec.name, [rows, cols], config, memoryReader(stored)) };
   },
   storage: (config, _compressed, compress) => quantizeStorage(config, compress),
 };

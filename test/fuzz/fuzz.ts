@@ -1,0 +1,214 @@
+/**
+ * Seeded fuzzing of what users hand mcnc: .mcnc files (bytes flipped, headers rewritten with hostile
+ * values and resealed with a valid checksum, so the mutations reach the parser), IDX files (plain and
+ * gzipped) and command-line flags (through each command's parser and each method's configure). Every
+ * input must be accepted or refused with a UserError; anything else is a bug, reported with the
+ * target, seed and case number that reproduce it. Accepted files small enough are also rebuilt.
+ *
+ *   node dist/test/fuzz/fuzz.js [CASES per target, default 20000] [SEED, default 1]   (npm run fuzz)
+ *
+ * test/fuzz.test.ts runs a few thousand per target in the suite.
+ */
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+import { parseArgs } from "../../src/cli/args.js";
+import { COMMANDS } from "../../src/cli/cli.js";
+import { initEngine } from "../../src/engine/engine.js";
+import { UserError } from "../../src/errors.js";
+import { decodeIdx } from "../../src/data/idx.js";
+import { decodeModelFile, timedRebuild } from "../../src/format/model-file.js";
+import { checkMemory } from "../../src/limits.js";
+import { findMethod, methodNames, rebuildBytes } from "../../src/methods/index.js";
+import { buildModel } from "../../src/model/models.js";
+import { FIXTURES, readManifest } from "../fixtures/make-fixtures.js";
+
+/** xorshift32: the same cases for a seed on every machine. */
+function rng(seed: number): { int(n: number): number; pick<T>(xs: readonly T[]): T } {
+  let s = seed >>> 0 || 1;
+  const next = () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>>= 0);
+  };
+  return { int: (n) => next() % n, pick: (xs) => xs[next() % xs.length]! };
+}
+
+type Rng = ReturnType<typeof rng>;
+
+const HOSTILE: unknown[] = [0, -1, 1, 2 ** 31, 2 ** 32 + 1, 2 ** 53, -(2 ** 53), 1e308, -1e308, 0.5, null, true, "", "__proto__", "constructor", "x".repeat(3000), [], [0], [2 ** 30, 2 ** 30], {}, { __proto__: { polluted: 1 } }, Array.from({ length: 5000 }, () => 1)];
+
+export interface FuzzReport {
+  target: string;
+  cases: number;
+  accepted: number;
+  refused: number;
+}
+
+/** Runs `attempt` on each case: a UserError is a refusal, anything else a failure naming the case. */
+function run(target: string, cases: number, seed: number, attempt: (r: Rng, i: number) => Promise<void> | void): Promise<FuzzReport> {
+  const report: FuzzReport = { target, cases, accepted: 0, refused: 0 };
+  const r = rng(seed);
+  return (async () => {
+    for (let i = 0; i < cases; i++) {
+      try {
+        await attempt(r, i);
+        report.accepted++;
+      } catch (e) {
+        if (e instanceof UserError) report.refused++;
+        else throw new Error(`fuzz ${target}, seed ${seed}, case ${i}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      }
+    }
+    return report;
+  })();
+}
+
+const PREFIX = 16;
+
+/** A container with `header` (JSON text) in place of its own, the payload kept, the checksum made valid again. */
+function reseal(file: Uint8Array, header: string): Uint8Array {
+  const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
+  const headerBytes = view.getUint32(12, true);
+  const payload = file.subarray(PREFIX + headerBytes, file.length - 4);
+  let json = new TextEncoder().encode(header);
+  const padded = Math.ceil((PREFIX + json.length) / 8) * 8 - PREFIX;
+  const h = new Uint8Array(padded).fill(0x20);
+  h.set(json);
+  json = h;
+  const out = new Uint8Array(PREFIX + json.length + payload.length + 4);
+  out.set(file.subarray(0, PREFIX));
+  new DataView(out.buffer).setUint32(12, json.length, true);
+  out.set(json, PREFIX);
+  out.set(payload, PREFIX + json.length);
+  new DataView(out.buffer).setUint32(out.length - 4, crc32Of(out.subarray(0, out.length - 4)), true);
+  return out;
+}
+
+let crcTable: Uint32Array | undefined;
+function crc32Of(bytes: Uint8Array): number {
+  crcTable ??= Uint32Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  let c = 0xffffffff;
+  for (const b of bytes) c = crcTable[(c ^ b) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** Every place in a JSON value, as a path of keys. */
+function paths(v: unknown, at: Array<string | number> = [], out: Array<Array<string | number>> = []): Array<Array<string | number>> {
+  out.push(at);
+  if (Array.isArray(v)) v.slice(0, 50).forEach((x, i) => paths(x, [...at, i], out));
+  else if (v && typeof v === "object") for (const [k, x] of Object.entries(v)) paths(x, [...at, k], out);
+  return out;
+}
+
+function setAt(root: unknown, path: Array<string | number>, value: unknown): unknown {
+  if (path.length === 0) return value;
+  const copy = structuredClone(root) as Record<string | number, unknown>;
+  let o = copy;
+  for (const k of path.slice(0, -1)) o = o[k] as Record<string | number, unknown>;
+  o[path.at(-1)!] = value;
+  return copy;
+}
+
+function headerOf(file: Uint8Array): string {
+  const n = new DataView(file.buffer, file.byteOffset, file.byteLength).getUint32(12, true);
+  return new TextDecoder().decode(file.subarray(PREFIX, PREFIX + n)).trimEnd();
+}
+
+/** .mcnc files: the golden fixtures mutated; accepted ones that rebuild cheaply are rebuilt. */
+export function fuzzModelFiles(cases: number, seed: number): Promise<FuzzReport> {
+  const manifest = readManifest();
+  const files = Object.keys(manifest)
+    .filter((f) => !manifest[f]!.base)
+    .map((f) => readFileSync(FIXTURES + f));
+  return run("mcnc-file", cases, seed, async (r) => {
+    const file = r.pick(files);
+    let bytes: Uint8Array;
+    const kind = r.int(10);
+    if (kind < 6) {
+      const header = JSON.parse(headerOf(file)) as unknown;
+      const places = paths(header);
+      bytes = reseal(file, JSON.stringify(setAt(header, r.pick(places), r.pick(HOSTILE))));
+    } else if (kind < 9) {
+      bytes = Uint8Array.from(file);
+      bytes[r.int(bytes.length)]! ^= 1 << r.int(8);
+      if (kind < 8) bytes = reseal(bytes, headerOf(bytes));
+    } else bytes = file.subarray(0, r.int(file.length));
+    const loaded = decodeModelFile(bytes, "fuzzed");
+    // Rebuilding is where a lying header would cost memory: the file was checked, so this must be cheap.
+    if (rebuildBytes(loaded.method, loaded.config, loaded.specs) < 32 * 2 ** 20 && !loaded.file.adapter) await timedRebuild(loaded, 0);
+  });
+}
+
+function idxFile(shape: number[], fill: number): Uint8Array {
+  const header = new Uint8Array(4 + 4 * shape.length);
+  const view = new DataView(header.buffer);
+  header[2] = 0x08;
+  header[3] = shape.length;
+  shape.forEach((d, i) => view.setUint32(4 + 4 * i, d, false));
+  return new Uint8Array([...header, ...Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => (i * fill) & 255)]);
+}
+
+/** IDX files, plain and gzipped: bytes flipped, dimensions rewritten, truncated, bombs. */
+export function fuzzIdx(cases: number, seed: number): Promise<FuzzReport> {
+  const plain = [idxFile([20, 8, 8], 7), idxFile([20], 3), idxFile([3, 4, 5, 2], 11)];
+  const DIMS = [0, 1, 255, 2 ** 16, 2 ** 24, 2 ** 31, 2 ** 32 - 1];
+  return run("idx", cases, seed, (r) => {
+    let bytes = Uint8Array.from(r.pick(plain));
+    const kind = r.int(4);
+    if (kind === 0) bytes[r.int(bytes.length)]! ^= 1 << r.int(8);
+    if (kind === 1) new DataView(bytes.buffer).setUint32(4 + 4 * r.int(bytes[3]!), r.pick(DIMS), false);
+    if (kind === 2) bytes = bytes.subarray(0, r.int(bytes.length));
+    if (kind === 3) {
+      // The header kept, the data replaced by any length of zeros (a bomb once gzipped).
+      const longer = new Uint8Array(16 + r.int(1 << 18));
+      longer.set(bytes.subarray(0, 16));
+      bytes = longer;
+    }
+    if (r.int(2) === 0) {
+      bytes = gzipSync(bytes);
+      if (r.int(3) === 0) bytes[r.int(bytes.length)]! ^= 1 << r.int(8);
+    }
+    decodeIdx(bytes, "fuzzed");
+  });
+}
+
+/** Command lines: each command's parser, then each method's configure on what it parsed, then the memory check. */
+export function fuzzFlags(cases: number, seed: number): Promise<FuzzReport> {
+  const mlp = buildModel({ name: "mlp", input: [28, 28, 1], classes: 10 });
+  const VALUES = ["0", "1", "-1", "3", "16", "1e9", "1e400", "0x10", " 5", "", "nan", "2:4", "0:0", "all", "weights", "w1", "w1,w1", "1,2,3", "none", "true", "--d", "__proto__", "9".repeat(40)];
+  return run("flags", cases, seed, (r) => {
+    const command = r.pick(COMMANDS);
+    const flags = command.flags();
+    const argv: string[] = [];
+    for (let n = r.int(6); n > 0; n--) {
+      const f = r.pick(flags);
+      argv.push(r.int(10) === 0 ? `--${f.name}x` : `--${f.name}`);
+      if (f.type !== "bool" || r.int(2) === 0) argv.push(r.pick(VALUES));
+    }
+    const parsed = parseArgs(argv, flags, command.name, command.maxPositionals);
+    const method = findMethod(typeof parsed.flags.method === "string" ? parsed.flags.method : r.pick(methodNames()))!;
+    const values = Object.fromEntries(method.options.filter((o) => o.name in parsed.flags).map((o) => [o.name, parsed.flags[o.name]]));
+    const config = method.configure(values, mlp.specs);
+    checkMemory(rebuildBytes(method, config, mlp.specs), "fuzzed");
+  });
+}
+
+export async function fuzzAll(cases: number, seed: number): Promise<FuzzReport[]> {
+  return [await fuzzModelFiles(cases, seed), await fuzzIdx(cases, seed), await fuzzFlags(cases, seed)];
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  await initEngine();
+  const cases = Number(process.argv[2] ?? 20000);
+  const seed = Number(process.argv[3] ?? 1);
+  const started = performance.now();
+  const started_rss = process.memoryUsage().rss;
+  for (const report of await fuzzAll(cases, seed)) process.stdout.write(`${JSON.stringify(report)}\n`);
+  process.stdout.write(`${JSON.stringify({ seconds: Math.round((performance.now() - started) / 100) / 10, peak_rss_mib: Math.round(process.resourceUsage().maxRSS / 1024), start_rss_mib: Math.round(started_rss / 2 ** 20) })}\n`);
+}

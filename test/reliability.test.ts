@@ -1,0 +1,169 @@
+/** Bounded work for hostile input: what a file, a flag or a data header implies is refused before it is allocated. */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { gzipSync } from "node:zlib";
+import { writeFileAtomic } from "../src/format/atomic-write.js";
+import { encodeModelFile } from "../src/format/model-file.js";
+import { checkMemory, DEFAULT_MEMORY_LIMIT } from "../src/limits.js";
+import { findMethod, rebuildBytes } from "../src/methods/index.js";
+import { buildModel } from "../src/model/models.js";
+import { assertCleanError, lastJson, mcnc } from "./cli-helpers.js";
+
+const dir = mkdtempSync(join(tmpdir(), "mcnc-reliability-"));
+const mlp = buildModel({ name: "mlp", input: [28, 28, 1], classes: 10 });
+
+/** A well-formed file of `method` with `values`, its stored tensors all zero: small whatever it implies. */
+function fileOf(name: string, method: string, values: Record<string, unknown>): string {
+  const m = findMethod(method)!;
+  const config = m.configure(values, mlp.specs);
+  const trainable = Object.fromEntries(m.trainableShapes(config, mlp.specs).map((t) => [t.name, new Float32Array(t.shape.reduce((a, b) => a * b, 1))]));
+  const path = join(dir, name);
+  writeFileSync(path, encodeModelFile({ model: mlp.description, method: { name: method, config }, seed: 1, trainable }, mlp, m));
+  return path;
+}
+
+test("a 2 KB file implying gigabytes is refused by every command that rebuilds, before allocating; inspect says what it would cost", () => {
+  const big = fileOf("big-d.mcnc", "mcnc", { d: 2 ** 24 });
+  assert.ok(statSync(big).size < 4096);
+  const out = join(dir, "never.safetensors");
+  for (const args of [["decompress", big, "--out", out], ["eval", big], ["train", "--method", "mcnc", "--d", String(2 ** 24), "--out", join(dir, "never.mcnc")]]) {
+    assertCleanError(mcnc(...args), /needs about \d\d,\d{3} MiB, above the limit of 2,048 MiB \(raise it with --max-memory/);
+  }
+  assert.equal(existsSync(out), false);
+  const info = lastJson(mcnc("inspect", big, "--json").stdout);
+  assert.ok((info.rebuild_bytes as number) > 8 * 2 ** 30, String(info.rebuild_bytes));
+  assert.match(mcnc("inspect", big).stdout, /above the limit of 2048 MiB: other commands refuse it/);
+  // PRANC with a basis of 2^27 numbers and NOLA with wide bases, the same.
+  assertCleanError(mcnc("decompress", fileOf("pranc.mcnc", "pranc", { bases: 2 ** 12, d: 2 ** 15 }), "--out", out), /rebuilding its weights needs about/);
+  // The limit is the user's: lowered, an ordinary file is refused; raised, a larger one passes the check.
+  const small = fileOf("small.mcnc", "mcnc", { d: 1024 });
+  assertCleanError(mcnc("eval", small, "--max-memory", "1"), /above the limit of 1\.0 MiB/);
+  assert.equal(mcnc("decompress", small, "--out", join(dir, "small.safetensors")).code, 0);
+  assertCleanError(mcnc("eval", small, "--max-memory", "0"), /--max-memory must be from 1/);
+});
+
+test("the estimate is not below what a rebuild measured: a 512 MiB generator took 1.6 GB", () => {
+  const m = findMethod("mcnc")!;
+  const config = m.configure({ d: 2 ** 21 }, mlp.specs);
+  assert.ok(rebuildBytes(m, config, mlp.specs) > 1.6e9);
+  assert.ok(rebuildBytes(m, m.configure({}, mlp.specs), mlp.specs) < 64 * 2 ** 20, "the defaults stay far below the limit");
+  assert.throws(() => checkMemory(DEFAULT_MEMORY_LIMIT + 1, "this"), /this needs about 2,048 MiB/);
+  // PRANC's default chunk keeps its basis within 64 MiB whether --bases or --ratio sets the coefficients.
+  const pranc = findMethod("pranc")!;
+  for (const values of [{}, { bases: 256 }, { bases: 1000 }, { ratio: 100 }, { ratio: 10 }]) {
+    const c = pranc.configure(values, mlp.specs) as { bases: number; d: number };
+    assert.ok(c.bases * c.d <= 2 ** 24, `${JSON.stringify(values)}: ${c.bases} x ${c.d}`);
+  }
+});
+
+/** An IDX data directory whose headers say what `shapes` say, gzipped, with `data` bytes after each header. */
+function idxDir(name: string, files: Record<string, { shape: number[]; data: Uint8Array }>): string {
+  const d = join(dir, name);
+  mkdirSync(d);
+  for (const [file, { shape, data }] of Object.entries(files)) {
+    const header = new Uint8Array(4 + 4 * shape.length);
+    const view = new DataView(header.buffer);
+    view.setUint8(2, 0x08);
+    view.setUint8(3, shape.length);
+    shape.forEach((s, i) => view.setUint32(4 + 4 * i, s, false));
+    writeFileSync(join(d, `${file}.gz`), gzipSync(new Uint8Array([...header, ...data]), { level: 9 }));
+  }
+  return d;
+}
+
+const images = (count: number, side: number, fill = (i: number) => i % 251) => ({ shape: [count, side, side], data: Uint8Array.from({ length: count * side * side }, (_, i) => fill(i)) });
+const labels = (values: number[]) => ({ shape: [values.length], data: Uint8Array.from(values) });
+
+test("IDX: sizes come from the header and are bounded before anything is inflated; labels must be 0..K-1", () => {
+  const cycle = Array.from({ length: 20 }, (_, i) => i % 10);
+  // Headers declaring 60,000 images of 1024x1024 in files of a few hundred bytes.
+  const huge = idxDir("huge", {
+    "train-images-idx3-ubyte": { shape: [60000, 1024, 1024], data: new Uint8Array(16) },
+    "train-labels-idx1-ubyte": labels(cycle),
+    "t10k-images-idx3-ubyte": images(20, 8),
+    "t10k-labels-idx1-ubyte": labels(cycle),
+  });
+  assertCleanError(mcnc("train", "--method", "dense", "--data", huge, "--out", join(dir, "x.mcnc")), /the data in .*huge needs about [\d,]+ MiB, above the limit/);
+  const wide = idxDir("wide", {
+    "train-images-idx3-ubyte": { shape: [1, 5000, 5000], data: new Uint8Array(4) },
+    "train-labels-idx1-ubyte": labels([0]),
+    "t10k-images-idx3-ubyte": images(20, 8),
+    "t10k-labels-idx1-ubyte": labels(cycle),
+  });
+  assertCleanError(mcnc("train", "--data", wide, "--out", join(dir, "x.mcnc")), /images of 5000x5000 exceed 4096 pixels a side/);
+  // A gzip bomb: the header declares 20 images of 8x8, the stream inflates to 64 MiB.
+  const bomb = idxDir("bomb", {
+    "train-images-idx3-ubyte": { shape: [20, 8, 8], data: new Uint8Array(64 * 2 ** 20) },
+    "train-labels-idx1-ubyte": labels(cycle),
+    "t10k-images-idx3-ubyte": images(20, 8),
+    "t10k-labels-idx1-ubyte": labels(cycle),
+  });
+  assert.ok(statSync(join(bomb, "train-images-idx3-ubyte.gz")).size < 200_000);
+  assertCleanError(mcnc("train", "--data", bomb, "--out", join(dir, "x.mcnc")), /inflates to more than the 1296 bytes its IDX header declares/);
+  // One stray label of 255 among ten classes.
+  const stray = idxDir("stray", {
+    "train-images-idx3-ubyte": images(20, 8),
+    "train-labels-idx1-ubyte": labels([...cycle.slice(0, 19), 255]),
+    "t10k-images-idx3-ubyte": images(20, 8),
+    "t10k-labels-idx1-ubyte": labels(cycle),
+  });
+  assertCleanError(mcnc("train", "--data", stray, "--out", join(dir, "x.mcnc")), /labels run from 0 to 255, but 245 of those classes never occur \(the first: 10\)/);
+  // The same directory with honest labels trains.
+  const fine = idxDir("fine", { "train-images-idx3-ubyte": images(20, 8), "train-labels-idx1-ubyte": labels(cycle), "t10k-images-idx3-ubyte": images(20, 8), "t10k-labels-idx1-ubyte": labels(cycle) });
+  const r = mcnc("train", "--method", "dense", "--data", fine, "--batch", "10", "--epochs", "1", "--out", join(dir, "fine.mcnc"), "--quiet");
+  assert.equal(r.code, 0, r.stderr);
+});
+
+test("atomic writes: exclusive unpredictable temporary names, nothing left on failure, a planted symlink never followed", () => {
+  const out = join(dir, "atomic.bin");
+  const victim = join(dir, "victim.txt");
+  writeFileSync(victim, "keep me");
+  // The old predictable temp name, planted as a symlink to another file: now nothing opens it.
+  symlinkSync(victim, `${out}.${process.pid}.tmp`);
+  writeFileAtomic(out, Uint8Array.of(1, 2, 3));
+  assert.deepEqual([...readFileSync(out)], [1, 2, 3]);
+  assert.equal(readFileSync(victim, "utf8"), "keep me");
+  assert.throws(() => writeFileAtomic(join(dir, "no-such-dir", "x.bin"), Uint8Array.of(1)), /cannot write .*ENOENT/);
+  assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith(".tmp") && !f.includes(String(process.pid))), []);
+});
+
+test("atomic writes: SIGTERM during a large write leaves the whole output or none, and no temporary file", async () => {
+  const sub = mkdtempSync(join(dir, "kill-"));
+  const out = join(sub, "large.bin");
+  const mod = new URL("../src/format/atomic-write.js", import.meta.url).href;
+  // 256 MiB in 1 MiB pieces: long enough that the signal lands mid-write.
+  const script = `import { writeFileAtomicBy } from ${JSON.stringify(mod)};
+    process.stdout.write("start\\n");
+    writeFileAtomicBy(${JSON.stringify(out)}, (write) => { const b = new Uint8Array(1 << 20).fill(7); for (let i = 0; i < 256; i++) write(b); });`;
+  for (let run = 0; run < 3; run++) {
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+    await new Promise<void>((resolve) => child.stdout.once("data", () => resolve()));
+    await new Promise((r) => setTimeout(r, 30 + 40 * run));
+    child.kill("SIGTERM");
+    const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+    assert.ok(code === 143 || code === 0, `exit ${code}`);
+    assert.deepEqual(readdirSync(sub).filter((f) => f.endsWith(".tmp")), [], `run ${run}`);
+    if (existsSync(out)) assert.equal(statSync(out).size, 256 * 2 ** 20);
+  }
+});
+
+test("flags: numbers in decimal notation only; an output directory refused before training; long errors cut to one short line", () => {
+  for (const bad of ["0x10", " 5", "1e", ""]) assertCleanError(mcnc("train", "--ratio", bad, "--out", join(dir, "x.mcnc")), /--ratio expects a number/);
+  assertCleanError(mcnc("train", "--method", "dense", "--out", dir), /is a directory/);
+  const r = mcnc("train", "--data", join(dir, "x".repeat(3000)), "--out", join(dir, "x.mcnc"));
+  assertCleanError(r, /\.\.\. \(\d+ characters in all\)$/);
+  assert.ok(r.stderr.length < 600, String(r.stderr.length));
+});
+
+test("a quant file whose codes are narrower than its header says is refused", () => {
+  const m = findMethod("quant")!;
+  const config = m.configure({ bits: 2 }, mlp.specs);
+  const weights = Object.fromEntries(mlp.specs.map((s) => [s.name, Float32Array.from({ length: s.shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i))]));
+  const path = join(dir, "lying-bits.mcnc");
+  writeFileSync(path, encodeModelFile({ model: mlp.description, method: { name: "quant", config: { ...config, bits: 4 } }, seed: 1, trainable: {} }, mlp, m, { encoded: m.codec!.encode(config, mlp.specs, weights) }));
+  assertCleanError(mcnc("eval", path), /w1\.codes is stored as u2 codes where 4-bit codes belong/);
+});
