@@ -5,9 +5,11 @@
  *   node dist/bench/probes.js fusion       one MLP-MCNC step, fused into one jit against staged
  *   node dist/bench/probes.js conv         the second LeNet convolution, four formulations
  *   node dist/bench/probes.js chunk-sizes  MLP-MCNC training speed against the chunk size d
+ *   node dist/bench/probes.js first-layer  where the initial latents put the generator's first sine layer (radians)
  */
 import { buildModel, findMethod, imageTask, initEngine, loadDataset, toDevice, train, type Params } from "../src/index.js";
 import { jit, nn, numpy as np, tree, valueAndGrad, vjp } from "@jax-js/jax";
+import { generatorDims, generatorWeights } from "../src/methods/mcnc/generator.js";
 
 await initEngine();
 const emit = (row: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(row)}\n`);
@@ -159,7 +161,32 @@ async function chunkSizes(): Promise<void> {
   }
 }
 
+/** The spread of L * alpha W0 at initialisation, for the MLP at 100x, at L = 5 (default), 10 and 20. */
+async function firstLayer(): Promise<void> {
+  const model = buildModel({ name: "mlp", input: [28, 28, 1], classes: 10 });
+  const mcnc = findMethod("mcnc")!;
+  for (const L of [5, 10, 20]) {
+    const c = mcnc.configure({ ratio: 100, L }, model.specs) as { k: number; d: number; hidden: number[]; L: number };
+    const alpha = (await mcnc.init(c, model.specs, 0)).alpha!;
+    const dims = generatorDims(c.k, c.hidden, c.d);
+    const w0 = (await generatorWeights(0, dims))[0]!;
+    const [rows, h] = [alpha.length / c.k, dims[1]!];
+    let sq = 0;
+    let max = 0;
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < h; j++) {
+        let z = 0;
+        for (let i = 0; i < c.k; i++) z += alpha[r * c.k + i]! * w0[i * h + j]!;
+        sq += (L * z) ** 2;
+        max = Math.max(max, Math.abs(L * z));
+      }
+    }
+    emit({ probe: "first-layer", L, k: c.k, rms_rad: +Math.sqrt(sq / (rows * h)).toFixed(3), max_rad: +max.toFixed(3), half_period_rad: +(Math.PI / 2).toFixed(3) });
+  }
+}
+
 const which = process.argv[2] ?? "all";
+if (which === "first-layer" || which === "all") await firstLayer();
 if (which === "fusion" || which === "all") await fusion();
 if (which === "conv" || which === "all") conv();
 if (which === "chunk-sizes" || which === "all") await chunkSizes();

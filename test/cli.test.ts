@@ -77,7 +77,7 @@ test("compare writes a table, a plot and the runs, and refuses methods without a
   const r = mcnc("compare", "--limit", "512", "--test-limit", "200", "--epochs", "1", "--methods", "mcnc,nola,prune", "--ratios", "100", "--quant-bits", "4", "--seeds", "0", "--out-dir", out, "--quiet", "--json");
   assert.equal(r.code, 0, r.stderr);
   const rows = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
-  const labels = ["dense", "mcnc", "mcnc (8-bit storage)", "nola", "prune", "quant (QAT)", "quant (post-training)"];
+  const labels = ["dense", "mcnc", "mcnc (8-bit storage)", "nola", "nola (8-bit storage)", "prune", "quant (QAT)", "quant (post-training)"];
   assert.deepEqual(rows.map((x) => x.label), labels);
   const byLabel = Object.fromEntries(rows.map((x) => [x.label, x]));
   for (const m of ["mcnc", "nola"]) assert.ok((byLabel[m]!.stored_params as number) <= 203530 / 100, m);

@@ -4,7 +4,7 @@
  * held to a budget.
  */
 import { UserError } from "../../errors.js";
-import type { Method } from "../../methods/index.js";
+import { findMethod, type Method } from "../../methods/index.js";
 
 export interface Job {
   label: string;
@@ -43,7 +43,9 @@ export function planJobs({ adapters, methods, ratios, seeds, quantBits }: Plan):
   }
   return [
     ...seeds.map((seed): Job => ({ label: "dense", method: "dense", budget: "1x", values: {}, seed })),
-    ...methods.flatMap((method) => budgeted({ alsoEightBit: method === "mcnc" }, method)),
+    // Every method whose file holds its own float numbers (latents, coefficients, factors) is also
+    // measured stored at 8 bits; pruning's survivors and quantisation's codes are an encoding already.
+    ...methods.flatMap((method) => budgeted({ alsoEightBit: !findMethod(method)?.codec }, method)),
     ...quantBits.flatMap((bits) =>
       seeds.flatMap((seed): Job[] => [
         { label: "quant (QAT)", method: "quant", budget: `${bits}-bit`, values: { bits }, seed },

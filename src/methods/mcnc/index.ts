@@ -33,8 +33,10 @@ export const mcnc: Method<McncConfig> = {
   },
 
   /**
-   * alpha ~ U(-1, 1)^k: the generator's first layer (times L) spreads that box over many periods of
-   * the sine, so chunks start at unrelated points of the manifold. beta starts at the norm of the
+   * alpha ~ U(-1, 1)^k: at the defaults (k = 16, L = 5) the first layer's inputs L alpha W0 start at
+   * 0.41 rad RMS and 1.76 at most, inside the sine's first half period, not over many periods
+   * (`node dist/bench/probes.js first-layer`); chunks start apart because their alphas differ. Training
+   * does not keep alpha in that box (docs/results.md, "Is alpha bounded?"). beta starts at the norm of the
    * same chunk under the standard initialisation (divided by sqrt(m), for m roughly orthogonal unit
    * terms), so the network starts at the usual weight scale: the plain form trains from an ordinary
    * starting point. In the residual form theta_0 already carries that scale and beta starts at 0, so
