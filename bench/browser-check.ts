@@ -1,12 +1,12 @@
 /**
- * npm run check:browser: rebuild .mcnc files in headless Chromium (Debian's `chromium`) and in Node,
+ * npm run check:browser: rebuild .mcnc files in headless Chromium (the one package.json brings:
+ * @sparticuz/chromium, driven by playwright-core) and in Node,
  * and compare the rebuilt weights bit for bit (CRC-32 of each leaf's little-endian bytes); the golden
  * files of test/fixtures/ against the SHA-256 their manifest pins; then a GPT
  * base with an adapter on it, rebuilt and sampled in the page, against the same in Node (the same
- * seed must give the same bytes). JSON lines on stdout. Needs /usr/bin/chromium; serves only on
- * 127.0.0.1; removes its temporary folder.
+ * seed must give the same bytes). JSON lines on stdout; exit code 1 on any difference. Serves only on
+ * 127.0.0.1; removes its temporary folder. test/browser.test.ts runs it in npm test.
  */
-import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
@@ -17,13 +17,8 @@ import { buildModel, configureAdapter, decodeModelFile, encodeModelFile, findMet
 import { gptDecoder } from "../src/generate/decoder.js";
 import { generate } from "../src/generate/sample.js";
 import { crc32 } from "../src/format/crc32.js";
+import { withPage } from "../test/browser/chromium.js";
 import { FIXTURES, readManifest } from "../test/fixtures/make-fixtures.js";
-
-const CHROMIUM = "/usr/bin/chromium";
-if (!existsSync(CHROMIUM)) {
-  process.stdout.write(`${JSON.stringify({ check: "browser", skipped: "no /usr/bin/chromium (apt-get install chromium)" })}\n`);
-  process.exit(0);
-}
 
 await initEngine();
 const dir = mkdtempSync(join(tmpdir(), "mcnc-browser-"));
@@ -88,7 +83,7 @@ const nodeText: number[] = [];
 const nodeDecoder = gptDecoder(gptShape, toDevice(gpt.specs, gptWeights));
 for await (const b of generate(nodeDecoder, new TextEncoder().encode("Call me "), SAMPLE)) nodeText.push(b);
 
-// The page posts its result to the server (a marker in the page's text would also match its own script).
+// The page leaves its result in window.mcncResult, where the driver reads it.
 writeFileSync(
   join(dir, "index.html"),
   `<!doctype html><meta charset="utf-8"><body>running</body><script type="module">
@@ -128,26 +123,15 @@ try {
     const loaded = decodeModelFile(await bytesOf("fixture-" + f), f);
     out.fixtures[f] = weightsHash(buildModel(loaded.file.model).specs, await rebuildFixture(f));
   }
-  await fetch("/result", { method: "POST", body: JSON.stringify(out) });
+  window.mcncResult = out;
 } catch (e) {
-  await fetch("/result", { method: "POST", body: JSON.stringify({ error: String(e) }) });
+  window.mcncResult = { error: String(e) };
 }
 </script>`,
 );
 
 const types: Record<string, string> = { ".html": "text/html", ".js": "text/javascript", ".mcnc": "application/octet-stream" };
-let posted: (body: string) => void = () => undefined;
-const result = new Promise<string>((resolve) => (posted = resolve));
 const server = createServer((req, res) => {
-  if (req.method === "POST" && req.url === "/result") {
-    let body = "";
-    req.on("data", (d: Buffer) => (body += d));
-    req.on("end", () => {
-      res.writeHead(204).end();
-      posted(body);
-    });
-    return;
-  }
   const path = join(dir, decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname.slice(1)) || "index.html");
   if (!path.startsWith(dir) || !existsSync(path)) {
     res.writeHead(404).end();
@@ -158,27 +142,19 @@ const server = createServer((req, res) => {
 await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
 const port = (server.address() as { port: number }).port;
 
-// Chromium runs until the page has posted its result (or three minutes pass); the server answers meanwhile.
-const chromium = spawn(CHROMIUM, [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync", `--user-data-dir=${join(dir, "profile")}`, `http://127.0.0.1:${port}/index.html`,
-], { detached: true });
-let stderr = "";
-chromium.stderr.on("data", (d: Buffer) => (stderr = (stderr + d).slice(-2000)));
-const exited = new Promise<string>((resolve) => chromium.on("close", () => resolve("")));
-const timeout = new Promise<string>((resolve) => setTimeout(() => resolve(""), 180_000).unref());
-const body = await Promise.race([result, exited, timeout]);
-// Its own process group: the zygote and renderers go with it.
+let body: string;
 try {
-  process.kill(-chromium.pid!, "SIGKILL");
-} catch {
-  // already gone
-}
-server.closeAllConnections();
-server.close();
-if (!body) {
-  process.stdout.write(`${JSON.stringify({ check: "browser", error: "no result from Chromium", stderr: stderr.slice(-500) })}\n`);
+  body = await withPage(async (page) => {
+    await page.goto(`http://127.0.0.1:${port}/index.html`);
+    await page.waitForFunction(() => (globalThis as { mcncResult?: unknown }).mcncResult !== undefined, undefined, { timeout: 180_000 });
+    return JSON.stringify(await page.evaluate(() => (globalThis as { mcncResult?: unknown }).mcncResult));
+  });
+} catch (e) {
+  process.stdout.write(`${JSON.stringify({ check: "browser", error: `no result from Chromium: ${(e as Error).message.split("\n")[0]}` })}\n`);
   process.exit(1);
+} finally {
+  server.closeAllConnections();
+  server.close();
 }
 const browser = JSON.parse(body) as Record<string, { crcs: Record<string, string>; text?: number[] }> & { error?: string };
 let allSame = !browser.error;

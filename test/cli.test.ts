@@ -131,6 +131,20 @@ test("help and version", () => {
   assert.match(mcnc("--version").stdout, /^mcnc \d/);
 });
 
+test("misspellings get a suggestion; --json reports errors as JSON; a long run says how long it will take", () => {
+  assertCleanError(mcnc("trian"), /unknown command 'trian' \(did you mean train\?\)/);
+  assertCleanError(mcnc("train", "--epoch", "3"), /unknown flag --epoch for 'mcnc train' \(did you mean --epochs\?\)/);
+  assertCleanError(mcnc("train", "--method", "mcnx"), /one of .* \(did you mean mcnc\?\)/);
+  assertCleanError(mcnc("train", "--zzzzzzzz"), /unknown flag --zzzzzzzz for 'mcnc train' \(see mcnc train --help\)/);
+  const r = mcnc("eval", join(dir, "missing.mcnc"), "--json");
+  assertCleanError(r, /cannot read/);
+  assert.deepEqual(Object.keys(lastJson(r.stdout)), ["error", "exit_code"]);
+  assert.equal(lastJson(r.stdout).exit_code, 2);
+  const t = mcnc("train", "--method", "dense", "--epochs", "1", "--limit", "2560", "--test-limit", "100", "--out", join(dir, "estimate.mcnc"));
+  assert.equal(t.code, 0, t.stderr);
+  assert.match(t.stderr, /^estimate: about \d+s of training left \(\d+ ms a step over steps 4-13; evaluations come on top\)$/m);
+});
+
 test("bad input: one line, exit 2, nothing half-written", () => {
   assertCleanError(mcnc("fly"), /unknown command 'fly'/);
   assertCleanError(mcnc("train", "--bogus"), /unknown flag --bogus/);

@@ -57,3 +57,33 @@ test("a data directory is checked file by file", () => {
   writeFileSync(join(dir, "train-images-idx3-ubyte.gz"), "this is not gzip or idx");
   assert.throws(() => loadDataset(dir), /not an IDX file/);
 });
+
+test("a file is measured on other data scaled as its own training data was (its recorded normalisation)", async () => {
+  const { copyFileSync, mkdirSync } = await import("node:fs");
+  const { fileURLToPath } = await import("node:url");
+  const { lastJson, mcnc } = await import("./cli-helpers.js");
+  const bundled = fileURLToPath(new URL("../../data/fashion-mnist/", import.meta.url));
+  const model = fileURLToPath(new URL("../../data/models/mlp-fashion-mcnc-100x.mcnc", import.meta.url));
+  // The same test images beside a training split of 20 black images: its own statistics would be mean 0, std ~0.
+  const other = mkdtempSync(join(tmpdir(), "mcnc-norm-"));
+  mkdirSync(other, { recursive: true });
+  for (const f of ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]) copyFileSync(join(bundled, f), join(other, f));
+  const idx = (shape: number[], data: Uint8Array) => {
+    const header = new Uint8Array(4 + 4 * shape.length);
+    header[2] = 8;
+    header[3] = shape.length;
+    shape.forEach((s, i) => new DataView(header.buffer).setUint32(4 + 4 * i, s, false));
+    return gzipSync(Uint8Array.from([...header, ...data]));
+  };
+  writeFileSync(join(other, "train-images-idx3-ubyte.gz"), idx([20, 28, 28], new Uint8Array(20 * 784)));
+  writeFileSync(join(other, "train-labels-idx1-ubyte.gz"), idx([20], Uint8Array.from({ length: 20 }, (_, i) => i % 10)));
+  const here = lastJson(mcnc("eval", model, "--test-limit", "500", "--json").stdout);
+  const there = lastJson(mcnc("eval", model, "--data", other, "--test-limit", "500", "--json").stdout);
+  assert.ok((here.accuracy as number) > 0.75, JSON.stringify(here));
+  assert.equal(there.accuracy, here.accuracy);
+  // And the rule itself: given statistics replace the split's.
+  const raw = loadDataset(other, { normalisation: { mean: 0, std: 1 }, testLimit: 1 });
+  assert.equal(raw.mean, 0);
+  assert.ok(raw.test.x.every((v) => v >= 0 && v <= 1));
+  assert.throws(() => loadDataset(other, { normalisation: { mean: 0, std: 0 } }), /positive std/);
+});

@@ -17,6 +17,29 @@ export interface Parsed {
   positionals: string[];
 }
 
+/** Edit distance, stopping early above `max` (names are short). */
+function distance(a: string, b: string, max: number): number {
+  if (Math.abs(a.length - b.length) > max) return max + 1;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+/** " (did you mean --x?)" for the nearest of `candidates` within two edits (or one that starts the same), else "". */
+export function didYouMean(given: string, candidates: readonly string[], prefix = ""): string {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const c of candidates) {
+    const d = c.startsWith(given) && given.length >= 3 ? 1 : distance(given, c, 2);
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  return best === undefined ? "" : ` (did you mean ${prefix}${best}?)`;
+}
+
 function convert(flag: Flag, raw: string): unknown {
   const fail = (what: string) => new UserError(`--${flag.name} expects ${what}, got '${raw}'`);
   switch (flag.type) {
@@ -44,7 +67,7 @@ function convert(flag: Flag, raw: string): unknown {
       return parts.map(Number);
     }
     case "string":
-      if (flag.choices && !flag.choices.includes(raw)) throw fail(`one of ${flag.choices.join(", ")}`);
+      if (flag.choices && !flag.choices.includes(raw)) throw fail(`one of ${flag.choices.join(", ")}${didYouMean(raw.slice(0, 64), flag.choices)}`);
       return raw;
   }
 }
@@ -66,7 +89,10 @@ export function parseArgs(argv: readonly string[], flags: readonly Flag[], comma
     const eq = arg.indexOf("=");
     const name = arg.slice(2, eq < 0 ? undefined : eq);
     const flag = byName.get(name);
-    if (!flag) throw new UserError(`unknown flag --${name} for 'mcnc ${command}' (see mcnc ${command} --help)`);
+    if (!flag) {
+      const hint = didYouMean(name.slice(0, 64), [...byName.keys()], "--");
+      throw new UserError(`unknown flag --${name.slice(0, 64)} for 'mcnc ${command}'${hint || ` (see mcnc ${command} --help)`}`);
+    }
     if (name in out.flags) throw new UserError(`--${name} given twice`);
     let raw: string;
     if (eq >= 0) raw = arg.slice(eq + 1);

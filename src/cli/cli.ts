@@ -5,7 +5,7 @@
 import { UserError } from "../errors.js";
 import { LIBRARY } from "../format/model-file.js";
 import { DEFAULT_MEMORY_LIMIT, setMemoryLimit } from "../limits.js";
-import { formatFlags, parseArgs, type Flag } from "./args.js";
+import { didYouMean, formatFlags, parseArgs, type Flag } from "./args.js";
 import type { Command } from "./command.js";
 import { compareCommand } from "./commands/compare.js";
 import { compressCommand } from "./commands/compress.js";
@@ -56,7 +56,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const command = COMMANDS.find((c) => c.name === name);
-  if (!command) throw new UserError(`unknown command '${name}' (commands: ${COMMANDS.map((c) => c.name).join(", ")})`);
+  if (!command) throw new UserError(`unknown command '${name.slice(0, 64)}'${didYouMean(name.slice(0, 64), COMMANDS.map((c) => c.name)) || ` (commands: ${COMMANDS.map((c) => c.name).join(", ")})`}`);
   if (rest.includes("--help") || rest.includes("-h")) {
     process.stdout.write(`${commandHelp(command)}\n`);
     return 0;
@@ -74,9 +74,15 @@ export async function main(argv: string[]): Promise<number> {
 /** Longest error line: a message quoting a huge input says how long it was instead of printing it. */
 const MAX_MESSAGE = 400;
 
-export function reportFailure(e: unknown): number {
+/**
+ * One line on stderr; with --json, also one JSON object on stdout (`error`, `exit_code`), so a script
+ * reading stdout sees the failure in the format it asked for.
+ */
+export function reportFailure(e: unknown, argv: readonly string[] = []): number {
   const line = (e instanceof Error ? e.message : String(e)).split("\n")[0]!;
   const message = line.length > MAX_MESSAGE ? `${line.slice(0, MAX_MESSAGE)}... (${line.length} characters in all)` : line;
+  const code = e instanceof UserError ? 2 : 70;
+  if (argv.includes("--json")) process.stdout.write(`${JSON.stringify({ error: message, exit_code: code, ...(code === 70 ? { internal: true } : {}) })}\n`);
   if (e instanceof UserError) {
     process.stderr.write(`mcnc: error: ${message}\n`);
     return 2;

@@ -48,5 +48,5 @@ const { main, reportFailure } = await import("./cli.js");
 try {
   process.exitCode = await main(argv);
 } catch (e) {
-  process.exitCode = reportFailure(e);
+  process.exitCode = reportFailure(e, argv);
 }

@@ -18,6 +18,9 @@ export class Progress {
   #lastPlain = -1;
   #unit = "samples";
   #rounds = 0;
+  #estimated = false;
+  /** The step and time the estimate's clock started: the third step, past the first steps' compilation. */
+  #clock?: { step: number; at: number };
   constructor(
     private readonly stream: NodeJS.WriteStream = process.stderr,
     private readonly enabled = true,
@@ -32,6 +35,18 @@ export class Progress {
     const frac = p.step / p.steps;
     const etaText = duration(p.etaSeconds);
     const rate = `${p.rate.toFixed(0)} ${p.unit}/s`;
+    // Once, early in the first round: how long the whole run will take at the pace of ten steps
+    // measured after the first two (which compile the programs).
+    if (!this.#estimated && p.epoch === 1) {
+      if (p.step === 3) this.#clock = { step: 3, at: performance.now() };
+      const clock = this.#clock;
+      if (clock && p.step >= clock.step + 10 && p.step < p.steps) {
+        this.#estimated = true;
+        const pace = (performance.now() - clock.at) / 1000 / (p.step - clock.step);
+        const left = pace * ((p.epochs - p.epoch) * p.steps + p.steps - p.step);
+        this.stream.write(`${this.#tty ? "\r\x1b[K" : ""}estimate: about ${duration(left)} of training left (${pace < 1 ? `${(1000 * pace).toFixed(0)} ms` : `${pace.toFixed(1)} s`} a step over steps ${clock.step + 1}-${p.step}; evaluations come on top)\n`);
+      }
+    }
     if (this.#tty) {
       const width = 24;
       const filled = Math.round(frac * width);

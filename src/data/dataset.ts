@@ -32,6 +32,11 @@ export interface LoadOptions {
   /** Keep the first `trainLimit` training samples (0 or undefined: all). */
   trainLimit?: number;
   testLimit?: number;
+  /**
+   * Pixel statistics to normalise with instead of this training split's: a trained model's own (its
+   * file records them), so that data it is measured on is scaled as its training data was.
+   */
+  normalisation?: { mean: number; std: number };
 }
 
 export const DEFAULT_DATA_DIR = bundledPath("fashion-mnist");
@@ -90,7 +95,11 @@ function checkDeclared(paths: string[], options: LoadOptions): void {
 }
 
 export function loadDataset(dir: string = DEFAULT_DATA_DIR, options: LoadOptions = {}): Dataset {
-  if (!existsSync(dir)) throw new UserError(`data directory ${dir} does not exist`);
+  if (!existsSync(dir)) {
+    // The npm package leaves the 30 MB image set out; the repository carries it.
+    if (dir === DEFAULT_DATA_DIR) throw new UserError("the bundled Fashion-MNIST ships with the mcnc repository, not the npm package: give --data DIR (its four IDX files, e.g. data/fashion-mnist of a clone)");
+    throw new UserError(`data directory ${dir} does not exist`);
+  }
   const paths = [FILES.trainImages, FILES.trainLabels, FILES.testImages, FILES.testLabels].map((f) => findFile(dir, f));
   checkDeclared(paths, options);
   const [trainImages, trainLabels, testImages, testLabels] = paths.map(readIdxFile) as [IdxArray, IdxArray, IdxArray, IdxArray];
@@ -107,8 +116,10 @@ export function loadDataset(dir: string = DEFAULT_DATA_DIR, options: LoadOptions
     sumSq += v * v;
   }
   const n = trainImages.data.length;
-  const mean = sum / n / 255;
-  const std = Math.sqrt(Math.max(sumSq / n / (255 * 255) - mean * mean, 1e-12));
+  const given = options.normalisation;
+  if (given && !(Number.isFinite(given.mean) && Number.isFinite(given.std) && given.std > 0)) throw new UserError(`normalisation ${JSON.stringify(given).slice(0, 80)} needs a finite mean and a positive std`);
+  const mean = given?.mean ?? sum / n / 255;
+  const std = given?.std ?? Math.sqrt(Math.max(sumSq / n / (255 * 255) - mean * mean, 1e-12));
 
   // Classes are 0..K-1, each present in training: one stray large label must not widen the model.
   const counts = new Uint32Array(256);

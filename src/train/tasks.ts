@@ -33,6 +33,8 @@ export interface Task {
   higherIsBetter: boolean;
   /** What throughput counts: images, or tokens. */
   unit: "samples" | "tokens";
+  /** Images: the pixel statistics inputs were normalised with ((x / 255 - mean) / std), for a reader to do the same. */
+  normalisation?: { mean: number; std: number };
   /** Units in one batch row (1 image, or a window of `context` tokens). */
   unitsPerRow: number;
   /** Rows a step reads, summed over an epoch: one pass over the training data. */
@@ -58,6 +60,7 @@ export function imageTask(data: Dataset, model: Model): Task {
   return {
     data: data.name,
     size: `${data.train.count} training images`,
+    normalisation: { mean: data.mean, std: data.std },
     metric: "accuracy",
     higherIsBetter: true,
     unit: "samples",

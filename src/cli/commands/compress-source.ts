@@ -19,8 +19,8 @@ export interface KnownSource {
   /** Each tensor's dtype in the input, for writing back the same way. */
   dtypes: Record<string, SafetensorsDtype>;
   seed: number;
-  /** The data set an .mcnc file says it was trained on. */
-  dataset?: unknown;
+  /** What an .mcnc file says of its training data (the data set's name, its normalisation). */
+  meta?: Record<string, unknown>;
 }
 
 export interface ForeignSource {
@@ -35,7 +35,7 @@ export async function openSource(path: string, layout: MatrixLayout | undefined,
     if (loaded.file.adapter) throw new UserError(`${path} is an adapter: merge it into its base first (mcnc merge), then compress the merged model`);
     if (loaded.model.kind === "tensors") throw new UserError(`${path} is compressed already and holds another tool's tensors: compress the original model`);
     const { params } = await timedRebuild(loaded, 0);
-    return { kind: "network", model: loaded.model, weights: params, dtypes: {}, seed: loaded.file.seed, dataset: loaded.file.meta?.dataset };
+    return { kind: "network", model: loaded.model, weights: params, dtypes: {}, seed: loaded.file.seed, meta: loaded.file.meta };
   }
   if (foreignFormat(path) !== "safetensors") return { kind: "tensors", model: openForeign(path, layout) };
   const source = fileSource(path);

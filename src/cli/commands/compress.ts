@@ -89,13 +89,13 @@ function peakRssMiB(): number {
 async function compressNetwork(f: Record<string, unknown>, src: KnownSource, compressor: Compressor, config: object, compress: string[], out: string, log: (s: string) => void): Promise<Record<string, unknown>> {
   const { model } = src;
   const seed = (f.seed as number | undefined) ?? 0;
-  const task = f["skip-eval"] ? undefined : await taskFor(model, f, src.dataset);
+  const task = f["skip-eval"] ? undefined : await taskFor(model, f, src.meta);
   let calibration: CalibrationBatch[] = [];
   if (compressor.calibrated) {
     const samples = (f["calib-samples"] as number | undefined) ?? CALIB_DEFAULT[model.kind];
     if (!(samples >= 1 && samples <= MAX_CALIB_SAMPLES)) throw new UserError(`--calib-samples must be from 1 to ${MAX_CALIB_SAMPLES}, got ${samples}`);
     const source = f.calib === undefined ? { ...f, "eval-tokens": 1 } : { data: f.calib, "eval-tokens": 1 };
-    calibration = await calibrationBatches(await taskFor(model, source, f.calib === undefined ? src.dataset : undefined), model, samples, seed);
+    calibration = await calibrationBatches(await taskFor(model, source, f.calib === undefined ? src.meta : undefined), model, samples, seed);
   } else if (f.calib !== undefined || f["calib-samples"] !== undefined) throw new UserError(`--method ${compressor.name} uses no calibration data (drop --calib and --calib-samples)`);
 
   const before = await measure(task, model, src.weights);
@@ -108,7 +108,7 @@ async function compressNetwork(f: Record<string, unknown>, src: KnownSource, com
   }
   const method = findMethod(run.method.name)!;
   const bytes = encodeModelFile(
-    { model: model.description, method: run.method, seed: src.seed, trainable: {}, meta: { compressed: { method: compressor.name, config }, ...(typeof src.dataset === "string" ? { dataset: src.dataset } : {}) } },
+    { model: model.description, method: run.method, seed: src.seed, trainable: {}, meta: { compressed: { method: compressor.name, config }, ...pick(src.meta, ["dataset", "normalisation"]) } },
     model,
     method,
     { encoded: run.stored },
@@ -124,6 +124,9 @@ async function compressNetwork(f: Record<string, unknown>, src: KnownSource, com
   }
   return { model: model.name, compressed: compress.length, storage: run.method.name, compress_seconds: round(run.seconds, 2), size: fileSize(loaded), before, after };
 }
+
+/** The entries of `meta` named in `keys` that it holds: what a compressed file carries on from its source. */
+const pick = (meta: Record<string, unknown> | undefined, keys: string[]) => Object.fromEntries(keys.filter((k) => meta?.[k] !== undefined).map((k) => [k, meta![k]]));
 
 /** `names` without those --keep names. */
 function kept(names: string[], keep: unknown): string[] {

@@ -4,7 +4,7 @@ import { basename, dirname } from "node:path";
 import { UserError } from "../../errors.js";
 import { initEngine } from "../../engine/engine.js";
 import { BUNDLED, BUNDLED_NAMES, bundledPath, type BundledName } from "../../data/bundled.js";
-import { loadDataset, type Dataset } from "../../data/dataset.js";
+import { loadDataset, type Dataset, type LoadOptions } from "../../data/dataset.js";
 import { loadText } from "../../data/text.js";
 import { checkBase, timedRebuild, type LoadedModel, type TimedRebuild } from "../../format/model-file.js";
 import { readModelFile } from "../../format/read-file.js";
@@ -41,21 +41,27 @@ function dataSource(flags: Record<string, unknown>, kind: "images" | "text", rec
   return { path: bundledPath(name), name };
 }
 
-export function imageData(flags: Record<string, unknown>, limits: { trainLimit?: number; testLimit?: number }, recorded?: unknown): Dataset {
+export function imageData(flags: Record<string, unknown>, limits: LoadOptions, recorded?: unknown): Dataset {
   const { path, name } = dataSource(flags, "images", recorded);
   const data = loadDataset(path, limits);
   return { ...data, name };
 }
 
 /** The task for a model built already (the GPT, or an image model from a file). */
-export async function taskFor(model: Model, flags: Record<string, unknown>, recorded?: unknown): Promise<Task> {
+/**
+ * `recorded`: what a trained file says of its data (meta: the data set's name, the pixel statistics it
+ * was normalised with), so it is measured on data scaled the same way.
+ */
+export async function taskFor(model: Model, flags: Record<string, unknown>, recorded?: Record<string, unknown>): Promise<Task> {
   if (model.kind === "tensors") throw new UserError(`the file holds a ${model.name} model, which mcnc stores but cannot run: decompress it (with --template, back into the model)`);
   if (model.kind === "language") {
     for (const f of ["limit", "test-limit"]) if (flags[f] !== undefined) throw new UserError(`--${f} applies to image data; text runs choose --steps and --eval-tokens`);
-    const { path, name } = dataSource(flags, "text", recorded);
+    const { path, name } = dataSource(flags, "text", recorded?.dataset);
     return textTask(await loadText(path, { name }), model, { evalTokens: flags["eval-tokens"] as number | undefined });
   }
-  const data = imageData(flags, { trainLimit: (flags.limit as number | undefined) ?? 0, testLimit: (flags["test-limit"] as number | undefined) ?? 0 }, recorded);
+  const normalisation = recorded?.normalisation as LoadOptions["normalisation"] | undefined;
+  const limits = { trainLimit: (flags.limit as number | undefined) ?? 0, testLimit: (flags["test-limit"] as number | undefined) ?? 0 };
+  const data = imageData(flags, { ...limits, ...(normalisation ? { normalisation } : {}) }, recorded?.dataset);
   checkDataFits(data, model);
   return imageTask(data, model);
 }

@@ -109,7 +109,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
 
   await startEngine(f);
   const recorded = startFrom?.file.meta?.dataset;
-  const { model, task } = startFrom ? { model: startFrom.model, task: await taskFor(startFrom.model, f, adapting ? undefined : recorded) } : await modelAndTask(f);
+  const { model, task } = startFrom ? { model: startFrom.model, task: await taskFor(startFrom.model, f, adapting ? undefined : { dataset: recorded }) } : await modelAndTask(f);
   const startWeights = startFrom && (await timedRebuild(startFrom, 0)).params;
   let config: object;
   let adapter: Adapter | undefined;
@@ -161,6 +161,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
     ...(epochs === undefined ? { steps: total } : { epochs }),
     batch,
     [`${metric}_f32`]: result.metrics[metric],
+    ...(task.normalisation ? { normalisation: task.normalisation } : {}),
     ...(initFile === undefined ? {} : { init: basename(initFile) }),
   };
   const file: ModelFile = {

@@ -1,0 +1,77 @@
+/**
+ * mcnc as a package people install: the packed tarball, installed into a fresh project (offline, its
+ * dependencies from this checkout), imported in Node as `mcnc`, bundled for a web page as
+ * `mcnc/browser`, and typed.
+ */
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+import { methodNames } from "../src/methods/index.js";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const TSC = join(ROOT, "node_modules", "typescript", "bin", "tsc");
+const npm = (args: string[], cwd: string) => spawnSync("npm", args, { cwd, encoding: "utf8", timeout: 180_000 });
+
+test("the packed tarball installs, imports in Node, bundles for the browser through mcnc/browser, and is typed", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "mcnc-package-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // dist/ is built by npm test; packing must not rebuild it.
+  const packed = npm(["pack", "--ignore-scripts", "--json", "--pack-destination", dir], ROOT);
+  assert.equal(packed.status, 0, packed.stderr);
+  const [info] = JSON.parse(packed.stdout) as Array<{ filename: string; size: number; files: Array<{ path: string }> }>;
+  const files = info!.files.map((f) => f.path);
+  assert.ok(files.includes("dist/src/browser.d.ts") && files.includes("data/models/gpt-sotu.mcnc"));
+  assert.ok(!files.some((f) => f.startsWith("data/fashion-mnist") || f.startsWith("dist/test") || f.startsWith("dist/bench")), "the tarball carries only the library and the small data");
+  assert.ok(info!.size < 12 * 2 ** 20, `${info!.size} bytes packed`);
+
+  const project = join(dir, "app");
+  execFileSync("mkdir", [project]);
+  writeFileSync(join(project, "package.json"), JSON.stringify({ name: "app", version: "1.0.0", type: "module", private: true }));
+  // Offline: the tarball's two dependencies come from this checkout's node_modules (npm ci put them there).
+  const deps = ["@jax-js/jax", "protobufjs"].map((d) => join(ROOT, "node_modules", d));
+  const installed = npm(["install", "--offline", "--no-audit", "--no-fund", "--ignore-scripts", join(dir, info!.filename), ...deps], project);
+  assert.equal(installed.status, 0, installed.stderr);
+
+  // Node: the main entry, its CLI's building blocks and the bundled GPT.
+  writeFileSync(
+    join(project, "node.mjs"),
+    `import { findMethod, readModelFile, methodNames } from "mcnc";
+     import { createRequire } from "node:module";
+     const file = createRequire(import.meta.url).resolve("mcnc/package.json").replace("package.json", "data/models/gpt-sotu.mcnc");
+     const loaded = readModelFile(file);
+     console.log(JSON.stringify({ methods: methodNames().length, mcnc: typeof findMethod("mcnc"), model: loaded.model.name }));`,
+  );
+  const node = spawnSync(process.execPath, ["node.mjs"], { cwd: project, encoding: "utf8" });
+  assert.equal(node.status, 0, node.stderr);
+  assert.deepEqual(JSON.parse(node.stdout), { methods: methodNames().length, mcnc: "object", model: "gpt" });
+
+  // A web page's bundle: mcnc/browser resolves through the exports map and pulls in no Node built-in.
+  writeFileSync(join(project, "page.js"), `import { initEngine, decodeModelFile, timedRebuild } from "mcnc/browser";\nexport const api = [initEngine, decodeModelFile, timedRebuild];\n`);
+  const bundle = await build({ entryPoints: [join(project, "page.js")], absWorkingDir: project, bundle: true, platform: "browser", format: "esm", write: false, logLevel: "silent" });
+  assert.match(bundle.outputFiles[0]!.text, /decodeModelFile/);
+  // The main entry is Node's: bundling it for a browser is refused, as it should be.
+  writeFileSync(join(project, "wrong.js"), `import { readModelFile } from "mcnc";\nexport const f = readModelFile;\n`);
+  await assert.rejects(build({ entryPoints: [join(project, "wrong.js")], absWorkingDir: project, bundle: true, platform: "browser", format: "esm", write: false, logLevel: "silent" }));
+
+  // Types through the exports map, as a strict NodeNext project sees them.
+  writeFileSync(
+    join(project, "typed.ts"),
+    `import { decodeModelFile, type LoadedModel } from "mcnc/browser";
+     import { train, type Method } from "mcnc";
+     const f: (bytes: Uint8Array) => LoadedModel = (b) => decodeModelFile(b);
+     const m: Method | undefined = undefined;
+     void f; void m; void train;
+     // @ts-expect-error: the browser entry has no file reading
+     import("mcnc/browser").then((b) => b.readModelFile);\n`,
+  );
+  writeFileSync(join(project, "tsconfig.json"), JSON.stringify({ compilerOptions: { module: "NodeNext", moduleResolution: "NodeNext", strict: true, noEmit: true, skipLibCheck: true, types: [], lib: ["ES2023", "DOM"] }, files: ["typed.ts"] }));
+  const typed = spawnSync(process.execPath, [TSC, "-p", project], { cwd: project, encoding: "utf8" });
+  assert.equal(typed.status, 0, typed.stdout + typed.stderr);
+  assert.ok(readdirSync(join(project, "node_modules", "mcnc", "dist", "src")).includes("browser.d.ts"));
+  assert.ok(statSync(join(project, "node_modules", "mcnc", "data", "models", "gpt-sotu.mcnc")).size > 0);
+});

@@ -1,0 +1,82 @@
+/**
+ * The page of `npm run web`, end to end in a real Chromium: it rebuilds the bundled models, reports their
+ * real sizes, classifies test images and a drawing, and generates the same text as Node. With
+ * MCNC_SCREENSHOT=path, it also saves a screenshot there (docs/web-page.png is one).
+ */
+import assert from "node:assert/strict";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { initEngine } from "../src/engine/engine.js";
+import { decodeModelFile, timedRebuild } from "../src/format/model-file.js";
+import { gptDecoder } from "../src/generate/decoder.js";
+import { generate } from "../src/generate/sample.js";
+import type { GptConfig } from "../src/model/models.js";
+import { toDevice } from "../src/model/params.js";
+import { startServer } from "../web/serve.js";
+import { withPage } from "./browser/chromium.js";
+
+const MODELS = fileURLToPath(new URL("../../data/models/", import.meta.url));
+const FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+const PROMPT = "The state of the Union is ";
+
+/** What Node generates from the shipped GPT for the page's settings at temperature 0. */
+async function nodeText(tokens: number): Promise<string> {
+  await initEngine();
+  const loaded = decodeModelFile(readFileSync(join(MODELS, "gpt-sotu.mcnc")));
+  const weights = (await timedRebuild(loaded, 0)).params;
+  const decoder = gptDecoder(loaded.file.model as GptConfig & { name: "gpt" }, toDevice(loaded.model.specs, weights));
+  const out: number[] = [];
+  for await (const b of generate(decoder, new TextEncoder().encode(PROMPT), { tokens, temperature: 0, topK: 0, seed: 0 })) out.push(b);
+  return new TextDecoder().decode(Uint8Array.from(out));
+}
+
+test("the web page rebuilds a 9 KB classifier and the GPT in Chromium, classifies, and generates Node's text", async () => {
+  const { server, url } = await startServer(0, MODELS);
+  try {
+    await withPage(async (page) => {
+      // (The page's globals are the browser's; this file compiles without the DOM library, so predicates are strings.)
+      const state = (s: string, timeout = 120_000) => page.waitForFunction(`document.body.dataset.state === "${s}"`, undefined, { timeout });
+      const ready = () => state("ready");
+      await page.goto(url);
+      await ready();
+      // The smallest bundled file comes first: the MLP at 100x.
+      const first = await page.$eval("#models", (s) => (s as unknown as { value: string }).value);
+      assert.equal(first, "mlp-fashion-mcnc-100x.mcnc");
+      const sizes = await page.$eval("#sizes", (t) => t.textContent ?? "");
+      assert.match(sizes, new RegExp(`this file${statSync(join(MODELS, first)).size.toLocaleString("en-US")} bytes`));
+      assert.match(sizes, /float32814,120 bytes/);
+      // Test images it never saw, classified in the page: about as often right as the file's accuracy says.
+      const score = await page.$eval("#sample-score", (e) => ({ right: Number(e.dataset.right), total: Number(e.dataset.total) }));
+      assert.equal(score.total, 32);
+      assert.ok(score.right >= 22, `${score.right} of 32`);
+      // A drawing: a filled rectangle (a bag, roughly), stroked with the mouse.
+      const box = (await page.$("#pad"))!;
+      const b = (await box.boundingBox())!;
+      await page.mouse.move(b.x + 60, b.y + 90);
+      await page.mouse.down();
+      for (const [x, y] of [[220, 90], [220, 230], [60, 230], [60, 90], [220, 160], [60, 160]]) await page.mouse.move(b.x + x!, b.y + y!, { steps: 8 });
+      await page.mouse.up();
+      await page.waitForFunction('document.getElementById("probs").dataset.top !== undefined');
+      assert.ok(FASHION.includes((await page.$eval("#probs", (t) => t.dataset.top ?? ""))));
+      if (process.env.MCNC_SCREENSHOT) writeFileSync(process.env.MCNC_SCREENSHOT, await page.screenshot({ fullPage: true }));
+      // The GPT: rebuilt, then 60 bytes at temperature 0, byte for byte what Node generates.
+      await page.selectOption("#models", "gpt-sotu.mcnc");
+      await ready();
+      await page.fill("#prompt", PROMPT);
+      await page.fill("#tokens", "60");
+      await page.fill("#temperature", "0");
+      await page.click("#generate");
+      await state("generated");
+      assert.equal(await page.$eval("#gen-out", (e) => e.textContent ?? ""), await nodeText(60));
+      // A file that is not one is refused in the page, with the reader's own message.
+      await page.setInputFiles("#file", { name: "junk.mcnc", mimeType: "application/octet-stream", buffer: Buffer.from("not a model at all, just text") });
+      await state("error", 30_000);
+      assert.match(await page.$eval("#status", (e) => e.textContent ?? ""), /junk\.mcnc: junk\.mcnc: (too short|not an \.mcnc file)/);
+    });
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
+});
