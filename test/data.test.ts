@@ -43,7 +43,7 @@ test("IDX parsing rejects what is not IDX, with the reason", () => {
 test("a data directory is checked file by file", () => {
   const dir = mkdtempSync(join(tmpdir(), "mcnc-idx-"));
   assert.throws(() => loadDataset(join(dir, "nope")), /does not exist/);
-  assert.throws(() => loadDataset(dir), /not an IDX data directory: missing train-images-idx3-ubyte/);
+  assert.throws(() => loadDataset(dir), /not a data directory: it needs four IDX files .* or four \.npy files/);
   const images = (n: number) => idx([n, 4, 4], new Uint8Array(n * 16).map((_, i) => i % 256));
   writeFileSync(join(dir, "train-images-idx3-ubyte.gz"), gzipSync(images(6)));
   writeFileSync(join(dir, "train-labels-idx1-ubyte"), idx([6], new Uint8Array([0, 1, 2, 0, 1, 2])));
@@ -86,4 +86,53 @@ test("a file is measured on other data scaled as its own training data was (its 
   assert.equal(raw.mean, 0);
   assert.ok(raw.test.x.every((v) => v >= 0 && v <= 1));
   assert.throws(() => loadDataset(other, { normalisation: { mean: 0, std: 0 } }), /positive std/);
+});
+
+/** An .npy file (format 1.0) as numpy.save writes it. */
+function npy(descr: string, shape: number[], values: number[], fortran = false): Uint8Array {
+  let header = `{'descr': '${descr}', 'fortran_order': ${fortran ? "True" : "False"}, 'shape': (${shape.join(", ")}${shape.length === 1 ? "," : ""}), }`;
+  header += " ".repeat(63 - ((10 + header.length) % 64)) + "\n";
+  const size = { "|u1": 1, "<f4": 4, "<i8": 8 }[descr]!;
+  const out = new Uint8Array(10 + header.length + size * values.length);
+  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
+  new DataView(out.buffer).setUint16(8, header.length, true);
+  out.set(new TextEncoder().encode(header), 10);
+  const view = new DataView(out.buffer);
+  values.forEach((v, i) => {
+    const at = 10 + header.length + size * i;
+    if (size === 1) view.setUint8(at, v);
+    else if (size === 4) view.setFloat32(at, v, true);
+    else view.setBigInt64(at, BigInt(v), true);
+  });
+  return out;
+}
+
+test("a directory of .npy arrays: colour images as uint8 or float, int64 labels; lies and wrong layouts refused", async () => {
+  const { parseNpy } = await import("../src/data/npy.js");
+  const dir = mkdtempSync(join(tmpdir(), "mcnc-npy-"));
+  const pixels = (n: number) => Array.from({ length: n * 4 * 4 * 3 }, (_, i) => (i * 7) % 256);
+  const labels = (n: number) => Array.from({ length: n }, (_, i) => i % 3);
+  writeFileSync(join(dir, "train-images.npy"), npy("|u1", [12, 4, 4, 3], pixels(12)));
+  writeFileSync(join(dir, "train-labels.npy"), npy("<i8", [12], labels(12)));
+  writeFileSync(join(dir, "test-images.npy"), npy("<f4", [6, 4, 4, 3], pixels(6)));
+  assert.throws(() => loadDataset(dir), /not a complete \.npy data directory: missing test-labels\.npy/);
+  writeFileSync(join(dir, "test-labels.npy"), npy("<i8", [6], labels(6)));
+  const d = loadDataset(dir);
+  assert.deepEqual(d.imageShape, [4, 4, 3]);
+  assert.equal(d.numClasses, 3);
+  assert.equal(d.train.x.length, 12 * 48);
+  // The float test images hold the same pixels as uint8 ones would: the same normalised values.
+  assert.deepEqual(d.test.x, d.train.x.subarray(0, 6 * 48));
+  assert.throws(() => parseNpy(npy("<f4", [2], [1, 300]), "f"), /value 300 at index 1 is outside 0\.\.255/);
+  assert.throws(() => parseNpy(npy("|u1", [2, 2], [1, 2, 3, 4], true), "f"), /Fortran-ordered/);
+  assert.throws(() => parseNpy(npy("|u1", [3], [1, 2]), "f"), /header says 3 values of 1 bytes but the file holds 2/);
+  assert.throws(() => parseNpy(npy("|u1", [2], [1, 2]).subarray(0, 20), "f"), /truncated/);
+  assert.throws(() => parseNpy(Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11), "f"), /not an \.npy file/);
+  // Trained on through the CLI: a colour network of one's own.
+  const { mcnc, lastJson } = await import("./cli-helpers.js");
+  const spec = join(dir, "colour.json");
+  writeFileSync(spec, JSON.stringify({ layers: [{ type: "conv3x3", channels: 4 }, "relu", "flatten", { type: "dense", units: 3 }] }));
+  const r = mcnc("train", "--model", spec, "--method", "dense", "--data", dir, "--batch", "4", "--epochs", "1", "--out", join(dir, "colour.mcnc"), "--json", "--quiet");
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(lastJson(r.stdout).params, 3 * 3 * 3 * 4 + 4 + 4 * 4 * 4 * 3 + 3);
 });

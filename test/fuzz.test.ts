@@ -8,7 +8,7 @@ await initEngine();
 // A new seed each day, printed: a failure names the seed and case that reproduce it (node dist/test/fuzz/fuzz.js N SEED).
 const seed = Math.floor(Date.now() / 86_400_000);
 
-for (const [name, fuzz, cases] of [["mcnc files", fuzzModelFiles, 3000], ["IDX files", fuzzIdx, 2000], ["flags", fuzzFlags, 3000]] as const) {
+for (const [name, fuzz, cases] of [["mcnc files", fuzzModelFiles, 3000], ["IDX and .npy files", fuzzIdx, 2000], ["flags", fuzzFlags, 3000]] as const) {
   test(`fuzz ${name}: ${cases} cases, seed ${seed}`, async () => {
     const report = await fuzz(cases, seed);
     // Both outcomes occur: the mutations reach past the first check, and the valid inputs still pass.

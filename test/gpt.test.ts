@@ -229,3 +229,23 @@ test("every method trains the GPT from scratch through the one loop, and its fil
     for (const s of model.specs) assert.ok(rebuilt[s.name]!.every((v, i) => Object.is(v, r.params[s.name]![i])), `${name}: ${s.name}`);
   }
 });
+
+test("post-training calibration piece by piece (embedding, blocks, head) gives the weights of whole-network calibration", async () => {
+  const { compressModel } = await import("../src/compress/compress-model.js");
+  const { findCompressor } = await import("../src/compress/index.js");
+  const model = buildModel({ name: "gpt", layers: 2, width: 16, heads: 2, context: 8, vocab: 256 });
+  assert.deepEqual(model.pieces!.map((p) => p.leaves.length), [2, 12, 12, 3]);
+  const weights = await initParams(model.specs, 3);
+  const batches = Array.from({ length: 3 }, (_, b): [np.Array, np.Array] => [np.array(Int32Array.from({ length: 32 }, (_, i) => (i * 37 + b * 101) % 256)).reshape([4, 8]), np.zeros([4, 8], { dtype: np.int32 })]);
+  const compress = model.specs.filter((s) => s.role === "weight" && s.name.startsWith("h.")).map((s) => s.name);
+  for (const [name, values] of [["rom", { reduction: 0.5 }], ["gptq", { bits: 3 }]] as const) {
+    const c = findCompressor(name)!;
+    const config = c.configure(values);
+    const pieces = await compressModel(model, weights, c, config, compress, batches, 0);
+    const whole = await compressModel({ ...model, pieces: undefined }, weights, c, config, compress, batches, 0);
+    for (const leaf of compress) assert.deepEqual(pieces.weights[leaf], whole.weights[leaf], `${name} ${leaf}`);
+    // The calibration changed something: these are not the original weights.
+    assert.notDeepEqual(pieces.weights[compress.at(-1)!], weights[compress.at(-1)!]);
+  }
+  for (const [x, y] of batches) tree.dispose([x, y]);
+});

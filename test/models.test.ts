@@ -86,3 +86,42 @@ test("the networks have the reference peer's sizes", () => {
   assert.throws(() => buildModel({ name: "lenet", input: [30, 30, 1], classes: 10 }), /divisible by 4/);
   assert.throws(() => parseDescription({ name: "resnet", input: [28, 28, 1], classes: 10 }), /unknown model 'resnet'/);
 });
+
+// A network described as data: shapes followed and checked before any parameter exists.
+const SPEC = { name: "sequential", input: [8, 8, 1], classes: 3, layers: [{ type: "conv3x3", channels: 4 }, "relu", "maxpool2", "flatten", { type: "dense", units: 6 }, "relu", { type: "dense", units: 3 }] };
+// tanh and gelu are smooth but computed to float32 accuracy: checked apart, with larger steps (no kinks to cross).
+const SMOOTH = { ...SPEC, layers: ["flatten", { type: "dense", units: 5 }, "tanh", { type: "dense", units: 4 }, "gelu", { type: "dense", units: 3 }] };
+
+test("sequential: a spec's layers, their gradients against finite differences, and the MLP as a spec", async () => {
+  const model = buildModel(parseDescription(SPEC, "spec"));
+  assert.deepEqual(model.specs.map((s) => [s.name, s.shape]), [["l0.weight", [3, 3, 1, 4]], ["l0.bias", [4]], ["l4.weight", [64, 6]], ["l4.bias", [6]], ["l6.weight", [6, 3]], ["l6.bias", [3]]]);
+  const host = await initParams(model.specs, 5);
+  const params64 = Object.fromEntries(model.specs.map((s) => [s.name, Float64Array.from(host[s.name]!).map((v, i) => v + 0.05 * Math.sin(i))]));
+  const x = np.array(pseudo(4 * 64, 6).map((v) => v * 4)).reshape([4, 8, 8, 1]);
+  await checkModelGradients(model, params64, x, np.array(pseudo(4 * 3, 7)).reshape([4, 3]), 1e-6, 1e-6);
+  const smooth = buildModel(parseDescription(SMOOTH, "spec"));
+  const s64 = Object.fromEntries(smooth.specs.map((s, j) => [s.name, Float64Array.from({ length: s.shape.reduce((a, b) => a * b, 1) }, (_, i) => 0.3 * Math.sin(i * 1.3 + j))]));
+  await checkModelGradients(smooth, s64, np.array(pseudo(4 * 64, 8)).reshape([4, 8, 8, 1]), np.array(pseudo(4 * 3, 9)).reshape([4, 3]), 1e-3, 2e-3);
+  // The MLP written as a spec computes the MLP's logits from the same weights.
+  const mlp = buildModel({ name: "mlp", input: [8, 8, 1], classes: 3 });
+  const asSpec = buildModel(parseDescription({ ...SPEC, layers: ["flatten", { type: "dense", units: 256 }, "relu", { type: "dense", units: 3 }] }, "spec"));
+  const w = await initParams(mlp.specs, 9);
+  const tree = (m: typeof mlp, names: string[]) => Object.fromEntries(m.specs.map((s, i) => [s.name, np.array(w[names[i]!]!).reshape(s.shape)]));
+  const input = () => np.array(Float32Array.from(pseudo(2 * 64, 3))).reshape([2, 8, 8, 1]);
+  const a = (await mlp.apply(tree(mlp, ["w1", "b1", "w2", "b2"]), input()).data()) as Float32Array;
+  const b = (await asSpec.apply(tree(asSpec, ["w1", "b1", "w2", "b2"]), input()).data()) as Float32Array;
+  assert.deepEqual(b, a);
+});
+
+test("sequential: specs that do not fit, or are absurdly large, are refused before anything is allocated", () => {
+  const refuse = (layers: unknown[], pattern: RegExp, extra: Record<string, unknown> = {}) => assert.throws(() => parseDescription({ ...SPEC, layers, ...extra }, "spec"), pattern);
+  refuse([{ type: "dense", units: 3 }], /needs features: put a flatten before it/);
+  refuse(["flatten", { type: "conv3x3", channels: 2 }], /needs an image, and comes after a flatten/);
+  refuse(["flatten", { type: "dense", units: 5 }], /give \[5\], not the 3 class scores/);
+  refuse([{ type: "conv3x3", channels: 1 }, "maxpool2", "maxpool2", "maxpool2", "maxpool2"], /even sides, got 1x1x1/);
+  refuse(["flatten", { type: "lstm" }], /unknown layer type "lstm"/);
+  refuse(["flatten", { type: "dense", units: 0 }], /units must be an integer from 1/);
+  refuse(Array.from({ length: 65 }, () => "relu"), /1 to 64 layers/);
+  // 4096x4096 images into 65,536 units: 2^40 weights, counted from the shapes.
+  refuse(["flatten", { type: "dense", units: 65536 }, { type: "dense", units: 3 }], /more than 268435456 parameters/, { input: [4096, 4096, 1] });
+});

@@ -20,7 +20,12 @@ export const THREADS_FLAG: Flag = {
   help: "Wasm threads (or MCNC_THREADS); train --model lenet uses 2 on a multi-core machine",
   default: String(DEFAULT_THREADS),
 };
-export const MODEL_FLAG: Flag = { name: "model", type: "string", choices: MODEL_NAMES, help: "network", default: "mlp" };
+export const MODEL_FLAG: Flag = {
+  name: "model",
+  type: "string",
+  help: `network: ${MODEL_NAMES.join(", ")}, or a spec file (.json) of layers, e.g. {"layers": [{"type": "conv3x3", "channels": 16}, "relu", "maxpool2", "flatten", {"type": "dense", "units": 10}]}`,
+  default: "mlp",
+};
 /** The GPT's size (a file's header fixes it for --init, eval and generate). */
 export const GPT_DEFAULTS = { layers: 4, width: 128, heads: 4, context: 128, vocab: 256 } as const;
 export const GPT_FLAGS: Flag[] = [

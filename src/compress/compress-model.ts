@@ -9,7 +9,7 @@ import { UserError } from "../errors.js";
 import { KEPT } from "../methods/leaves.js";
 import { matrixShape } from "../methods/lora/index.js";
 import type { StoredTensor } from "../methods/index.js";
-import type { Model } from "../model/model.js";
+import type { LeafTap, Model, Piece } from "../model/model.js";
 import { sizeOf, toDevice, type HostParams, type ParamSpec, type Params } from "../model/params.js";
 import { crossEntropy } from "../train/tasks.js";
 import type { Compressor, InputMoments } from "./compressor.js";
@@ -54,21 +54,24 @@ export function matrixLeaves(model: Model, probe: np.Array): string[] {
   return seen;
 }
 
-/** X^T X of the rows `leaf` multiplies, summed over the calibration batches, in float64. */
-async function inputMoments(model: Model, weights: HostParams, leaf: string, batches: readonly np.Array[]): Promise<InputMoments> {
+type Forward = (params: Params, x: np.Array, tap?: LeafTap) => np.Array;
+
+/**
+ * X^T X of the rows `leaf` multiplies, summed over the calibration batches, in float64: `forward`
+ * (the whole network, or the one piece holding the leaf) run on each batch with `specs`' weights.
+ */
+async function inputMoments(forward: Forward, specs: readonly ParamSpec[], weights: HostParams, leaf: string, batches: readonly np.Array[]): Promise<InputMoments> {
   const program = jit((p: Params, x: np.Array) => {
     let sum: np.Array | undefined;
-    model
-      .apply(p, x, (name, rows) => {
-        if (name !== leaf) return rows.dispose();
-        const m = np.matmul(rows.ref.transpose(), rows);
-        sum = sum ? sum.add(m) : m;
-      })
-      .dispose();
+    forward(p, x, (name, rows) => {
+      if (name !== leaf) return rows.dispose();
+      const m = np.matmul(rows.ref.transpose(), rows);
+      sum = sum ? sum.add(m) : m;
+    }).dispose();
     if (!sum) throw new Error(`the model never multiplies ${leaf}`);
     return sum;
   }) as unknown as (p: Params, x: np.Array) => np.Array;
-  const params = toDevice(model.specs, weights);
+  const params = toDevice(specs, weights);
   let hessian: Float64Array | undefined;
   for (const x of batches) {
     const m = (await program(tree.ref(params), x.ref).data()) as Float32Array;
@@ -77,6 +80,39 @@ async function inputMoments(model: Model, weights: HostParams, leaf: string, bat
   }
   tree.dispose(params);
   return { hessian: hessian! };
+}
+
+/**
+ * Where the calibration activations stand while leaves are compressed in forward order. A network cut
+ * into pieces (the GPT) keeps each batch's activations at the current piece's input and runs only that
+ * piece per matrix, moving on through the compressed piece when its leaves are done: one pass of the
+ * network in all. Another runs whole per matrix.
+ */
+function calibrationCursor(model: Model, batches: readonly np.Array[]) {
+  const pieces = model.pieces;
+  let at = 0;
+  let acts = batches.map((x) => x.ref);
+  const specsOf = (piece: Piece) => model.specs.filter((s) => piece.leaves.includes(s.name));
+  return {
+    /** The moments of `leaf`'s inputs through the weights as they are now. */
+    async moments(leaf: string, weights: HostParams): Promise<InputMoments> {
+      if (!pieces) return inputMoments((p, x, tap) => model.apply(p, x, tap), model.specs, weights, leaf, acts);
+      for (;;) {
+        const piece = pieces[at];
+        if (!piece) throw new Error(`no piece of ${model.name} holds ${leaf}`);
+        if (piece.leaves.includes(leaf)) return inputMoments(piece.run, specsOf(piece), weights, leaf, acts);
+        // The leaf lies further on: move every batch through this piece as it now is (compressed).
+        const run = jit(piece.run) as unknown as (p: Params, x: np.Array) => np.Array;
+        const params = toDevice(specsOf(piece), weights);
+        acts = acts.map((x) => run(tree.ref(params), x));
+        tree.dispose(params);
+        at++;
+      }
+    },
+    dispose(): void {
+      for (const x of acts) x.dispose();
+    },
+  };
 }
 
 /** A calibration batch: inputs, and the targets a gradient-calibrated method needs. */
@@ -121,17 +157,19 @@ export async function compressModel(
   if (compressor.calibrated && calibration.length === 0) throw new UserError(`${compressor.name} needs calibration data`);
   // Gradients are taken once, on the trained model, as FWSVD does.
   const fisher = compressor.calibrated === "gradients" ? await fisherOf(model, weights, compress, calibration) : undefined;
+  const cursor = compressor.calibrated === "inputs" ? calibrationCursor(model, calibration.map(([x]) => x)) : undefined;
   for (const [index, spec] of specs.entries()) {
     const t = performance.now();
     const [rows, cols] = matrixShape(spec.shape);
-    if (compressor.calibrated === "inputs" && rows > MAX_CALIBRATED_INPUTS) throw new UserError(`${spec.name} has ${rows} inputs; ${compressor.name} calibrates at most ${MAX_CALIBRATED_INPUTS}`);
-    const moments = compressor.calibrated === "inputs" ? await inputMoments(model, current, spec.name, calibration.map(([x]) => x)) : undefined;
+    if (cursor && rows > MAX_CALIBRATED_INPUTS) throw new UserError(`${spec.name} has ${rows} inputs; ${compressor.name} calibrates at most ${MAX_CALIBRATED_INPUTS}`);
+    const moments = cursor ? await cursor.moments(spec.name, current) : undefined;
     const leaf = { spec, rows, cols, weight: current[spec.name]!, seed, index, ...(moments ? { moments } : {}), ...(fisher ? { fisher: fisher[spec.name]! } : {}) };
     const out = await compressor.compressLeaf(config, leaf);
     current[spec.name] = out.weight;
     byLeaf.set(spec.name, out.stored);
     onLeaf?.({ leaf: spec.name, index, of: specs.length, seconds: (performance.now() - t) / 1000 });
   }
+  cursor?.dispose();
   const compressed = specs.map((spec) => ({ spec, stored: byLeaf.get(spec.name)! }));
   const storage = compressor.storage(config, compressed, [...compress]);
   const kept = (s: ParamSpec): StoredTensor[] => [{ name: KEPT + s.name, shape: [...s.shape], data: weights[s.name]! }];

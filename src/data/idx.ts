@@ -66,20 +66,24 @@ function readRaw(path: string): Buffer {
   }
 }
 
-/** What an IDX file declares, from its first mebibyte alone. */
-export function readIdxShape(path: string): number[] {
-  let start: Uint8Array;
+/** A file's first `n` bytes (fewer if it is shorter): enough to read a header without reading the data. */
+export function readStart(path: string, n: number): Uint8Array {
   try {
     const fd = openSync(path, "r");
     try {
-      start = new Uint8Array(1 << 20);
-      start = start.subarray(0, readSync(fd, start, 0, start.length, 0));
+      const start = new Uint8Array(n);
+      return start.subarray(0, readSync(fd, start, 0, n, 0));
     } finally {
       closeSync(fd);
     }
   } catch (e) {
     throw new UserError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
+}
+
+/** What an IDX file declares, from its first mebibyte alone. */
+export function readIdxShape(path: string): number[] {
+  const start = readStart(path, 1 << 20);
   return parseHeader(isGzip(start) ? gunzipStart(start, 4 + 4 * 4, path) : start, path).shape;
 }
 

@@ -7,7 +7,7 @@
  */
 import { nn, numpy as np } from "@jax-js/jax";
 import { dense, layerNorm, tapOf } from "./layers.js";
-import type { GptConfig, LeafTap, Model } from "./model.js";
+import type { GptConfig, LeafTap, Model, Piece } from "./model.js";
 import type { ParamSpec, Params } from "./params.js";
 
 /** Bounds on each field of a GPT description (the parameter count is bounded separately). */
@@ -113,12 +113,25 @@ export function head(x: np.Array, p: Params): np.Array {
 export function forward(c: GptConfig, p: Params, tokens: np.Array, positions: np.Array, attend: Attend, tap?: LeafTap): np.Array {
   // wte is read twice: here and in the tied output projection.
   let x = embed(tokens, p["wte.weight"]!.ref, positions);
-  for (let l = 0; l < c.layers; l++) {
-    const h = `h.${l}`;
-    x = x.ref.add(attention(layerNorm(x, p[`${h}.ln_1.weight`]!, p[`${h}.ln_1.bias`]!), p, l, c.heads, attend, tap));
-    x = x.ref.add(mlpBlock(layerNorm(x, p[`${h}.ln_2.weight`]!, p[`${h}.ln_2.bias`]!), p, h, tap));
-  }
+  for (let l = 0; l < c.layers; l++) x = block(x, p, l, c.heads, attend, tap);
   return head(x, p);
+}
+
+/** Transformer block `l` on x [B, T, C]: attention, then the MLP, each added to its input. Consumes x. */
+function block(x: np.Array, p: Params, l: number, heads: number, attend: Attend, tap?: LeafTap): np.Array {
+  const h = `h.${l}`;
+  x = x.ref.add(attention(layerNorm(x, p[`${h}.ln_1.weight`]!, p[`${h}.ln_1.bias`]!), p, l, heads, attend, tap));
+  return x.ref.add(mlpBlock(layerNorm(x, p[`${h}.ln_2.weight`]!, p[`${h}.ln_2.bias`]!), p, h, tap));
+}
+
+/** The GPT as a chain: embedding, each block, head; each piece reads only its own leaves. */
+function gptPieces(c: GptConfig, specs: readonly ParamSpec[]): Piece[] {
+  const named = (prefix: string) => specs.filter((s) => s.name.startsWith(prefix)).map((s) => s.name);
+  return [
+    { leaves: ["wte.weight", "wpe.weight"], run: (p, tokens) => embed(tokens, p["wte.weight"]!, p["wpe.weight"]!.slice([0, tokens.shape[1]!])) },
+    ...Array.from({ length: c.layers }, (_, l): Piece => ({ leaves: named(`h.${l}.`), run: (p, x, tap) => block(x, p, l, c.heads, causal, tap) })),
+    { leaves: ["ln_f.weight", "ln_f.bias", "wte.weight"], run: (p, x) => head(x, p) },
+  ];
 }
 
 export function gpt(c: GptConfig): Model {
@@ -127,6 +140,7 @@ export function gpt(c: GptConfig): Model {
     kind: "language",
     description: { name: "gpt", layers: c.layers, width: c.width, heads: c.heads, context: c.context, vocab: c.vocab },
     specs: gptSpecs(c),
+    pieces: gptPieces(c, gptSpecs(c)),
     adapterTargets: "c_attn",
     activationBytes: (batch) => attentionBytes(c, batch),
     apply: (p, tokens, tap) => forward(c, p, tokens, p["wpe.weight"]!.slice([0, tokens.shape[1]!]), causal, tap),

@@ -1,6 +1,7 @@
 /** What a network is to the rest of mcnc: a parameter list and a pure function of the parameter tree. */
 import type { numpy as np } from "@jax-js/jax";
 import type { ParamSpec, Params } from "./params.js";
+import type { SequentialDescription } from "./sequential.js";
 import type { TensorsDescription } from "./tensors.js";
 
 export type ImageShape = readonly [height: number, width: number, channels: number];
@@ -18,13 +19,22 @@ export interface GptConfig {
 }
 
 /** Enough to rebuild the network: what a file's header stores. */
-export type ModelDescription = { name: "mlp" | "lenet"; input: ImageShape; classes: number } | ({ name: "gpt" } & GptConfig) | TensorsDescription;
+export type ModelDescription = { name: "mlp" | "lenet"; input: ImageShape; classes: number } | ({ name: "gpt" } & GptConfig) | SequentialDescription | TensorsDescription;
 
 /**
  * Sees, for the weight leaf `leaf`, the rows [N, in] it multiplies: a dense layer's inputs, a
  * convolution's im2col patches (its kernel viewed as [kh*kw*in, out]). Consumes `rows`.
  */
 export type LeafTap = (leaf: string, rows: np.Array) => void;
+
+/**
+ * One piece of a network cut into a chain: it reads `leaves` of the tree and maps the previous piece's
+ * output (the input, for the first) to its own (the logits, for the last). Consumes x, not params.
+ */
+export interface Piece {
+  leaves: string[];
+  run(params: Params, x: np.Array, tap?: LeafTap): np.Array;
+}
 
 export interface Model {
   name: string;
@@ -41,4 +51,10 @@ export interface Model {
   adapterTargets?: string;
   /** Bytes a training step holds beyond the weights' own size, where it can grow large (attention scores). */
   activationBytes?(batch: number): number;
+  /**
+   * The network as a chain of pieces (the GPT: the embedding, each block, the head), where it is one:
+   * post-training calibration then runs one piece at a time over stored activations, instead of the
+   * whole network once per matrix.
+   */
+  pieces?: Piece[];
 }

@@ -5,6 +5,7 @@
 import { UserError } from "../errors.js";
 import { gpt, GPT_LIMITS, gptParamCount } from "./gpt.js";
 import { lenet, mlp } from "./image-models.js";
+import { parseSequential, sequential } from "./sequential.js";
 import { parseTensorsDescription, tensorsModel } from "./tensors.js";
 import type { ImageShape, Model, ModelDescription } from "./model.js";
 
@@ -25,6 +26,8 @@ export function buildModel(d: ModelDescription): Model {
       return gpt(d);
     case "tensors":
       return tensorsModel(d);
+    case "sequential":
+      return sequential(d);
     default:
       throw new UserError(`unknown model '${(d as { name: unknown }).name}' (choose from ${MODEL_NAMES.join(", ")})`);
   }
@@ -61,6 +64,8 @@ export function parseDescription(raw: unknown, what = "model"): ModelDescription
     }
     case "tensors":
       return parseTensorsDescription(raw, what, MAX_MODEL_PARAMS);
+    case "sequential":
+      return parseSequential(raw, what, MAX_MODEL_PARAMS);
     default:
       throw new UserError(`unknown model '${raw.name}' (choose from ${MODEL_NAMES.join(", ")})`);
   }

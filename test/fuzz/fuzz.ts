@@ -17,6 +17,7 @@ import { COMMANDS } from "../../src/cli/cli.js";
 import { initEngine } from "../../src/engine/engine.js";
 import { UserError } from "../../src/errors.js";
 import { decodeIdx } from "../../src/data/idx.js";
+import { parseNpy } from "../../src/data/npy.js";
 import { decodeModelFile, timedRebuild } from "../../src/format/model-file.js";
 import { checkMemory } from "../../src/limits.js";
 import { findMethod, methodNames, rebuildBytes } from "../../src/methods/index.js";
@@ -154,11 +155,39 @@ function idxFile(shape: number[], fill: number): Uint8Array {
   return new Uint8Array([...header, ...Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => (i * fill) & 255)]);
 }
 
-/** IDX files, plain and gzipped: bytes flipped, dimensions rewritten, truncated, bombs. */
+/** A numpy.save file (format 1.0) of bytes. */
+function npyFile(shape: number[], fill: number): Uint8Array {
+  let header = `{'descr': '|u1', 'fortran_order': False, 'shape': (${shape.join(", ")},), }`;
+  header += " ".repeat(63 - ((10 + header.length) % 64)) + "\n";
+  const count = shape.reduce((a, b) => a * b, 1);
+  const out = new Uint8Array(10 + header.length + count);
+  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
+  new DataView(out.buffer).setUint16(8, header.length, true);
+  out.set(new TextEncoder().encode(header), 10);
+  for (let i = 0; i < count; i++) out[10 + header.length + i] = (i * fill) & 255;
+  return out;
+}
+
+/** .npy files: bytes flipped (header text included), truncated, dims and dtypes rewritten in the header. */
+function fuzzNpyCase(r: Rng): void {
+  let bytes = npyFile(r.pick([[20, 8, 8], [20], [3, 4, 5, 2]]), 7);
+  const kind = r.int(3);
+  if (kind === 0) bytes[r.int(bytes.length)]! ^= 1 << r.int(8);
+  if (kind === 1) bytes = bytes.subarray(0, r.int(bytes.length));
+  if (kind === 2) {
+    const text = new TextDecoder("latin1").decode(bytes);
+    const swapped = text.replace(r.pick(["|u1", "(20", "False", "8, 8", "'shape'"]), r.pick(["<f8", "(99999999999", "True", "-1, 8", "'shap'", "<i4"]));
+    bytes = Uint8Array.from(swapped, (ch) => ch.charCodeAt(0) & 255);
+  }
+  parseNpy(bytes, "fuzzed");
+}
+
+/** IDX files, plain and gzipped: bytes flipped, dimensions rewritten, truncated, bombs; and .npy files. */
 export function fuzzIdx(cases: number, seed: number): Promise<FuzzReport> {
   const plain = [idxFile([20, 8, 8], 7), idxFile([20], 3), idxFile([3, 4, 5, 2], 11)];
   const DIMS = [0, 1, 255, 2 ** 16, 2 ** 24, 2 ** 31, 2 ** 32 - 1];
-  return run("idx", cases, seed, (r) => {
+  return run("idx-npy", cases, seed, (r) => {
+    if (r.int(4) === 0) return fuzzNpyCase(r);
     let bytes = Uint8Array.from(r.pick(plain));
     const kind = r.int(4);
     if (kind === 0) bytes[r.int(bytes.length)]! ^= 1 << r.int(8);

@@ -26,7 +26,7 @@ let current: Current | undefined;
 /** An image classifier's description (the page shows the vision panel only for those). */
 function imageModel(loaded: LoadedModel): { input: [number, number, number]; classes: number } {
   const d = loaded.file.model;
-  if (d.name !== "mlp" && d.name !== "lenet") throw new Error(`${loaded.model.name} does not classify images`);
+  if (d.name !== "mlp" && d.name !== "lenet" && d.name !== "sequential") throw new Error(`${loaded.model.name} does not classify images`);
   return { input: [...d.input], classes: d.classes };
 }
 

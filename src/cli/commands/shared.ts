@@ -1,5 +1,5 @@
 /** Steps several commands take the same way: engine start, data for a model, models and adapters from files, the size summary. */
-import { accessSync, constants, existsSync, statSync } from "node:fs";
+import { accessSync, constants, existsSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { UserError } from "../../errors.js";
 import { initEngine } from "../../engine/engine.js";
@@ -9,9 +9,10 @@ import { loadText } from "../../data/text.js";
 import { checkBase, timedRebuild, type LoadedModel, type TimedRebuild } from "../../format/model-file.js";
 import { readModelFile } from "../../format/read-file.js";
 import { sizeReport, type SizeReport } from "../../format/size-report.js";
-import { buildModel, parseDescription, type Model } from "../../model/models.js";
+import { buildModel, MODEL_NAMES, parseDescription, type Model } from "../../model/models.js";
 import { countParams, type HostParams } from "../../model/params.js";
 import { imageTask, textTask, type Metrics, type Task } from "../../train/tasks.js";
+import { didYouMean } from "../args.js";
 import { GPT_DEFAULTS, round } from "../command.js";
 
 export async function startEngine(flags: Record<string, unknown>): Promise<void> {
@@ -75,9 +76,36 @@ export async function modelAndTask(flags: Record<string, unknown>): Promise<{ mo
     return { model, task: await taskFor(model, flags) };
   }
   for (const f of ["layers", "width", "heads", "context", "eval-tokens"]) if (flags[f] !== undefined) throw new UserError(`--${f} applies to --model gpt`);
+  const spec = name.endsWith(".json") ? readSpec(name) : undefined;
+  if (!spec && name !== "mlp" && name !== "lenet") throw new UserError(`--model must be mlp, lenet, gpt or a spec file (.json), got '${name.slice(0, 64)}'${didYouMean(name.slice(0, 64), MODEL_NAMES)}`);
   const data = imageData(flags, { trainLimit: (flags.limit as number | undefined) ?? 0, testLimit: (flags["test-limit"] as number | undefined) ?? 0 });
-  const model = buildModel({ name: name as "mlp" | "lenet", input: data.imageShape, classes: data.numClasses });
+  // A spec's input and classes, where it leaves them out, are the data's.
+  const raw = spec ? { input: data.imageShape, classes: data.numClasses, ...spec, name: "sequential" } : { name, input: data.imageShape, classes: data.numClasses };
+  const model = buildModel(parseDescription(raw, spec ? name : `--model ${name}`));
   return { model, task: imageTask(data, model) };
+}
+
+/** Largest spec file read: a description of layers is a few hundred bytes. */
+const MAX_SPEC_BYTES = 1 << 16;
+
+/** A model spec file: JSON, `{ "layers": [...] }` (and optionally `input`, `classes`), as model/sequential.ts reads it. */
+function readSpec(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    if (statSync(path).size > MAX_SPEC_BYTES) throw new UserError(`${path}: a spec file is at most ${MAX_SPEC_BYTES} bytes`);
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw new UserError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  let spec: unknown;
+  try {
+    spec = JSON.parse(text);
+  } catch {
+    throw new UserError(`${path}: not JSON`);
+  }
+  if (typeof spec !== "object" || spec === null || Array.isArray(spec)) throw new UserError(`${path}: a spec is an object with "layers"`);
+  return spec as Record<string, unknown>;
 }
 
 export function checkDataFits(data: Dataset, model: Model): void {
