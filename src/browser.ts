@@ -8,7 +8,7 @@ export { checkBase, decodeModelFile, rebuildParams, timedRebuild, type DecodeOpt
 export { weightsHash } from "./format/weights-hash.js";
 export { findMethod, methodNames } from "./methods/index.js";
 export { buildModel, parseDescription } from "./model/models.js";
-export { toDevice, toHost, type Params } from "./model/params.js";
+export { toDevice, toHost, type HostParams, type Params } from "./model/params.js";
 export { gptDecoder, type Decoder } from "./generate/decoder.js";
 export { generate, pick, type SampleOptions } from "./generate/sample.js";
 export { crc32 } from "./format/crc32.js";

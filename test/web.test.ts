@@ -9,7 +9,10 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { initEngine } from "../src/engine/engine.js";
-import { decodeModelFile, timedRebuild } from "../src/format/model-file.js";
+import { decodeModelFile, encodeModelFile, timedRebuild } from "../src/format/model-file.js";
+import { weightsHash } from "../src/format/weights-hash.js";
+import { configureAdapter, producedSpecs } from "../src/methods/adapter.js";
+import { findMethod } from "../src/methods/index.js";
 import { gptDecoder } from "../src/generate/decoder.js";
 import { generate } from "../src/generate/sample.js";
 import type { GptConfig } from "../src/model/models.js";
@@ -21,18 +24,33 @@ const MODELS = fileURLToPath(new URL("../../data/models/", import.meta.url));
 const FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 const PROMPT = "The state of the Union is ";
 
-/** What Node generates from the shipped GPT for the page's settings at temperature 0. */
-async function nodeText(tokens: number): Promise<string> {
+/** A LoRA adapter on the shipped GPT, its factors set away from zero (no training: the numbers only need to differ). */
+async function adapterFile(): Promise<Uint8Array> {
   await initEngine();
-  const loaded = decodeModelFile(readFileSync(join(MODELS, "gpt-sotu.mcnc")));
-  const weights = (await timedRebuild(loaded, 0)).params;
+  const base = decodeModelFile(readFileSync(join(MODELS, "gpt-sotu.mcnc")));
+  const baseWeights = (await timedRebuild(base, 0)).params;
+  const lora = findMethod("lora")!;
+  const { config, leaves } = configureAdapter(lora, { rank: 2 }, base.model);
+  const trainable = await lora.init(config, producedSpecs(base.model, { leaves }), 1);
+  for (const t of Object.values(trainable)) t.forEach((v, i) => (t[i] = v + 0.2 * Math.sin(i)));
+  const file = { model: base.file.model, method: { name: "lora", config }, adapter: { base_sha256: weightsHash(base.model.specs, baseWeights), leaves }, seed: 1, trainable };
+  return encodeModelFile(file, base.model, lora);
+}
+
+/** What Node generates from the shipped GPT (with `adapter` on it) for the page's settings at temperature 0. */
+async function nodeText(tokens: number, adapter?: Uint8Array): Promise<string> {
+  await initEngine();
+  const base = decodeModelFile(readFileSync(join(MODELS, "gpt-sotu.mcnc")));
+  let weights = (await timedRebuild(base, 0)).params;
+  const loaded = adapter ? decodeModelFile(adapter) : base;
+  if (adapter) weights = (await timedRebuild(loaded, 0, weights)).params;
   const decoder = gptDecoder(loaded.file.model as GptConfig & { name: "gpt" }, toDevice(loaded.model.specs, weights));
   const out: number[] = [];
   for await (const b of generate(decoder, new TextEncoder().encode(PROMPT), { tokens, temperature: 0, topK: 0, seed: 0 })) out.push(b);
   return new TextDecoder().decode(Uint8Array.from(out));
 }
 
-test("the web page rebuilds a 9 KB classifier and the GPT in Chromium, classifies, and generates Node's text", async () => {
+test("the web page rebuilds a 9 KB classifier and the GPT in Chromium, classifies, generates Node's text, with an adapter and without", async () => {
   const { server, url } = await startServer(0, MODELS);
   try {
     await withPage(async (page) => {
@@ -69,7 +87,24 @@ test("the web page rebuilds a 9 KB classifier and the GPT in Chromium, classifie
       await page.fill("#temperature", "0");
       await page.click("#generate");
       await state("generated");
-      assert.equal(await page.$eval("#gen-out", (e) => e.textContent ?? ""), await nodeText(60));
+      const baseText = await nodeText(60);
+      assert.equal(await page.$eval("#gen-out", (e) => e.textContent ?? ""), baseText);
+      // An adapter dropped on it: rebuilt on the loaded base, and generating what Node generates with it.
+      const adapter = await adapterFile();
+      await page.setInputFiles("#file", { name: "lora-adapter.mcnc", mimeType: "application/octet-stream", buffer: Buffer.from(adapter) });
+      await ready();
+      assert.match(await page.$eval("#status", (e) => e.textContent ?? ""), /an adapter on gpt-sotu\.mcnc/);
+      await page.click("#generate");
+      await state("generated");
+      const adapted = await page.$eval("#gen-out", (e) => e.textContent ?? "");
+      assert.equal(adapted, await nodeText(60, adapter));
+      assert.notEqual(adapted, baseText);
+      // And back to the base: picking it again switches the adapter off.
+      await page.selectOption("#models", "mlp-fashion-mcnc-100x.mcnc");
+      await ready();
+      await page.setInputFiles("#file", { name: "lora-adapter.mcnc", mimeType: "application/octet-stream", buffer: Buffer.from(adapter) });
+      await state("error", 30_000);
+      assert.match(await page.$eval("#status", (e) => e.textContent ?? ""), /trained on another base/);
       // A file that is not one is refused in the page, with the reader's own message.
       await page.setInputFiles("#file", { name: "junk.mcnc", mimeType: "application/octet-stream", buffer: Buffer.from("not a model at all, just text") });
       await state("error", 30_000);

@@ -104,7 +104,11 @@ function calibrationCursor(model: Model, batches: readonly np.Array[]) {
         // The leaf lies further on: move every batch through this piece as it now is (compressed).
         const run = jit(piece.run) as unknown as (p: Params, x: np.Array) => np.Array;
         const params = toDevice(specsOf(piece), weights);
-        acts = acts.map((x) => run(tree.ref(params), x));
+        const next: np.Array[] = [];
+        // One batch at a time, each made real before the next: a pending result would keep its whole
+        // computation (attention scores, the MLP's hidden layer) alive for every batch at once.
+        for (const x of acts) next.push(await run(tree.ref(params), x).blockUntilReady());
+        acts = next;
         tree.dispose(params);
         at++;
       }

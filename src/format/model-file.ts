@@ -9,7 +9,7 @@ import { checkMemory } from "../limits.js";
 import { findMethod, materializer, methodNames, rebuildBytes, type Method, type StoredTensor } from "../methods/index.js";
 import { KEPT } from "../methods/leaves.js";
 import { buildModel, MAX_MODEL_PARAMS, parseDescription, type Model, type ModelDescription } from "../model/models.js";
-import { countParams, toDevice, toHost, type HostParams, type NamedShape, type ParamSpec, type Params } from "../model/params.js";
+import { countParams, sizeOf, toDevice, toHost, type HostParams, type NamedShape, type ParamSpec, type Params } from "../model/params.js";
 import { checkSeed, RNG_ALGORITHM } from "../rng/seeded.js";
 import { checkShape, decodeContainer, elements, encodeContainer, type Dtype } from "./container.js";
 import { weightsHash } from "./weights-hash.js";
@@ -196,6 +196,9 @@ export function checkBase(loaded: LoadedModel, base: HostParams | undefined, wha
   const adapter = loaded.file.adapter;
   if (!adapter) return undefined;
   if (!base) throw new UserError(`this file is an adapter: rebuild it on its base model (--model BASE.mcnc)`);
+  // Another network altogether has other leaves: said so before any hash is taken of them.
+  const missing = loaded.model.specs.find((s) => base[s.name]?.length !== sizeOf(s.shape));
+  if (missing) throw new UserError(`the adapter was trained on another base: ${what} has no ${missing.name} of ${sizeOf(missing.shape)} weights (the adapter is for a ${loaded.model.name})`);
   const hash = weightsHash(loaded.model.specs, base);
   if (hash !== adapter.base_sha256) {
     throw new UserError(`the adapter was trained on another base (its base's weights hash to ${adapter.base_sha256.slice(0, 12)}..., ${what}'s to ${hash.slice(0, 12)}...)`);

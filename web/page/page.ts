@@ -1,10 +1,11 @@
 /**
  * The page of `npm run web`: a .mcnc file (bundled or dropped) is decoded and rebuilt in the browser,
  * its size shown beside the float32 model's, and then used: an image classifier on a drawing and on
- * test images it never saw, a GPT generating text. It imports what any web page would: mcnc/browser.
+ * test images it never saw, a GPT generating text (with an adapter dropped on it, or without). It
+ * imports what any web page would: mcnc/browser.
  */
 import { numpy as np, tree } from "@jax-js/jax";
-import { decodeModelFile, generate, gptDecoder, initEngine, timedRebuild, toDevice, type LoadedModel, type Params } from "mcnc/browser";
+import { checkBase, decodeModelFile, generate, gptDecoder, initEngine, timedRebuild, toDevice, type HostParams, type LoadedModel, type Params } from "mcnc/browser";
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const status = (text: string, state?: string) => {
@@ -22,6 +23,8 @@ interface Current {
   params: Params;
 }
 let current: Current | undefined;
+/** The last model loaded that is not an adapter: what a dropped adapter is rebuilt on. */
+let base: { name: string; weights: HostParams } | undefined;
 
 /** An image classifier's description (the page shows the vision panel only for those). */
 function imageModel(loaded: LoadedModel): { input: [number, number, number]; classes: number } {
@@ -85,14 +88,25 @@ async function load(bytes: Uint8Array, name: string): Promise<void> {
     status(`${name}: ${(e as Error).message}`, "error");
     return;
   }
+  // An adapter is rebuilt on the model loaded before it, if that is the base it was trained on.
+  let onBase: HostParams | undefined;
+  if (loaded.file.adapter) {
+    if (!base) return status(`${name} is an adapter: load its base model first, then the adapter`, "error");
+    try {
+      onBase = checkBase(loaded, base.weights, base.name);
+    } catch (e) {
+      return status(`${name}: ${(e as Error).message}`, "error");
+    }
+  }
   const started = performance.now();
-  const rebuilt = await timedRebuild(loaded, 0);
+  const rebuilt = await timedRebuild(loaded, 0, onBase);
   const ms = performance.now() - started;
+  if (!onBase) base = { name, weights: rebuilt.params };
   current = { loaded, params: toDevice(loaded.model.specs, rebuilt.params) };
   showSizes(loaded, bytes.length, ms);
   if (loaded.model.kind === "classifier") await showVision(current);
   if (loaded.model.kind === "language") $("language").classList.remove("hidden");
-  status(`${name}: rebuilt in ${ms.toFixed(0)} ms`, "ready");
+  status(`${name}: rebuilt in ${ms.toFixed(0)} ms${onBase ? `, an adapter on ${base!.name} (pick the base again to switch back)` : ""}`, "ready");
 }
 
 async function showVision(c: Current): Promise<void> {

@@ -239,7 +239,7 @@ function roundMetrics(m: Record<string, number>): Record<string, number> {
 export const trainCommand: Command = {
   name: "train",
   summary: "train a model in compressed form (or an adapter on a base) and save it as .mcnc",
-  usage: "mcnc train [--model mlp|lenet|gpt] [--method M] [--ratio R | method flags] [--epochs N | --steps N] [--init FILE] [--data PATH] [--out FILE]",
+  usage: "mcnc train [--model mlp|lenet|gpt|SPEC.json] [--method M] [--ratio R | method flags] [--epochs N | --steps N] [--init FILE] [--data PATH] [--out FILE]",
   flags,
   maxPositionals: 0,
   run: (f) => run(f),
