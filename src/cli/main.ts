@@ -22,7 +22,17 @@ function flagValue(name: string): string | undefined {
 /** The network a train command works on: --model, or the one in its --init file's header. */
 async function trainedModel(): Promise<string | undefined> {
   const init = flagValue("init");
-  if (init === undefined) return flagValue("model");
+  const model = flagValue("model");
+  if (init === undefined && model?.endsWith(".json")) {
+    // A spec of layers: convolutions make steps big enough for two threads, as LeNet's.
+    try {
+      const { readFileSync, statSync } = await import("node:fs");
+      return statSync(model).size <= 1 << 16 && readFileSync(model, "utf8").includes("conv3x3") ? "convolutional spec" : "spec";
+    } catch {
+      return undefined; // train reports a bad spec itself
+    }
+  }
+  if (init === undefined) return model;
   try {
     // The container reader loads no engine, so the thread count can still be chosen.
     const { decodeContainer } = await import("../format/container.js");
@@ -36,7 +46,7 @@ async function trainedModel(): Promise<string | undefined> {
 
 const threads = flagValue("threads");
 if (threads !== undefined && /^\d+$/.test(threads)) process.env.MCNC_THREADS = threads;
-else if (process.env.MCNC_THREADS === undefined && argv[0] === "train" && availableParallelism() >= 2 && ["lenet", "gpt"].includes((await trainedModel()) ?? "")) {
+else if (process.env.MCNC_THREADS === undefined && argv[0] === "train" && availableParallelism() >= 2 && ["lenet", "gpt", "convolutional spec"].includes((await trainedModel()) ?? "")) {
   // Measured (docs/results.md): convolution and transformer steps are big enough for 2 threads to pay
   // (LeNet 1.4x, the GPT 1.7x); the MLP's small steps are slower with them, so it keeps the default of 1.
   process.env.MCNC_THREADS = "2";
