@@ -7,16 +7,8 @@ import { gzipSync } from "node:zlib";
 import { loadDataset } from "../src/data/dataset.js";
 import { parseIdx } from "../src/data/idx.js";
 import { UserError } from "../src/errors.js";
+import { idx, npy } from "./data-files.js";
 
-function idx(shape: number[], data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(4 + 4 * shape.length + data.length);
-  const v = new DataView(out.buffer);
-  out[2] = 0x08;
-  out[3] = shape.length;
-  shape.forEach((d, i) => v.setUint32(4 + 4 * i, d, false));
-  out.set(data, 4 + 4 * shape.length);
-  return out;
-}
 
 test("the bundled Fashion-MNIST loads, normalised by its training statistics", () => {
   const d = loadDataset(undefined, { trainLimit: 1000, testLimit: 500 });
@@ -68,15 +60,8 @@ test("a file is measured on other data scaled as its own training data was (its 
   const other = mkdtempSync(join(tmpdir(), "mcnc-norm-"));
   mkdirSync(other, { recursive: true });
   for (const f of ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]) copyFileSync(join(bundled, f), join(other, f));
-  const idx = (shape: number[], data: Uint8Array) => {
-    const header = new Uint8Array(4 + 4 * shape.length);
-    header[2] = 8;
-    header[3] = shape.length;
-    shape.forEach((s, i) => new DataView(header.buffer).setUint32(4 + 4 * i, s, false));
-    return gzipSync(Uint8Array.from([...header, ...data]));
-  };
-  writeFileSync(join(other, "train-images-idx3-ubyte.gz"), idx([20, 28, 28], new Uint8Array(20 * 784)));
-  writeFileSync(join(other, "train-labels-idx1-ubyte.gz"), idx([20], Uint8Array.from({ length: 20 }, (_, i) => i % 10)));
+  writeFileSync(join(other, "train-images-idx3-ubyte.gz"), gzipSync(idx([20, 28, 28], new Uint8Array(20 * 784))));
+  writeFileSync(join(other, "train-labels-idx1-ubyte.gz"), gzipSync(idx([20], Uint8Array.from({ length: 20 }, (_, i) => i % 10))));
   const here = lastJson(mcnc("eval", model, "--test-limit", "500", "--json").stdout);
   const there = lastJson(mcnc("eval", model, "--data", other, "--test-limit", "500", "--json").stdout);
   assert.ok((here.accuracy as number) > 0.75, JSON.stringify(here));
@@ -88,24 +73,6 @@ test("a file is measured on other data scaled as its own training data was (its 
   assert.throws(() => loadDataset(other, { normalisation: { mean: 0, std: 0 } }), /positive std/);
 });
 
-/** An .npy file (format 1.0) as numpy.save writes it. */
-function npy(descr: string, shape: number[], values: number[], fortran = false): Uint8Array {
-  let header = `{'descr': '${descr}', 'fortran_order': ${fortran ? "True" : "False"}, 'shape': (${shape.join(", ")}${shape.length === 1 ? "," : ""}), }`;
-  header += " ".repeat(63 - ((10 + header.length) % 64)) + "\n";
-  const size = { "|u1": 1, "<f4": 4, "<i8": 8 }[descr]!;
-  const out = new Uint8Array(10 + header.length + size * values.length);
-  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
-  new DataView(out.buffer).setUint16(8, header.length, true);
-  out.set(new TextEncoder().encode(header), 10);
-  const view = new DataView(out.buffer);
-  values.forEach((v, i) => {
-    const at = 10 + header.length + size * i;
-    if (size === 1) view.setUint8(at, v);
-    else if (size === 4) view.setFloat32(at, v, true);
-    else view.setBigInt64(at, BigInt(v), true);
-  });
-  return out;
-}
 
 test("a directory of .npy arrays: colour images as uint8 or float, int64 labels; lies and wrong layouts refused", async () => {
   const { parseNpy } = await import("../src/data/npy.js");

@@ -12,6 +12,7 @@ import { checkMemory, DEFAULT_MEMORY_LIMIT } from "../src/limits.js";
 import { findMethod, rebuildBytes } from "../src/methods/index.js";
 import { buildModel } from "../src/model/models.js";
 import { assertCleanError, lastJson, mcnc } from "./cli-helpers.js";
+import { idx } from "./data-files.js";
 
 const dir = mkdtempSync(join(tmpdir(), "mcnc-reliability-"));
 const mlp = buildModel({ name: "mlp", input: [28, 28, 1], classes: 10 });
@@ -64,14 +65,7 @@ test("the estimate is not below what a rebuild measured: a 512 MiB generator too
 function idxDir(name: string, files: Record<string, { shape: number[]; data: Uint8Array }>): string {
   const d = join(dir, name);
   mkdirSync(d);
-  for (const [file, { shape, data }] of Object.entries(files)) {
-    const header = new Uint8Array(4 + 4 * shape.length);
-    const view = new DataView(header.buffer);
-    view.setUint8(2, 0x08);
-    view.setUint8(3, shape.length);
-    shape.forEach((s, i) => view.setUint32(4 + 4 * i, s, false));
-    writeFileSync(join(d, `${file}.gz`), gzipSync(new Uint8Array([...header, ...data]), { level: 9 }));
-  }
+  for (const [file, { shape, data }] of Object.entries(files)) writeFileSync(join(d, `${file}.gz`), gzipSync(idx(shape, data), { level: 9 }));
   return d;
 }
 

@@ -6,12 +6,12 @@
  */
 import { numpy as np, tree } from "@jax-js/jax";
 import { UserError } from "../errors.js";
-import { checkMemory } from "../limits.js";
 import { producedSpecs } from "../methods/adapter.js";
-import { materializer, rebuildBytes, roundTrip, type Method } from "../methods/method.js";
+import { materializer, roundTrip, type Method } from "../methods/method.js";
 import type { Model } from "../model/model.js";
-import { sizeOf, toDevice, toHost, type HostParams, type NamedShape, type ParamSpec, type Params } from "../model/params.js";
+import { toDevice, toHost, type HostParams, type NamedShape, type Params } from "../model/params.js";
 import { adamInit, type AdamState } from "./adam.js";
+import { checkTrainingMemory, runLength, type RunShape } from "./budget.js";
 import type { PlateauOptions } from "./plateau.js";
 import { makeSchedule, type ScheduleOptions } from "./schedule.js";
 import { deviceBatch, stepFunction } from "./step.js";
@@ -26,14 +26,7 @@ export interface Adapter {
   leaves: string[];
 }
 
-export interface TrainOptions {
-  /** Passes over the training data (default 1 when `steps` is not given). */
-  epochs?: number;
-  /** Total optimisation steps, instead of epochs. */
-  steps?: number;
-  /** Steps between evaluations (default: one epoch, or the whole run if shorter). */
-  evalEvery?: number;
-  batch: number;
+export interface TrainOptions extends RunShape {
   /** Peak Adam step size; the method's default when absent. */
   lr?: number;
   seed: number;
@@ -113,30 +106,6 @@ export function fixedLeaves(model: Model, adapter?: Adapter): Params {
     model.specs.filter((s) => !adapter.leaves.includes(s.name)),
     adapter.base,
   );
-}
-
-/** Activations a step may hold (jax-js's Wasm memory ends at 4 GiB, weights and the rest included). */
-export const MAX_ACTIVATION_BYTES = 2 ** 31;
-
-/** Total steps and steps per round for these options; refuses a step too large to hold. */
-export function runLength(model: Model, task: Task, options: Pick<TrainOptions, "epochs" | "steps" | "evalEvery" | "batch">): { total: number; evalEvery: number } {
-  const perEpoch = task.stepsPerEpoch(options.batch);
-  const held = model.activationBytes?.(options.batch) ?? 0;
-  if (held > MAX_ACTIVATION_BYTES) {
-    throw new UserError(`--batch ${options.batch} needs about ${(held / 2 ** 30).toFixed(1)} GiB for ${model.name}'s activations, above the limit of ${MAX_ACTIVATION_BYTES / 2 ** 30} GiB: lower --batch or --context`);
-  }
-  if (perEpoch < 1) throw new UserError(`--batch ${options.batch} is larger than the training data (${task.size})`);
-  const total = options.steps ?? (options.epochs ?? 1) * perEpoch;
-  const evalEvery = options.evalEvery ?? Math.min(perEpoch, Math.max(total, 1));
-  if (!Number.isInteger(evalEvery) || evalEvery < 1) throw new UserError(`--eval-every must be a positive integer, got ${evalEvery}`);
-  return { total, evalEvery };
-}
-
-/** Refuse a run whose memory, counted from its configuration, is above the limit (before anything is allocated). */
-export function checkTrainingMemory<C extends object>(model: Model, method: Method<C>, config: C, specs: readonly ParamSpec[], batch: number): void {
-  // The rebuild forward and its cotangents backward, then a gradient and Adam's two moments per stored number.
-  const stored = method.trainableShapes(config, specs).reduce((n, t) => n + sizeOf(t.shape), 0);
-  checkMemory(2 * rebuildBytes(method, config, specs) + 12 * stored + (model.activationBytes?.(batch) ?? 0), `training ${model.name} with ${method.name} at this configuration`);
 }
 
 export async function train<C extends object>(model: Model, method: Method<C>, config: C, task: Task, options: TrainOptions): Promise<TrainResult> {

@@ -22,6 +22,8 @@ import { decodeModelFile, timedRebuild } from "../../src/format/model-file.js";
 import { checkMemory } from "../../src/limits.js";
 import { findMethod, methodNames, rebuildBytes } from "../../src/methods/index.js";
 import { buildModel } from "../../src/model/models.js";
+import { crc32 } from "../../src/format/crc32.js";
+import { idx, npy } from "../data-files.js";
 import { FIXTURES, readManifest } from "../fixtures/make-fixtures.js";
 
 /** xorshift32: the same cases for a seed on every machine. */
@@ -83,21 +85,10 @@ function reseal(file: Uint8Array, header: string): Uint8Array {
   new DataView(out.buffer).setUint32(12, json.length, true);
   out.set(json, PREFIX);
   out.set(payload, PREFIX + json.length);
-  new DataView(out.buffer).setUint32(out.length - 4, crc32Of(out.subarray(0, out.length - 4)), true);
+  new DataView(out.buffer).setUint32(out.length - 4, crc32(out.subarray(0, out.length - 4)), true);
   return out;
 }
 
-let crcTable: Uint32Array | undefined;
-function crc32Of(bytes: Uint8Array): number {
-  crcTable ??= Uint32Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  let c = 0xffffffff;
-  for (const b of bytes) c = crcTable[(c ^ b) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
 
 /** Every place in a JSON value, as a path of keys. */
 function paths(v: unknown, at: Array<string | number> = [], out: Array<Array<string | number>> = []): Array<Array<string | number>> {
@@ -146,31 +137,13 @@ export function fuzzModelFiles(cases: number, seed: number): Promise<FuzzReport>
   });
 }
 
-function idxFile(shape: number[], fill: number): Uint8Array {
-  const header = new Uint8Array(4 + 4 * shape.length);
-  const view = new DataView(header.buffer);
-  header[2] = 0x08;
-  header[3] = shape.length;
-  shape.forEach((d, i) => view.setUint32(4 + 4 * i, d, false));
-  return new Uint8Array([...header, ...Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => (i * fill) & 255)]);
-}
-
-/** A numpy.save file (format 1.0) of bytes. */
-function npyFile(shape: number[], fill: number): Uint8Array {
-  let header = `{'descr': '|u1', 'fortran_order': False, 'shape': (${shape.join(", ")},), }`;
-  header += " ".repeat(63 - ((10 + header.length) % 64)) + "\n";
-  const count = shape.reduce((a, b) => a * b, 1);
-  const out = new Uint8Array(10 + header.length + count);
-  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
-  new DataView(out.buffer).setUint16(8, header.length, true);
-  out.set(new TextEncoder().encode(header), 10);
-  for (let i = 0; i < count; i++) out[10 + header.length + i] = (i * fill) & 255;
-  return out;
-}
+/** A shape's worth of patterned bytes: the data of the files mutated below. */
+const filled = (shape: number[], fill: number) => Uint8Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => (i * fill) & 255);
 
 /** .npy files: bytes flipped (header text included), truncated, dims and dtypes rewritten in the header. */
 function fuzzNpyCase(r: Rng): void {
-  let bytes = npyFile(r.pick([[20, 8, 8], [20], [3, 4, 5, 2]]), 7);
+  const shape = r.pick([[20, 8, 8], [20], [3, 4, 5, 2]]);
+  let bytes = npy("|u1", shape, filled(shape, 7));
   const kind = r.int(3);
   if (kind === 0) bytes[r.int(bytes.length)]! ^= 1 << r.int(8);
   if (kind === 1) bytes = bytes.subarray(0, r.int(bytes.length));
@@ -184,7 +157,7 @@ function fuzzNpyCase(r: Rng): void {
 
 /** IDX files, plain and gzipped: bytes flipped, dimensions rewritten, truncated, bombs; and .npy files. */
 export function fuzzIdx(cases: number, seed: number): Promise<FuzzReport> {
-  const plain = [idxFile([20, 8, 8], 7), idxFile([20], 3), idxFile([3, 4, 5, 2], 11)];
+  const plain = ([[[20, 8, 8], 7], [[20], 3], [[3, 4, 5, 2], 11]] as const).map(([shape, fill]) => idx([...shape], filled([...shape], fill)));
   const DIMS = [0, 1, 255, 2 ** 16, 2 ** 24, 2 ** 31, 2 ** 32 - 1];
   return run("idx-npy", cases, seed, (r) => {
     if (r.int(4) === 0) return fuzzNpyCase(r);
