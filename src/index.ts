@@ -5,10 +5,12 @@
 import "./engine/preload.js";
 
 export { initEngine, DEFAULT_THREADS, type EngineOptions } from "./engine/engine.js";
-export { loadDataset, DEFAULT_DATA_DIR, type Dataset, type Split } from "./data/dataset.js";
+export { loadDataset, finishDataset, dataRecord, DEFAULT_DATA_DIR, type Dataset, type Split, type LoadOptions, type Normalisation } from "./data/dataset.js";
 export { loadText, type TextCorpus } from "./data/text.js";
 export { BUNDLED, bundledPath } from "./data/bundled.js";
 export { buildModel, parseDescription, MODEL_NAMES, type Model, type ModelDescription, type GptConfig, type ImageShape } from "./model/models.js";
+export { NAMED_SPECS } from "./model/named-specs.js";
+export type { SequentialDescription, SequentialLayer } from "./model/sequential.js";
 export { countParams, initParams, toDevice, toHost, type HostParams, type ParamSpec, type Params } from "./model/params.js";
 export * from "./methods/index.js";
 export { configureAdapter, producedSpecs, type AdapterInfo } from "./methods/adapter.js";

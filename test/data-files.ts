@@ -29,3 +29,19 @@ export function npy(descr: "|u1" | "<f4" | "<i8", shape: number[], values: Array
   }
   return out;
 }
+
+/** A width x height PNG (8-bit RGBA, as most tools write it) filled by `pixel(x, y)` -> [r, g, b]. */
+export async function png(width: number, height: number, pixel: (x: number, y: number) => [number, number, number]): Promise<Uint8Array> {
+  const { PNG } = await import("pngjs");
+  const image = new PNG({ width, height });
+  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) image.data.set([...pixel(x, y), 255], 4 * (y * width + x));
+  return PNG.sync.write(image);
+}
+
+/** The same as a baseline JPEG at quality 95. */
+export async function jpg(width: number, height: number, pixel: (x: number, y: number) => [number, number, number]): Promise<Uint8Array> {
+  const { default: jpeg } = await import("jpeg-js");
+  const data = new Uint8Array(4 * width * height);
+  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) data.set([...pixel(x, y), 255], 4 * (y * width + x));
+  return jpeg.encode({ width, height, data }, 95).data;
+}

@@ -1,33 +1,45 @@
 /**
- * Image classification data from a directory of MNIST-format IDX files or of NumPy arrays (one to four
- * channels). The default is Fashion-MNIST, vendored under data/fashion-mnist (MIT, from Debian's
+ * Classification data from a path: a directory of IDX or .npy arrays, a CSV/TSV table (or a directory
+ * holding train and test tables), or a folder of PNG/JPEG images by class. Every reader hands over raw
+ * values (data/raw.ts); here they are normalised and their labels checked, the same way for all. The
+ * default is Fashion-MNIST, vendored under data/fashion-mnist (MIT, from Debian's
  * dataset-fashion-mnist): nothing is fetched.
  */
 import { existsSync, statSync } from "node:fs";
-import { join } from "node:path";
 import { UserError } from "../errors.js";
+import { ARRAY_DIR_HELP, findArrayFiles, readArrayDir } from "./array-dir.js";
 import { bundledPath } from "./bundled.js";
-import { checkMemory } from "../limits.js";
-import { readIdxFile, readIdxShape, type IdxArray } from "./idx.js";
-import { readNpyFile, readNpyShape } from "./npy.js";
+import { findImageFolders, readImageFolders, IMAGE_FOLDER_HELP } from "./image-folder.js";
+import type { RawData, RawSplit } from "./raw.js";
+import { findTables, readTables, TABLE_HELP } from "./table.js";
 
 export interface Split {
-  /** Normalised pixels, sample-major, each sample height*width*channels (HWC). */
+  /** Normalised values, sample-major, each sample height*width*channels (HWC). */
   x: Float32Array;
   y: Uint8Array;
   count: number;
 }
 
+/**
+ * How inputs were scaled, as a file records it so that other data is scaled the same way. Images:
+ * (x / 255 - mean) / std with one mean and spread; tables: (x - mean[j]) / std[j] per column.
+ */
+export type Normalisation = { mean: number; std: number } | { mean: number[]; std: number[] };
+
 export interface Dataset {
   name: string;
-  /** [height, width, channels] */
+  /** [height, width, channels]; a table is [1, 1, columns]. */
   imageShape: [number, number, number];
   numClasses: number;
   train: Split;
   test: Split;
-  /** Pixel mean and spread of the training images (in [0, 1] units), used to normalise both splits. */
-  mean: number;
-  std: number;
+  normalisation: Normalisation;
+  /** Class names in index order, where the data names its classes (image folders, text labels). */
+  classNames?: string[];
+  /** A table's label column, by header name or 0-based index. */
+  labelColumn?: string;
+  /** What the samples are, for people: "images" or "rows". */
+  unit: "images" | "rows";
 }
 
 export interface LoadOptions {
@@ -35,41 +47,17 @@ export interface LoadOptions {
   trainLimit?: number;
   testLimit?: number;
   /**
-   * Pixel statistics to normalise with instead of this training split's: a trained model's own (its
-   * file records them), so that data it is measured on is scaled as its training data was.
+   * Statistics to normalise with instead of this training split's: a trained model's own (its file
+   * records them), so that data it is measured on is scaled as its training data was.
    */
-  normalisation?: { mean: number; std: number };
+  normalisation?: Normalisation;
+  /** A trained model's class names: labels map to the same indices it learnt. */
+  classNames?: string[];
+  /** A table's label column, by header name or 0-based index (default: label, class or target, else the last). */
+  labelColumn?: string;
 }
 
 export const DEFAULT_DATA_DIR = bundledPath("fashion-mnist");
-
-/**
- * The layouts a data directory may have, each four files in the order training images, training labels,
- * test images, test labels: MNIST's IDX files (plain or gzipped), or NumPy arrays (numpy.save).
- */
-const FORMATS = [
-  { name: "IDX", files: ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"], suffixes: ["", ".gz"], readShape: readIdxShape, read: readIdxFile },
-  { name: ".npy", files: ["train-images.npy", "train-labels.npy", "test-images.npy", "test-labels.npy"], suffixes: [""], readShape: readNpyShape, read: readNpyFile },
-] as const;
-
-function findFiles(dir: string): { paths: string[]; format: (typeof FORMATS)[number] } {
-  for (const format of FORMATS) {
-    const paths = format.files.map((f) => format.suffixes.map((s) => join(dir, f + s)).find(existsSync));
-    if (paths.every((p) => p !== undefined)) return { paths: paths as string[], format };
-    // A directory with some files of a layout is meant to be that layout: name what is missing.
-    if (paths.some((p) => p !== undefined)) throw new UserError(`${dir} is not a complete ${format.name} data directory: missing ${format.files.filter((_, i) => !paths[i]).join(", ")}`);
-  }
-  throw new UserError(`${dir} is not a data directory: it needs four IDX files (${FORMATS[0].files.join(", ")}, gzipped or not) or four .npy files (${FORMATS[1].files.join(", ")})`);
-}
-
-function checkPair(images: IdxArray, labels: IdxArray, what: string): void {
-  const channels = images.shape[3] ?? 1;
-  if (images.shape.length < 3 || images.shape.length > 4 || channels > 4) throw new UserError(`${what} images must be an array of [count, height, width] or [count, height, width, channels <= 4]`);
-  if (labels.shape.length !== 1) throw new UserError(`${what} labels must be a 1-D IDX array`);
-  if (images.shape[0] !== labels.shape[0]) {
-    throw new UserError(`${what}: ${images.shape[0]} images but ${labels.shape[0]} labels`);
-  }
-}
 
 function limitCount(total: number, limit: number | undefined): number {
   if (limit === undefined || limit === 0) return total;
@@ -77,85 +65,152 @@ function limitCount(total: number, limit: number | undefined): number {
   return Math.min(total, limit);
 }
 
-function normalise(images: IdxArray, count: number, mean: number, std: number): Float32Array {
-  const size = count * images.shape[1]! * images.shape[2]! * (images.shape[3] ?? 1);
-  const out = new Float32Array(size);
-  const scale = 1 / (255 * std);
-  const shift = mean / std;
-  for (let i = 0; i < size; i++) out[i] = images.data[i]! * scale - shift;
-  return out;
-}
-
-/** Images larger than this on a side are refused from the header (a model's input is bounded the same way). */
-export const MAX_IMAGE_SIDE = 4096;
-
-/**
- * Bytes the four files imply once read: each value as a byte, each kept image value again as float32.
- * From their headers alone, so a small file declaring a huge array is refused before it is inflated.
- */
-function checkDeclared(paths: string[], readShape: (path: string) => number[], options: LoadOptions): void {
-  const shapes = paths.map(readShape);
-  for (const [i, s] of shapes.entries()) {
-    if (i % 2 === 0 && s.length >= 3 && (s[1]! > MAX_IMAGE_SIDE || s[2]! > MAX_IMAGE_SIDE)) throw new UserError(`${paths[i]}: images of ${s[1]}x${s[2]} exceed ${MAX_IMAGE_SIDE} pixels a side`);
-  }
-  const values = (s: number[]) => s.reduce((a, b) => a * b, 1);
-  const kept = (s: number[], limit?: number) => (s.length >= 3 ? ((limit ? Math.min(limit, s[0]!) : s[0]!) * values(s)) / s[0]! : 0);
-  // Each file as read (an .npy of floats is 4-8 bytes a value), its values as bytes, the kept images as float32.
-  const read = paths.reduce((n, p) => n + statSync(p).size, 0);
-  const bytes = read + shapes.reduce((n, s) => n + values(s), 0) + 4 * (kept(shapes[0]!, options.trainLimit) + kept(shapes[2]!, options.testLimit));
-  checkMemory(bytes, `the data in ${paths[0]!.replace(/\/[^/]*$/, "")}`);
-}
-
-export function loadDataset(dir: string = DEFAULT_DATA_DIR, options: LoadOptions = {}): Dataset {
-  if (!existsSync(dir)) {
-    // The npm package leaves the 30 MB image set out; the repository carries it.
-    if (dir === DEFAULT_DATA_DIR) throw new UserError("the bundled Fashion-MNIST ships with the mcnc repository, not the npm package: give --data DIR (its four IDX files, e.g. data/fashion-mnist of a clone)");
-    throw new UserError(`data directory ${dir} does not exist`);
-  }
-  const { paths, format } = findFiles(dir);
-  checkDeclared(paths, format.readShape, options);
-  const [trainImages, trainLabels, testImages, testLabels] = paths.map((p) => format.read(p)) as [IdxArray, IdxArray, IdxArray, IdxArray];
-  checkPair(trainImages, trainLabels, "training");
-  checkPair(testImages, testLabels, "test");
-  const [h, w, c] = [trainImages.shape[1]!, trainImages.shape[2]!, trainImages.shape[3] ?? 1];
-  if (testImages.shape[1] !== h || testImages.shape[2] !== w || (testImages.shape[3] ?? 1) !== c) throw new UserError("training and test images differ in size");
-
-  // Statistics over the whole training split, so a subset run normalises like a full one.
+/** One mean and spread over all training values, in [0, 1] units (the whole split, so a subset run normalises like a full one). */
+function pixelStatistics(values: RawSplit["values"]): { mean: number; std: number } {
   let sum = 0;
   let sumSq = 0;
-  for (const v of trainImages.data) {
+  for (const v of values) {
     sum += v;
     sumSq += v * v;
   }
-  const n = trainImages.data.length;
-  const given = options.normalisation;
-  if (given && !(Number.isFinite(given.mean) && Number.isFinite(given.std) && given.std > 0)) throw new UserError(`normalisation ${JSON.stringify(given).slice(0, 80)} needs a finite mean and a positive std`);
-  const mean = given?.mean ?? sum / n / 255;
-  const std = given?.std ?? Math.sqrt(Math.max(sumSq / n / (255 * 255) - mean * mean, 1e-12));
+  const n = values.length;
+  const mean = sum / n / 255;
+  return { mean, std: Math.sqrt(Math.max(sumSq / n / (255 * 255) - mean * mean, 1e-12)) };
+}
 
-  // Classes are 0..K-1, each present in training: one stray large label must not widen the model.
+/**
+ * Each channel's mean and spread over the training values; a constant column keeps spread 1. Rounded
+ * to 6 significant digits, which the file records: a table's statistics are part of its size.
+ */
+function columnStatistics(values: RawSplit["values"], channels: number): { mean: number[]; std: number[] } {
+  const sum = new Float64Array(channels);
+  const sumSq = new Float64Array(channels);
+  for (let i = 0; i < values.length; i++) {
+    sum[i % channels]! += values[i]!;
+    sumSq[i % channels]! += values[i]! * values[i]!;
+  }
+  const n = values.length / channels;
+  const round = (x: number) => Number(x.toPrecision(6));
+  const mean = Array.from(sum, (s) => s / n);
+  const std = mean.map((m, j) => {
+    const v = sumSq[j]! / n - m * m;
+    return v > 1e-12 * Math.max(1, m * m) ? round(Math.sqrt(v)) : 1;
+  });
+  return { mean: mean.map(round), std };
+}
+
+function checkNormalisation(given: Normalisation, raw: RawData): void {
+  const ok = (m: number, s: number) => Number.isFinite(m) && Number.isFinite(s) && s > 0;
+  const shown = JSON.stringify(given).slice(0, 80);
+  if (raw.scale === "pixels") {
+    if (!(typeof given.mean === "number" && typeof given.std === "number" && ok(given.mean, given.std))) throw new UserError(`normalisation ${shown} needs a finite mean and a positive std for images`);
+    return;
+  }
+  const channels = raw.shape[2];
+  if (!(Array.isArray(given.mean) && Array.isArray(given.std) && given.mean.length === channels && given.std.length === channels && given.mean.every((m, j) => ok(m, (given.std as number[])[j]!)))) {
+    throw new UserError(`normalisation ${shown} needs a finite mean and a positive std for each of the table's ${channels} columns`);
+  }
+}
+
+function normalise(split: RawSplit, count: number, sample: number, raw: RawData, n: Normalisation): Float32Array {
+  const size = count * sample;
+  const out = new Float32Array(size);
+  if (typeof n.mean === "number") {
+    const scale = 1 / (255 * (n.std as number));
+    const shift = n.mean / (n.std as number);
+    for (let i = 0; i < size; i++) out[i] = split.values[i]! * scale - shift;
+  } else {
+    const channels = raw.shape[2];
+    const [mean, std] = [n.mean, n.std as number[]];
+    for (let i = 0; i < size; i++) out[i] = (split.values[i]! - mean[i % channels]!) / std[i % channels]!;
+  }
+  return out;
+}
+
+/** Classes are 0..K-1, each present in training: one stray large label must not widen the model. */
+function countClasses(raw: RawData): number {
   const counts = new Uint32Array(256);
-  for (const l of trainLabels.data) counts[l]!++;
-  const numClasses = counts.findLastIndex((c) => c > 0) + 1;
+  for (const l of raw.train.labels) counts[l]!++;
+  const numClasses = Math.max(counts.findLastIndex((c) => c > 0) + 1, raw.classNames?.length ?? 0);
   const missing = counts.subarray(0, numClasses).findIndex((c) => c === 0);
-  if (missing >= 0) {
+  if (missing >= 0 && !raw.classNames) {
     const present = counts.filter((c) => c > 0).length;
     throw new UserError(`training labels run from 0 to ${numClasses - 1}, but ${numClasses - present} of those classes never occur (the first: ${missing}); labels must be 0..K-1`);
   }
-  for (const l of testLabels.data) {
+  for (const l of raw.test.labels) {
     if (l >= numClasses) throw new UserError(`test label ${l} does not occur in the training labels`);
   }
   if (numClasses < 2) throw new UserError("the training labels hold fewer than two classes");
+  return numClasses;
+}
 
-  const trainCount = limitCount(trainImages.shape[0]!, options.trainLimit);
-  const testCount = limitCount(testImages.shape[0]!, options.testLimit);
-  return {
-    name: dir === DEFAULT_DATA_DIR ? "fashion-mnist" : dir,
-    imageShape: [h, w, c],
-    numClasses,
-    mean,
-    std,
-    train: { x: normalise(trainImages, trainCount, mean, std), y: trainLabels.data.slice(0, trainCount), count: trainCount },
-    test: { x: normalise(testImages, testCount, mean, std), y: testLabels.data.slice(0, testCount), count: testCount },
+/** Raw values and labels to a normalised, checked data set. */
+export function finishDataset(raw: RawData, name: string, options: LoadOptions = {}): Dataset {
+  const given = options.normalisation;
+  if (given) checkNormalisation(given, raw);
+  const normalisation = given ?? (raw.scale === "pixels" ? pixelStatistics(raw.train.values) : columnStatistics(raw.train.values, raw.shape[2]));
+  const numClasses = countClasses(raw);
+  const sample = raw.shape[0] * raw.shape[1] * raw.shape[2];
+  const split = (s: RawSplit, limit?: number): Split => {
+    const count = limitCount(s.count, limit);
+    return { x: normalise(s, count, sample, raw, normalisation), y: s.labels.slice(0, count), count };
   };
+  return {
+    name,
+    imageShape: raw.shape,
+    numClasses,
+    normalisation,
+    ...(raw.classNames ? { classNames: raw.classNames } : {}),
+    ...(raw.labelColumn !== undefined ? { labelColumn: raw.labelColumn } : {}),
+    unit: raw.scale === "pixels" ? "images" : "rows",
+    train: split(raw.train, options.trainLimit),
+    test: split(raw.test, options.testLimit),
+  };
+}
+
+/**
+ * What a model file records of its data so that other data is prepared the same way (its `meta`
+ * fields): the normalisation, and the class names and label column where the data has them.
+ */
+export function dataRecord(d: Dataset): Record<string, unknown> {
+  return { normalisation: d.normalisation, ...(d.classNames ? { classes: d.classNames } : {}), ...(d.labelColumn !== undefined ? { label_column: d.labelColumn } : {}) };
+}
+
+/** The meta fields dataRecord writes, besides the data set's name. */
+export const DATA_RECORD_FIELDS = ["normalisation", "classes", "label_column"] as const;
+
+/** Load options from what a file recorded (dataRecord); a malformed field is refused, not guessed at. */
+export function recordedOptions(meta: Record<string, unknown> | undefined): Pick<LoadOptions, "normalisation" | "classNames" | "labelColumn"> {
+  if (!meta) return {};
+  const { normalisation, classes, label_column: labelColumn } = meta;
+  if (classes !== undefined && !(Array.isArray(classes) && classes.length <= 256 && classes.every((c) => typeof c === "string"))) throw new UserError("the file's class names are malformed");
+  if (labelColumn !== undefined && typeof labelColumn !== "string") throw new UserError("the file's label column is malformed");
+  if (normalisation !== undefined && (typeof normalisation !== "object" || normalisation === null)) throw new UserError("the file's normalisation is malformed");
+  return {
+    ...(normalisation !== undefined ? { normalisation: normalisation as Normalisation } : {}),
+    ...(classes !== undefined ? { classNames: classes as string[] } : {}),
+    ...(labelColumn !== undefined ? { labelColumn } : {}),
+  };
+}
+
+/** The reader a path calls for, tried in order; each says whether the path is its kind. */
+function readRaw(path: string, options: LoadOptions): RawData {
+  const keep = { train: options.trainLimit, test: options.testLimit };
+  const table = findTables(path);
+  if (table) return readTables(table, options);
+  if (!statSync(path).isDirectory()) throw new UserError(`${path} is a file, but not a table (.csv, .tsv, optionally .gz): give a data directory or a table`);
+  const arrays = findArrayFiles(path);
+  if (arrays) return readArrayDir(arrays, keep);
+  const folders = findImageFolders(path);
+  if (folders) return readImageFolders(folders, options.classNames);
+  throw new UserError(`${path} is not a data directory: it needs ${ARRAY_DIR_HELP}, ${TABLE_HELP}, or ${IMAGE_FOLDER_HELP}`);
+}
+
+export function loadDataset(path: string = DEFAULT_DATA_DIR, options: LoadOptions = {}): Dataset {
+  if (!existsSync(path)) {
+    // The npm package leaves the 30 MB image set out; the repository carries it.
+    if (path === DEFAULT_DATA_DIR) throw new UserError("the bundled Fashion-MNIST ships with the mcnc repository, not the npm package: give --data DIR (its four IDX files, e.g. data/fashion-mnist of a clone)");
+    throw new UserError(`data ${path} does not exist`);
+  }
+  return finishDataset(readRaw(path, options), path === DEFAULT_DATA_DIR ? "fashion-mnist" : path, options);
 }

@@ -4,7 +4,7 @@
  */
 import { UserError } from "../errors.js";
 import { gpt, GPT_LIMITS, gptParamCount } from "./gpt.js";
-import { lenet, mlp } from "./image-models.js";
+import { namedModel } from "./named-specs.js";
 import { parseSequential, sequential } from "./sequential.js";
 import { parseTensorsDescription, tensorsModel } from "./tensors.js";
 import type { ImageShape, Model, ModelDescription } from "./model.js";
@@ -19,9 +19,8 @@ export type ModelName = (typeof MODEL_NAMES)[number];
 export function buildModel(d: ModelDescription): Model {
   switch (d.name) {
     case "mlp":
-      return mlp(d.input, d.classes);
     case "lenet":
-      return lenet(d.input, d.classes);
+      return namedModel(d.name, d.input, d.classes);
     case "gpt":
       return gpt(d);
     case "tensors":

@@ -7,12 +7,18 @@
 import { nn, numpy as np } from "@jax-js/jax";
 import { UserError } from "../errors.js";
 import { conv3x3, dense, maxPool2, relu, tapOf } from "./layers.js";
-import type { ImageShape, Model } from "./model.js";
+import type { ImageShape, Model, ModelDescription } from "./model.js";
 import { sizeOf, type ParamSpec } from "./params.js";
 
+/** A layer with parameters may name its two leaves (the built-in networks do); else they are `l{index}.weight` and `.bias`. */
+interface Leaves {
+  weight?: string;
+  bias?: string;
+}
+
 export type SequentialLayer =
-  | { type: "dense"; units: number }
-  | { type: "conv3x3"; channels: number }
+  | ({ type: "dense"; units: number } & Leaves)
+  | ({ type: "conv3x3"; channels: number } & Leaves)
   | { type: "maxpool2" }
   | { type: "flatten" }
   | { type: "relu" }
@@ -38,6 +44,12 @@ function positive(v: unknown, hi: number, what: string): number {
  * Each layer's parameters and output shape, following the shapes from the input: [h, w, c] until a
  * flatten, [features] after. Throws UserError on a layer that does not fit what comes in.
  */
+/** The names of layer i's weight and bias leaves. */
+function leafNames(layer: SequentialLayer, i: number): [string, string] {
+  const named = layer as Leaves;
+  return [named.weight ?? `l${i}.weight`, named.bias ?? `l${i}.bias`];
+}
+
 function plan(d: Omit<SequentialDescription, "name">, what: string): { specs: ParamSpec[]; shapes: number[][] } {
   let shape: number[] = [...d.input];
   const specs: ParamSpec[] = [];
@@ -48,12 +60,14 @@ function plan(d: Omit<SequentialDescription, "name">, what: string): { specs: Pa
     if (layer.type === "dense") {
       if (image) throw new UserError(`${at} needs features: put a flatten before it`);
       const fanIn = shape[0]!;
-      specs.push({ name: `l${i}.weight`, shape: [fanIn, layer.units], role: "weight", fanIn }, { name: `l${i}.bias`, shape: [layer.units], role: "bias", fanIn });
+      const [weight, bias] = leafNames(layer, i);
+      specs.push({ name: weight, shape: [fanIn, layer.units], role: "weight", fanIn }, { name: bias, shape: [layer.units], role: "bias", fanIn });
       shape = [layer.units];
     } else if (layer.type === "conv3x3") {
       if (!image) throw new UserError(`${at} needs an image, and comes after a flatten`);
       const fanIn = 9 * shape[2]!;
-      specs.push({ name: `l${i}.weight`, shape: [3, 3, shape[2]!, layer.channels], role: "weight", fanIn }, { name: `l${i}.bias`, shape: [layer.channels], role: "bias", fanIn });
+      const [weight, bias] = leafNames(layer, i);
+      specs.push({ name: weight, shape: [3, 3, shape[2]!, layer.channels], role: "weight", fanIn }, { name: bias, shape: [layer.channels], role: "bias", fanIn });
       shape = [shape[0]!, shape[1]!, layer.channels];
     } else if (layer.type === "maxpool2") {
       if (!image || shape[0]! % 2 !== 0 || shape[1]! % 2 !== 0) throw new UserError(`${at} needs an image with even sides, got ${shape.join("x")}`);
@@ -94,19 +108,24 @@ export function parseSequential(raw: Record<string, unknown>, what: string, maxP
   return d;
 }
 
-export function sequential(d: SequentialDescription): Model {
+/**
+ * The network a layer list describes. `named`: the built-in network this list is, whose file header
+ * stores only its name, input and classes (model/named-specs.ts).
+ */
+export function sequential(d: SequentialDescription, named?: { name: string; description: ModelDescription }): Model {
   const { specs, shapes } = plan(d, "model");
   return {
-    name: "sequential",
+    name: named?.name ?? "sequential",
     kind: "classifier",
-    description: d,
+    description: named?.description ?? d,
     specs,
     apply(p, x, tap) {
       let y = x;
       d.layers.forEach((layer, i) => {
-        const [w, b] = [p[`l${i}.weight`], p[`l${i}.bias`]];
-        if (layer.type === "dense") y = dense(y, w!, b!, tapOf(tap, `l${i}.weight`));
-        else if (layer.type === "conv3x3") y = conv3x3(y, w!, b!, tapOf(tap, `l${i}.weight`));
+        const [weight, bias] = leafNames(layer, i);
+        const [w, b] = [p[weight], p[bias]];
+        if (layer.type === "dense") y = dense(y, w!, b!, tapOf(tap, weight));
+        else if (layer.type === "conv3x3") y = conv3x3(y, w!, b!, tapOf(tap, weight));
         else if (layer.type === "maxpool2") y = maxPool2(y);
         else if (layer.type === "flatten") y = y.reshape([y.shape[0]!, shapes[i]![0]!]);
         else if (layer.type === "relu") y = relu(y);

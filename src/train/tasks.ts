@@ -4,7 +4,7 @@
  * a pure function of (seed, step), so a run repeats exactly and a resumed run continues exactly.
  */
 import { jit, nn, numpy as np, tree } from "@jax-js/jax";
-import type { Dataset } from "../data/dataset.js";
+import { dataRecord, type Dataset } from "../data/dataset.js";
 import type { TextCorpus } from "../data/text.js";
 import { UserError } from "../errors.js";
 import type { Model } from "../model/model.js";
@@ -33,8 +33,8 @@ export interface Task {
   higherIsBetter: boolean;
   /** What throughput counts: images, or tokens. */
   unit: "samples" | "tokens";
-  /** Images: the pixel statistics inputs were normalised with ((x / 255 - mean) / std), for a reader to do the same. */
-  normalisation?: { mean: number; std: number };
+  /** What a file records of the data so that a reader prepares other data the same way (data/dataset.ts, dataRecord). */
+  recorded?: Record<string, unknown>;
   /** Units in one batch row (1 image, or a window of `context` tokens). */
   unitsPerRow: number;
   /** Rows a step reads, summed over an epoch: one pass over the training data. */
@@ -59,8 +59,8 @@ export function imageTask(data: Dataset, model: Model): Task {
   const stepsPerEpoch = (batch: number) => Math.floor(data.train.count / batch);
   return {
     data: data.name,
-    size: `${data.train.count} training images`,
-    normalisation: { mean: data.mean, std: data.std },
+    size: `${data.train.count} training ${data.unit}`,
+    recorded: dataRecord(data),
     metric: "accuracy",
     higherIsBetter: true,
     unit: "samples",

@@ -18,12 +18,15 @@ import { initEngine } from "../../src/engine/engine.js";
 import { UserError } from "../../src/errors.js";
 import { decodeIdx } from "../../src/data/idx.js";
 import { parseNpy } from "../../src/data/npy.js";
+import { decodeImage, imageSize } from "../../src/data/image-folder.js";
+import { classIndices, heldOutSplit } from "../../src/data/raw.js";
+import { parseTable } from "../../src/data/table.js";
 import { decodeModelFile, timedRebuild } from "../../src/format/model-file.js";
 import { checkMemory } from "../../src/limits.js";
 import { findMethod, methodNames, rebuildBytes } from "../../src/methods/index.js";
 import { buildModel } from "../../src/model/models.js";
 import { crc32 } from "../../src/format/crc32.js";
-import { idx, npy } from "../data-files.js";
+import { idx, jpg, npy, png } from "../data-files.js";
 import { FIXTURES, readManifest } from "../fixtures/make-fixtures.js";
 
 /** xorshift32: the same cases for a seed on every machine. */
@@ -180,6 +183,39 @@ export function fuzzIdx(cases: number, seed: number): Promise<FuzzReport> {
   });
 }
 
+const TABLE = ["a,b,label", "1.5,2,cat", '"3",-4e2,dog', "0,.5,cat", "7,8,\"d\"\"og\""].join("\n");
+const TABLE_PIECES = [",", "\n", "\r\n", '"', '""', "\t", "NA", "-", "1e999", "x".repeat(300), "\u0000", ",,,,", "label"];
+
+/** Tables (cells, quotes, delimiters and lines mangled) and PNG/JPEG images (bytes flipped, cut, sizes rewritten). */
+export async function fuzzTablesImages(cases: number, seed: number): Promise<FuzzReport> {
+  const images = [await png(6, 5, (x, y) => [x * 40, y * 50, 90]), await jpg(6, 5, (x, y) => [x * 40, y * 50, 90])];
+  return run("tables-images", cases, seed, (r) => {
+    if (r.int(2) === 0) {
+      let text = TABLE;
+      for (let n = 1 + r.int(4); n > 0; n--) {
+        const at = r.int(text.length + 1);
+        const cut = r.int(3);
+        text = text.slice(0, at) + r.pick(TABLE_PIECES) + text.slice(at + cut);
+      }
+      const table = parseTable(text, r.pick(["t.csv", "t.tsv"]), r.pick([undefined, "label", "0", "9"]));
+      const order = heldOutSplit(table.labels.length);
+      classIndices(order.train.map((i) => table.labels[i]!), order.test.map((i) => table.labels[i]!));
+      return;
+    }
+    let bytes = Uint8Array.from(r.pick(images));
+    const kind = r.int(3);
+    if (kind === 0) for (let n = 1 + r.int(4); n > 0; n--) bytes[r.int(bytes.length)]! ^= 1 << r.int(8);
+    if (kind === 1) bytes = bytes.subarray(0, r.int(bytes.length));
+    if (kind === 2) {
+      // A size field rewritten: PNG's IHDR width, or any two bytes after a JPEG marker.
+      const at = bytes[0] === 0x89 ? 16 + 4 * r.int(2) : r.int(bytes.length - 2);
+      new DataView(bytes.buffer).setUint16(at, r.pick([0, 1, 7, 4096, 65535]));
+    }
+    const { width, height } = imageSize(bytes, "fuzzed");
+    if (width * height <= 4096 * 4096) decodeImage(bytes, "fuzzed", width * height);
+  });
+}
+
 /** Command lines: each command's parser, then each method's configure on what it parsed, then the memory check. */
 export function fuzzFlags(cases: number, seed: number): Promise<FuzzReport> {
   const mlp = buildModel({ name: "mlp", input: [28, 28, 1], classes: 10 });
@@ -202,7 +238,7 @@ export function fuzzFlags(cases: number, seed: number): Promise<FuzzReport> {
 }
 
 export async function fuzzAll(cases: number, seed: number): Promise<FuzzReport[]> {
-  return [await fuzzModelFiles(cases, seed), await fuzzIdx(cases, seed), await fuzzFlags(cases, seed)];
+  return [await fuzzModelFiles(cases, seed), await fuzzIdx(cases, seed), await fuzzTablesImages(cases, seed), await fuzzFlags(cases, seed)];
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -30,10 +30,15 @@ let base: { name: string; weights: HostParams } | undefined;
 function imageModel(loaded: LoadedModel): { input: [number, number, number]; classes: number } {
   const d = loaded.file.model;
   if (d.name !== "mlp" && d.name !== "lenet" && d.name !== "sequential") throw new Error(`${loaded.model.name} does not classify images`);
+  // A table's model is scaled per column: it reads rows, not pictures.
+  if (Array.isArray((loaded.file.meta?.normalisation as { mean?: unknown } | undefined)?.mean)) throw new Error(`${loaded.model.name} classifies table rows, not images`);
+  if (d.input[2] !== 1) throw new Error(`the drawing pad and the samples are grey; this model reads ${d.input[2]} channels`);
   return { input: [...d.input], classes: d.classes };
 }
 
 function classNames(loaded: LoadedModel, classes: number): string[] {
+  const named = loaded.file.meta?.classes;
+  if (Array.isArray(named) && named.length === classes) return named.map(String);
   return loaded.file.meta?.dataset === "fashion-mnist" ? FASHION : Array.from({ length: classes }, (_, i) => `class ${i}`);
 }
 
@@ -104,15 +109,20 @@ async function load(bytes: Uint8Array, name: string): Promise<void> {
   if (!onBase) base = { name, weights: rebuilt.params };
   current = { loaded, params: toDevice(loaded.model.specs, rebuilt.params) };
   showSizes(loaded, bytes.length, ms);
-  if (loaded.model.kind === "classifier") await showVision(current);
+  let unused = "";
+  try {
+    if (loaded.model.kind === "classifier") await showVision(current);
+  } catch (e) {
+    unused = ` (not used here: ${(e as Error).message})`;
+  }
   if (loaded.model.kind === "language") $("language").classList.remove("hidden");
-  status(`${name}: rebuilt in ${ms.toFixed(0)} ms${onBase ? `, an adapter on ${base!.name} (pick the base again to switch back)` : ""}`, "ready");
+  status(`${name}: rebuilt in ${ms.toFixed(0)} ms${onBase ? `, an adapter on ${base!.name} (pick the base again to switch back)` : ""}${unused}`, "ready");
 }
 
 async function showVision(c: Current): Promise<void> {
-  $("vision").classList.remove("hidden");
   clearPad();
-  const classes = imageModel(c.loaded).classes;
+  const { classes, input } = imageModel(c.loaded);
+  $("vision").classList.remove("hidden");
   const names = classNames(c.loaded, classes);
   const response = await fetch("samples.json");
   const box = $("samples");
@@ -122,6 +132,10 @@ async function showVision(c: Current): Promise<void> {
     return;
   }
   const { labels, images, side } = (await response.json()) as { labels: number[]; images: number[][]; side: number };
+  if (input[0] !== side || input[1] !== side) {
+    $("sample-score").textContent = `(the test images are ${side}x${side}; this model reads ${input[0]}x${input[1]})`;
+    return;
+  }
   const probs = await classify(c, Float32Array.from(images.flat()), images.length);
   let right = 0;
   images.forEach((img, i) => {

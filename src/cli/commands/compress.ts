@@ -9,6 +9,7 @@ import { resolve } from "node:path";
 import { compressModel, matrixLeaves, probeInput, type CalibrationBatch } from "../../compress/compress-model.js";
 import { compressorNames, findCompressor, type Compressor } from "../../compress/index.js";
 import { UserError } from "../../errors.js";
+import { DATA_RECORD_FIELDS } from "../../data/dataset.js";
 import { writeFileAtomic } from "../../format/atomic-write.js";
 import { foreignFormat } from "../../format/foreign-model.js";
 import { asMatrix, type MatrixLayout } from "../../model/tensors.js";
@@ -108,7 +109,7 @@ async function compressNetwork(f: Record<string, unknown>, src: KnownSource, com
   }
   const method = findMethod(run.method.name)!;
   const bytes = encodeModelFile(
-    { model: model.description, method: run.method, seed: src.seed, trainable: {}, meta: { compressed: { method: compressor.name, config }, ...pick(src.meta, ["dataset", "normalisation"]) } },
+    { model: model.description, method: run.method, seed: src.seed, trainable: {}, meta: { compressed: { method: compressor.name, config }, ...pick(src.meta, ["dataset", ...DATA_RECORD_FIELDS]) } },
     model,
     method,
     { encoded: run.stored },

@@ -4,7 +4,7 @@ import { basename, dirname } from "node:path";
 import { UserError } from "../../errors.js";
 import { initEngine } from "../../engine/engine.js";
 import { BUNDLED, BUNDLED_NAMES, bundledPath, type BundledName } from "../../data/bundled.js";
-import { loadDataset, type Dataset, type LoadOptions } from "../../data/dataset.js";
+import { loadDataset, recordedOptions, type Dataset, type LoadOptions } from "../../data/dataset.js";
 import { loadText } from "../../data/text.js";
 import { checkBase, timedRebuild, type LoadedModel, type TimedRebuild } from "../../format/model-file.js";
 import { readModelFile } from "../../format/read-file.js";
@@ -38,8 +38,15 @@ function dataSource(flags: Record<string, unknown>, kind: "images" | "text", rec
     name = recorded as BundledName;
   }
   name ??= kind === "images" ? "fashion-mnist" : "sotu";
-  if (BUNDLED[name].kind !== kind) throw new UserError(`--dataset ${name} holds ${BUNDLED[name].kind}; this model reads ${kind}`);
+  const holds = BUNDLED[name].kind;
+  if ((holds === "text") !== (kind === "text")) throw new UserError(`--dataset ${name} holds ${holds === "table" ? "a table" : holds}; this model reads ${kind === "text" ? "text" : "images or tables"}`);
   return { path: bundledPath(name), name };
+}
+
+/** What the data flags ask of the loader. */
+function dataOptions(flags: Record<string, unknown>): LoadOptions {
+  const labelColumn = flags["label-column"] as string | undefined;
+  return { trainLimit: (flags.limit as number | undefined) ?? 0, testLimit: (flags["test-limit"] as number | undefined) ?? 0, ...(labelColumn !== undefined ? { labelColumn } : {}) };
 }
 
 export function imageData(flags: Record<string, unknown>, limits: LoadOptions, recorded?: unknown): Dataset {
@@ -56,13 +63,11 @@ export function imageData(flags: Record<string, unknown>, limits: LoadOptions, r
 export async function taskFor(model: Model, flags: Record<string, unknown>, recorded?: Record<string, unknown>): Promise<Task> {
   if (model.kind === "tensors") throw new UserError(`the file holds a ${model.name} model, which mcnc stores but cannot run: decompress it (with --template, back into the model)`);
   if (model.kind === "language") {
-    for (const f of ["limit", "test-limit"]) if (flags[f] !== undefined) throw new UserError(`--${f} applies to image data; text runs choose --steps and --eval-tokens`);
+    for (const f of ["limit", "test-limit", "label-column"]) if (flags[f] !== undefined) throw new UserError(`--${f} applies to image data; text runs choose --steps and --eval-tokens`);
     const { path, name } = dataSource(flags, "text", recorded?.dataset);
     return textTask(await loadText(path, { name }), model, { evalTokens: flags["eval-tokens"] as number | undefined });
   }
-  const normalisation = recorded?.normalisation as LoadOptions["normalisation"] | undefined;
-  const limits = { trainLimit: (flags.limit as number | undefined) ?? 0, testLimit: (flags["test-limit"] as number | undefined) ?? 0 };
-  const data = imageData(flags, { ...limits, ...(normalisation ? { normalisation } : {}) }, recorded?.dataset);
+  const data = imageData(flags, { ...recordedOptions(recorded), ...dataOptions(flags) }, recorded?.dataset);
   checkDataFits(data, model);
   return imageTask(data, model);
 }
@@ -78,7 +83,7 @@ export async function modelAndTask(flags: Record<string, unknown>): Promise<{ mo
   for (const f of ["layers", "width", "heads", "context", "eval-tokens"]) if (flags[f] !== undefined) throw new UserError(`--${f} applies to --model gpt`);
   const spec = name.endsWith(".json") ? readSpec(name) : undefined;
   if (!spec && name !== "mlp" && name !== "lenet") throw new UserError(`--model must be mlp, lenet, gpt or a spec file (.json), got '${name.slice(0, 64)}'${didYouMean(name.slice(0, 64), MODEL_NAMES)}`);
-  const data = imageData(flags, { trainLimit: (flags.limit as number | undefined) ?? 0, testLimit: (flags["test-limit"] as number | undefined) ?? 0 });
+  const data = imageData(flags, dataOptions(flags));
   // A spec's input and classes, where it leaves them out, are the data's.
   const raw = spec ? { input: data.imageShape, classes: data.numClasses, ...spec, name: "sequential" } : { name, input: data.imageShape, classes: data.numClasses };
   const model = buildModel(parseDescription(raw, spec ? name : `--model ${name}`));

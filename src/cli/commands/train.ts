@@ -162,7 +162,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
     ...(epochs === undefined ? { steps: total } : { epochs }),
     batch,
     [`${metric}_f32`]: result.metrics[metric],
-    ...(task.normalisation ? { normalisation: task.normalisation } : {}),
+    ...task.recorded,
     ...(initFile === undefined ? {} : { init: basename(initFile) }),
   };
   const file: ModelFile = {
