@@ -1,26 +1,33 @@
 /**
- * npm run bench: JSON lines on stdout. Each thread count runs in its own child process (jax-js fixes
- * its threads when it loads); the PyTorch peer, when /usr/bin/python3 has torch, runs in the same
- * invocation so the ratios compare one machine at one moment.
+ * npm run bench: JSON lines on stdout, every speed beside what it is measured against in the same run.
  *
- *   node dist/bench/bench.js [--threads 1,2] [--quick] [--only matmul,train,rebuild,rebuild-100x,gpt]
+ *   node dist/bench/bench.js [--threads 1,2] [--rounds 3] [--quick] [--only ceiling,matmul,train,rebuild,rebuild-100x,gpt]
  *
- * `gpt` runs bench/gpt-bench.ts: the GPT's training and generation tokens/s beside PyTorch's,
- * interleaved, and the cost of switching adapters.
+ * - ceiling: the Wasm SIMD ceiling of one core (bench/wasm-ceiling.ts), what any Wasm matmul can reach.
+ * - matmul: jax-js's matmul and PyTorch's (when /usr/bin/python3 has torch), interleaved round by round
+ *   at each thread count, medians and spread, each as a fraction of the ceiling.
+ * - train: training samples/s against bench/torch_mcnc.py, interleaved (bench/train-vs-torch.ts).
+ * - rebuild, rebuild-100x: weights from the compressed form, GFLOP/s against this run's matmul.
+ * - gpt: bench/gpt-bench.ts, the GPT's training and generation beside PyTorch's copy, interleaved.
+ *
+ * Each of our thread counts runs in its own child process (jax-js fixes its threads when it loads).
  */
 // The library first: its preload must run before jax-js loads (engine/preload.ts).
-import { buildModel, findMethod, imageTask, initEngine, loadDataset, materializer, toDevice, toHost, train, type McncConfig } from "../src/index.js";
+import { buildModel, findMethod, initEngine, materializer, toDevice, toHost, type McncConfig } from "../src/index.js";
 import { jit, numpy as np, tree } from "@jax-js/jax";
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { compareTraining, hasTorch, NO_TORCH, type ModelName } from "./train-vs-torch.js";
+import { wasmSimdCeiling } from "./wasm-ceiling.js";
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
 const threadList = (args[args.indexOf("--threads") + 1] && args.includes("--threads") ? args[args.indexOf("--threads") + 1]! : "1,2").split(",").map(Number);
-const child = args.includes("--child");
+const isChild = args.includes("--child");
 const only = args.includes("--only") ? args[args.indexOf("--only") + 1]!.split(",") : null;
-/** Sections: matmul, train, rebuild, rebuild-100x, gpt (all by default). */
+const rounds = Number(args.includes("--rounds") ? args[args.indexOf("--rounds") + 1] : quick ? 1 : 3);
+const MATMUL_SIZES = [512, 1024];
+/** Sections: ceiling, matmul, train, rebuild, rebuild-100x, gpt (all by default). */
 const want = (section: string) => only === null || only.includes(section);
 
 type Row = Record<string, unknown>;
@@ -31,7 +38,7 @@ async function measure(): Promise<void> {
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
   // Matmul peak: the ceiling the rebuild's GFLOP/s is read against.
-  for (const n of want("matmul") ? [512, 1024] : []) {
+  for (const n of want("matmul") ? MATMUL_SIZES : []) {
     const mm = jit((a: np.Array, b: np.Array) => np.matmul(a, b));
     const a = np.ones([n, n]);
     const b = np.ones([n, n]);
@@ -42,19 +49,6 @@ async function measure(): Promise<void> {
       if (i > 0) times.push(performance.now() - t);
     }
     emit({ bench: "matmul", threads, n, ms: +median(times).toFixed(2), gflops: +((2 * n ** 3) / median(times) / 1e6).toFixed(1) });
-  }
-
-  // Training throughput at batch 128: the second epoch (compiled) of a short run.
-  const data = loadDataset(undefined, { trainLimit: quick ? 2560 : 12800, testLimit: 1000 });
-  for (const modelName of want("train") ? (["mlp", "lenet"] as const) : []) {
-    for (const methodName of ["dense", "mcnc"]) {
-      const model = buildModel({ name: modelName, input: data.imageShape, classes: data.numClasses });
-      const method = findMethod(methodName)!;
-      const config = method.configure(methodName === "mcnc" ? { ratio: 100 } : {}, model.specs);
-      const sub = modelName === "lenet" ? { ...data, train: { ...data.train, count: 1280, x: data.train.x.subarray(0, 1280 * 784), y: data.train.y.subarray(0, 1280) } } : data;
-      const r = await train(model, method, config, imageTask(sub, model), { epochs: 2, batch: 128, seed: 0 });
-      emit({ bench: "train", threads, model: modelName, method: methodName, batch: 128, samples: sub.train.count, train_samples_per_s: +r.history[1]!.rate.toFixed(1) });
-    }
   }
 
   // Rebuild: weights from (alpha, beta) with the default generator, for 1M and 10M parameters.
@@ -129,55 +123,89 @@ async function measure(): Promise<void> {
   }
 }
 
-function torchRows(): Row[] {
-  const peer = fileURLToPath(new URL("../../../shared/peers/torch_mcnc.py", import.meta.url));
-  const python = "/usr/bin/python3";
-  if (!existsSync(peer) || !existsSync(python) || spawnSync(python, ["-c", "import torch"]).status !== 0) {
-    return [{ bench: "torch", skipped: "no /usr/bin/python3 with torch, or no ../shared/peers/torch_mcnc.py" }];
-  }
-  const data = fileURLToPath(new URL("../../data/fashion-mnist", import.meta.url));
-  const rows: Row[] = [];
-  for (const model of ["mlp", "lenet"]) {
-    for (const method of ["dense", "mcnc"]) {
-      const limit = model === "lenet" ? 1280 : quick ? 2560 : 12800;
-      const r = spawnSync(python, [peer, "--data", data, "--model", model, "--method", method, "--epochs", "1", "--limit", String(limit), "--threads", "2"], { encoding: "utf8" });
-      const lines = r.stdout.trim().split("\n").filter((l) => l.startsWith("{"));
-      const epoch = lines.map((l) => JSON.parse(l) as Row).find((o) => "train_samples_per_s" in o);
-      rows.push({ bench: "torch-train", threads: 2, model, method, batch: 128, samples: limit, train_samples_per_s: epoch?.train_samples_per_s ?? null, reconstruct_ms: epoch?.reconstruct_ms ?? null });
-    }
-  }
-  return rows;
+const PYTHON = "/usr/bin/python3";
+
+/** PyTorch's float32 matmul at `threads`, the same sizes and timing rule as ours (median of five after a warm-up). */
+function torchMatmul(threads: number): Row[] {
+  const script = `
+import json, time, torch
+torch.set_num_threads(${threads})
+for n in (${MATMUL_SIZES.join(", ")}):
+    a = torch.ones(n, n); b = torch.ones(n, n)
+    a @ b
+    ts = []
+    for _ in range(5):
+        t = time.perf_counter(); a @ b; ts.append(time.perf_counter() - t)
+    ts.sort()
+    print(json.dumps({"n": n, "ms": ts[2] * 1000, "gflops": 2 * n ** 3 / ts[2] / 1e9}))`;
+  const r = spawnSync(PYTHON, ["-c", script], { encoding: "utf8" });
+  return r.stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Row);
 }
 
-if (child) {
+/** Our sections in a child per thread count; its JSON lines. */
+function child(threads: number, sections: string[]): Row[] {
+  const passOn = [...(quick ? ["--quick"] : []), "--only", sections.join(",")];
+  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), "--child", ...passOn], { encoding: "utf8", env: { ...process.env, MCNC_THREADS: String(threads) } });
+  if (r.status !== 0) {
+    emit({ bench: "error", threads, stderr: r.stderr.trim().split("\n").slice(-3).join(" | ") });
+    return [];
+  }
+  return r.stdout.trim().split("\n").map((line) => JSON.parse(line) as Row);
+}
+
+const spread = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return { median: +sorted[Math.floor(sorted.length / 2)]!.toFixed(1), min: +sorted[0]!.toFixed(1), max: +sorted.at(-1)!.toFixed(1) };
+};
+
+if (isChild) {
   await measure();
 } else {
-  const self = fileURLToPath(import.meta.url);
-  const ours: Row[] = [];
-  for (const t of ["matmul", "train", "rebuild", "rebuild-100x"].some(want) ? threadList : []) {
-    const passOn = [...(quick ? ["--quick"] : []), ...(only ? ["--only", only.join(",")] : [])];
-    const r = spawnSync(process.execPath, [self, "--child", ...passOn], { encoding: "utf8", env: { ...process.env, MCNC_THREADS: String(t) } });
-    if (r.status !== 0) {
-      emit({ bench: "error", threads: t, stderr: r.stderr.trim().split("\n").slice(-3).join(" | ") });
-      continue;
+  let ceiling: number | undefined;
+  if (want("ceiling") || want("matmul")) {
+    const c = (await wasmSimdCeiling())!;
+    ceiling = c.gflops;
+    emit({ bench: "wasm-simd-ceiling", threads: 1, gflops: +c.gflops.toFixed(1), runs: c.runs.map((g) => +g.toFixed(1)), what: "f32x4 mul+add, 8 accumulators, no relaxed SIMD (FMA)" });
+    // What fused multiply-add would give, measured in a child that may enable it (not used by mcnc: it differs across runtimes).
+    const fused = spawnSync(process.execPath, ["--experimental-wasm-relaxed-simd", fileURLToPath(new URL("./wasm-ceiling.js", import.meta.url)), "--fused"], { encoding: "utf8" });
+    const row = fused.status === 0 ? (JSON.parse(fused.stdout.trim() || "null") as Row | null) : null;
+    emit(row ? { bench: "wasm-simd-ceiling-fma", threads: 1, ...row, what: "f32x4 relaxed_madd, 8 accumulators (not used: results differ across runtimes)" } : { bench: "wasm-simd-ceiling-fma", skipped: "this runtime has no relaxed SIMD" });
+  }
+  // Matmul, ours and PyTorch's, alternating round by round at each thread count.
+  const matmul: Record<string, number[]> = {};
+  if (want("matmul")) {
+    const torch = hasTorch();
+    if (!torch) emit({ bench: "torch-matmul", skipped: NO_TORCH });
+    for (let round = 0; round < rounds; round++) {
+      for (const t of threadList) {
+        for (const row of child(t, ["matmul"])) (matmul[`ours ${t} ${String(row.n)}`] ??= []).push(row.gflops as number);
+        for (const row of torch ? torchMatmul(t) : []) (matmul[`torch ${t} ${String(row.n)}`] ??= []).push(row.gflops as number);
+      }
     }
-    for (const line of r.stdout.trim().split("\n")) {
-      const row = JSON.parse(line) as Row;
-      ours.push(row);
-      emit(row);
+    for (const [key, runs] of Object.entries(matmul)) {
+      const [side, t, n] = key.split(" ");
+      const s = spread(runs);
+      emit({ bench: "matmul", side, threads: Number(t), n: Number(n), gflops: s, of_wasm_ceiling: +(s.median / (ceiling! * Number(t))).toFixed(3) });
+    }
+    for (const t of threadList) {
+      for (const n of MATMUL_SIZES) {
+        const [o, p] = [matmul[`ours ${t} ${n}`], matmul[`torch ${t} ${n}`]];
+        if (o && p) emit({ bench: "matmul-vs-torch", threads: t, n, ratio: +(spread(o).median / spread(p).median).toFixed(3) });
+      }
     }
   }
+  const sections = ["rebuild", "rebuild-100x"].filter(want);
+  for (const t of sections.length > 0 ? threadList : []) {
+    for (const row of child(t, sections)) {
+      // The rebuild against jax-js's own matmul peak at the same thread count, measured above.
+      const peak = matmul[`ours ${t} 1024`];
+      emit(row.bench === "rebuild" && peak ? { ...row, of_matmul_peak: +((row.gflops as number) / spread(peak).median).toFixed(3) } : row);
+    }
+  }
+  if (want("train")) compareTraining({ rounds, threads: threadList, models: ["mlp", "lenet"] as ModelName[], methods: ["dense", "mcnc"] });
   if (want("gpt")) {
     const gpt = fileURLToPath(new URL("./gpt-bench.js", import.meta.url));
     const r = spawnSync(process.execPath, [gpt, "--threads", threadList.join(",")], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
     process.stdout.write(r.stdout);
-  }
-  const torch = want("train") ? torchRows() : [];
-  for (const row of torch) emit(row);
-  // Ratios: ours over PyTorch's, same model, method and batch, measured in this run.
-  for (const t of torch.filter((r) => r.bench === "torch-train" && typeof r.train_samples_per_s === "number")) {
-    for (const o of ours.filter((r) => r.bench === "train" && r.model === t.model && r.method === t.method)) {
-      emit({ bench: "ratio-vs-torch", model: t.model, method: t.method, threads: o.threads, torch_threads: 2, ratio: +((o.train_samples_per_s as number) / (t.train_samples_per_s as number)).toFixed(3) });
-    }
   }
 }

@@ -91,6 +91,42 @@ function conv(): void {
   };
   const variants: Record<string, (x: np.Array, w: np.Array) => np.Array> = {
     "im2col by concatenation (used)": (x, w) => np.matmul(np.concatenate(taps(pad(x)), 3).reshape([B * H * W, 9 * C]), w.reshape([9 * C, O])),
+    "im2col in two stages (three dx taps, then three dy rows)": (x, w) => {
+      const p = pad(x);
+      const row = np.concatenate([0, 1, 2].map((dx) => p.ref.slice([], [], [dx, dx + W], [])), 3);
+      p.dispose();
+      const cols = np.concatenate([0, 1, 2].map((dy) => row.ref.slice([], [dy, dy + H], [], [])), 3);
+      row.dispose();
+      return np.matmul(cols.reshape([B * H * W, 9 * C]), w.reshape([9 * C, O]));
+    },
+    "three dx taps (K = 3C), one matmul to the three rows' outputs, row-shifted slices summed": (x, w) => {
+      const p = pad(x);
+      const row = np.concatenate([0, 1, 2].map((dx) => p.ref.slice([], [], [dx, dx + W], [])), 3);
+      p.dispose();
+      // [3(dy), 3(dx), C, O] -> [3C, 3O]: output column block dy holds kernel row dy.
+      const wr = w.transpose([1, 2, 0, 3]).reshape([3 * C, 3 * O]);
+      const y = np.matmul(row.reshape([B * (H + 2) * W, 3 * C]), wr).reshape([B, H + 2, W, 3, O]);
+      let out: np.Array | null = null;
+      for (let dy = 0; dy < 3; dy++) {
+        const s = y.ref.slice([], [dy, dy + H], [], dy, []);
+        out = out ? out.add(s) : s;
+      }
+      y.dispose();
+      return out!.reshape([B * H * W, O]);
+    },
+    "three row matmuls (three dx taps each, K = 3C), summed": (x, w) => {
+      const p = pad(x);
+      const row = np.concatenate([0, 1, 2].map((dx) => p.ref.slice([], [], [dx, dx + W], [])), 3);
+      p.dispose();
+      let out: np.Array | null = null;
+      for (let dy = 0; dy < 3; dy++) {
+        const m = np.matmul(row.ref.slice([], [dy, dy + H], [], []).reshape([B * H * W, 3 * C]), w.ref.slice(dy).reshape([3 * C, O]));
+        out = out ? out.add(m) : m;
+      }
+      row.dispose();
+      w.dispose();
+      return out!;
+    },
     "one [BHW,C]x[C,9O] matmul, nine shifted slices summed": (x, w) => {
       const y = np.matmul(x.reshape([B * H * W, C]), w.transpose([2, 0, 1, 3]).reshape([C, 9 * O])).reshape([B, H, W, 9, O]);
       const yp = np.pad(y, [[0, 0], [1, 1], [1, 1], [0, 0], [0, 0]]);

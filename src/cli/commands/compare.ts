@@ -39,6 +39,8 @@ export interface Run {
   train_seconds: number;
   config?: object;
   note?: string;
+  /** Training samples the run was limited to (--limits), 0 for all. */
+  limit?: number;
 }
 
 function list<T>(raw: unknown, fallback: T[], parse: (s: string) => T, flag: string, allowEmpty = false): T[] {
@@ -78,107 +80,117 @@ async function run(f: Record<string, unknown>): Promise<void> {
   const epochs = steps === undefined ? ((f.epochs as number | undefined) ?? (base ? 1 : 3)) : undefined;
   if (epochs !== undefined && epochs < 1) throw new UserError("--epochs must be at least 1");
   if (steps !== undefined && steps < 1) throw new UserError("--steps must be at least 1");
+  if (f.limits !== undefined && f.limit !== undefined) throw new UserError("give --limit or --limits, not both");
+  if (f.limits !== undefined && base) throw new UserError("--limits applies to image data, not to adapters on a language model");
+  const limits = list(f.limits, [(f.limit as number | undefined) ?? 0], (v) => (v === "all" ? 0 : Number(v)), "limits");
+  if (limits.some((l) => !Number.isInteger(l) || l < 0)) throw new UserError("--limits must be sample counts (or 'all'), comma-separated");
   const outDir = resolve((f["out-dir"] as string | undefined) ?? "compare");
   const progress = new Progress(process.stderr, !f.quiet);
 
   await startEngine(f);
-  let model: Model;
-  let task: Task;
+  let model!: Model;
+  let task!: Task;
   let baseWeights: HostParams | undefined;
-  if (base) {
-    model = base.model;
-    task = await taskFor(model, f);
-    baseWeights = (await timedRebuild(base, 0)).params;
-  } else {
-    ({ model, task } = await modelAndTask(f));
-  }
-  const params = countParams(model.specs);
-  const batch = (f.batch as number | undefined) ?? defaultBatch(model);
-
-  const jobs = planJobs({ adapters: base !== undefined, methods, ratios, seeds, quantBits });
+  const sizes: string[] = [];
   const runs: Run[] = [];
-  const denseWeights = new Map<number, HostParams>();
-  const record = (job: Job, label: string, bytes: Uint8Array | null, score: number | null, seconds: number, extra: Partial<Run> = {}) => {
-    const size = bytes ? fileSize(decodeModelFile(bytes)) : null;
-    const row: Run = {
-      label,
-      method: job.method,
-      budget: job.budget,
-      seed: job.seed,
-      score: score === null ? null : round(score, 6),
-      stored_params: size?.stored_params ?? 0,
-      file_bytes: size?.file_bytes ?? 0,
-      bits_per_param: size ? round(size.bits_per_param, 4) : 0,
-      train_seconds: round(seconds, 2),
-      ...extra,
-    };
-    runs.push(row);
-    if (f.json) {
-      const { score: s, ...rest } = row;
-      print(JSON.stringify({ command: "compare", ...rest, [task.metric]: s }));
+  const jobs = planJobs({ adapters: base !== undefined, methods, ratios, seeds, quantBits });
+  // One whole comparison per training-set size: the same jobs on the first N samples.
+  for (const limit of limits) {
+    if (base) {
+      model = base.model;
+      task = await taskFor(model, f);
+      baseWeights = (await timedRebuild(base, 0)).params;
+    } else {
+      ({ model, task } = await modelAndTask({ ...f, limit }));
     }
-  };
-  for (const [i, job] of jobs.entries()) {
-    const method = findMethod(job.method)!;
-    progress.message(`mcnc compare: ${i + 1}/${jobs.length} ${job.label} at ${job.budget}, seed ${job.seed}`);
-    if (job.evaluateOnly) {
-      const weights = toDevice(model.specs, baseWeights!);
-      record(job, job.label, null, (await task.evaluate(weights))[task.metric]!, 0);
-      tree.dispose(weights);
-      continue;
-    }
-    let config: object;
-    let adapter: Adapter | undefined;
-    try {
-      if (job.adapter) {
-        const targets = f.compress === undefined ? {} : { compress: f.compress };
-        const adapt = (v: Record<string, unknown>) => configureAdapter(method, { ...targets, ...v }, model);
-        const storedFor = (v: Record<string, unknown>) => {
-          const a = adapt(v);
-          return countParams(method.trainableShapes(a.config, producedSpecs(model, a)));
-        };
-        const a = adapt(budgetValues(method, Number(job.values.ratio), storedFor, params));
-        config = a.config;
-        adapter = { base: baseWeights!, leaves: a.leaves };
-      } else {
-        const storedFor = (v: Record<string, unknown>) => countParams(method.trainableShapes(method.configure(v, model.specs), model.specs));
-        config = method.configure(job.values.ratio === undefined ? job.values : budgetValues(method, Number(job.values.ratio), storedFor, params), model.specs);
+    sizes.push(task.size);
+    const params = countParams(model.specs);
+    const batch = (f.batch as number | undefined) ?? defaultBatch(model);
+    const denseWeights = new Map<number, HostParams>();
+    const record = (job: Job, label: string, bytes: Uint8Array | null, score: number | null, seconds: number, extra: Partial<Run> = {}) => {
+      const size = bytes ? fileSize(decodeModelFile(bytes)) : null;
+      const row: Run = {
+        label,
+        method: job.method,
+        budget: job.budget,
+        seed: job.seed,
+        score: score === null ? null : round(score, 6),
+        stored_params: size?.stored_params ?? 0,
+        file_bytes: size?.file_bytes ?? 0,
+        bits_per_param: size ? round(size.bits_per_param, 4) : 0,
+        train_seconds: round(seconds, 2),
+        ...(limits.length > 1 ? { limit } : {}),
+        ...extra,
+      };
+      runs.push(row);
+      if (f.json) {
+        const { score: s, ...rest } = row;
+        print(JSON.stringify({ command: "compare", ...rest, [task.metric]: s }));
       }
-    } catch (e) {
-      if (!(e instanceof UserError)) throw e;
-      // A budget one method cannot reach is a cell of the table, not the end of the comparison.
-      record(job, job.label, null, null, 0, { note: e.message });
-      progress.message(`mcnc compare: ${job.label} at ${job.budget}: ${e.message}`);
-      continue;
-    }
-    const r = await train(model, method, config, task, {
-      epochs,
-      steps,
-      batch,
-      seed: job.seed,
-      schedule: model.kind === "language" ? { kind: "cosine", warmup: defaultWarmup(runLength(model, task, { epochs, steps, batch }).total) } : undefined,
-      start: job.fromDense ? (baseWeights ?? denseWeights.get(job.seed)) : undefined,
-      adapter,
-      onStep: (p) => progress.step(p),
-      onEpoch: (e) => progress.epoch(e),
-    });
-    if (job.method === "dense") denseWeights.set(job.seed, r.params);
-    const file: ModelFile = {
-      model: model.description,
-      method: { name: method.name, config },
-      ...(adapter ? { adapter: { base_sha256: weightsHash(model.specs, adapter.base), leaves: adapter.leaves } } : {}),
-      seed: job.seed,
-      trainable: r.trainable,
     };
-    record(job, job.label, encodeModelFile(file, model, method), r.metrics[task.metric]!, r.trainSeconds, { config });
-    if (job.alsoEightBit) {
-      const bytes = encodeModelFile(file, model, method, { storeBits: 8 });
-      const stored = await rebuildParams(decodeModelFile(bytes));
-      record(job, `${job.label} (8-bit storage)`, bytes, (await task.evaluate(stored))[task.metric]!, r.trainSeconds);
-      tree.dispose(stored);
+    for (const [i, job] of jobs.entries()) {
+      const method = findMethod(job.method)!;
+      progress.message(`mcnc compare: ${i + 1}/${jobs.length} ${job.label} at ${job.budget}, seed ${job.seed}${limits.length > 1 ? `, ${task.size}` : ""}`);
+      if (job.evaluateOnly) {
+        const weights = toDevice(model.specs, baseWeights!);
+        record(job, job.label, null, (await task.evaluate(weights))[task.metric]!, 0);
+        tree.dispose(weights);
+        continue;
+      }
+      let config: object;
+      let adapter: Adapter | undefined;
+      try {
+        if (job.adapter) {
+          const targets = f.compress === undefined ? {} : { compress: f.compress };
+          const adapt = (v: Record<string, unknown>) => configureAdapter(method, { ...targets, ...v }, model);
+          const storedFor = (v: Record<string, unknown>) => {
+            const a = adapt(v);
+            return countParams(method.trainableShapes(a.config, producedSpecs(model, a)));
+          };
+          const a = adapt(budgetValues(method, Number(job.values.ratio), storedFor, params));
+          config = a.config;
+          adapter = { base: baseWeights!, leaves: a.leaves };
+        } else {
+          const storedFor = (v: Record<string, unknown>) => countParams(method.trainableShapes(method.configure(v, model.specs), model.specs));
+          config = method.configure(job.values.ratio === undefined ? job.values : budgetValues(method, Number(job.values.ratio), storedFor, params), model.specs);
+        }
+      } catch (e) {
+        if (!(e instanceof UserError)) throw e;
+        // A budget one method cannot reach is a cell of the table, not the end of the comparison.
+        record(job, job.label, null, null, 0, { note: e.message });
+        progress.message(`mcnc compare: ${job.label} at ${job.budget}: ${e.message}`);
+        continue;
+      }
+      const r = await train(model, method, config, task, {
+        epochs,
+        steps,
+        batch,
+        seed: job.seed,
+        schedule: model.kind === "language" ? { kind: "cosine", warmup: defaultWarmup(runLength(model, task, { epochs, steps, batch }).total) } : undefined,
+        start: job.fromDense ? (baseWeights ?? denseWeights.get(job.seed)) : undefined,
+        adapter,
+        onStep: (p) => progress.step(p),
+        onEpoch: (e) => progress.epoch(e),
+      });
+      if (job.method === "dense") denseWeights.set(job.seed, r.params);
+      const file: ModelFile = {
+        model: model.description,
+        method: { name: method.name, config },
+        ...(adapter ? { adapter: { base_sha256: weightsHash(model.specs, adapter.base), leaves: adapter.leaves } } : {}),
+        seed: job.seed,
+        trainable: r.trainable,
+      };
+      record(job, job.label, encodeModelFile(file, model, method), r.metrics[task.metric]!, r.trainSeconds, { config });
+      if (job.alsoEightBit) {
+        const bytes = encodeModelFile(file, model, method, { storeBits: 8 });
+        const stored = await rebuildParams(decodeModelFile(bytes));
+        record(job, `${job.label} (8-bit storage)`, bytes, (await task.evaluate(stored))[task.metric]!, r.trainSeconds);
+        tree.dispose(stored);
+      }
     }
   }
 
+  const params = countParams(model.specs);
   const length = steps === undefined ? `${epochs} epoch${epochs === 1 ? "" : "s"}` : `${steps} steps`;
   const command = [
     "mcnc compare",
@@ -191,11 +203,11 @@ async function run(f: Record<string, unknown>): Promise<void> {
     `--seeds ${seeds.join(",")}`,
     steps === undefined ? `--epochs ${epochs}` : `--steps ${steps}`,
     // Everything else that changes a number in the table.
-    ...(["batch", "eval-tokens", "limit", "test-limit"] as const).filter((k) => f[k] !== undefined).map((k) => `--${k} ${String(f[k])}`),
+    ...(["batch", "eval-tokens", "limit", "limits", "test-limit"] as const).filter((k) => f[k] !== undefined).map((k) => `--${k} ${String(f[k])}`),
   ].join(" ");
   const what = base ? `adapters on ${basename(initFile!)} (${params} parameters), ${task.data}` : `${task.data}, ${model.name} (${params} parameters)`;
   const out = join(outDir, `compare-${base ? `${basename(initFile!, ".mcnc")}-adapters` : model.name}`);
-  const lines = writeReport(runs, { out, command, heading: `${what}, ${length}, seeds ${seeds.join(", ")}, ${task.size}.`, metric: task.metric, title: `${base ? "adapters" : model.name}: %s against file bytes (${length})` });
+  const lines = writeReport(runs, { out, command, heading: `${what}, ${length}, seeds ${seeds.join(", ")}, ${sizes.join("; ")}.`, metric: task.metric, title: `${base ? "adapters" : model.name}: %s against file bytes (${length})` });
   if (!f.json) {
     for (const l of lines.slice(3)) print(l);
     print(`wrote ${out}.md, ${out}.svg and ${out}.jsonl`);
@@ -219,6 +231,7 @@ export const compareCommand: Command = {
     { name: "batch", type: "int", help: "minibatch size", default: "128, or 32 for gpt" },
     EVAL_TOKENS_FLAG,
     LIMIT_FLAG,
+    { name: "limits", type: "string", help: "training-set sizes, comma-separated ('all': the whole split): the comparison at each, tabled side by side", default: "--limit" },
     TEST_LIMIT_FLAG,
     { name: "out-dir", type: "string", help: "where the table, plot and runs go", default: "compare" },
     ...DATA_FLAGS,
