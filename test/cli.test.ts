@@ -96,6 +96,27 @@ test("compare writes a table, a plot and the runs, and refuses methods without a
   assertCleanError(mcnc("compare", "--quant-bits", "5"), /--quant-bits: --bits must be one of 8, 4, 3, 2, got 5/);
 });
 
+test("compare --limits: the same comparison at each training-set size, tabled by size; each size trains on its own subset", () => {
+  const out = join(dir, "cmp-limits");
+  const r = mcnc("compare", "--limits", "256,512", "--test-limit", "200", "--epochs", "1", "--methods", "mcnc", "--ratios", "100", "--quant-bits", "", "--seeds", "0", "--out-dir", out, "--quiet", "--json");
+  assert.equal(r.code, 0, r.stderr);
+  const rows = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(
+    rows.map((x) => `${x.label}@${x.limit}`),
+    ["dense@256", "mcnc@256", "mcnc (8-bit storage)@256", "dense@512", "mcnc@512", "mcnc (8-bit storage)@512"],
+  );
+  // Twice the samples, twice the steps of one epoch: the runs differ, and the dense ones do too.
+  assert.notEqual(rows[0]!.accuracy, rows[3]!.accuracy);
+  const table = readFileSync(join(out, "compare-mlp.md"), "utf8");
+  assert.match(table, /256 training images; 512 training images\./);
+  assert.match(table, /Command: `mcnc compare .*--limits 256,512/);
+  assert.match(table, /\| mcnc \| 100x \| 512 \| \d+ \|/);
+  assert.match(table, /accuracy at 100x, by training samples/);
+  assert.match(table, /\| training samples \| dense \| mcnc \| mcnc \(8-bit storage\) \|\n\|---\|---\|---\|---\|\n\| 256 \| 0\.\d{3} \(0\.\d{3}-0\.\d{3}\) \|/);
+  assertCleanError(mcnc("compare", "--limits", "256", "--limit", "512"), /give --limit or --limits, not both/);
+  assertCleanError(mcnc("compare", "--limits", "256,-1"), /--limits must be sample counts \(or 'all'\)/);
+});
+
 test("post-training compression: a dense file quantised and pruned without training, measured from the file", () => {
   const dense = join(dir, "dense.mcnc");
   assert.equal(mcnc("train", "--method", "dense", "--limit", "2000", "--test-limit", "500", "--epochs", "1", "--out", dense, "--quiet").code, 0);

@@ -163,3 +163,33 @@ test("lora and mcnc-lora train through the common loop (small subset)", async ()
     assert.ok(r.metrics.accuracy! > 0.45, `${name}: accuracy ${r.metrics.accuracy!}`);
   }
 });
+
+test("mcnc's default layout keeps weight leaves shorter than a chunk dense, within the budget, or else compresses them all", () => {
+  const mcnc = findMethod("mcnc")!;
+  const lenet = buildModel({ name: "lenet", input: [28, 28, 1], classes: 10 });
+  const mlp = buildModel({ name: "mlp", input: [28, 28, 1], classes: 10 });
+  const stored = (model: typeof lenet, values: Record<string, unknown>) => {
+    const config = mcnc.configure(values, model.specs);
+    return { config: config as { d: number; compress: string[] }, stored: countParams(mcnc.trainableShapes(config, model.specs)) };
+  };
+  // LeNet at 100x: the 288-weight first kernel and the 1,280-weight classifier stay dense, the budget holds.
+  const lenet100 = stored(lenet, { ratio: 100 });
+  assert.deepEqual(lenet100.config.compress, ["c2", "w1"]);
+  assert.ok(lenet100.stored <= countParams(lenet.specs) / 100, String(lenet100.stored));
+  // Naming the leaves (or 'weights') is taken as given.
+  assert.deepEqual(stored(lenet, { ratio: 100, compress: "weights" }).config.compress, ["c1", "c2", "w1", "w2"]);
+  // The MLP at 100x: both weight matrices are longer than a chunk of 1,960.
+  assert.deepEqual(stored(mlp, { ratio: 100 }).config, { ...stored(mlp, { ratio: 100, compress: "weights" }).config });
+  // At 200x the MLP's classifier (2,560) is shorter than a chunk (4,624) but the budget (1,017) cannot keep it dense.
+  const mlp200 = stored(mlp, { ratio: 200 });
+  assert.deepEqual(mlp200.config.compress, ["w1", "w2"]);
+  assert.ok(mlp200.stored <= countParams(mlp.specs) / 200);
+});
+
+test("the default batch halves, down to 32, until an epoch has 64 steps", async () => {
+  const { defaultBatch } = await import("../src/train/tasks.js");
+  const classifier = { kind: "classifier" as const };
+  assert.deepEqual([60_000, 10_000, 8_000, 4_000, 2_000, 100].map((n) => defaultBatch(classifier, n)), [128, 128, 64, 32, 32, 32]);
+  assert.equal(defaultBatch(classifier), 128);
+  assert.equal(defaultBatch({ kind: "language" }, 2_000), 32);
+});

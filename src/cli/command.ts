@@ -36,6 +36,7 @@ export const GPT_FLAGS: Flag[] = [
 ];
 export const EVAL_TOKENS_FLAG: Flag = { name: "eval-tokens", type: "int", help: "gpt: validation tokens scored per evaluation, evenly spaced (0: all)", default: "65536" };
 export const LIMIT_FLAG: Flag = { name: "limit", type: "int", help: "train on the first N samples only (0: all)", default: "0" };
+export const BATCH_FLAG: Flag = { name: "batch", type: "int", help: "minibatch size", default: "128, halved down to 32 until an epoch has 64 steps; 32 for gpt" };
 export const TEST_LIMIT_FLAG: Flag = { name: "test-limit", type: "int", help: "evaluate on the first N test samples only (0: all)", default: "0" };
 export const QUIET_FLAG: Flag = { name: "quiet", type: "bool", help: "no progress on stderr" };
 export const DATA_FLAGS: Flag[] = [

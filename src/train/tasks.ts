@@ -35,6 +35,8 @@ export interface Task {
   unit: "samples" | "tokens";
   /** What a file records of the data so that a reader prepares other data the same way (data/dataset.ts, dataRecord). */
   recorded?: Record<string, unknown>;
+  /** Training samples (images or rows), for a classifier. */
+  samples?: number;
   /** Units in one batch row (1 image, or a window of `context` tokens). */
   unitsPerRow: number;
   /** Rows a step reads, summed over an epoch: one pass over the training data. */
@@ -61,6 +63,7 @@ export function imageTask(data: Dataset, model: Model): Task {
     data: data.name,
     size: `${data.train.count} training ${data.unit}`,
     recorded: dataRecord(data),
+    samples: data.train.count,
     metric: "accuracy",
     higherIsBetter: true,
     unit: "samples",
@@ -94,8 +97,20 @@ const EVAL_ROWS = 16;
 const OFFSET_BLOCK = 64;
 export const DEFAULT_EVAL_TOKENS = 65536;
 
-/** Minibatch size when none is given: 128 images, or 32 windows of text. */
-export const defaultBatch = (model: Pick<Model, "kind">): number => (model.kind === "language" ? 32 : 128);
+/** Steps an epoch should have at least, when the batch is the default (docs/results.md, "Few samples"). */
+export const MIN_STEPS_PER_EPOCH = 64;
+
+/**
+ * Minibatch size when none is given: 32 windows of text; for images or rows, 128, halved (down to 32)
+ * until an epoch of `samples` has MIN_STEPS_PER_EPOCH steps. On 2,000 images, 128 leaves 46 steps in
+ * three epochs, too few for a compressed model's few numbers to move far (issue 12).
+ */
+export function defaultBatch(model: Pick<Model, "kind">, samples?: number): number {
+  if (model.kind === "language") return 32;
+  let batch = 128;
+  while (samples !== undefined && batch > 32 && samples / batch < MIN_STEPS_PER_EPOCH) batch /= 2;
+  return batch;
+}
 
 export interface TextTaskOptions {
   /** Validation tokens scored per evaluation (evenly spaced windows; 0: all of them). */

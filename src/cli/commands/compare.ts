@@ -18,7 +18,7 @@ import { defaultWarmup } from "../../train/schedule.js";
 import { defaultBatch, type Task } from "../../train/tasks.js";
 import { runLength } from "../../train/budget.js";
 import { train, type Adapter } from "../../train/trainer.js";
-import { DATA_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, LIMIT_FLAG, MODEL_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, THREADS_FLAG, type Command } from "../command.js";
+import { BATCH_FLAG, DATA_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, LIMIT_FLAG, MODEL_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, THREADS_FLAG, type Command } from "../command.js";
 import { Progress } from "../progress.js";
 import { fileSize, modelAndTask, startEngine, taskFor } from "./shared.js";
 import { budgetValues, planJobs, type Job } from "./compare-jobs.js";
@@ -105,7 +105,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
     }
     sizes.push(task.size);
     const params = countParams(model.specs);
-    const batch = (f.batch as number | undefined) ?? defaultBatch(model);
+    const batch = (f.batch as number | undefined) ?? defaultBatch(model, task.samples);
     const denseWeights = new Map<number, HostParams>();
     const record = (job: Job, label: string, bytes: Uint8Array | null, score: number | null, seconds: number, extra: Partial<Run> = {}) => {
       const size = bytes ? fileSize(decodeModelFile(bytes)) : null;
@@ -228,7 +228,7 @@ export const compareCommand: Command = {
     { name: "seeds", type: "string", help: "seeds, comma-separated", default: "0,1" },
     { name: "epochs", type: "int", help: "epochs per run", default: "3; adapters: 1" },
     { name: "steps", type: "int", help: "steps per run, instead of --epochs" },
-    { name: "batch", type: "int", help: "minibatch size", default: "128, or 32 for gpt" },
+    BATCH_FLAG,
     EVAL_TOKENS_FLAG,
     LIMIT_FLAG,
     { name: "limits", type: "string", help: "training-set sizes, comma-separated ('all': the whole split): the comparison at each, tabled side by side", default: "--limit" },

@@ -21,7 +21,7 @@ import { defaultBatch } from "../../train/tasks.js";
 import { checkTrainingMemory, runLength } from "../../train/budget.js";
 import { train, type Adapter } from "../../train/trainer.js";
 import type { Flag } from "../args.js";
-import { DATA_FLAGS, EVAL_TOKENS_FLAG, GPT_FLAGS, JSON_FLAG, LIMIT_FLAG, MODEL_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, THREADS_FLAG, type Command } from "../command.js";
+import { BATCH_FLAG, DATA_FLAGS, EVAL_TOKENS_FLAG, GPT_FLAGS, JSON_FLAG, LIMIT_FLAG, MODEL_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, THREADS_FLAG, type Command } from "../command.js";
 import { optionFlags, optionValues, type OptionOwner } from "../option-flags.js";
 import { Progress } from "../progress.js";
 import { checkWritable, fileSize, jsonReport, metricLine, modelAndTask, sizeLines, startEngine, taskFor } from "./shared.js";
@@ -43,7 +43,7 @@ function flags(): Flag[] {
       type: "string",
       help: "start from this file: dense, prune and quant fine-tune its weights; the other methods train an adapter on it (a frozen base), storing only the adapter",
     },
-    { name: "batch", type: "int", help: "minibatch size", default: "128, or 32 for gpt" },
+    BATCH_FLAG,
     { name: "lr", type: "float", help: "Adam step size (default: the method's; mcnc 0.02, dense 0.001; as an adapter mcnc-lora 0.2, mcnc 0.1, nola 0.1, lora 0.02)" },
     { name: "schedule", type: "string", choices: ["plateau", "cosine"], help: "learning rate: reduce-on-plateau, or warm-up and cosine decay", default: "plateau, or cosine for gpt" },
     { name: "warmup", type: "int", help: "cosine: steps of linear warm-up", default: "a tenth of the run, at most 100" },
@@ -99,7 +99,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
   const epochs = f.steps === undefined ? intFlag(f.epochs, language ? 1 : 3, "epochs", 0, 10000) : undefined;
   if (epochs === 0 && initFile === undefined) throw new UserError("--epochs 0 needs --init FILE (weights to compress without training)");
   const steps = f.steps === undefined ? undefined : intFlag(f.steps, 0, "steps", 1, 1e9);
-  const batch = intFlag(f.batch, defaultBatch({ kind: language ? "language" : "classifier" }), "batch", 1, 65536);
+  if (f.batch !== undefined) intFlag(f.batch, 0, "batch", 1, 65536);
   const out = resolve((f.out as string | undefined) ?? `${modelName}-${methodName}.mcnc`);
   checkWritable(out, "--out");
   const checkpointEvery = f["checkpoint-every"] === undefined ? 0 : intFlag(f["checkpoint-every"], 0, "checkpoint-every", 1, 1e9);
@@ -111,6 +111,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
   await startEngine(f);
   const recorded = startFrom?.file.meta?.dataset;
   const { model, task } = startFrom ? { model: startFrom.model, task: await taskFor(startFrom.model, f, adapting ? undefined : { dataset: recorded }) } : await modelAndTask(f);
+  const batch = intFlag(f.batch, defaultBatch(model, task.samples), "batch", 1, 65536);
   const startWeights = startFrom && (await timedRebuild(startFrom, 0)).params;
   let config: object;
   let adapter: Adapter | undefined;

@@ -36,7 +36,7 @@ export const MCNC_OPTIONS: MethodOption[] = [
   { name: "m", type: "int", help: `(alpha, beta) pairs per chunk (default ${MCNC_DEFAULTS.m})` },
   { name: "ratio", type: "float", help: "pick the chunk size d for this stored-parameter ratio (instead of --d)" },
   { name: "residual", type: "bool", help: "residual form theta_0(seed) + beta * phi(alpha)" },
-  { name: "compress", type: "string", help: "leaves to compress: 'weights' (default), 'all', or names a,b,c" },
+  { name: "compress", type: "string", help: "leaves to compress: 'weights', 'all', or names a,b,c (default: the weight leaves at least one chunk long; shorter ones stay dense)" },
 ];
 
 const LIMITS = { k: 1024, d: 1 << 24, width: 4096, depth: 8, m: 64 };
@@ -99,16 +99,27 @@ export function configureMcnc(values: OptionValues, specs: readonly ParamSpec[])
   if (typeof L !== "number" || !Number.isFinite(L) || L <= 0 || L > 1e4) throw new UserError(`--L must be a number in (0, 10000], got ${String(L)}`);
   const residual = values.residual ?? MCNC_DEFAULTS.residual;
   if (typeof residual !== "boolean") throw new UserError("--residual is a switch (true or false)");
-  const compress = chooseCompressed(values.compress, specs);
-
-  let d: number;
-  if (values.ratio !== undefined) {
+  let compress = chooseCompressed(values.compress, specs);
+  const ratio = values.ratio;
+  if (ratio !== undefined) {
     if (values.d !== undefined) throw new UserError("give --d or --ratio, not both");
-    const ratio = values.ratio;
     if (typeof ratio !== "number" || !Number.isFinite(ratio) || ratio <= 1) throw new UserError(`--ratio must be a number above 1, got ${String(ratio)}`);
-    d = chunkSizeForRatio(ratio, k, m, compress, specs);
-  } else {
-    d = int(values, "d", MCNC_DEFAULTS.d, 2, LIMITS.d);
+  }
+  const chunkSize = (leaves: string[]) => (ratio === undefined ? int(values, "d", MCNC_DEFAULTS.d, 2, LIMITS.d) : chunkSizeForRatio(ratio as number, k, m, leaves, specs));
+  let d = chunkSize(compress);
+  if (values.compress === undefined) {
+    // By default a weight leaf shorter than one chunk stays dense: compressed, it would share one
+    // chunk's k + 1 numbers with its neighbours (LeNet's 288-weight first kernel and 1,280-weight
+    // classifier; docs/results.md, "Few samples"). Where the budget cannot pay for them, all are compressed.
+    const long = compress.filter((name) => sizeOf(specs.find((s) => s.name === name)!.shape) >= d);
+    if (long.length > 0 && long.length < compress.length) {
+      try {
+        d = chunkSize(long);
+        compress = long;
+      } catch (e) {
+        if (!(e instanceof UserError)) throw e;
+      }
+    }
   }
   if (d > LIMITS.d) throw new UserError(`chunk size ${d} exceeds ${LIMITS.d}`);
   if (k >= d) throw new UserError(`--k (${k}) must be smaller than the chunk size d (${d})`);
