@@ -66,6 +66,7 @@ test("tables: the label column by flag, TSV train/test directories, gzip; bad ce
   assert.deepEqual([d.train.count, d.test.count, d.numClasses], [30, 6, 3]);
   assert.equal(d.classNames, undefined);
   assert.throws(() => loadDataset(dir, { labelColumn: "9" }), /no column "9" to take labels from \(no header; give an index from 0 to 2\)/);
+  assert.throws(() => loadDataset(undefined, { labelColumn: "0" }), /a label column \('0'\) is given, but .*fashion-mnist is not a table/);
 
   const bad = join(dir, "bad.csv");
   writeFileSync(bad, "a,b,label\n1,2,0\n3,NA,1\n");

@@ -198,6 +198,8 @@ function readRaw(path: string, options: LoadOptions): RawData {
   const keep = { train: options.trainLimit, test: options.testLimit };
   const table = findTables(path);
   if (table) return readTables(table, options);
+  // A label column (from --label-column, or recorded by a model trained on a table) names a table's column.
+  if (options.labelColumn !== undefined) throw new UserError(`a label column ('${options.labelColumn.slice(0, 40)}') is given, but ${path} is not a table (.csv or .tsv)`);
   if (!statSync(path).isDirectory()) throw new UserError(`${path} is a file, but not a table (.csv, .tsv, optionally .gz): give a data directory or a table`);
   const arrays = findArrayFiles(path);
   if (arrays) return readArrayDir(arrays, keep);
