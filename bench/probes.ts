@@ -3,7 +3,8 @@
  * after an engine upgrade. JSON lines on stdout.
  *
  *   node dist/bench/probes.js fusion       one MLP-MCNC step, fused into one jit against staged
- *   node dist/bench/probes.js conv         the second LeNet convolution, four formulations
+ *   node dist/bench/probes.js conv         the second LeNet convolution, its formulations
+ *   node dist/bench/probes.js conv-first   a first convolution (1-4 input channels): im2col against per-tap products
  *   node dist/bench/probes.js chunk-sizes  MLP-MCNC training speed against the chunk size d
  *   node dist/bench/probes.js first-layer  where the initial latents put the generator's first sine layer (radians)
  */
@@ -187,6 +188,51 @@ function conv(): void {
   }
 }
 
+/** LeNet's first layer shape with 1-4 input channels: the kernel's gradient (the input's is not needed) decides. */
+function convFirst(): void {
+  const [B, H, W, O] = [128, 28, 28, 32];
+  const im2col = (x: np.Array, w: np.Array, b: np.Array) => {
+    const C = x.shape[3]!;
+    const p = np.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]);
+    const rows = np.concatenate([0, 1, 2].map((dx) => p.ref.slice([], [], [dx, dx + W], [])), 3);
+    p.dispose();
+    const cols = np.concatenate([0, 1, 2].map((dy) => rows.ref.slice([], [dy, dy + H], [], [])), 3).reshape([B * H * W, 9 * C]);
+    rows.dispose();
+    return np.matmul(cols, w.reshape([9 * C, O])).add(b);
+  };
+  const taps = (x: np.Array, w: np.Array, b: np.Array) => {
+    const C = x.shape[3]!;
+    const p = np.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]);
+    let y: np.Array | null = null;
+    for (let t = 0; t < 9; t++) {
+      for (let c = 0; c < C; c++) {
+        const term = p.ref.slice([], [Math.floor(t / 3), Math.floor(t / 3) + H], [t % 3, (t % 3) + W], [c, c + 1]).mul(w.ref.slice(Math.floor(t / 3), t % 3, c).reshape([1, 1, 1, O]));
+        y = y ? y.add(term) : term;
+      }
+    }
+    p.dispose();
+    w.dispose();
+    return y!.reshape([B * H * W, O]).add(b);
+  };
+  for (const C of [1, 2, 3, 4]) {
+    const x = np.ones([B, H, W, C]).mul(0.5);
+    const w = np.ones([3, 3, C, O]).mul(0.1);
+    const b = np.zeros([O]);
+    const ct = np.ones([B * H * W, O]);
+    for (const [what, f] of [["im2col", im2col], ["per-tap products", taps]] as const) {
+      const fwd = jit(f);
+      const back = jit((x: np.Array, w: np.Array, b: np.Array, c: np.Array) => vjp((ww: np.Array, bb: np.Array) => f(x, ww, bb), [w, b])[1](c));
+      emit({
+        probe: "conv-first",
+        channels: C,
+        what,
+        forward_ms: timeMs(() => (fwd(x.ref, w.ref, b.ref) as np.Array).dataSync(), 3),
+        kernel_gradient_ms: timeMs(() => (back(x.ref, w.ref, b.ref, ct.ref) as np.Array[]).forEach((g) => g.dataSync()), 3),
+      });
+    }
+  }
+}
+
 async function chunkSizes(): Promise<void> {
   const data = loadDataset(undefined, { trainLimit: 6400, testLimit: 1000 });
   const model = buildModel({ name: "mlp", input: data.imageShape, classes: data.numClasses });
@@ -225,4 +271,5 @@ const which = process.argv[2] ?? "all";
 if (which === "first-layer" || which === "all") await firstLayer();
 if (which === "fusion" || which === "all") await fusion();
 if (which === "conv" || which === "all") conv();
+if (which === "conv-first" || which === "all") convFirst();
 if (which === "chunk-sizes" || which === "all") await chunkSizes();

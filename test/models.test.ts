@@ -11,8 +11,9 @@ await initEngine();
 
 const pseudo = (n: number, s: number) => new Float64Array(n).map((_, i) => Math.sin(i * 12.9898 + s) * 0.5);
 
-test("conv3x3 equals a direct convolution with zero padding (NHWC, HWIO)", async () => {
-  const [B, H, W, C, O] = [2, 5, 4, 3, 2];
+// C below 4 takes the per-tap path, 4 and more im2col (model/layers.ts): both are checked.
+for (const C of [1, 3, 5]) test(`conv3x3 equals a direct convolution with zero padding (NHWC, HWIO), ${C} input channels`, async () => {
+  const [B, H, W, O] = [2, 5, 4, 2];
   const x = pseudo(B * H * W * C, 1);
   const w = pseudo(9 * C * O, 2);
   const b = pseudo(O, 3);

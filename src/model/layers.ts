@@ -19,6 +19,13 @@ export function dense(x: np.Array, w: np.Array, b: np.Array, tap?: RowsTap): np.
   return np.matmul(x, w).add(b);
 }
 
+/**
+ * Input channels below which a convolution is a sum of per-tap, per-channel broadcast products rather
+ * than im2col: with 1-3 channels the im2col columns are too narrow for jax-js's matmul, whose kernel
+ * gradient then cost 90-470 ms at LeNet's first layer against 10-33 ms this way (bench/probes.ts conv-first).
+ */
+const FEW_CHANNELS = 4;
+
 /** 3x3 convolution, stride 1, zero 'same' padding. x: [B,H,W,C], w: [3,3,C,O], b: [O]. */
 export function conv3x3(x: np.Array, w: np.Array, b: np.Array, tap?: RowsTap): np.Array {
   const [batch, h, wd, c] = x.shape as [number, number, number, number];
@@ -29,6 +36,20 @@ export function conv3x3(x: np.Array, w: np.Array, b: np.Array, tap?: RowsTap): n
     [1, 1],
     [0, 0],
   ]);
+  if (c < FEW_CHANNELS && !tap) {
+    let y: np.Array | null = null;
+    for (let dy = 0; dy < 3; dy++) {
+      for (let dx = 0; dx < 3; dx++) {
+        for (let ch = 0; ch < c; ch++) {
+          const term = padded.ref.slice([], [dy, dy + h], [dx, dx + wd], [ch, ch + 1]).mul(w.ref.slice(dy, dx, ch).reshape([1, 1, 1, out]));
+          y = y ? y.add(term) : term;
+        }
+      }
+    }
+    padded.dispose();
+    w.dispose();
+    return y!.add(b);
+  }
   // Tap-major then channel, the order of the HWIO kernel flattened to [9C, O], built in two stages (the
   // three column shifts, then the three row shifts of those): jax-js concatenates as a sum of padded
   // views, so each stage costs a term per piece, and 3 + 3 terms beat 9 (bench/probes.ts conv).
