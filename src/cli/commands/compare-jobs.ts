@@ -1,10 +1,10 @@
 /**
- * What mcnc compare runs: one job per (method, budget, seed), with the references beside them (dense
- * and quantisation from scratch; or the base and full fine-tuning for adapters), and how a method is
- * held to a budget.
+ * What mcnc compare runs: its flags read into a plan (methods, budgets, seeds, length, training-set
+ * sizes), one job per (method, budget, seed), with the references beside them (dense and quantisation
+ * from scratch; or the base and full fine-tuning for adapters), and how a method is held to a budget.
  */
 import { UserError } from "../../errors.js";
-import { findMethod, type Method } from "../../methods/index.js";
+import { findMethod, methodNames, type Method } from "../../methods/index.js";
 
 export interface Job {
   label: string;
@@ -74,4 +74,46 @@ export function budgetValues(method: Method, ratio: number, storedFor: (values: 
   }
   if (best === null) throw new UserError(`--ratio ${ratio} is out of reach: rank 1 already stores more`);
   return { rank: best };
+}
+
+function list<T>(raw: unknown, fallback: T[], parse: (s: string) => T, flag: string, allowEmpty = false): T[] {
+  if (raw === undefined) return fallback;
+  const parts = String(raw).split(",").filter((p) => p !== "");
+  const out = parts.map(parse);
+  if ((out.length === 0 && !allowEmpty) || out.some((v) => typeof v === "number" && !Number.isFinite(v))) throw new UserError(`--${flag} must be a comma-separated list`);
+  return out;
+}
+
+/** The comparison the flags ask for, each list checked (`adapters`: on a base, with --init). */
+export function readPlan(f: Record<string, unknown>, adapters: boolean): Omit<Plan, "adapters"> & { epochs?: number; steps?: number; limits: number[] } {
+  const defaults = adapters ? ["lora", "nola", "mcnc-lora", "mcnc"] : ["mcnc", "mcnc-lora", "nola", "pranc", "prune"];
+  const methods = list(f.methods, defaults, String, "methods");
+  for (const m of methods) {
+    const method = findMethod(m);
+    if (!method) throw new UserError(`--methods: unknown method '${m}' (choose from ${methodNames().join(", ")})`);
+    if (adapters && !method.adapterValues) throw new UserError(`--methods: ${m} has no adapter form (full fine-tuning runs as the reference)`);
+    if (!method.options.some((o) => o.name === "ratio" || o.name === "rank")) throw new UserError(`--methods: ${m} has no --ratio or --rank, so it cannot be held to a budget (quant runs through --quant-bits)`);
+  }
+  const quantBits = adapters ? [] : list(f["quant-bits"], [8, 4, 2], Number, "quant-bits", true);
+  for (const bits of quantBits) {
+    try {
+      findMethod("quant")!.configure({ bits }, []);
+    } catch (e) {
+      throw new UserError(`--quant-bits: ${(e as Error).message}`);
+    }
+  }
+  const ratios = list(f.ratios, adapters ? [1000, 10000] : [200, 100, 50], Number, "ratios");
+  if (ratios.some((r) => !(r > 1))) throw new UserError("--ratios must all be above 1");
+  const seeds = list(f.seeds, [0, 1], Number, "seeds");
+  if (seeds.some((s) => !Number.isInteger(s) || s < 0)) throw new UserError("--seeds must be non-negative integers");
+  if (f.epochs !== undefined && f.steps !== undefined) throw new UserError("give --epochs or --steps, not both");
+  const steps = f.steps as number | undefined;
+  const epochs = steps === undefined ? ((f.epochs as number | undefined) ?? (adapters ? 1 : 3)) : undefined;
+  if (epochs !== undefined && epochs < 1) throw new UserError("--epochs must be at least 1");
+  if (steps !== undefined && steps < 1) throw new UserError("--steps must be at least 1");
+  if (f.limits !== undefined && f.limit !== undefined) throw new UserError("give --limit or --limits, not both");
+  if (f.limits !== undefined && adapters) throw new UserError("--limits applies to image data, not to adapters on a language model");
+  const limits = list(f.limits, [(f.limit as number | undefined) ?? 0], (v) => (v === "all" ? 0 : Number(v)), "limits");
+  if (limits.some((l) => !Number.isInteger(l) || l < 0)) throw new UserError("--limits must be sample counts (or 'all'), comma-separated");
+  return { methods, quantBits, ratios, seeds, epochs, steps, limits };
 }

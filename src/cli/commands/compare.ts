@@ -11,7 +11,7 @@ import { decodeModelFile, encodeModelFile, rebuildParams, timedRebuild, type Mod
 import { readModelFile } from "../../format/read-file.js";
 import { weightsHash } from "../../format/weights-hash.js";
 import { configureAdapter, producedSpecs } from "../../methods/adapter.js";
-import { findMethod, methodNames } from "../../methods/index.js";
+import { findMethod } from "../../methods/index.js";
 import type { Model } from "../../model/models.js";
 import { countParams, toDevice, type HostParams } from "../../model/params.js";
 import { defaultWarmup } from "../../train/schedule.js";
@@ -21,7 +21,7 @@ import { train, type Adapter } from "../../train/trainer.js";
 import { BATCH_FLAG, DATA_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, LIMIT_FLAG, MODEL_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, THREADS_FLAG, type Command } from "../command.js";
 import { Progress } from "../progress.js";
 import { fileSize, modelAndTask, startEngine, taskFor } from "./shared.js";
-import { budgetValues, planJobs, type Job } from "./compare-jobs.js";
+import { budgetValues, planJobs, readPlan, type Job } from "./compare-jobs.js";
 import { writeReport } from "./compare-report.js";
 
 export interface Run {
@@ -43,47 +43,11 @@ export interface Run {
   limit?: number;
 }
 
-function list<T>(raw: unknown, fallback: T[], parse: (s: string) => T, flag: string, allowEmpty = false): T[] {
-  if (raw === undefined) return fallback;
-  const parts = String(raw).split(",").filter((p) => p !== "");
-  const out = parts.map(parse);
-  if ((out.length === 0 && !allowEmpty) || out.some((v) => typeof v === "number" && !Number.isFinite(v))) throw new UserError(`--${flag} must be a comma-separated list`);
-  return out;
-}
-
 async function run(f: Record<string, unknown>): Promise<void> {
   const initFile = f.init as string | undefined;
   const base = initFile === undefined ? undefined : readModelFile(initFile);
   if (base?.file.adapter) throw new UserError(`--init ${initFile} is an adapter: merge it into its base first (mcnc merge)`);
-  const defaults = base ? ["lora", "nola", "mcnc-lora", "mcnc"] : ["mcnc", "mcnc-lora", "nola", "pranc", "prune"];
-  const methods = list(f.methods, defaults, String, "methods");
-  for (const m of methods) {
-    const method = findMethod(m);
-    if (!method) throw new UserError(`--methods: unknown method '${m}' (choose from ${methodNames().join(", ")})`);
-    if (base && !method.adapterValues) throw new UserError(`--methods: ${m} has no adapter form (full fine-tuning runs as the reference)`);
-    if (!method.options.some((o) => o.name === "ratio" || o.name === "rank")) throw new UserError(`--methods: ${m} has no --ratio or --rank, so it cannot be held to a budget (quant runs through --quant-bits)`);
-  }
-  const quantBits = base ? [] : list(f["quant-bits"], [8, 4, 2], Number, "quant-bits", true);
-  for (const bits of quantBits) {
-    try {
-      findMethod("quant")!.configure({ bits }, []);
-    } catch (e) {
-      throw new UserError(`--quant-bits: ${(e as Error).message}`);
-    }
-  }
-  const ratios = list(f.ratios, base ? [1000, 10000] : [200, 100, 50], Number, "ratios");
-  if (ratios.some((r) => !(r > 1))) throw new UserError("--ratios must all be above 1");
-  const seeds = list(f.seeds, [0, 1], Number, "seeds");
-  if (seeds.some((s) => !Number.isInteger(s) || s < 0)) throw new UserError("--seeds must be non-negative integers");
-  if (f.epochs !== undefined && f.steps !== undefined) throw new UserError("give --epochs or --steps, not both");
-  const steps = f.steps as number | undefined;
-  const epochs = steps === undefined ? ((f.epochs as number | undefined) ?? (base ? 1 : 3)) : undefined;
-  if (epochs !== undefined && epochs < 1) throw new UserError("--epochs must be at least 1");
-  if (steps !== undefined && steps < 1) throw new UserError("--steps must be at least 1");
-  if (f.limits !== undefined && f.limit !== undefined) throw new UserError("give --limit or --limits, not both");
-  if (f.limits !== undefined && base) throw new UserError("--limits applies to image data, not to adapters on a language model");
-  const limits = list(f.limits, [(f.limit as number | undefined) ?? 0], (v) => (v === "all" ? 0 : Number(v)), "limits");
-  if (limits.some((l) => !Number.isInteger(l) || l < 0)) throw new UserError("--limits must be sample counts (or 'all'), comma-separated");
+  const { methods, quantBits, ratios, seeds, epochs, steps, limits } = readPlan(f, base !== undefined);
   const outDir = resolve((f["out-dir"] as string | undefined) ?? "compare");
   const progress = new Progress(process.stderr, !f.quiet);
 
