@@ -40,16 +40,16 @@ function positive(v: unknown, hi: number, what: string): number {
   return v as number;
 }
 
-/**
- * Each layer's parameters and output shape, following the shapes from the input: [h, w, c] until a
- * flatten, [features] after. Throws UserError on a layer that does not fit what comes in.
- */
 /** The names of layer i's weight and bias leaves. */
 function leafNames(layer: SequentialLayer, i: number): [string, string] {
   const named = layer as Leaves;
   return [named.weight ?? `l${i}.weight`, named.bias ?? `l${i}.bias`];
 }
 
+/**
+ * Each layer's parameters and output shape, following the shapes from the input: [h, w, c] until a
+ * flatten, [features] after. Throws UserError on a layer that does not fit what comes in.
+ */
 function plan(d: Omit<SequentialDescription, "name">, what: string): { specs: ParamSpec[]; shapes: number[][] } {
   let shape: number[] = [...d.input];
   const specs: ParamSpec[] = [];

@@ -109,8 +109,9 @@ async function run(f: Record<string, unknown>): Promise<void> {
   const progress = new Progress(process.stderr, !f.quiet);
 
   await startEngine(f);
-  const recorded = startFrom?.file.meta?.dataset;
-  const { model, task } = startFrom ? { model: startFrom.model, task: await taskFor(startFrom.model, f, adapting ? undefined : { dataset: recorded }) } : await modelAndTask(f);
+  // Fine-tuning a file's weights prepares the data as the file records (its data set, scaling and classes);
+  // an adapter trains on whatever data it is given.
+  const { model, task } = startFrom ? { model: startFrom.model, task: await taskFor(startFrom.model, f, adapting ? undefined : startFrom.file.meta) } : await modelAndTask(f);
   const batch = intFlag(f.batch, defaultBatch(model, task.samples), "batch", 1, 65536);
   const startWeights = startFrom && (await timedRebuild(startFrom, 0)).params;
   let config: object;
