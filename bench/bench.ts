@@ -17,7 +17,7 @@ import { buildModel, findMethod, initEngine, materializer, toDevice, toHost, typ
 import { jit, numpy as np, tree } from "@jax-js/jax";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { compareTraining, hasTorch, NO_TORCH, type ModelName } from "./train-vs-torch.js";
+import { compareTraining, emit, hasTorch, NO_TORCH, type ModelName } from "./train-vs-torch.js";
 import { wasmSimdCeiling } from "./wasm-ceiling.js";
 
 const args = process.argv.slice(2);
@@ -31,7 +31,6 @@ const MATMUL_SIZES = [512, 1024];
 const want = (section: string) => only === null || only.includes(section);
 
 type Row = Record<string, unknown>;
-const emit = (row: Row) => process.stdout.write(`${JSON.stringify(row)}\n`);
 
 async function measure(): Promise<void> {
   const { threads } = await initEngine();

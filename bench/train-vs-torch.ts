@@ -74,10 +74,10 @@ export function compareTraining({ rounds, threads: threadList, models, methods }
     for (const method of methods) {
       const rates: Record<string, Record<number, number[]>> = { ours: {}, torch: {} };
       let config: Record<string, unknown> = {};
-      for (let round = 0; round < rounds; round++) {
+      for (let pass = 0; pass < rounds; pass++) {
         for (const threads of threadList) {
           // Alternate which side goes first, so a trend in the machine's load favours neither.
-          for (const side of round % 2 === 0 ? ["ours", "torch"] : ["torch", "ours"]) {
+          for (const side of pass % 2 === 0 ? ["ours", "torch"] : ["torch", "ours"]) {
             let rate: number;
             if (side === "ours") {
               const row = runOurs(model, method, threads);
@@ -88,7 +88,7 @@ export function compareTraining({ rounds, threads: threadList, models, methods }
               rate = runTorch(model, method, threads, config);
             }
             (rates[side]![threads] ??= []).push(rate);
-            emit({ bench: "run", model, method, side, threads, round, samples_per_s: round2(rate) });
+            emit({ bench: "run", model, method, side, threads, round: pass, samples_per_s: round(rate) });
           }
         }
       }
@@ -117,8 +117,6 @@ export function compareTraining({ rounds, threads: threadList, models, methods }
     }
   }
 }
-
-const round2 = (x: number) => round(x, 1);
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   if (args[0] === "--one") await ours(args[1] as ModelName, args[2]!);

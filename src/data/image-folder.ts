@@ -10,6 +10,7 @@ import { join } from "node:path";
 import jpeg from "jpeg-js";
 import { PNG } from "pngjs";
 import { UserError } from "../errors.js";
+import { readStart } from "./idx.js";
 import { checkMemory } from "../limits.js";
 import { fixedOrder, heldOutSplit, MAX_CLASSES, MAX_IMAGE_SIDE, type RawData, type RawSplit } from "./raw.js";
 
@@ -94,6 +95,20 @@ export function imageSize(bytes: Uint8Array, file: string): { width: number; hei
   throw new UserError(`${file}: not a PNG or JPEG image (or its header is damaged)`);
 }
 
+/** Bytes read for a size: a PNG's is in its first 24, a JPEG's frame header after its APP segments (usually EXIF, under 64 KiB). */
+const HEADER_BYTES = 1 << 16;
+
+/** A file's image size from its start, or from the whole file when a JPEG's frame header lies further in. */
+function headerSize(file: string): { width: number; height: number } {
+  const start = readStart(file, HEADER_BYTES);
+  try {
+    return imageSize(start, file);
+  } catch (e) {
+    if (start.length < HEADER_BYTES) throw e;
+    return imageSize(readBytes(file), file);
+  }
+}
+
 /** RGBA pixels of a PNG or JPEG whose header declared `pixels` (imageSize, checked by the caller). */
 export function decodeImage(bytes: Uint8Array, file: string, pixels: number): Uint8Array {
   try {
@@ -115,7 +130,7 @@ export function readImageFolders(found: ImageFolders, known?: string[]): RawData
   // Sizes first, from the headers: the set's memory is known before any image is decoded.
   let size: { width: number; height: number } | undefined;
   for (const s of all) {
-    const own = imageSize(readBytes(s.file), s.file);
+    const own = headerSize(s.file);
     size ??= own;
     if (own.width !== size.width || own.height !== size.height) throw new UserError(`${s.file} is ${own.width}x${own.height}, but ${all[0]!.file} is ${size.width}x${size.height} (resize the images to one size)`);
   }
@@ -131,9 +146,11 @@ export function readImageFolders(found: ImageFolders, known?: string[]): RawData
     const labels = new Uint8Array(list.length);
     order.forEach((s, i) => {
       const rgba = decodeImage(readBytes(list[s]!.file), list[s]!.file, pixels);
-      for (let p = 0; p < pixels; p++) {
+      for (let p = 0, at = i * pixels * 3; p < pixels; p++, at += 3) {
         const [r, g, b] = [rgba[4 * p]!, rgba[4 * p + 1]!, rgba[4 * p + 2]!];
-        values.set([r, g, b], (i * pixels + p) * 3);
+        values[at] = r;
+        values[at + 1] = g;
+        values[at + 2] = b;
         if (grey && Math.max(r, g, b) - Math.min(r, g, b) > GREY_TOLERANCE) grey = false;
       }
       labels[i] = index.get(list[s]!.className)!;
@@ -142,6 +159,13 @@ export function readImageFolders(found: ImageFolders, known?: string[]): RawData
   };
   const train = readSplit(found.train);
   const test = readSplit(found.test);
-  if (grey) for (const split of [train, test]) split.values = Uint8Array.from({ length: split.count * pixels }, (_, i) => Math.round((split.values[3 * i]! + split.values[3 * i + 1]! + split.values[3 * i + 2]!) / 3));
+  if (grey) {
+    for (const split of [train, test]) {
+      const rgb = split.values;
+      const one = new Uint8Array(split.count * pixels);
+      for (let i = 0; i < one.length; i++) one[i] = Math.round((rgb[3 * i]! + rgb[3 * i + 1]! + rgb[3 * i + 2]!) / 3);
+      split.values = one;
+    }
+  }
   return { shape: [height, width, grey ? 1 : 3], scale: "pixels", train, test, classNames: classes };
 }

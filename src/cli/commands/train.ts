@@ -99,6 +99,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
   const epochs = f.steps === undefined ? intFlag(f.epochs, language ? 1 : 3, "epochs", 0, 10000) : undefined;
   if (epochs === 0 && initFile === undefined) throw new UserError("--epochs 0 needs --init FILE (weights to compress without training)");
   const steps = f.steps === undefined ? undefined : intFlag(f.steps, 0, "steps", 1, 1e9);
+  // Checked before the data is read; its default depends on the data's size (below).
   if (f.batch !== undefined) intFlag(f.batch, 0, "batch", 1, 65536);
   const out = resolve((f.out as string | undefined) ?? `${modelName}-${methodName}.mcnc`);
   checkWritable(out, "--out");
