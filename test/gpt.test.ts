@@ -230,7 +230,10 @@ test("every method trains the GPT from scratch through the one loop, and its fil
   }
 });
 
-test("post-training calibration piece by piece (embedding, blocks, head) gives the weights of whole-network calibration", async () => {
+test("post-training calibration piece by piece (embedding, blocks, head) gives the weights of whole-network calibration", async (t) => {
+  // Bit for bit on Wasm; the native engine sums each graph in its own order, so there the two only agree closely.
+  await initEngine({ engine: "wasm" });
+  t.after(() => initEngine());
   const { compressModel } = await import("../src/compress/compress-model.js");
   const { findCompressor } = await import("../src/compress/index.js");
   const model = buildModel({ name: "gpt", layers: 2, width: 16, heads: 2, context: 8, vocab: 256 });

@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { numpy as np } from "@jax-js/jax";
+import { numpy as np, tree } from "@jax-js/jax";
 import { initEngine } from "../src/engine/engine.js";
-import { ADAM, adamInit, adamScalars, adamUpdate } from "../src/train/adam.js";
+import { ADAM, adamInit, adamInPlace, adamScalars, adamUpdate, type AdamState } from "../src/train/adam.js";
 import { Plateau } from "../src/train/plateau.js";
 
-await initEngine();
+// jax-js's Adam, as the Wasm engine's steps run it.
+await initEngine({ engine: "wasm" });
 
 test("Adam matches the textbook update over several steps", async () => {
   const p0 = [0.5, -1, 2];
@@ -16,7 +17,7 @@ test("Adam matches the textbook update over several steps", async () => {
   ];
   const lr = 0.01;
   let params = { w: np.array(new Float32Array(p0)) };
-  let state = adamInit({ w: new Float32Array(3) });
+  let state = adamInit({ w: new Float32Array(3) }) as AdamState;
   const ref = { p: [...p0], m: [0, 0, 0], v: [0, 0, 0] };
   for (let t = 1; t <= grads.length; t++) {
     const { stepSize, bias2 } = adamScalars(lr, t);
@@ -32,6 +33,25 @@ test("Adam matches the textbook update over several steps", async () => {
   }
   const got = (await params.w.data()) as Float32Array;
   for (let i = 0; i < 3; i++) assert.ok(Math.abs(got[i]! - ref.p[i]!) < 1e-6, `${got[i]} vs ${ref.p[i]}`);
+});
+
+test("Adam in place on host arrays (the native engine's) follows jax-js's Adam over 20 steps", async () => {
+  const n = 1000;
+  const p0 = Float32Array.from({ length: n }, (_, i) => Math.sin(i));
+  const gradAt = (t: number) => Float32Array.from({ length: n }, (_, i) => Math.cos(i * 0.37 + t) * (i % 7 === 0 ? 1e-6 : 0.1));
+  let params = { w: np.array(p0) };
+  let state = adamInit({ w: p0 }) as AdamState;
+  const host = { p: p0.slice(), m: new Float32Array(n), v: new Float32Array(n) };
+  for (let t = 1; t <= 20; t++) {
+    const { stepSize, bias2 } = adamScalars(0.01, t);
+    [params, state] = adamUpdate(params, { w: np.array(gradAt(t)) }, state, np.array(stepSize), np.array(bias2)) as [typeof params, typeof state];
+    adamInPlace(host.p, gradAt(t), host.m, host.v, stepSize, bias2);
+  }
+  const got = (await params.w.data()) as Float32Array;
+  let worst = 0;
+  for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(got[i]! - host.p[i]!));
+  assert.ok(worst < 1e-6, `largest difference ${worst}`);
+  tree.dispose(state);
 });
 
 test("reduce-on-plateau halves the rate after `patience` epochs without improvement", () => {

@@ -1,5 +1,6 @@
 /** The shape every `mcnc <command>` has, and the flags several of them share. */
 import { DEFAULT_THREADS } from "../engine/engine.js";
+import { ENGINE_NAMES } from "../engine/program.js";
 import { BUNDLED_NAMES } from "../data/bundled.js";
 import { MODEL_NAMES } from "../model/models.js";
 import type { Flag } from "./args.js";
@@ -14,12 +15,21 @@ export interface Command {
 }
 
 export const JSON_FLAG: Flag = { name: "json", type: "bool", help: "print one JSON object last on stdout (progress stays on stderr)" };
-export const THREADS_FLAG: Flag = {
+const THREADS_FLAG: Flag = {
   name: "threads",
   type: "int",
-  help: "Wasm threads (or MCNC_THREADS); train --model lenet uses 2 on a multi-core machine",
+  help: "threads of either engine (or MCNC_THREADS); train --model lenet uses 2 on a multi-core machine",
   default: String(DEFAULT_THREADS),
 };
+const ENGINE_FLAG: Flag = {
+  name: "engine",
+  type: "string",
+  choices: ENGINE_NAMES,
+  help: "where training, evaluation, generation and calibration run: native (onnxruntime-node) or wasm (jax-js); rebuilds from files always run on wasm (or MCNC_ENGINE)",
+  default: "native where onnxruntime-node is installed, else wasm",
+};
+/** The engine's flags, which every command that computes takes. */
+export const ENGINE_FLAGS: Flag[] = [ENGINE_FLAG, THREADS_FLAG];
 export const MODEL_FLAG: Flag = {
   name: "model",
   type: "string",

@@ -4,7 +4,8 @@
  * they are after compression (the ROM and GPTQ papers' sequential scheme), so each layer corrects
  * for the error of the ones before.
  */
-import { jit, numpy as np, tree, valueAndGrad } from "@jax-js/jax";
+import { numpy as np, tree } from "@jax-js/jax";
+import { compile, compileGrad, putAll, read, settle, type Tensor } from "../engine/program.js";
 import { UserError } from "../errors.js";
 import { KEPT } from "../methods/leaves.js";
 import { matrixShape } from "../methods/lora/index.js";
@@ -60,8 +61,8 @@ type Forward = (params: Params, x: np.Array, tap?: LeafTap) => np.Array;
  * X^T X of the rows `leaf` multiplies, summed over the calibration batches, in float64: `forward`
  * (the whole network, or the one piece holding the leaf) run on each batch with `specs`' weights.
  */
-async function inputMoments(forward: Forward, specs: readonly ParamSpec[], weights: HostParams, leaf: string, batches: readonly np.Array[]): Promise<InputMoments> {
-  const program = jit((p: Params, x: np.Array) => {
+async function inputMoments(forward: Forward, specs: readonly ParamSpec[], weights: HostParams, leaf: string, batches: readonly Tensor[]): Promise<InputMoments> {
+  const program = compile((p: Params, x: np.Array) => {
     let sum: np.Array | undefined;
     forward(p, x, (name, rows) => {
       if (name !== leaf) return rows.dispose();
@@ -70,11 +71,11 @@ async function inputMoments(forward: Forward, specs: readonly ParamSpec[], weigh
     }).dispose();
     if (!sum) throw new Error(`the model never multiplies ${leaf}`);
     return sum;
-  }) as unknown as (p: Params, x: np.Array) => np.Array;
-  const params = toDevice(specs, weights);
+  }, { name: `calibration of ${leaf}` });
+  const params = putAll(specs, weights);
   let hessian: Float64Array | undefined;
   for (const x of batches) {
-    const m = (await program(tree.ref(params), x.ref).data()) as Float32Array;
+    const m = await read(await program(tree.ref(params), x.ref));
     hessian ??= new Float64Array(m.length);
     for (let i = 0; i < m.length; i++) hessian[i] += m[i]!;
   }
@@ -88,7 +89,7 @@ async function inputMoments(forward: Forward, specs: readonly ParamSpec[], weigh
  * piece per matrix, moving on through the compressed piece when its leaves are done: one pass of the
  * network in all. Another runs whole per matrix.
  */
-function calibrationCursor(model: Model, batches: readonly np.Array[]) {
+function calibrationCursor(model: Model, batches: readonly Tensor[]) {
   const pieces = model.pieces;
   let at = 0;
   let acts = batches.map((x) => x.ref);
@@ -102,12 +103,12 @@ function calibrationCursor(model: Model, batches: readonly np.Array[]) {
         if (!piece) throw new Error(`no piece of ${model.name} holds ${leaf}`);
         if (piece.leaves.includes(leaf)) return inputMoments(piece.run, specsOf(piece), weights, leaf, acts);
         // The leaf lies further on: move every batch through this piece as it now is (compressed).
-        const run = jit(piece.run) as unknown as (p: Params, x: np.Array) => np.Array;
-        const params = toDevice(specsOf(piece), weights);
-        const next: np.Array[] = [];
+        const run = compile((p: Params, x: np.Array) => piece.run(p, x), { name: `${model.name} piece ${at}` });
+        const params = putAll(specsOf(piece), weights);
+        const next: Tensor[] = [];
         // One batch at a time, each made real before the next: a pending result would keep its whole
         // computation (attention scores, the MLP's hidden layer) alive for every batch at once.
-        for (const x of acts) next.push(await run(tree.ref(params), x).blockUntilReady());
+        for (const x of acts) next.push(await settle(await run(tree.ref(params), x)));
         acts = next;
         tree.dispose(params);
         at++;
@@ -119,23 +120,23 @@ function calibrationCursor(model: Model, batches: readonly np.Array[]) {
   };
 }
 
-/** A calibration batch: inputs, and the targets a gradient-calibrated method needs. */
-export type CalibrationBatch = [x: np.Array, y: np.Array];
+/** A calibration batch on the engine: inputs, and the targets a gradient-calibrated method needs. */
+export type CalibrationBatch = [x: Tensor, y: Tensor];
 
 /** Squared loss gradients of the leaves, summed over the calibration batches (the empirical Fisher). */
 async function fisherOf(model: Model, weights: HostParams, leaves: readonly string[], batches: readonly CalibrationBatch[]): Promise<HostParams> {
-  const grad = jit((p: Params, x: np.Array, y: np.Array) => valueAndGrad((q: Params) => crossEntropy(model.apply(q, x), y))(p)) as unknown as (p: Params, x: np.Array, y: np.Array) => [np.Array, Params];
-  const params = toDevice(model.specs, weights);
+  const grad = compileGrad((p: Params, x: np.Array, y: np.Array) => crossEntropy(model.apply(p, x), y), { name: `${model.name} gradient` });
+  const params = putAll(model.specs, weights);
   const out: HostParams = Object.fromEntries(leaves.map((l) => [l, new Float32Array(weights[l]!.length)]));
   for (const [x, y] of batches) {
-    const [loss, grads] = grad(tree.ref(params), x.ref, y.ref);
+    const [loss, grads] = await grad(tree.ref(params), x.ref, y.ref);
     loss.dispose();
     for (const [name, g] of Object.entries(grads)) {
       if (!(name in out)) {
         g.dispose();
         continue;
       }
-      const data = (await g.data()) as Float32Array;
+      const data = await read(g);
       const acc = out[name]!;
       for (let i = 0; i < data.length; i++) acc[i] += data[i]! * data[i]!;
     }

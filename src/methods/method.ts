@@ -3,7 +3,8 @@
  * stores) plus frozen numbers regenerated from the seed (never stored) to the model's parameter tree.
  * Training differentiates the task loss through `materialize`; rebuilding a file calls it once.
  */
-import { jit, tree } from "@jax-js/jax";
+import { tree } from "@jax-js/jax";
+import { rebuildProgram } from "../engine/program.js";
 import type { HostParams, ParamSpec, Params } from "../model/params.js";
 import { registry } from "../registry.js";
 
@@ -52,7 +53,7 @@ export interface Method<Config extends object = object> {
   /**
    * Trainable + frozen -> parameter tree, as a chain of stages (often one). Each stage maps the
    * previous stage's output (`{}` for the first) to its own; the last returns the model's tree.
-   * Training differentiates each stage in its own jitted program: jax-js fuses elementwise chains
+   * Training on Wasm differentiates each stage in its own program: jax-js fuses elementwise chains
    * into matmul loads, and a generator's backward pass fused whole ran 15x slower (docs/results.md).
    */
   stages(config: Config, specs: readonly ParamSpec[]): Stage[];
@@ -159,7 +160,7 @@ export const findMethod = (name: string): Method | undefined => methods.find(nam
  * Consumes its arguments.
  */
 export function materializer<C extends object>(method: Method<C>, config: C, specs: readonly ParamSpec[]): (trainable: Params, frozen: Params) => Params {
-  return jit(composeStages(method.stages(config, specs))) as unknown as (trainable: Params, frozen: Params) => Params;
+  return rebuildProgram(composeStages(method.stages(config, specs)));
 }
 
 /** The stages as one function (trainable, frozen) -> parameter tree. Consumes its arguments. */

@@ -6,7 +6,8 @@
  * between the two with no renaming.
  */
 import { nn, numpy as np } from "@jax-js/jax";
-import { dense, layerNorm, tapOf } from "./layers.js";
+import { fused } from "../engine/fused.js";
+import { dense, gelu, layerNorm, tapOf } from "./layers.js";
 import type { GptConfig, LeafTap, Model, Piece } from "./model.js";
 import type { ParamSpec, Params } from "./params.js";
 
@@ -70,7 +71,8 @@ function linear(x: np.Array, p: Params, name: string, tap?: LeafTap): np.Array {
  */
 export type Attend = (q: np.Array, k: np.Array, v: np.Array, layer: number) => np.Array;
 
-export const causal: Attend = (q, k, v) => nn.dotProductAttention(q, k, v, { isCausal: true });
+export const causalAttention = fused("causal_attention", (q: np.Array, k: np.Array, v: np.Array) => nn.dotProductAttention(q, k, v, { isCausal: true }));
+export const causal: Attend = (q, k, v) => causalAttention(q, k, v);
 
 /** Self-attention over x [B, T, C]. Consumes x. */
 function attention(x: np.Array, p: Params, l: number, heads: number, attend: Attend, tap?: LeafTap): np.Array {
@@ -87,7 +89,7 @@ function attention(x: np.Array, p: Params, l: number, heads: number, attend: Att
 
 function mlpBlock(x: np.Array, p: Params, h: string, tap?: LeafTap): np.Array {
   const [B, T, C] = x.shape as [number, number, number];
-  const hidden = nn.gelu(linear(x.reshape([B * T, C]), p, `${h}.mlp.c_fc`, tap));
+  const hidden = gelu(linear(x.reshape([B * T, C]), p, `${h}.mlp.c_fc`, tap));
   return linear(hidden, p, `${h}.mlp.c_proj`, tap).reshape([B, T, C]);
 }
 

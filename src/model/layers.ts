@@ -4,6 +4,7 @@
  * that is 20-30x faster than lax.conv (docs/results.md).
  */
 import { nn, numpy as np } from "@jax-js/jax";
+import { fused } from "../engine/fused.js";
 import type { LeafTap } from "./model.js";
 
 /** Sees the rows [N, in] a weight matrix multiplies (calibration for post-training methods); consumes them. */
@@ -26,8 +27,17 @@ export function dense(x: np.Array, w: np.Array, b: np.Array, tap?: RowsTap): np.
  */
 const FEW_CHANNELS = 4;
 
-/** 3x3 convolution, stride 1, zero 'same' padding. x: [B,H,W,C], w: [3,3,C,O], b: [O]. */
+/**
+ * 3x3 convolution, stride 1, zero 'same' padding. x: [B,H,W,C], w: [3,3,C,O], b: [O]. The native
+ * engine runs it as one ONNX Conv (engine/fused.ts); a tap sees the im2col rows.
+ */
 export function conv3x3(x: np.Array, w: np.Array, b: np.Array, tap?: RowsTap): np.Array {
+  return tap ? conv3x3Rows(x, w, b, tap) : fusedConv3x3(x, w, b);
+}
+
+const fusedConv3x3 = fused("conv3x3", (x: np.Array, w: np.Array, b: np.Array) => conv3x3Rows(x, w, b));
+
+function conv3x3Rows(x: np.Array, w: np.Array, b: np.Array, tap?: RowsTap): np.Array {
   const [batch, h, wd, c] = x.shape as [number, number, number, number];
   const out = w.shape[3]!;
   const padded = np.pad(x, [
@@ -68,9 +78,12 @@ export function maxPool2(x: np.Array): np.Array {
 
 export const relu = nn.relu;
 
+/** GELU, tanh form (jax-js's default, GPT-2's). */
+export const gelu = fused("gelu", (x: np.Array) => nn.gelu(x));
+
 /** LayerNorm over the last axis (eps 1e-5, as GPT-2). Consumes its arguments. */
-export function layerNorm(x: np.Array, gain: np.Array, bias: np.Array, eps = 1e-5): np.Array {
+export const layerNorm = fused("layer_norm", (x: np.Array, gain: np.Array, bias: np.Array): np.Array => {
   const centred = x.ref.sub(x.mean(-1, { keepdims: true }));
   const variance = centred.ref.mul(centred.ref).mean(-1, { keepdims: true });
-  return centred.div(np.sqrt(variance.add(eps))).mul(gain).add(bias);
-}
+  return centred.div(np.sqrt(variance.add(1e-5))).mul(gain).add(bias);
+});

@@ -63,8 +63,8 @@ export function toDevice(shapes: readonly NamedShape[], host: HostParams): Param
   return out;
 }
 
-/** Copy a tree to the host, consuming it. */
-export async function toHost(names: readonly string[], params: Params): Promise<HostParams> {
+/** Copy a tree (on either engine) to the host, consuming it. */
+export async function toHost(names: readonly string[], params: Record<string, { data(): Promise<unknown> }>): Promise<HostParams> {
   const out: HostParams = {};
   for (const name of names) out[name] = new Float32Array((await params[name]!.data()) as Float32Array);
   return out;

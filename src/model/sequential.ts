@@ -4,9 +4,9 @@
  * so any such model reloads without code; `mcnc train --model spec.json` trains one. Shapes are
  * followed through the list and checked before a parameter exists.
  */
-import { nn, numpy as np } from "@jax-js/jax";
+import { numpy as np } from "@jax-js/jax";
 import { UserError } from "../errors.js";
-import { conv3x3, dense, maxPool2, relu, tapOf } from "./layers.js";
+import { conv3x3, dense, gelu, maxPool2, relu, tapOf } from "./layers.js";
 import type { ImageShape, Model, ModelDescription } from "./model.js";
 import { sizeOf, type ParamSpec } from "./params.js";
 
@@ -129,7 +129,7 @@ export function sequential(d: SequentialDescription, named?: { name: string; des
         else if (layer.type === "maxpool2") y = maxPool2(y);
         else if (layer.type === "flatten") y = y.reshape([y.shape[0]!, shapes[i]![0]!]);
         else if (layer.type === "relu") y = relu(y);
-        else if (layer.type === "gelu") y = nn.gelu(y);
+        else if (layer.type === "gelu") y = gelu(y);
         else y = np.tanh(y);
       });
       return y;

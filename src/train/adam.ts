@@ -4,6 +4,7 @@
  * every iteration and every learning rate.
  */
 import { numpy as np } from "@jax-js/jax";
+import { put, type Tensor } from "../engine/program.js";
 import type { HostParams, Params } from "../model/params.js";
 
 // A type alias, not an interface: jax-js trees must be index-signature compatible.
@@ -11,14 +12,10 @@ export type AdamState = { m: Params; v: Params };
 
 export const ADAM = { beta1: 0.9, beta2: 0.999, eps: 1e-8 } as const;
 
-export function adamInit(shapes: HostParams): AdamState {
-  const m: Params = {};
-  const v: Params = {};
-  for (const [name, data] of Object.entries(shapes)) {
-    m[name] = np.zeros([data.length]);
-    v[name] = np.zeros([data.length]);
-  }
-  return { m, v };
+/** Zero moments on the engine, flat, for tensors the size of `shapes`' entries. */
+export function adamInit(shapes: HostParams): { m: Record<string, Tensor>; v: Record<string, Tensor> } {
+  const zeros = () => Object.fromEntries(Object.entries(shapes).map(([name, data]) => [name, put(new Float32Array(data.length), [data.length])]));
+  return { m: zeros(), v: zeros() };
 }
 
 /** Host-side scalars for step t (1-based): PyTorch's Adam, exactly. */
@@ -53,4 +50,21 @@ export function adamUpdate(params: Params, grads: Params, state: AdamState, step
     bias2.dispose();
   }
   return [next, { m, v }];
+}
+
+/**
+ * One update in place on host arrays, the native engine's form: one pass over each tensor, where an
+ * update as ONNX nodes made fifteen (1.8 ms a step for the MLP's 203k weights against 0.3 here).
+ * The same arithmetic as adamUpdate, in float64 between the float32 loads and stores.
+ */
+export function adamInPlace(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, stepSize: number, bias2: number): void {
+  const { beta1, beta2, eps } = ADAM;
+  for (let i = 0; i < p.length; i++) {
+    const gi = g[i]!;
+    const mi = beta1 * m[i]! + (1 - beta1) * gi;
+    const vi = beta2 * v[i]! + (1 - beta2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i]! - (mi / (Math.sqrt(vi) / bias2 + eps)) * stepSize;
+  }
 }

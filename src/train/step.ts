@@ -1,74 +1,131 @@
 /**
- * One optimisation step of the training loop, jitted: the method's stages forward, the model's loss
- * and gradient, the stages backward, Adam.
+ * One optimisation step of the training loop: the method's stages forward, the model's loss and
+ * gradient, the stages backward, Adam. Compiled through the engine's seam; each engine gets the
+ * form it runs fastest.
  */
-import { jit, numpy as np, tree, valueAndGrad, vjp } from "@jax-js/jax";
-import type { Method, Stage } from "../methods/method.js";
+import { numpy as np, tree, valueAndGrad, vjp } from "@jax-js/jax";
+import type { NativeTensor } from "../engine/native.js";
+import { compile, compileGrad, currentEngine, put, scalar, type Tensor } from "../engine/program.js";
+import { composeStages, type Method, type Stage } from "../methods/method.js";
 import type { Model } from "../model/model.js";
 import type { ParamSpec, Params } from "../model/params.js";
-import { adamScalars, adamUpdate, type AdamState } from "./adam.js";
+import { adamInPlace, adamScalars, adamUpdate, type AdamState } from "./adam.js";
 import { crossEntropy, type HostBatch } from "./tasks.js";
 
-type StageBack = (carry: Params, trainable: Params, frozen: Params, cotangent: Params) => [Params, Params];
-type Update = (trainable: Params, grads: Params[], state: AdamState, stepSize: np.Array, bias2: np.Array) => [Params, AdamState];
+export type Tensors = Record<string, Tensor>;
+export type EngineAdam = { m: Tensors; v: Tensors };
+
+/** Consumes trainable, state, x and y; not frozen or fixed. */
+export type Step = (trainable: Tensors, frozen: Tensors, fixed: Tensors, state: EngineAdam, x: Tensor, y: Tensor, lr: number, t: number) => Promise<[Tensor, Tensors, EngineAdam]>;
+
+export function stepFunction<C extends object>(model: Model, method: Method<C>, config: C, specs: readonly ParamSpec[]): Step {
+  return currentEngine() === "native" ? wholeStep(model, method, config, specs) : stagedStep(model, method, config, specs);
+}
 
 /**
- * One optimisation step. The method's stages run as separate jitted programs, forward and then
- * backward (each stage's VJP recomputes its own small forward), because a single fused program let
- * jax-js inline generated weights into matmul loads and recompute them per use (docs/results.md).
+ * The native engine's step: the loss and its gradient as one program from the stored numbers, then
+ * Adam in place on the host arrays (adamInPlace). Only the trainable tensors are differentiated.
  */
-export function stepFunction<C extends object>(model: Model, method: Method<C>, config: C, specs: readonly ParamSpec[]) {
+function wholeStep<C extends object>(model: Model, method: Method<C>, config: C, specs: readonly ParamSpec[]): Step {
+  const produce = composeStages(method.stages(config, specs));
+  const lossOf = (trainable: Params, frozen: Params, fixed: Params, x: np.Array, y: np.Array) => crossEntropy(model.apply({ ...produce(trainable, frozen), ...fixed }, x), y);
+  const step = adamStep(lossOf, `${model.name} ${method.name} training step`);
+  return (trainable, frozen, fixed, state, x, y, lr, t) => step(trainable, state, [frozen, fixed, x, y], lr, t);
+}
+
+type Loss = (wrt: Params, ...rest: any[]) => np.Array;
+
+/**
+ * One Adam step on `loss`'s first argument, the rest given as they are: on native the gradient program
+ * and Adam in place on the host arrays (the trainable tensors and moments are updated where they lie);
+ * on Wasm one jitted program of both. Consumes trainable and state on Wasm.
+ */
+export function adamStep(loss: Loss, name: string): (trainable: Tensors, state: EngineAdam, rest: unknown[], lr: number, t: number) => Promise<[Tensor, Tensors, EngineAdam]> {
+  if (currentEngine() === "native") {
+    // The gradients are used at once, so one set of output buffers serves every step.
+    const grad = compileGrad(loss, { name, recycle: 1 });
+    return async (trainable, state, rest, lr, t) => {
+      const [value, grads] = await grad(trainable, ...(rest as []));
+      const { stepSize, bias2 } = adamScalars(lr, t);
+      for (const [leaf, g] of Object.entries(grads as Tensors)) {
+        const host = (x: Tensor) => (x as NativeTensor).values as Float32Array;
+        adamInPlace(host(trainable[leaf]!), host(g), host(state.m[leaf]!), host(state.v[leaf]!), stepSize, bias2);
+      }
+      return [value, trainable, state];
+    };
+  }
+  const program = compile(
+    (trainable: Params, state: AdamState, rest: unknown[], stepSize: np.Array, bias2: np.Array) => {
+      const [value, grads] = valueAndGrad(loss)(tree.ref(trainable), ...(rest as []));
+      const [next, nextState] = adamUpdate(trainable, grads as Params, state, stepSize, bias2);
+      return [value, next, nextState] as [np.Array, Params, AdamState];
+    },
+    { name },
+  );
+  return async (trainable, state, rest, lr, t) => {
+    const { stepSize, bias2 } = adamScalars(lr, t);
+    return program(trainable, state, rest as never, scalar(stepSize), scalar(bias2));
+  };
+}
+
+type StageBack = (carry: Params, trainable: Params, frozen: Params, cotangent: Params) => [Params, Params];
+
+/**
+ * Wasm's step. The method's stages run as separate programs, forward and then backward (each stage's
+ * VJP recomputes its own small forward), because a single fused program let jax-js inline generated
+ * weights into matmul loads and recompute them per use (docs/results.md).
+ */
+function stagedStep<C extends object>(model: Model, method: Method<C>, config: C, specs: readonly ParamSpec[]): Step {
   const stages = method.stages(config, specs);
-  const forward = stages.map((stage) => jit(stage) as unknown as Stage);
-  const backward = stages.map(
-    (stage) =>
-      jit((carry: Params, trainable: Params, frozen: Params, cotangent: Params) => {
+  const name = `${model.name} ${method.name}`;
+  const forward = stages.map((stage, i) => compile(stage as Stage, { name: `${name} stage ${i}` }));
+  const backward = stages.map((stage, i) =>
+    compile(
+      ((carry: Params, trainable: Params, frozen: Params, cotangent: Params) => {
         const [, back] = vjp((c: Params, t: Params) => stage(c, t, frozen), [carry, trainable]);
         return back(cotangent);
-      }) as unknown as StageBack,
+      }) as StageBack,
+      { name: `${name} stage ${i} backward` },
+    ),
   );
   // An adapter's fixed base leaves get gradients too, dropped after the call: without their weight
   // gradients each activation cotangent has one use, and jax-js 0.1.25 fuses it into the next matmul's
   // loads and recomputes it per use, which made adapter steps 3x slower than full fine-tuning
   // (docs/results.md, "Engine notes").
   const lossOf = (all: Params, x: np.Array, y: np.Array): np.Array => crossEntropy(model.apply(all, x), y);
-  const modelGrad = jit((params: Params, fixed: Params, x: np.Array, y: np.Array) => valueAndGrad(lossOf)({ ...params, ...fixed }, x, y)) as unknown as (
-    params: Params,
-    fixed: Params,
-    x: np.Array,
-    y: np.Array,
-  ) => [np.Array, Params];
-  const update = jit((trainable: Params, grads: Params[], state: AdamState, stepSize: np.Array, bias2: np.Array) => {
-    const total = grads.length === 1 ? grads[0]! : grads.reduce((a, g) => tree.map((u: np.Array, v: np.Array) => u.add(v), a, g) as Params);
-    return adamUpdate(trainable, total, state, stepSize, bias2);
-  }) as unknown as Update;
+  const modelGrad = compile((params: Params, fixed: Params, x: np.Array, y: np.Array) => valueAndGrad(lossOf)({ ...params, ...fixed }, x, y), { name: `${model.name} gradient` });
+  const update = compile(
+    (trainable: Params, grads: Params[], state: AdamState, stepSize: np.Array, bias2: np.Array) => {
+      const total = grads.length === 1 ? grads[0]! : grads.reduce((a, g) => tree.map((u: np.Array, v: np.Array) => u.add(v), a, g) as Params);
+      return adamUpdate(trainable, total, state, stepSize, bias2);
+    },
+    { name: "adam" },
+  );
 
-  /** Consumes trainable, state, x and y; not frozen or fixed. */
-  return (trainable: Params, frozen: Params, fixed: Params, state: AdamState, x: np.Array, y: np.Array, lr: number, t: number): [np.Array, Params, AdamState] => {
-    const carries: Params[] = [{}];
-    for (let i = 0; i < stages.length; i++) carries.push(forward[i]!(tree.ref(carries[i]!), tree.ref(trainable), tree.ref(frozen)));
-    const [loss, allGrads] = modelGrad(carries.pop()!, tree.ref(fixed), x, y);
-    const paramGrads: Params = {};
+  return async (trainable, frozen, fixed, state, x, y, lr, t) => {
+    const carries: Tensors[] = [{}];
+    for (let i = 0; i < stages.length; i++) carries.push(await forward[i]!(tree.ref(carries[i]!), tree.ref(trainable), tree.ref(frozen)));
+    const [loss, allGrads] = await modelGrad(carries.pop()!, tree.ref(fixed), x, y);
+    const paramGrads: Tensors = {};
     for (const [name, g] of Object.entries(allGrads)) {
       if (name in fixed) g.dispose();
       else paramGrads[name] = g;
     }
-    const grads: Params[] = [];
+    const grads: Tensors[] = [];
     let cotangent = paramGrads;
     for (let i = stages.length - 1; i >= 0; i--) {
-      const [carryGrad, trainableGrad] = backward[i]!(carries[i]!, tree.ref(trainable), tree.ref(frozen), cotangent);
+      const [carryGrad, trainableGrad] = await backward[i]!(carries[i]!, tree.ref(trainable), tree.ref(frozen), cotangent);
       grads.push(trainableGrad);
       cotangent = carryGrad;
     }
     tree.dispose(cotangent);
     const { stepSize, bias2 } = adamScalars(lr, t);
-    const [next, nextState] = update(trainable, grads, state, np.array(stepSize), np.array(bias2));
+    const [next, nextState] = await update(trainable, grads, state, scalar(stepSize), scalar(bias2));
     return [loss, next, nextState];
   };
 }
 
-/** A host batch on the device: inputs (floats or int32 tokens) and int32 targets. */
-export function deviceBatch(b: HostBatch): [np.Array, np.Array] {
-  const x = b.x instanceof Int32Array ? np.array(b.x, { dtype: np.int32 }) : np.array(b.x);
-  return [x.reshape(b.xShape), np.array(b.y, { dtype: np.int32 }).reshape(b.yShape)];
+/** A host batch on the engine: inputs (floats or int32 tokens) and int32 targets. */
+export function engineBatch(b: HostBatch): [Tensor, Tensor] {
+  return [put(b.x, b.xShape), put(b.y, b.yShape)];
 }

@@ -3,7 +3,9 @@
  * (accuracy on the test split) and next-byte prediction (bits per byte on held-out text). A batch is
  * a pure function of (seed, step), so a run repeats exactly and a resumed run continues exactly.
  */
-import { jit, nn, numpy as np, tree } from "@jax-js/jax";
+import { nn, numpy as np, tree } from "@jax-js/jax";
+import { fused } from "../engine/fused.js";
+import { compile, onEngine, put, read, type Tensor } from "../engine/program.js";
 import { dataRecord, type Dataset } from "../data/dataset.js";
 import type { TextCorpus } from "../data/text.js";
 import { UserError } from "../errors.js";
@@ -42,15 +44,18 @@ export interface Task {
   /** Rows a step reads, summed over an epoch: one pass over the training data. */
   stepsPerEpoch(batch: number): number;
   batch(seed: number, step: number, size: number): Promise<HostBatch>;
-  /** Does not consume params. */
-  evaluate(params: Params): Promise<Metrics>;
+  /** Scores parameters on either engine; does not consume them. */
+  evaluate(params: Record<string, Tensor>): Promise<Metrics>;
 }
+
+/** Mean cross-entropy of logits [N, V] against target weights [N, V] (one-hot rows). */
+const weightedCrossEntropy = fused("cross_entropy", (logits: np.Array, weights: np.Array) => nn.logSoftmax(logits, -1).mul(weights).sum().mul(-1 / logits.shape[0]!));
 
 /** Mean cross-entropy of logits [..., V] against integer targets [...]. Consumes its arguments. */
 export function crossEntropy(logits: np.Array, targets: np.Array): np.Array {
   const V = logits.shape.at(-1)!;
   const n = targets.size;
-  return nn.logSoftmax(logits, -1).mul(nn.oneHot(targets, V)).sum().mul(-1 / n);
+  return weightedCrossEntropy(logits.reshape([n, V]), nn.oneHot(targets.reshape([n]), V));
 }
 
 export function imageTask(data: Dataset, model: Model): Task {
@@ -134,7 +139,7 @@ export function textTask(corpus: TextCorpus, model: Model, options: TextTaskOpti
   const picked = evalTokens === 0 ? windows : Math.max(1, Math.min(windows, Math.ceil(evalTokens / T)));
   const span = corpus.train.length - T;
   let offsets: { seed: number; block: number; bits: Uint32Array } | null = null;
-  const nll = jit((params: Params, x: np.Array, y: np.Array) => crossEntropy(model.apply(params, x), y)) as unknown as (p: Params, x: np.Array, y: np.Array) => np.Array;
+  const nll = compile((params: Params, x: np.Array, y: np.Array) => crossEntropy(model.apply(params, x), y), { name: `${model.name} loss` });
 
   return {
     data: corpus.name,
@@ -164,6 +169,7 @@ export function textTask(corpus: TextCorpus, model: Model, options: TextTaskOpti
     },
     async evaluate(params) {
       // Evenly spaced non-overlapping windows of the validation text, the same ones every time.
+      const onIt = await onEngine(tree.ref(params));
       let sum = 0;
       let count = 0;
       for (let first = 0; first < picked; first += EVAL_ROWS) {
@@ -177,10 +183,11 @@ export function textTask(corpus: TextCorpus, model: Model, options: TextTaskOpti
             y[r * T + t] = corpus.valid[at + t + 1]!;
           }
         }
-        const mean = nll(tree.ref(params), np.array(x, { dtype: np.int32 }).reshape([rows, T]), np.array(y, { dtype: np.int32 }).reshape([rows, T]));
-        sum += ((await mean.data()) as Float32Array)[0]! * rows * T;
+        const mean = await nll(tree.ref(onIt), put(x, [rows, T]), put(y, [rows, T]));
+        sum += (await read(mean))[0]! * rows * T;
         count += rows * T;
       }
+      tree.dispose(onIt);
       const loss = sum / count;
       return { bits_per_byte: loss / Math.LN2, perplexity: Math.exp(loss), loss };
     },

@@ -4,17 +4,18 @@
  * evaluation after each round (an epoch, or `evalEvery` steps). Deterministic for a seed; a run
  * resumed from a checkpoint continues exactly as if it had never stopped.
  */
-import { numpy as np, tree } from "@jax-js/jax";
+import { tree } from "@jax-js/jax";
+import { compile, currentEngine, onEngine, putAll, type Tensor } from "../engine/program.js";
 import { UserError } from "../errors.js";
 import { producedSpecs } from "../methods/adapter.js";
-import { materializer, roundTrip, type Method } from "../methods/method.js";
+import { composeStages, materializer, roundTrip, type Method } from "../methods/method.js";
 import type { Model } from "../model/model.js";
 import { toDevice, toHost, type HostParams, type NamedShape, type Params } from "../model/params.js";
-import { adamInit, type AdamState } from "./adam.js";
+import { adamInit } from "./adam.js";
 import { checkTrainingMemory, runLength, type RunShape } from "./budget.js";
 import type { PlateauOptions } from "./plateau.js";
 import { makeSchedule, type ScheduleOptions } from "./schedule.js";
-import { deviceBatch, stepFunction } from "./step.js";
+import { engineBatch, stepFunction, type EngineAdam, type Tensors } from "./step.js";
 import type { Metrics, Task } from "./tasks.js";
 
 /**
@@ -99,10 +100,10 @@ export interface Checkpoint {
   round: { lossSum: number; steps: number; seconds: number };
 }
 
-/** The base leaves an adapter leaves as they are, on the device. */
-export function fixedLeaves(model: Model, adapter?: Adapter): Params {
+/** The base leaves an adapter leaves as they are, on the engine. */
+export function fixedLeaves(model: Model, adapter?: Adapter): Tensors {
   if (!adapter) return {};
-  return toDevice(
+  return putAll(
     model.specs.filter((s) => !adapter.leaves.includes(s.name)),
     adapter.base,
   );
@@ -115,9 +116,10 @@ export async function train<C extends object>(model: Model, method: Method<C>, c
   const rounds = Math.ceil(total / evalEvery);
 
   const step = stepFunction(model, method, config, specs);
-  const rebuild = materializer(method, config, specs);
+  // Rounds are scored on the engine's own rebuild; the file's weights come from Wasm's, at the end.
+  const rebuild = compile(composeStages(method.stages(config, specs)), { name: `${method.name} rebuild` });
   const fixed = fixedLeaves(model, adapter);
-  const full = (produced: Params): Params => ({ ...produced, ...tree.ref(fixed) });
+  const full = (produced: Tensors): Tensors => ({ ...produced, ...tree.ref(fixed) });
 
   if (options.start && !method.startsFromWeights) throw new UserError(`--method ${method.name} cannot start from trained weights`);
   checkTrainingMemory(model, method, config, specs, batch);
@@ -125,11 +127,11 @@ export async function train<C extends object>(model: Model, method: Method<C>, c
   const names = shapes.map((s) => s.name);
   const resume = options.resume;
   const initial = resume ? resume.trainable : await method.init(config, specs, seed, options.start);
-  let trainable = toDevice(shapes, initial);
-  let frozen = resume?.frozen ? toDevice(resume.frozen.shapes, resume.frozen.data) : await method.frozen(config, specs, seed, adapter?.base);
-  let state: AdamState = resume
-    ? { m: toDevice(flatShapes(resume.adam.m), resume.adam.m), v: toDevice(flatShapes(resume.adam.v), resume.adam.v) }
-    : adamInit(initial);
+  // The native engine updates the trainable tensors and moments in place: never the caller's arrays.
+  const own = (host: HostParams): HostParams => Object.fromEntries(Object.entries(host).map(([k, v]) => [k, v.slice()]));
+  let trainable = putAll(shapes, own(initial));
+  let frozen: Tensors = resume?.frozen ? putAll(resume.frozen.shapes, resume.frozen.data) : await onEngine(await method.frozen(config, specs, seed, adapter?.base));
+  let state: EngineAdam = resume ? { m: putAll(flatShapes(resume.adam.m), own(resume.adam.m)), v: putAll(flatShapes(resume.adam.v), own(resume.adam.v)) } : adamInit(initial);
   const schedule = makeSchedule(options.lr ?? (adapter ? method.adapterLearningRate : undefined) ?? method.defaultLearningRate, options.schedule ?? { kind: "plateau", ...options.plateau }, resume?.schedule);
 
   const history: EpochStats[] = resume ? [...resume.history] : [];
@@ -141,13 +143,13 @@ export async function train<C extends object>(model: Model, method: Method<C>, c
     const round = Math.floor(t / evalEvery);
     const lr = schedule.at(t, total);
     const started = performance.now();
-    const [x, y] = deviceBatch(await task.batch(seed, t, batch));
-    let loss: np.Array;
-    [loss, trainable, state] = step(trainable, frozen, fixed, state, x, y, lr, t + 1);
+    const [x, y] = engineBatch(await task.batch(seed, t, batch));
+    let loss: Tensor;
+    [loss, trainable, state] = await step(trainable, frozen, fixed, state, x, y, lr, t + 1);
     if (method.refresh?.due(config, t + 1, total)) {
       const host = await toHost(names, tree.ref(trainable));
       tree.dispose(frozen);
-      frozen = method.refresh.frozenAt(config, specs, t + 1, total, host);
+      frozen = await onEngine(method.refresh.frozenAt(config, specs, t + 1, total, host));
     }
     const value = ((await loss.data()) as Float32Array)[0]!;
     if (!Number.isFinite(value)) throw new UserError(`training diverged at step ${t + 1} (loss ${value}); lower --lr`);
@@ -170,7 +172,7 @@ export async function train<C extends object>(model: Model, method: Method<C>, c
 
     if (inRound === roundLength) {
       trainSeconds += roundSeconds;
-      const params = full(rebuild(tree.ref(trainable), tree.ref(frozen)));
+      const params = full(await rebuild(tree.ref(trainable), tree.ref(frozen)));
       const metrics = await task.evaluate(params);
       tree.dispose(params);
       const stats: EpochStats = { epoch: round + 1, step: t + 1, loss: roundLoss / roundSteps, metrics, lr, trainSeconds: roundSeconds, rate };
@@ -196,20 +198,23 @@ export async function train<C extends object>(model: Model, method: Method<C>, c
     }
   }
 
+  // The file's weights: Wasm's rebuild, as every reader of the file makes it.
+  const hostTrainable = await toHost(names, trainable);
+  const wasmFrozen = currentEngine() === "wasm" ? frozen : await onEngine(frozen, "wasm");
   const produced = await toHost(
     specs.map((s) => s.name),
-    rebuild(tree.ref(trainable), frozen),
+    materializer(method, config, specs)(toDevice(shapes, hostTrainable), wasmFrozen as Params),
   );
-  const finalTrainable = method.codec ? produced : await toHost(names, trainable);
-  if (method.codec) tree.dispose(trainable);
+  const finalTrainable = method.codec ? produced : hostTrainable;
   tree.dispose(state);
   // A codec stores an encoding of the weights: what counts is what the file gives back.
   const decoded = roundTrip(method, config, specs, produced);
   const params: HostParams = {};
   for (const s of model.specs) params[s.name] = decoded[s.name] ?? adapter!.base[s.name]!;
   let metrics = history.at(-1)?.metrics;
-  if (method.codec || !metrics) {
-    const stored = toDevice(model.specs, params);
+  // Rounds on the native engine were scored on its own rebuild: the result is the file's score.
+  if (method.codec || !metrics || currentEngine() === "native") {
+    const stored = putAll(model.specs, params);
     metrics = await task.evaluate(stored);
     tree.dispose(stored);
   }

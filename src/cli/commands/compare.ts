@@ -18,7 +18,7 @@ import { defaultWarmup } from "../../train/schedule.js";
 import { defaultBatch, type Task } from "../../train/tasks.js";
 import { runLength } from "../../train/budget.js";
 import { train, type Adapter } from "../../train/trainer.js";
-import { BATCH_FLAG, DATA_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, LIMIT_FLAG, MODEL_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, THREADS_FLAG, type Command } from "../command.js";
+import { BATCH_FLAG, DATA_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, LIMIT_FLAG, MODEL_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, ENGINE_FLAGS, type Command } from "../command.js";
 import { Progress } from "../progress.js";
 import { fileSize, modelAndTask, startEngine, taskFor } from "./shared.js";
 import { budgetValues, planJobs, readPlan, type Job } from "./compare-jobs.js";
@@ -199,7 +199,7 @@ export const compareCommand: Command = {
     TEST_LIMIT_FLAG,
     { name: "out-dir", type: "string", help: "where the table, plot and runs go", default: "compare" },
     ...DATA_FLAGS,
-    THREADS_FLAG,
+    ...ENGINE_FLAGS,
     QUIET_FLAG,
     JSON_FLAG,
   ],

@@ -19,11 +19,12 @@ import { writeSafetensors } from "../../format/write-safetensors.js";
 import { findMethod } from "../../methods/index.js";
 import { chooseCompressed } from "../../methods/leaves.js";
 import type { Model } from "../../model/model.js";
-import { toDevice, type HostParams } from "../../model/params.js";
-import { deviceBatch } from "../../train/step.js";
+import type { HostParams } from "../../model/params.js";
+import { putAll } from "../../engine/program.js";
+import { engineBatch } from "../../train/step.js";
 import type { Metrics, Task } from "../../train/tasks.js";
 import type { Flag } from "../args.js";
-import { DATA_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, THREADS_FLAG, type Command } from "../command.js";
+import { DATA_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, ENGINE_FLAGS, type Command } from "../command.js";
 import { optionFlags, optionValues } from "../option-flags.js";
 import { openSource, type KnownSource } from "./compress-source.js";
 import { compressToMcnc, tensorsToCompress, writeBackCompressed } from "./compress-tensors.js";
@@ -53,7 +54,7 @@ function flags(): Flag[] {
     EVAL_TOKENS_FLAG,
     TEST_LIMIT_FLAG,
     ...DATA_FLAGS,
-    THREADS_FLAG,
+    ...ENGINE_FLAGS,
     QUIET_FLAG,
     JSON_FLAG,
   ];
@@ -62,7 +63,7 @@ function flags(): Flag[] {
 async function calibrationBatches(task: Task, model: Model, samples: number, seed: number): Promise<CalibrationBatch[]> {
   const per = CALIB_BATCH[model.kind];
   const out: CalibrationBatch[] = [];
-  for (let step = 0, left = samples; left > 0; step++, left -= per) out.push(deviceBatch(await task.batch(seed, step, Math.min(per, left))));
+  for (let step = 0, left = samples; left > 0; step++, left -= per) out.push(engineBatch(await task.batch(seed, step, Math.min(per, left))));
   return out;
 }
 
@@ -80,7 +81,7 @@ function leavesToCompress(model: Model, given: unknown, calibrated: Compressor["
 }
 
 async function measure(task: Task | undefined, model: Model, weights: HostParams): Promise<Metrics | undefined> {
-  return task?.evaluate(toDevice(model.specs, weights));
+  return task?.evaluate(putAll(model.specs, weights));
 }
 
 function peakRssMiB(): number {

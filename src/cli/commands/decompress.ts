@@ -13,7 +13,7 @@ import { MODEL_METADATA } from "../../format/safetensors.js";
 import { writeSafetensors } from "../../format/write-safetensors.js";
 import type { HostParams } from "../../model/params.js";
 import { originalTensors, type TensorsDescription } from "../../model/tensors.js";
-import { JSON_FLAG, print, round, THREADS_FLAG, type Command } from "../command.js";
+import { JSON_FLAG, print, round, ENGINE_FLAGS, type Command } from "../command.js";
 import { startEngine } from "./shared.js";
 
 /** The rebuilt tensors put back into `template` (the model they came from), written at `out` in its format. */
@@ -85,7 +85,7 @@ export const decompressCommand: Command = {
   flags: () => [
     { name: "out", type: "string", help: "output .safetensors file, or with --template a file in the template's format (required)" },
     { name: "template", type: "string", help: "for a file compressed from another tool's model: that model, whose tensors are replaced by the rebuilt ones" },
-    THREADS_FLAG,
+    ...ENGINE_FLAGS,
     JSON_FLAG,
   ],
   maxPositionals: 1,

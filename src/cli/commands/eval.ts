@@ -3,7 +3,7 @@ import { tree } from "@jax-js/jax";
 import { UserError } from "../../errors.js";
 import { timedRebuild } from "../../format/model-file.js";
 import { toDevice } from "../../model/params.js";
-import { DATA_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, print, round, TEST_LIMIT_FLAG, THREADS_FLAG, type Command } from "../command.js";
+import { DATA_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, print, round, TEST_LIMIT_FLAG, ENGINE_FLAGS, type Command } from "../command.js";
 import { fileSize, jsonReport, metricLine, openModel, sizeLines, startEngine, taskFor } from "./shared.js";
 
 export const ADAPTER_FLAG = { name: "adapter", type: "string" as const, help: "an adapter file to apply to the model (which must be its base)" };
@@ -46,7 +46,7 @@ export const evalCommand: Command = {
   name: "eval",
   summary: "rebuild a .mcnc model (or a base with --adapter) and report its held-out quality and size",
   usage: "mcnc eval FILE [--adapter ADAPTER] [--data PATH] [--json]",
-  flags: () => [ADAPTER_FLAG, TEST_LIMIT_FLAG, EVAL_TOKENS_FLAG, ...DATA_FLAGS, THREADS_FLAG, JSON_FLAG],
+  flags: () => [ADAPTER_FLAG, TEST_LIMIT_FLAG, EVAL_TOKENS_FLAG, ...DATA_FLAGS, ...ENGINE_FLAGS, JSON_FLAG],
   maxPositionals: 1,
   run,
 };

@@ -6,7 +6,7 @@ import { timedRebuild } from "../../format/model-file.js";
 import { gptDecoder } from "../../generate/decoder.js";
 import { generate } from "../../generate/sample.js";
 import { toDevice } from "../../model/params.js";
-import { JSON_FLAG, print, round, THREADS_FLAG, type Command } from "../command.js";
+import { JSON_FLAG, print, round, ENGINE_FLAGS, type Command } from "../command.js";
 import { ADAPTER_FLAG } from "./eval.js";
 import { openModel, startEngine } from "./shared.js";
 
@@ -103,7 +103,7 @@ export const generateCommand: Command = {
     { name: "temperature", type: "float", help: "sampling temperature (0: always the most likely byte)", default: "0.8" },
     { name: "top-k", type: "int", help: "sample among the k most likely bytes (0: all)", default: "0" },
     { name: "seed", type: "int", help: "seed of the sampling", default: "0" },
-    THREADS_FLAG,
+    ...ENGINE_FLAGS,
     JSON_FLAG,
   ],
   maxPositionals: 0,

@@ -7,7 +7,7 @@ import { encodeModelFile, timedRebuild } from "../../format/model-file.js";
 import { MODEL_METADATA } from "../../format/safetensors.js";
 import { writeSafetensors } from "../../format/write-safetensors.js";
 import { findMethod } from "../../methods/index.js";
-import { JSON_FLAG, print, THREADS_FLAG, type Command } from "../command.js";
+import { JSON_FLAG, print, ENGINE_FLAGS, type Command } from "../command.js";
 import { ADAPTER_FLAG } from "./eval.js";
 import { openModel, startEngine } from "./shared.js";
 
@@ -44,7 +44,7 @@ export const mergeCommand: Command = {
     { name: "model", type: "string", help: "the base model file" },
     ADAPTER_FLAG,
     { name: "out", type: "string", help: "output file (.safetensors, or .mcnc for a dense mcnc file)" },
-    THREADS_FLAG,
+    ...ENGINE_FLAGS,
     JSON_FLAG,
   ],
   maxPositionals: 0,

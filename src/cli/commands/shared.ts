@@ -3,6 +3,7 @@ import { accessSync, constants, existsSync, readFileSync, statSync } from "node:
 import { basename, dirname } from "node:path";
 import { UserError } from "../../errors.js";
 import { initEngine } from "../../engine/engine.js";
+import type { EngineName } from "../../engine/program.js";
 import { BUNDLED, BUNDLED_NAMES, bundledPath, type BundledName } from "../../data/bundled.js";
 import { loadDataset, recordedOptions, type Dataset, type LoadOptions } from "../../data/dataset.js";
 import { loadText } from "../../data/text.js";
@@ -17,9 +18,9 @@ import { GPT_DEFAULTS, round } from "../command.js";
 
 export async function startEngine(flags: Record<string, unknown>): Promise<void> {
   try {
-    await initEngine({ threads: flags.threads as number | undefined });
+    await initEngine({ threads: flags.threads as number | undefined, engine: flags.engine as EngineName | undefined });
   } catch (e) {
-    if (e instanceof RangeError) throw new UserError(`--threads: ${e.message}`);
+    if (e instanceof RangeError) throw new UserError(`${/engine/.test(e.message) ? "--engine or MCNC_ENGINE" : "--threads"}: ${e.message}`);
     throw e;
   }
 }

@@ -21,7 +21,7 @@ import { defaultBatch } from "../../train/tasks.js";
 import { checkTrainingMemory, runLength } from "../../train/budget.js";
 import { train, type Adapter } from "../../train/trainer.js";
 import type { Flag } from "../args.js";
-import { BATCH_FLAG, DATA_FLAGS, EVAL_TOKENS_FLAG, GPT_FLAGS, JSON_FLAG, LIMIT_FLAG, MODEL_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, THREADS_FLAG, type Command } from "../command.js";
+import { BATCH_FLAG, DATA_FLAGS, EVAL_TOKENS_FLAG, GPT_FLAGS, JSON_FLAG, LIMIT_FLAG, MODEL_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, ENGINE_FLAGS, type Command } from "../command.js";
 import { optionFlags, optionValues, type OptionOwner } from "../option-flags.js";
 import { Progress } from "../progress.js";
 import { checkWritable, fileSize, jsonReport, metricLine, modelAndTask, sizeLines, startEngine, taskFor } from "./shared.js";
@@ -57,7 +57,7 @@ function flags(): Flag[] {
     LIMIT_FLAG,
     TEST_LIMIT_FLAG,
     ...DATA_FLAGS,
-    THREADS_FLAG,
+    ...ENGINE_FLAGS,
     QUIET_FLAG,
     JSON_FLAG,
   ];

@@ -5,13 +5,15 @@
  * result is an ordinary `mcnc` file (the same generator, seed and chunk layout), so where MCNC meets
  * the training-free methods is on one plot, read by one reader.
  */
-import { jit, numpy as np, tree, valueAndGrad } from "@jax-js/jax";
+import { numpy as np, tree } from "@jax-js/jax";
+import { onEngine, put, read, type Tensor } from "../../../engine/program.js";
 import { UserError } from "../../../errors.js";
 import { MCNC_DEFAULTS } from "../../../methods/mcnc/config.js";
 import { generate, generatorDims, generatorWeights } from "../../../methods/mcnc/generator.js";
 import type { StoredTensor } from "../../../methods/index.js";
 import { seededUniform, STREAM } from "../../../rng/seeded.js";
-import { adamInit, adamScalars, adamUpdate, type AdamState } from "../../../train/adam.js";
+import { adamInit } from "../../../train/adam.js";
+import { adamStep } from "../../../train/step.js";
 import type { Params } from "../../../model/params.js";
 import { registerCompressor, type Compressor } from "../../compressor.js";
 
@@ -105,31 +107,26 @@ export const mcncFit: Compressor<McncFitConfig> = {
       const delta = w.sub(chunksOf(c, t.alpha!, t.beta!, gensIn, n).reshape([rows, cols]));
       return np.matmul(h, delta.ref).mul(delta).sum().mul(scale);
     };
-    const step = jit((t: Params, state: AdamState, gensIn: np.Array[], w: np.Array, h: np.Array, stepSize: np.Array, bias2: np.Array) => {
-      const [loss, grads] = valueAndGrad(objective)(tree.ref(t), gensIn, w, h);
-      const [next, nextState] = adamUpdate(t, grads as Params, state, stepSize, bias2);
-      return [loss, next, nextState];
-    }) as unknown as (t: Params, s: AdamState, g: np.Array[], w: np.Array, h: np.Array, a: np.Array, b: np.Array) => [np.Array, Params, AdamState];
+    const step = adamStep(objective, "mcnc-fit step");
 
     // alpha ~ U(-1, 1), as MCNC starts; beta the least-squares scale of phi(alpha) onto each chunk.
     const alpha0 = await seededUniform(seed, [STREAM.latent, index], c.m * n * c.k, -1, 1);
     const phi = generate(np.array(alpha0).reshape([c.m * n, c.k]), gens.map((g) => g.ref), c.L).reshape([c.m, n, c.d]);
-    const beta0 = phi.mul(W.ref.reshape([1, n, c.d])).sum(2).div(c.m);
-    let t: Params = { alpha: np.array(alpha0).reshape([c.m, n, c.k]), beta: beta0 };
+    const beta0 = phi.mul(W.reshape([1, n, c.d])).sum(2).div(c.m);
+    let t: Record<string, Tensor> = await onEngine({ alpha: np.array(alpha0).reshape([c.m, n, c.k]), beta: beta0 });
     let state = adamInit({ alpha: alpha0, beta: new Float32Array(c.m * n) });
+    const [gensE, WE, HE] = await onEngine([gens.map((g) => g.ref), put(weight, [rows, cols]), H]);
     for (let i = 1; i <= c.steps; i++) {
-      const { stepSize, bias2 } = adamScalars(c.lr, i);
-      let loss: np.Array;
-      [loss, t, state] = step(t, state, gens.map((g) => g.ref), W.ref, H.ref, np.array(stepSize), np.array(bias2));
+      let loss: Tensor;
+      [loss, t, state] = await step(t, state, [tree.ref(gensE), WE.ref, HE.ref], c.lr, i);
       // jax-js runs work when a result is read: without a read, every step's buffers would pile up.
-      await loss.data();
+      await read(loss);
     }
-    W.dispose();
-    H.dispose();
-    for (const a of [...Object.values(state.m), ...Object.values(state.v)]) a.dispose();
-    const alpha = new Float32Array((await t.alpha!.ref.data()) as Float32Array);
-    const beta = new Float32Array((await t.beta!.ref.data()) as Float32Array);
-    const rebuilt = new Float32Array((await chunksOf(c, t.alpha!, t.beta!, gens.map((g) => g.ref), n).data()) as Float32Array);
+    tree.dispose([gensE, WE, HE, state]);
+    const fitted = await onEngine(t, "wasm");
+    const alpha = new Float32Array(await read(fitted.alpha!.ref));
+    const beta = new Float32Array(await read(fitted.beta!.ref));
+    const rebuilt = new Float32Array((await chunksOf(c, fitted.alpha as np.Array, fitted.beta as np.Array, gens.map((g) => g.ref), n).data()) as Float32Array);
     const stored: StoredTensor[] = [
       { name: `${spec.name}.alpha`, shape: [c.m, n, c.k], data: alpha },
       { name: `${spec.name}.beta`, shape: [c.m, n], data: beta },

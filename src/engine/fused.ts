@@ -1,0 +1,32 @@
+/**
+ * Operations the native engine runs whole (layer norm, GELU, causal attention, cross-entropy, 3x3
+ * convolution), each with a hand-written backward (onnx/fused-rules.ts), where a lowering of jax-js's
+ * autodiff would leave tens of small elementwise nodes that onnxruntime runs one pass at a time.
+ *
+ * A model writes each of them once, as a plain jax-js function, and wraps it here. On Wasm the
+ * function runs as written, so those programs are exactly what they were. While the native engine
+ * traces a program, the function is called as a jit named `mcnc_<name>`: jax-js keeps a named jit
+ * whole through differentiation, as a forward and a backward jit, which the lowering finds by name.
+ * The parity tests hold each rule to its function.
+ */
+import { jit, type numpy as np } from "@jax-js/jax";
+
+export type FusedName = "layer_norm" | "gelu" | "causal_attention" | "cross_entropy" | "conv3x3";
+
+let tracing = 0;
+
+/** Runs `trace` with the fused operations marked, for the native engine's lowering. */
+export function markingFused<T>(trace: () => T): T {
+  tracing++;
+  try {
+    return trace();
+  } finally {
+    tracing--;
+  }
+}
+
+export function fused<F extends (...args: np.Array[]) => np.Array>(name: FusedName, body: F): F {
+  const named = { [`mcnc_${name}`]: (...args: np.Array[]) => body(...args) }[`mcnc_${name}`]!;
+  const marked = jit(named) as unknown as F;
+  return ((...args: np.Array[]) => (tracing > 0 ? marked(...args) : body(...args))) as F;
+}

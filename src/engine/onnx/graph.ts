@@ -1,0 +1,138 @@
+/**
+ * An ONNX graph being written: nodes in execution order, each output's shape and type known, small
+ * constants shared. Knowing every tensor's size is what lets the engine count a program's memory
+ * before onnxruntime allocates any of it.
+ */
+import { encodeModel, tensorProto, type AttributeValue, type ElementType, type NodeSpec, type TensorProto, type ValueSpec } from "./proto.js";
+
+export interface TensorInfo {
+  shape: readonly number[];
+  dtype: ElementType;
+}
+
+const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+const BYTES: Record<ElementType, number> = { float32: 4, int32: 4, int64: 8, bool: 1 };
+export const byteSize = (t: TensorInfo): number => size(t.shape) * BYTES[t.dtype];
+
+function typedArray(dtype: ElementType, values: readonly number[]): ArrayBufferView {
+  switch (dtype) {
+    case "float32":
+      return Float32Array.from(values);
+    case "int32":
+      return Int32Array.from(values);
+    case "int64":
+      return BigInt64Array.from(values.map((v) => BigInt(v)));
+    case "bool":
+      return Uint8Array.from(values.map((v) => (v ? 1 : 0)));
+  }
+}
+
+export class Graph {
+  readonly nodes: NodeSpec[] = [];
+  readonly initializers: TensorProto[] = [];
+  readonly inputs: ValueSpec[] = [];
+  readonly outputs: ValueSpec[] = [];
+  /** Shape and type of every named tensor: inputs, initializers and node outputs. */
+  readonly info = new Map<string, TensorInfo>();
+  private uid = 0;
+  private readonly shared = new Map<string, string>();
+  /** Tensors renamed to the graph outputs they became. */
+  private readonly renamed = new Map<string, string>();
+
+  private fresh(prefix: string): string {
+    return `${prefix}${this.uid++}`;
+  }
+
+  input(name: string, t: TensorInfo): string {
+    this.inputs.push({ name, dtype: t.dtype, shape: [...t.shape] });
+    this.info.set(name, t);
+    return name;
+  }
+
+  /** One node with one output of the given shape and type; returns the output's name. */
+  op(op: string, inputs: string[], out: TensorInfo, attrs?: Record<string, AttributeValue>, domain?: string): string {
+    return this.ops(op, inputs, [out], attrs, domain)[0]!;
+  }
+
+  /** One node with several outputs. */
+  ops(op: string, inputs: string[], outs: TensorInfo[], attrs?: Record<string, AttributeValue>, domain?: string): string[] {
+    const names = outs.map((o) => {
+      const n = this.fresh(op.toLowerCase().slice(0, 4));
+      this.info.set(n, { shape: [...o.shape], dtype: o.dtype });
+      return n;
+    });
+    this.nodes.push({ op, inputs, outputs: names, ...(attrs ? { attrs } : {}), ...(domain ? { domain } : {}) });
+    return names;
+  }
+
+  /** A constant tensor; small ones are shared between uses. */
+  constant(dtype: ElementType, shape: readonly number[], values: readonly number[] | ArrayBufferView): string {
+    const small = !ArrayBuffer.isView(values) && values.length <= 16;
+    const key = small ? `${dtype}|${shape.join(",")}|${(values as number[]).join(",")}` : "";
+    if (small && this.shared.has(key)) return this.shared.get(key)!;
+    const name = this.fresh("c");
+    this.initializers.push(tensorProto(name, dtype, shape, ArrayBuffer.isView(values) ? values : typedArray(dtype, values)));
+    this.info.set(name, { shape: [...shape], dtype });
+    if (small) this.shared.set(key, name);
+    return name;
+  }
+
+  scalar(dtype: ElementType, value: number): string {
+    return this.constant(dtype, [], [value]);
+  }
+
+  /** An int64 vector: the shapes, axes and pads ONNX takes as inputs. */
+  ints(values: readonly number[]): string {
+    return this.constant("int64", [values.length], values);
+  }
+
+  /**
+   * Marks `name` as the graph output `as`. The node that makes it is renamed (onnxruntime keeps an
+   * Identity in front of a graph output, a copy); an input, a constant or a tensor already given out
+   * goes through an Identity.
+   */
+  output(as: string, name: string): void {
+    const source = this.renamed.get(name) ?? name;
+    const t = this.info.get(source)!;
+    const producer = this.nodes.find((n) => n.outputs.includes(source));
+    if (producer && !this.outputs.some((o) => o.name === source)) {
+      producer.outputs = producer.outputs.map((o) => (o === source ? as : o));
+      for (const n of this.nodes) n.inputs = n.inputs.map((i) => (i === source ? as : i));
+      this.renamed.set(name, as);
+    } else {
+      this.nodes.push({ op: "Identity", inputs: [source], outputs: [as] });
+    }
+    this.info.set(as, t);
+    this.outputs.push({ name: as, dtype: t.dtype, shape: [...t.shape] });
+  }
+
+  encode(): Uint8Array {
+    return encodeModel(this);
+  }
+
+  /**
+   * Bytes the graph holds at its peak when its nodes run in order, each tensor alive from the node
+   * that makes it to the last node that reads it, besides its inputs, outputs and initializers.
+   * onnxruntime plans its memory from the same lifetimes; its optimiser fuses nodes, so it holds no more.
+   */
+  peakBytes(): number {
+    const lastUse = new Map<string, number>();
+    this.nodes.forEach((n, k) => n.inputs.forEach((i) => lastUse.set(i, k)));
+    const fixed = [...this.inputs, ...this.initializers.map((t) => ({ name: t.name }))].reduce((s, t) => s + byteSize(this.info.get(t.name)!), 0);
+    const outputs = new Set(this.outputs.map((o) => o.name));
+    let live = 0;
+    let peak = 0;
+    const dying = new Map<number, number>();
+    this.nodes.forEach((n, k) => {
+      for (const o of n.outputs) {
+        const bytes = byteSize(this.info.get(o)!);
+        live += bytes;
+        const end = outputs.has(o) ? this.nodes.length : (lastUse.get(o) ?? k);
+        dying.set(end, (dying.get(end) ?? 0) + bytes);
+      }
+      peak = Math.max(peak, live);
+      live -= dying.get(k) ?? 0;
+    });
+    return fixed + peak;
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * jax-js's traced programs as the lowering reads them. jax-js 0.1.25 exports Jaxpr and ClosedJaxpr but
+ * not their variables and equations, so these are the shapes it relies on (pinned by the parity tests:
+ * an upgrade that renames a primitive or a parameter fails them).
+ */
+import type { Jaxpr } from "@jax-js/jax";
+import type { ElementType } from "./proto.js";
+
+export interface Aval {
+  shape: number[];
+  dtype: string;
+}
+export interface Var {
+  id: number;
+  aval: Aval;
+}
+export interface Lit {
+  value: number;
+  aval: Aval;
+}
+export type Atom = Var | Lit;
+
+export interface Eqn {
+  primitive: string;
+  inputs: Atom[];
+  params: Record<string, any>;
+  outBinders: Var[];
+  source?: Eqn;
+}
+
+export interface Program {
+  inBinders: Var[];
+  eqns: Eqn[];
+  outs: Atom[];
+}
+
+export const isLit = (a: Atom): a is Lit => "value" in a;
+
+/** The ONNX element type of a jax-js dtype, or null where the engine has none (float16, uint32...). */
+export function elementType(dtype: string): ElementType | null {
+  return dtype === "float32" || dtype === "int32" || dtype === "bool" ? dtype : null;
+}
+
+/**
+ * The program with every nested `jit` inlined but those `keep` holds: jax-js jits internally (its
+ * GELU, its rounding), and differentiating a jitted function leaves `<name>_jvp_peval` and
+ * `<name>_jvp_resid_t` jits behind; the engine's fused operations are kept whole.
+ */
+export function inline(jaxpr: Jaxpr, keep: (e: Eqn) => boolean): Program {
+  const subst = new Map<Var, Atom>();
+  const resolve = (a: Atom): Atom => (isLit(a) ? a : (subst.get(a) ?? a));
+  const eqns: Eqn[] = [];
+  const visit = (j: Program) => {
+    for (const e of j.eqns) {
+      const inputs = e.inputs.map(resolve);
+      if (e.primitive === "jit" && !keep(e)) {
+        const inner = e.params.jaxpr as Program;
+        inner.inBinders.forEach((v, i) => subst.set(v, inputs[i]!));
+        visit(inner);
+        inner.outs.forEach((o, k) => subst.set(e.outBinders[k]!, resolve(o)));
+      } else {
+        // `source`: the equation as traced, which the lowering names when it asks for one to be inlined.
+        eqns.push({ primitive: e.primitive, inputs, params: e.params, outBinders: e.outBinders, source: e });
+      }
+    }
+  };
+  const top = jaxpr as unknown as Program;
+  visit(top);
+  return { inBinders: top.inBinders, eqns, outs: top.outs.map(resolve) };
+}
