@@ -31,8 +31,9 @@ export class NativeTensor {
     return this;
   }
   dispose(): void {}
+  /** A copy, as jax-js gives: the engine may write into `values` again (recycled buffers, Adam in place). */
   async data(): Promise<HostArray> {
-    return this.values;
+    return this.values.slice();
   }
   get size(): number {
     return this.values.length;
