@@ -27,7 +27,7 @@ test("the packed tarball installs, imports in Node, bundles for the browser thro
   const files = info!.files.map((f) => f.path);
   assert.ok(files.includes("dist/src/browser.d.ts") && files.includes("data/models/gpt-sotu.mcnc"));
   assert.ok(!files.some((f) => f.startsWith("data/fashion-mnist") || f.startsWith("dist/test") || f.startsWith("dist/bench")), "the tarball carries only the library and the small data");
-  assert.ok(info!.size < 12 * 2 ** 20, `${info!.size} bytes packed`);
+  assert.ok(info!.size < 10 * 2 ** 20, `${info!.size} bytes packed (onnxruntime-node, 288 MB installed, stays an optional peer)`);
 
   const project = join(dir, "app");
   execFileSync("mkdir", [project]);
@@ -49,6 +49,23 @@ test("the packed tarball installs, imports in Node, bundles for the browser thro
   const node = spawnSync(process.execPath, ["node.mjs"], { cwd: project, encoding: "utf8" });
   assert.equal(node.status, 0, node.stderr);
   assert.deepEqual(JSON.parse(node.stdout), { methods: methodNames().length, mcnc: "object", model: "gpt" });
+
+  // onnxruntime-node is an optional peer: without it the engine says so in one line and runs on wasm.
+  writeFileSync(
+    join(project, "engine.mjs"),
+    `import { initEngine } from "mcnc";
+     const lines = [];
+     const first = await initEngine({ onNote: (l) => lines.push(l) });
+     const asked = await initEngine({ engine: "native", onNote: (l) => lines.push(l) });
+     console.log(JSON.stringify({ first: first.engine, asked: asked.engine, lines }));`,
+  );
+  const engine = spawnSync(process.execPath, ["engine.mjs"], { cwd: project, encoding: "utf8" });
+  assert.equal(engine.status, 0, engine.stderr);
+  assert.deepEqual(JSON.parse(engine.stdout), {
+    first: "wasm",
+    asked: "wasm",
+    lines: ["onnxruntime-node is not installed; using the wasm engine (install onnxruntime-node for native speed)", "the native engine cannot start: onnxruntime-node is not installed; using wasm"],
+  });
 
   // A web page's bundle: mcnc/browser resolves through the exports map and pulls in no Node built-in.
   writeFileSync(join(project, "page.js"), `import { initEngine, decodeModelFile, timedRebuild } from "mcnc/browser";\nexport const api = [initEngine, decodeModelFile, timedRebuild];\n`);
