@@ -1,14 +1,16 @@
 /**
  * npm run bench: JSON lines on stdout, every speed beside what it is measured against in the same run.
  *
- *   node dist/bench/bench.js [--threads 1,2] [--rounds 3] [--quick] [--only ceiling,matmul,train,rebuild,rebuild-100x,gpt]
+ *   node dist/bench/bench.js [--threads 1,2] [--rounds 3] [--quick] [--only ceiling,matmul,train,rebuild,rebuild-100x,gpt,engine]
  *
  * - ceiling: the Wasm SIMD ceiling of one core (bench/wasm-ceiling.ts), what any Wasm matmul can reach.
  * - matmul: jax-js's matmul and PyTorch's (when /usr/bin/python3 has torch), interleaved round by round
  *   at each thread count, medians and spread, each as a fraction of the ceiling.
- * - train: training samples/s against bench/torch_mcnc.py, interleaved (bench/train-vs-torch.ts).
+ * - train: training samples/s against bench/torch_mcnc.py, interleaved (bench/train-vs-torch.ts), on
+ *   the native engine (--engines native,wasm there for both).
  * - rebuild, rebuild-100x: weights from the compressed form, GFLOP/s against this run's matmul.
  * - gpt: bench/gpt-bench.ts, the GPT's training and generation beside PyTorch's copy, interleaved.
+ * - engine: bench/engine-bench.ts, evaluation and calibration on each engine, and what sessions cost.
  *
  * Each of our thread counts runs in its own child process (jax-js fixes its threads when it loads).
  */
@@ -27,7 +29,7 @@ const isChild = args.includes("--child");
 const only = args.includes("--only") ? args[args.indexOf("--only") + 1]!.split(",") : null;
 const rounds = Number(args.includes("--rounds") ? args[args.indexOf("--rounds") + 1] : quick ? 1 : 3);
 const MATMUL_SIZES = [512, 1024];
-/** Sections: ceiling, matmul, train, rebuild, rebuild-100x, gpt (all by default). */
+/** Sections: ceiling, matmul, train, rebuild, rebuild-100x, gpt, engine (all by default). */
 const want = (section: string) => only === null || only.includes(section);
 
 type Row = Record<string, unknown>;
@@ -201,7 +203,12 @@ if (isChild) {
       emit(row.bench === "rebuild" && peak ? { ...row, of_matmul_peak: +((row.gflops as number) / spread(peak).median).toFixed(3) } : row);
     }
   }
-  if (want("train")) compareTraining({ rounds, threads: threadList, models: ["mlp", "lenet"] as ModelName[], methods: ["dense", "mcnc"] });
+  if (want("train")) compareTraining({ rounds, threads: threadList, models: ["mlp", "lenet"] as ModelName[], methods: ["dense", "mcnc"], engines: ["native"] });
+  if (want("engine")) {
+    const engines = fileURLToPath(new URL("./engine-bench.js", import.meta.url));
+    const r = spawnSync(process.execPath, [engines, "--rounds", String(rounds)], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+    process.stdout.write(r.stdout);
+  }
   if (want("gpt")) {
     const gpt = fileURLToPath(new URL("./gpt-bench.js", import.meta.url));
     const r = spawnSync(process.execPath, [gpt, "--threads", threadList.join(",")], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });

@@ -1,5 +1,5 @@
 /**
- * The GPT's speed beside PyTorch's, measured like with like: the same network (bench/torch_gpt.py),
+ * The GPT's speed beside PyTorch's (ours on the engine MCNC_ENGINE names, else the default), measured like with like: the same network (bench/torch_gpt.py),
  * batch, context and optimiser, each side at 1 and 2 threads, interleaved (ours, theirs, ours,
  * theirs, ...) so a ratio measured on a shared machine still holds on a quiet one; medians with the
  * spread. Then the cost of switching adapters, per method: FLOPs and milliseconds to produce an
@@ -46,7 +46,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 /** Our side, in a child process per thread count (jax-js fixes its threads when it loads). */
 async function ours(kind: string): Promise<void> {
-  const { threads } = await initEngine();
+  const { threads, engine } = await initEngine();
   const model = buildModel(GPT);
   if (kind === "train") {
     const task = textTask(await loadText(bundledPath("sotu"), { name: "sotu" }), model, { evalTokens: 128 });
@@ -63,7 +63,7 @@ async function ours(kind: string): Promise<void> {
         ended = performance.now();
       },
     });
-    emit({ side: "mcnc", threads, tokens_per_s: +(((STEPS - SKIP) * BATCH * GPT.context) / ((ended - started) / 1000)).toFixed(1) });
+    emit({ side: "mcnc", engine, threads, tokens_per_s: +(((STEPS - SKIP) * BATCH * GPT.context) / ((ended - started) / 1000)).toFixed(1) });
   } else {
     const decoder = gptDecoder(GPT, toDevice(model.specs, await initParams(model.specs, 0)));
     const options = { temperature: 0.8, topK: 0, seed: 0 };
@@ -72,7 +72,7 @@ async function ours(kind: string): Promise<void> {
     const t = performance.now();
     let n = 0;
     for await (const _ of generate(decoder, Uint8Array.of(10), { ...options, tokens: GEN_TOKENS })) n++;
-    emit({ side: "mcnc", threads, tokens_per_s: +(n / ((performance.now() - t) / 1000)).toFixed(1), note: `KV cache, ${GEN_TOKENS} tokens sampled, the window re-prefilled from its last half when full` });
+    emit({ side: "mcnc", engine, threads, tokens_per_s: +(n / ((performance.now() - t) / 1000)).toFixed(1), note: `KV cache, ${GEN_TOKENS} tokens sampled, the window re-prefilled from its last half when full` });
     decoder.dispose();
   }
 }

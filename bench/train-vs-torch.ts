@@ -5,9 +5,11 @@
  * PyTorch, ours, ...), several rounds, so drifting load on a shared machine falls on both; medians and the
  * spread are printed, and the ratio is taken between each side's best thread count.
  *
- *   node dist/bench/train-vs-torch.js [--rounds 3] [--models mlp,lenet] [--methods dense,mcnc] [--threads 1,2]
+ * Ours runs on each engine asked for (the native engine by default; wasm, jax-js's own, for the before).
  *
- * JSON lines on stdout: one per run ("run"), then a summary per model and method ("train-vs-torch").
+ *   node dist/bench/train-vs-torch.js [--rounds 3] [--models mlp,lenet] [--methods dense,mcnc] [--threads 1,2] [--engines native,wasm]
+ *
+ * JSON lines on stdout: one per run ("run"), then a summary per model, method and engine ("train-vs-torch").
  */
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -28,19 +30,21 @@ export type ModelName = keyof typeof SAMPLES;
 /** One run of ours in this process: two epochs, the second's samples/s, and the MCNC layout to hand the peer. */
 async function ours(model: ModelName, methodName: string): Promise<void> {
   const { buildModel, findMethod, imageTask, initEngine, loadDataset, train } = await import("../src/index.js");
-  const { threads } = await initEngine();
+  const { threads, engine } = await initEngine();
   const data = loadDataset(undefined, { trainLimit: SAMPLES[model], testLimit: 1000 });
   const net = buildModel({ name: model, input: data.imageShape, classes: data.numClasses });
   const method = findMethod(methodName)!;
   const config = method.configure(methodName === "mcnc" ? { ratio: 100 } : {}, net.specs) as Record<string, unknown>;
   const r = await train(net, method, config, imageTask(data, net), { epochs: 2, batch: 128, seed: 0 });
-  emit({ threads, config, samples_per_s: r.history[1]!.rate });
+  emit({ threads, engine, config, samples_per_s: r.history[1]!.rate });
 }
 
-function runOurs(model: ModelName, method: string, threads: number): Row {
-  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), "--one", model, method], { encoding: "utf8", env: { ...process.env, MCNC_THREADS: String(threads) } });
+function runOurs(model: ModelName, method: string, threads: number, engine: string): Row {
+  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), "--one", model, method], { encoding: "utf8", env: { ...process.env, MCNC_THREADS: String(threads), MCNC_ENGINE: engine } });
   if (r.status !== 0) throw new Error(`ours ${model} ${method}: ${r.stderr.trim().split("\n").slice(-3).join(" | ")}`);
-  return JSON.parse(r.stdout.trim().split("\n").at(-1)!) as Row;
+  const row = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as Row;
+  if (row.engine !== engine) throw new Error(`ours ${model} ${method}: asked for the ${engine} engine, ran on ${String(row.engine)}`);
+  return row;
 }
 
 function runTorch(model: ModelName, method: string, threads: number, config: Record<string, unknown>): number {
@@ -62,29 +66,31 @@ export interface Comparison {
   threads: number[];
   models: ModelName[];
   methods: string[];
+  engines: string[];
 }
 
 /** The interleaved runs and their summaries, as JSON lines. */
-export function compareTraining({ rounds, threads: threadList, models, methods }: Comparison): void {
+export function compareTraining({ rounds, threads: threadList, models, methods, engines }: Comparison): void {
   if (!hasTorch()) {
     emit({ bench: "train-vs-torch", skipped: NO_TORCH });
     return;
   }
   for (const model of models) {
     for (const method of methods) {
-      const rates: Record<string, Record<number, number[]>> = { ours: {}, torch: {} };
+      const sides = [...engines, "torch"];
+      const rates: Record<string, Record<number, number[]>> = Object.fromEntries(sides.map((s) => [s, {}]));
       let config: Record<string, unknown> = {};
       for (let pass = 0; pass < rounds; pass++) {
         for (const threads of threadList) {
-          // Alternate which side goes first, so a trend in the machine's load favours neither.
-          for (const side of pass % 2 === 0 ? ["ours", "torch"] : ["torch", "ours"]) {
+          // Alternate which side goes first, so a trend in the machine's load favours none.
+          for (const side of pass % 2 === 0 ? sides : [...sides].reverse()) {
             let rate: number;
-            if (side === "ours") {
-              const row = runOurs(model, method, threads);
+            if (side !== "torch") {
+              const row = runOurs(model, method, threads, side);
               config = row.config as Record<string, unknown>;
               rate = row.samples_per_s as number;
             } else {
-              if (method === "mcnc" && config.d === undefined) config = runOurs(model, method, threads).config as Record<string, unknown>;
+              if (method === "mcnc" && config.d === undefined) config = runOurs(model, method, threads, engines[0]!).config as Record<string, unknown>;
               rate = runTorch(model, method, threads, config);
             }
             (rates[side]![threads] ??= []).push(rate);
@@ -97,23 +103,27 @@ export function compareTraining({ rounds, threads: threadList, models, methods }
         const best = byThreads.reduce((a, b) => (b.median > a.median ? b : a));
         return { best, byThreads };
       };
-      const [o, t] = [summary("ours"), summary("torch")];
-      // The spread of the ratio: each of our runs at our best thread count over each of theirs at theirs.
-      const pairs = rates.ours![o.best.threads]!.flatMap((a) => rates.torch![t.best.threads]!.map((b) => a / b));
-      emit({
-        bench: "train-vs-torch",
-        model,
-        method,
-        batch: 128,
-        samples: SAMPLES[model],
-        ...(method === "mcnc" ? { d: config.d } : {}),
-        ours: Object.fromEntries(o.byThreads.map((r) => [`threads_${r.threads}`, [round(r.min), round(r.median), round(r.max)]])),
-        torch: Object.fromEntries(t.byThreads.map((r) => [`threads_${r.threads}`, [round(r.min), round(r.median), round(r.max)]])),
-        ours_best_threads: o.best.threads,
-        torch_best_threads: t.best.threads,
-        ratio: round(o.best.median / t.best.median, 3),
-        ratio_range: [round(Math.min(...pairs), 3), round(Math.max(...pairs), 3)],
-      });
+      const t = summary("torch");
+      for (const engine of engines) {
+        const o = summary(engine);
+        // The spread of the ratio: each of our runs at our best thread count over each of theirs at theirs.
+        const pairs = rates[engine]![o.best.threads]!.flatMap((a) => rates.torch![t.best.threads]!.map((b) => a / b));
+        emit({
+          bench: "train-vs-torch",
+          model,
+          method,
+          engine,
+          batch: 128,
+          samples: SAMPLES[model],
+          ...(method === "mcnc" ? { d: config.d } : {}),
+          ours: Object.fromEntries(o.byThreads.map((r) => [`threads_${r.threads}`, [round(r.min), round(r.median), round(r.max)]])),
+          torch: Object.fromEntries(t.byThreads.map((r) => [`threads_${r.threads}`, [round(r.min), round(r.median), round(r.max)]])),
+          ours_best_threads: o.best.threads,
+          torch_best_threads: t.best.threads,
+          ratio: round(o.best.median / t.best.median, 3),
+          ratio_range: [round(Math.min(...pairs), 3), round(Math.max(...pairs), 3)],
+        });
+      }
     }
   }
 }
@@ -126,5 +136,6 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       threads: opt("threads", "1,2").split(",").map(Number),
       models: opt("models", "mlp,lenet").split(",") as ModelName[],
       methods: opt("methods", "dense,mcnc").split(","),
+      engines: opt("engines", "native").split(","),
     });
 }

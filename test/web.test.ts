@@ -49,7 +49,8 @@ async function denseFile(input: [number, number, number], meta: Record<string, u
 
 /** What Node generates from the shipped GPT (with `adapter` on it) for the page's settings at temperature 0. */
 async function nodeText(tokens: number, adapter?: Uint8Array): Promise<string> {
-  await initEngine();
+  // The page's engine: Wasm, so the two runs compute the same bits.
+  await initEngine({ engine: "wasm" });
   const base = decodeModelFile(readFileSync(join(MODELS, "gpt-sotu.mcnc")));
   let weights = (await timedRebuild(base, 0)).params;
   const loaded = adapter ? decodeModelFile(adapter) : base;

@@ -1,6 +1,6 @@
 /**
  * Operations the native engine runs whole (layer norm, GELU, causal attention, cross-entropy, 3x3
- * convolution), each with a hand-written backward (onnx/fused-rules.ts), where a lowering of jax-js's
+ * convolution, 2x2 max pooling, softmax, a KV-cache write, MCNC's scaled rows on the sphere), each with a hand-written backward (onnx/fused-rules.ts), where a lowering of jax-js's
  * autodiff would leave tens of small elementwise nodes that onnxruntime runs one pass at a time.
  *
  * A model writes each of them once, as a plain jax-js function, and wraps it here. On Wasm the
@@ -11,7 +11,7 @@
  */
 import { jit, type numpy as np } from "@jax-js/jax";
 
-export type FusedName = "layer_norm" | "gelu" | "causal_attention" | "cross_entropy" | "conv3x3";
+export type FusedName = "layer_norm" | "gelu" | "causal_attention" | "cross_entropy" | "conv3x3" | "max_pool2" | "relu_max_pool2" | "softmax" | "cache_write" | "sphere_scale";
 
 let tracing = 0;
 

@@ -118,6 +118,11 @@ export interface NativeOptions {
    */
   recycle?: number;
   /**
+   * Arrays, one per output in order, that every call writes its results into (as `recycle: 1`, with
+   * the caller's arrays): where results must land in memory the caller lays out.
+   */
+  outputs?: () => HostArray[];
+  /**
    * `fn` is a scalar loss: the program gives it and its gradient with respect to the first argument
    * (a tree), differentiated by the lowering (onnx/backward.ts).
    */
@@ -131,6 +136,30 @@ function allocate(dtype: ElementType, n: number): HostArray {
 }
 
 /** A tensor of the native engine from a jax-js array (consumed) or a native one. */
+/**
+ * The leaves of a tree of arguments, in jax-js's order (arrays by index, plain objects by their keys'
+ * order, anything else a leaf), pushed onto `leaves`; returns a key of the tree's structure and the
+ * leaves' types and shapes. jax-js's own flatten and treedef string cost 26 us for a GPT's 26 weights.
+ */
+function signature(node: unknown, leaves: HostLeaf[]): string {
+  if (Array.isArray(node)) return `[${node.map((c) => signature(c, leaves)).join(",")}]`;
+  if (typeof node === "object" && node !== null && node.constructor === Object) {
+    let s = "{";
+    for (const k in node as Record<string, unknown>) s += `${k}:${signature((node as Record<string, unknown>)[k], leaves)},`;
+    return `${s}}`;
+  }
+  const x = node as HostLeaf;
+  leaves.push(x);
+  return `${x.dtype}[${x.shape}]`;
+}
+
+/** A tree shaped as `like` with its leaves replaced, in order, by `leaves`. */
+function unflattenLike(like: unknown, leaves: readonly unknown[], at = { i: 0 }): unknown {
+  if (Array.isArray(like)) return like.map((c) => unflattenLike(c, leaves, at));
+  if (typeof like === "object" && like !== null && like.constructor === Object) return Object.fromEntries(Object.entries(like).map(([k, v]) => [k, unflattenLike(v, leaves, at)]));
+  return leaves[at.i++];
+}
+
 export async function toNative(x: HostLeaf): Promise<NativeTensor> {
   if (x instanceof NativeTensor) return x;
   const dtype = x.dtype as ElementType;
@@ -175,8 +204,9 @@ export function nativeProgram(fn: (...args: any[]) => any, options: NativeOption
     });
     const t3 = performance.now();
     options.onSession?.({ program: options.name, trace: (t1 - t0) / 1000, lower: (t2 - t1) / 1000, session: (t3 - t2) / 1000, nodes: lowered.stats.nodes, peakBytes: lowered.peakBytes });
-    const buffers = Array.from({ length: options.recycle ?? 0 }, () => {
-      const tensors = lowered.outputs.map((o) => new NativeTensor([...o.shape], o.dtype, allocate(o.dtype, o.shape.reduce((a, b) => a * b, 1))));
+    const given = options.outputs?.();
+    const buffers = Array.from({ length: given ? 1 : (options.recycle ?? 0) }, () => {
+      const tensors = lowered.outputs.map((o, i) => new NativeTensor([...o.shape], o.dtype, given?.[i] ?? allocate(o.dtype, o.shape.reduce((a, b) => a * b, 1))));
       const fetches = Object.fromEntries(lowered.outputs.map((o, i) => [o.name, new ort!.Tensor(o.dtype, tensors[i]!.values, o.shape)]));
       return { tensors, fetches };
     });
@@ -185,18 +215,20 @@ export function nativeProgram(fn: (...args: any[]) => any, options: NativeOption
 
   return async (...args: unknown[]) => {
     if (fallen) return fallen(...args);
-    const [leaves, inTree] = tree.flatten(args as never) as unknown as [HostLeaf[], JsTreeDef];
-    const inputs = await Promise.all(leaves.map(toNative));
-    const key = `${inTree.toString()}|${inputs.map((x) => `${x.dtype}[${x.shape.join(",")}]`).join(";")}`;
+    const leaves: HostLeaf[] = [];
+    const key = signature(args, leaves);
+    // Tensors already native need no await (a generation step passes tens of them each token).
+    const inputs = leaves.every((x) => x instanceof NativeTensor) ? (leaves as NativeTensor[]) : await Promise.all(leaves.map(toNative));
     let entry = compiled.get(key);
     if (!entry) {
+      const [, inTree] = tree.flatten(args as never) as unknown as [HostLeaf[], JsTreeDef];
       entry = compile(tree.unflatten(inTree, inputs) as unknown[]);
       compiled.set(key, entry);
     }
     const c = await entry;
     if (c instanceof Unlowerable) {
       fallen = options.fallback(c);
-      return fallen(...(tree.unflatten(inTree, inputs) as unknown[]));
+      return fallen(...(unflattenLike(args, inputs) as unknown[]));
     }
     const feeds: Record<string, OrtTensor> = {};
     c.lowered.inputs.forEach((spec, i) => (feeds[spec.name] = new ort!.Tensor(spec.dtype, inputs[i]!.values, spec.shape)));

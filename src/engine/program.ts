@@ -15,6 +15,8 @@
 import { jit, numpy as np, tree, valueAndGrad, type JsTreeDef } from "@jax-js/jax";
 import { checkMemory } from "../limits.js";
 import { NativeTensor, nativeProgram, toNative, type HostArray, type SessionCost } from "./native.js";
+
+export { NativeTensor, type HostArray };
 import type { Unlowerable } from "./onnx/lower.js";
 
 export type EngineName = "wasm" | "native";
@@ -57,6 +59,8 @@ export interface CompileOptions {
   engine?: EngineName;
   /** See NativeOptions.recycle: results valid only until this many more calls (native engine). */
   recycle?: number;
+  /** See NativeOptions.outputs: the arrays the native engine writes results into. */
+  outputs?: () => HostArray[];
 }
 
 /** `fn` compiled on the engine (once per input shape, when first called). */
@@ -85,6 +89,7 @@ function compiled(traced: (...args: any[]) => any, onWasm: (...args: any[]) => a
     grad,
     onSession: (cost) => costs.push(cost),
     ...(options.recycle ? { recycle: options.recycle } : {}),
+    ...(options.outputs ? { outputs: options.outputs } : {}),
     fallback: (reason: Unlowerable) => {
       note(`the native engine has no lowering for ${reason.message.replace(/ has no ONNX lowering$/, "")} (${options.name}); that program runs on wasm`);
       const run = wasmProgram(onWasm);

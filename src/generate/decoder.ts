@@ -4,12 +4,16 @@
  * (model/gpt.ts) with a different attention, so they compute what training computes.
  */
 import { nn, numpy as np, tree } from "@jax-js/jax";
+import { fused } from "../engine/fused.js";
 import { compile, onEngine, put, read, type Tensor } from "../engine/program.js";
 import { causalAttention, forward } from "../model/gpt.js";
 import type { GptConfig } from "../model/model.js";
 import type { Params } from "../model/params.js";
 
-/** Keys and values of every block, `k0`, `v0`, `k1`, ...: [1, context, heads, D] each. */
+/**
+ * Keys and values of every block, `k0`, `v0`, `k1`, ...: [1, heads, context, D] each, heads first, so
+ * a step's attention reads them as they lie (no transpose of the whole cache per token).
+ */
 type Cache = Record<string, np.Array>;
 type EngineCache = Record<string, Tensor>;
 
@@ -24,6 +28,15 @@ export interface Decoder {
   dispose(): void;
 }
 
+/** The softmax of attention scores over the last axis. */
+const softmax = fused("softmax", (x: np.Array) => nn.softmax(x, -1));
+
+/** `cache` [1, heads, T, D] with `row` [1, heads, 1, D] written at the position the one-hot `at` [T] marks. */
+const cacheWrite = fused("cache_write", (cache: np.Array, row: np.Array, at: np.Array) => {
+  const T = at.shape[0]!;
+  return cache.mul(at.ref.mul(-1).add(1).reshape([1, 1, T, 1])).add(row.mul(at.reshape([1, 1, T, 1])));
+});
+
 /** A decoder over `params` (a full GPT tree on either engine, which it keeps until disposed). */
 export function gptDecoder(c: GptConfig, params: Record<string, Tensor>): Decoder {
   const T = c.context;
@@ -33,8 +46,8 @@ export function gptDecoder(c: GptConfig, params: Record<string, Tensor>): Decode
     (p: Params, tokens: np.Array) => {
       const cache: Cache = {};
       const logits = forward(c, p, tokens, p["wpe.weight"]!, (q, k, v, l) => {
-        cache[`k${l}`] = k.ref;
-        cache[`v${l}`] = v.ref;
+        cache[`k${l}`] = k.ref.transpose([0, 2, 1, 3]);
+        cache[`v${l}`] = v.ref.transpose([0, 2, 1, 3]);
         return causalAttention(q, k, v);
       });
       return { logits: logits.reshape([T, c.vocab]), cache };
@@ -42,24 +55,29 @@ export function gptDecoder(c: GptConfig, params: Record<string, Tensor>): Decode
     { name: "gpt prefill" },
   );
 
-  const step = compile((p: Params, cache: Cache, token: np.Array, pos: np.Array) => {
-    const at = nn.oneHot(pos.ref, T).astype(p["wpe.weight"]!.dtype);
-    const next: Cache = {};
-    const keep = at.ref.mul(-1).add(1).reshape([1, T, 1, 1]);
-    const put = at.ref.reshape([1, T, 1, 1]);
-    const positions = np.matmul(at, p["wpe.weight"]!);
-    const logits = forward(c, p, token, positions, (q, k, v, l) => {
-      const K = cache[`k${l}`]!.mul(keep.ref).add(k.mul(put.ref));
-      const V = cache[`v${l}`]!.mul(keep.ref).add(v.mul(put.ref));
-      next[`k${l}`] = K.ref;
-      next[`v${l}`] = V.ref;
-      return nn.dotProductAttention(q, K, V, { keyValueSeqLengths: pos.ref.add(1) });
-    });
-    keep.dispose();
-    put.dispose();
-    pos.dispose();
-    return { logits: logits.reshape([c.vocab]), cache: next };
-  }, { name: "gpt generation step" });
+  const D = c.width / c.heads;
+  const step = compile(
+    (p: Params, cache: Cache, token: np.Array, pos: np.Array) => {
+      const at = nn.oneHot(pos.ref, T).astype(p["wpe.weight"]!.dtype);
+      const next: Cache = {};
+      const positions = np.matmul(at.ref, p["wpe.weight"]!);
+      // Positions after this one are not yet written: -inf before the softmax.
+      const unwritten = np.where(np.arange(T).less(pos.add(1)), 0, -Infinity);
+      const logits = forward(c, p, token, positions, (q, k, v, l) => {
+        const K = cacheWrite(cache[`k${l}`]!, k.transpose([0, 2, 1, 3]), at.ref.reshape([T]));
+        const V = cacheWrite(cache[`v${l}`]!, v.transpose([0, 2, 1, 3]), at.ref.reshape([T]));
+        next[`k${l}`] = K.ref;
+        next[`v${l}`] = V.ref;
+        const scores = np.matmul(q.transpose([0, 2, 1, 3]).mul(1 / Math.sqrt(D)), K.transpose([0, 1, 3, 2])).add(unwritten.ref);
+        return np.matmul(softmax(scores), V).transpose([0, 2, 1, 3]);
+      });
+      at.dispose();
+      unwritten.dispose();
+      return { logits: logits.reshape([c.vocab]), cache: next };
+    },
+    // Each step's cache is the next step's input; the logits are copied out at once.
+    { name: "gpt generation step", recycle: 2 },
+  );
 
   let cache: EngineCache | null = null;
   let position = 0;

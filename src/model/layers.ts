@@ -71,12 +71,15 @@ function conv3x3Rows(x: np.Array, w: np.Array, b: np.Array, tap?: RowsTap): np.A
 }
 
 /** 2x2 max pooling, stride 2. */
-export function maxPool2(x: np.Array): np.Array {
+export const maxPool2 = fused("max_pool2", (x: np.Array): np.Array => {
   const [batch, h, w, c] = x.shape as [number, number, number, number];
   return x.reshape([batch, h / 2, 2, w / 2, 2, c]).max([2, 4]);
-}
+});
 
 export const relu = nn.relu;
+
+/** ReLU then 2x2 max pooling, one operation for the native engine (engine/fused.ts). */
+export const reluMaxPool2 = fused("relu_max_pool2", (x: np.Array): np.Array => maxPool2(relu(x)));
 
 /** GELU, tanh form (jax-js's default, GPT-2's). */
 export const gelu = fused("gelu", (x: np.Array) => nn.gelu(x));

@@ -6,7 +6,7 @@
  */
 import { numpy as np } from "@jax-js/jax";
 import { UserError } from "../errors.js";
-import { conv3x3, dense, gelu, maxPool2, relu, tapOf } from "./layers.js";
+import { conv3x3, dense, gelu, maxPool2, relu, reluMaxPool2, tapOf } from "./layers.js";
 import type { ImageShape, Model, ModelDescription } from "./model.js";
 import { sizeOf, type ParamSpec } from "./params.js";
 
@@ -124,7 +124,10 @@ export function sequential(d: SequentialDescription, named?: { name: string; des
       d.layers.forEach((layer, i) => {
         const [weight, bias] = leafNames(layer, i);
         const [w, b] = [p[weight], p[bias]];
-        if (layer.type === "dense") y = dense(y, w!, b!, tapOf(tap, weight));
+        // A ReLU before a pooling is taken with it, as one operation.
+        if (layer.type === "relu" && d.layers[i + 1]?.type === "maxpool2") return;
+        if (layer.type === "maxpool2" && d.layers[i - 1]?.type === "relu") y = reluMaxPool2(y);
+        else if (layer.type === "dense") y = dense(y, w!, b!, tapOf(tap, weight));
         else if (layer.type === "conv3x3") y = conv3x3(y, w!, b!, tapOf(tap, weight));
         else if (layer.type === "maxpool2") y = maxPool2(y);
         else if (layer.type === "flatten") y = y.reshape([y.shape[0]!, shapes[i]![0]!]);

@@ -52,19 +52,3 @@ export function adamUpdate(params: Params, grads: Params, state: AdamState, step
   return [next, { m, v }];
 }
 
-/**
- * One update in place on host arrays, the native engine's form: one pass over each tensor, where an
- * update as ONNX nodes made fifteen (1.8 ms a step for the MLP's 203k weights against 0.3 here).
- * The same arithmetic as adamUpdate, in float64 between the float32 loads and stores.
- */
-export function adamInPlace(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, stepSize: number, bias2: number): void {
-  const { beta1, beta2, eps } = ADAM;
-  for (let i = 0; i < p.length; i++) {
-    const gi = g[i]!;
-    const mi = beta1 * m[i]! + (1 - beta1) * gi;
-    const vi = beta2 * v[i]! + (1 - beta2) * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    p[i] = p[i]! - (mi / (Math.sqrt(vi) / bias2 + eps)) * stepSize;
-  }
-}

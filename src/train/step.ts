@@ -4,12 +4,12 @@
  * form it runs fastest.
  */
 import { numpy as np, tree, valueAndGrad, vjp } from "@jax-js/jax";
-import type { NativeTensor } from "../engine/native.js";
-import { compile, compileGrad, currentEngine, put, scalar, type Tensor } from "../engine/program.js";
+import { compile, compileGrad, currentEngine, NativeTensor, put, scalar, type Tensor } from "../engine/program.js";
 import { composeStages, type Method, type Stage } from "../methods/method.js";
 import type { Model } from "../model/model.js";
-import type { ParamSpec, Params } from "../model/params.js";
-import { adamInPlace, adamScalars, adamUpdate, type AdamState } from "./adam.js";
+import { sizeOf, type ParamSpec, type Params } from "../model/params.js";
+import { adamScalars, adamUpdate, type AdamState } from "./adam.js";
+import { AdamArena } from "./adam-kernel.js";
 import { crossEntropy, type HostBatch } from "./tasks.js";
 
 export type Tensors = Record<string, Tensor>;
@@ -24,7 +24,7 @@ export function stepFunction<C extends object>(model: Model, method: Method<C>, 
 
 /**
  * The native engine's step: the loss and its gradient as one program from the stored numbers, then
- * Adam in place on the host arrays (adamInPlace). Only the trainable tensors are differentiated.
+ * Adam in place (adamStep). Only the trainable tensors are differentiated.
  */
 function wholeStep<C extends object>(model: Model, method: Method<C>, config: C, specs: readonly ParamSpec[]): Step {
   const produce = composeStages(method.stages(config, specs));
@@ -37,21 +37,34 @@ type Loss = (wrt: Params, ...rest: any[]) => np.Array;
 
 /**
  * One Adam step on `loss`'s first argument, the rest given as they are: on native the gradient program
- * and Adam in place on the host arrays (the trainable tensors and moments are updated where they lie);
- * on Wasm one jitted program of both. Consumes trainable and state on Wasm.
+ * writing into an AdamArena and the arena's kernel updating the trainable tensors and moments where
+ * they lie (what it returns are views of the arena, valid until the next step); on Wasm one jitted
+ * program of both. Consumes trainable and state on Wasm.
  */
 export function adamStep(loss: Loss, name: string): (trainable: Tensors, state: EngineAdam, rest: unknown[], lr: number, t: number) => Promise<[Tensor, Tensors, EngineAdam]> {
   if (currentEngine() === "native") {
-    // The gradients are used at once, so one set of output buffers serves every step.
-    const grad = compileGrad(loss, { name, recycle: 1 });
+    // Made at the first step, when the tensors' sizes are known: the gradient program writes into it.
+    let arena: AdamArena | null = null;
+    let views: { trainable: Tensors; state: EngineAdam } | null = null;
+    const grad = compileGrad(loss, { name, outputs: () => [new Float32Array(1), ...Object.values(arena!.grads)] });
     return async (trainable, state, rest, lr, t) => {
-      const [value, grads] = await grad(trainable, ...(rest as []));
-      const { stepSize, bias2 } = adamScalars(lr, t);
-      for (const [leaf, g] of Object.entries(grads as Tensors)) {
-        const host = (x: Tensor) => (x as NativeTensor).values as Float32Array;
-        adamInPlace(host(trainable[leaf]!), host(g), host(state.m[leaf]!), host(state.v[leaf]!), stepSize, bias2);
+      if (!arena) {
+        arena = new AdamArena(Object.entries(trainable).map(([leaf, x]) => [leaf, sizeOf(x.shape)] as const));
+        const wrap = (block: Record<string, Float32Array>, like: Tensors) => Object.fromEntries(Object.entries(like).map(([leaf, x]) => [leaf, new NativeTensor([...x.shape], "float32", block[leaf]!)]));
+        views = { trainable: wrap(arena.params, trainable), state: { m: wrap(arena.m, state.m), v: wrap(arena.v, state.v) } };
       }
-      return [value, trainable, state];
+      // What the caller passes in lands in the arena, unless it is the arena's own (every step but a first).
+      for (const [into, from] of [
+        [views!.trainable, trainable],
+        [views!.state.m, state.m],
+        [views!.state.v, state.v],
+      ] as const) {
+        for (const [leaf, x] of Object.entries(from)) if (x !== into[leaf]) (into[leaf] as NativeTensor).values.set((x as NativeTensor).values);
+      }
+      const [value] = await grad(views!.trainable, ...(rest as []));
+      const { stepSize, bias2 } = adamScalars(lr, t);
+      arena.update(stepSize, bias2);
+      return [value, views!.trainable, views!.state];
     };
   }
   const program = compile(

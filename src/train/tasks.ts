@@ -43,7 +43,11 @@ export interface Task {
   unitsPerRow: number;
   /** Rows a step reads, summed over an epoch: one pass over the training data. */
   stepsPerEpoch(batch: number): number;
-  batch(seed: number, step: number, size: number): Promise<HostBatch>;
+  /**
+   * The rows of step `step`. With `reuse`, into the arrays the previous such call returned (a training
+   * loop that is done with each batch before it asks for the next: no new array per step).
+   */
+  batch(seed: number, step: number, size: number, reuse?: boolean): Promise<HostBatch>;
   /** Scores parameters on either engine; does not consume them. */
   evaluate(params: Record<string, Tensor>): Promise<Metrics>;
 }
@@ -63,6 +67,7 @@ export function imageTask(data: Dataset, model: Model): Task {
   const sample = data.imageShape.reduce((a, b) => a * b, 1);
   let predict: Predictor | null = null;
   let cached: { seed: number; epoch: number; order: Uint32Array } | null = null;
+  let kept: { x: Float32Array; y: Int32Array } | null = null;
   const stepsPerEpoch = (batch: number) => Math.floor(data.train.count / batch);
   return {
     data: data.name,
@@ -74,14 +79,15 @@ export function imageTask(data: Dataset, model: Model): Task {
     unit: "samples",
     unitsPerRow: 1,
     stepsPerEpoch,
-    async batch(seed, step, size) {
+    async batch(seed, step, size, reuse) {
       // Full batches of the epoch's seeded order; a final partial batch is dropped (one shape, one
       // compiled kernel set), and the order changes each epoch, so no sample is dropped for good.
       const epoch = Math.floor(step / stepsPerEpoch(size));
       if (cached?.epoch !== epoch || cached.seed !== seed) cached = { seed, epoch, order: await seededPermutation(seed, [STREAM.shuffle, epoch], data.train.count) };
       const start = (step % stepsPerEpoch(size)) * size;
-      const x = new Float32Array(size * sample);
-      const y = new Int32Array(size);
+      const fresh = () => ({ x: new Float32Array(size * sample), y: new Int32Array(size) });
+      if (reuse && kept?.y.length !== size) kept = fresh();
+      const { x, y } = reuse ? kept! : fresh();
       for (let i = 0; i < size; i++) {
         const s = cached.order[start + i]!;
         x.set(data.train.x.subarray(s * sample, (s + 1) * sample), i * sample);

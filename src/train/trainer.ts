@@ -143,7 +143,7 @@ export async function train<C extends object>(model: Model, method: Method<C>, c
     const round = Math.floor(t / evalEvery);
     const lr = schedule.at(t, total);
     const started = performance.now();
-    const [x, y] = engineBatch(await task.batch(seed, t, batch));
+    const [x, y] = engineBatch(await task.batch(seed, t, batch, true));
     let loss: Tensor;
     [loss, trainable, state] = await step(trainable, frozen, fixed, state, x, y, lr, t + 1);
     if (method.refresh?.due(config, t + 1, total)) {

@@ -44,8 +44,48 @@ export function differentiate(L: Lowering, wrt: readonly Var[], loss: Atom): str
       ct = { name: L.reshapeTo(ct.name, ct.shape, shape), shape };
     }
     if (!same(from, shapeOf(v))) ct = sumToShape(ct, from, shapeOf(v));
-    const before = cts.get(v);
+    const before = settled(v);
     cts.set(v, before ? { name: g.op("Add", [before.name, ct.name], f32(broadcastShape([before.shape, ct.shape]))), shape: broadcastShape([before.shape, ct.shape]) } : ct);
+  };
+  /**
+   * Cotangents of slices along one axis, kept apart until the whole is read: then one Concat (zeros in
+   * the gaps) where a Pad per slice and an Add per pair would each pass over the whole (MCNC cuts
+   * every weight matrix out of one flat vector).
+   */
+  const slices = new Map<Var, { axis: number; parts: Array<{ start: number; end: number; name: string }> }>();
+  const addSlice = (v: Var, axis: number, start: number, end: number, name: string) => {
+    const pending = slices.get(v);
+    if (pending && pending.axis === axis && pending.parts.every((p) => p.end <= start || p.start >= end)) pending.parts.push({ start, end, name });
+    else {
+      settled(v);
+      if (cts.has(v) || pending) return false;
+      slices.set(v, { axis, parts: [{ start, end, name }] });
+    }
+    return true;
+  };
+  /** `v`'s cotangent with pending slices put together. */
+  const settled = (v: Var): Operand | undefined => {
+    const pending = slices.get(v);
+    if (!pending) return cts.get(v);
+    slices.delete(v);
+    const shape = shapeOf(v);
+    const { axis, parts } = pending;
+    const pieces: string[] = [];
+    let at = 0;
+    const gap = (size: number) => {
+      const s = shape.map((d, i) => (i === axis ? size : d));
+      pieces.push(g.op("ConstantOfShape", [g.ints(s)], f32(s)));
+    };
+    for (const p of parts.sort((x, y) => x.start - y.start)) {
+      if (p.start > at) gap(p.start - at);
+      pieces.push(p.name);
+      at = p.end;
+    }
+    if (at < shape[axis]!) gap(shape[axis]! - at);
+    const whole = { name: pieces.length === 1 ? pieces[0]! : g.op("Concat", pieces, f32(shape), { axis }), shape };
+    const before = cts.get(v);
+    cts.set(v, before ? op("Add", [before.name, whole.name], shape) : whole);
+    return cts.get(v);
   };
   const op = (type: string, inputs: string[], shape: readonly number[], attrs?: Parameters<typeof g.op>[3]): Operand => ({ name: g.op(type, inputs, f32(shape), attrs), shape: [...shape] });
   const scalar = (v: number) => g.scalar("float32", v);
@@ -96,14 +136,15 @@ export function differentiate(L: Lowering, wrt: readonly Var[], loss: Atom): str
       const inv = perm.map((_, i) => perm.indexOf(i));
       return L.transposeTo(L.reshapeTo(mat, g.info.get(mat)!.shape, perm.map((i) => s[i]!)), perm.map((i) => s[i]!), inv);
     };
-    const ux = [...batch.map((b) => b.xa), ...M.map((m) => m.xa), xk];
-    const uy = [...batch.map((b) => b.ya), ...N.map((n) => n.ya), yk];
+    const [bx, by] = [batch.map((b) => b.xa), batch.map((b) => b.ya)];
+    const [mx, ny] = [M.map((m) => m.xa), N.map((n) => n.ya)];
+    const ux = [...bx, ...mx, xk];
     if (needX) {
-      const y = L.operand(Y, uy, [...Bp, Np, K]);
+      const y = L.operand(Y, [by, ny, [yk]], [...Bp, Np, K]);
       add(X, () => ({ name: toSource(X, g.op("MatMul", [dz, y], f32([...Bp, Mp, K])), ux), shape: shapeOf(X) }));
     }
     if (needY) {
-      const x = L.operand(X, ux, [...Bp, Mp, K]);
+      const x = L.operand(X, [bx, mx, [xk]], [...Bp, Mp, K]);
       const xt = L.transposeTo(x, [...Bp, Mp, K], batch.length ? [0, 2, 1] : [1, 0]);
       const uyKN = [...batch.map((b) => b.ya), yk, ...N.map((n) => n.ya)];
       add(Y, () => ({ name: toSource(Y, g.op("MatMul", [xt, dz], f32([...Bp, K, Np])), uyKN), shape: shapeOf(Y) }));
@@ -271,6 +312,8 @@ export function differentiate(L: Lowering, wrt: readonly Var[], loss: Atom): str
       case "shrink": {
         const xs = shapeOf(a);
         const slice = P.slice as Array<[number, number]>;
+        const cut = slice.flatMap(([s, t], i) => (s !== 0 || t !== xs[i] ? [i] : []));
+        if (cut.length === 1 && !isLit(a) && live.has(a) && addSlice(a, cut[0]!, slice[cut[0]!]![0], slice[cut[0]!]![1], full(c, shapeOf(o)))) return;
         const pads = [...slice.map(([s]) => s), ...slice.map(([, t], i) => xs[i]! - t)];
         return add(a, () => ({ name: L.pad(full(c, shapeOf(o)), pads, f32(xs)), shape: xs }));
       }
@@ -308,12 +351,12 @@ export function differentiate(L: Lowering, wrt: readonly Var[], loss: Atom): str
   cts.set(loss as Var, { name: scalar(1), shape: [] });
   for (let k = program.eqns.length - 1; k >= 0; k--) {
     const e = program.eqns[k]!;
-    const outCts = e.outBinders.map((o) => cts.get(o));
+    const outCts = e.outBinders.map((o) => settled(o));
     if (outCts.every((c) => !c) || !e.inputs.some((x) => !isLit(x) && live.has(x))) continue;
     vjp(e, outCts);
   }
   return wrt.map((v) => {
-    const ct = cts.get(v);
+    const ct = settled(v);
     return ct ? full(ct, shapeOf(v)) : g.op("ConstantOfShape", [g.ints(shapeOf(v))], f32(shapeOf(v)));
   });
 }

@@ -36,6 +36,7 @@ export class Graph {
   readonly info = new Map<string, TensorInfo>();
   private uid = 0;
   private readonly shared = new Map<string, string>();
+  private readonly producers = new Map<string, NodeSpec>();
   /** Tensors renamed to the graph outputs they became. */
   private readonly renamed = new Map<string, string>();
 
@@ -61,8 +62,16 @@ export class Graph {
       this.info.set(n, { shape: [...o.shape], dtype: o.dtype });
       return n;
     });
-    this.nodes.push({ op, inputs, outputs: names, ...(attrs ? { attrs } : {}), ...(domain ? { domain } : {}) });
+    const node: NodeSpec = { op, inputs, outputs: names, ...(attrs ? { attrs } : {}), ...(domain ? { domain } : {}) };
+    this.nodes.push(node);
+    for (const n of names) this.producers.set(n, node);
     return names;
+  }
+
+  /** The input of the Reshape node that made `name`, if one did. */
+  reshapeSource(name: string): string | undefined {
+    const producer = this.producers.get(name);
+    return producer?.op === "Reshape" ? producer.inputs[0] : undefined;
   }
 
   /** A constant tensor; small ones are shared between uses. */
@@ -94,7 +103,7 @@ export class Graph {
   output(as: string, name: string): void {
     const source = this.renamed.get(name) ?? name;
     const t = this.info.get(source)!;
-    const producer = this.nodes.find((n) => n.outputs.includes(source));
+    const producer = this.producers.get(source);
     if (producer && !this.outputs.some((o) => o.name === source)) {
       producer.outputs = producer.outputs.map((o) => (o === source ? as : o));
       for (const n of this.nodes) n.inputs = n.inputs.map((i) => (i === source ? as : i));
@@ -104,6 +113,21 @@ export class Graph {
     }
     this.info.set(as, t);
     this.outputs.push({ name: as, dtype: t.dtype, shape: [...t.shape] });
+  }
+
+  /** Drops the nodes nothing reads (a rule may write more than its caller takes), last first. */
+  prune(): void {
+    const read = new Set(this.outputs.map((o) => o.name));
+    const kept: NodeSpec[] = [];
+    for (let k = this.nodes.length - 1; k >= 0; k--) {
+      const n = this.nodes[k]!;
+      if (!n.outputs.some((o) => read.has(o))) continue;
+      kept.push(n);
+      for (const i of n.inputs) read.add(i);
+    }
+    this.nodes.splice(0, this.nodes.length, ...kept.reverse());
+    const used = new Set(this.nodes.flatMap((n) => n.inputs));
+    this.initializers.splice(0, this.initializers.length, ...this.initializers.filter((t) => used.has(t.name)));
   }
 
   encode(): Uint8Array {

@@ -171,12 +171,19 @@ export class Lowering {
 
   transposeTo(name: string, shape: readonly number[], perm: readonly number[]): string {
     if (perm.every((p, i) => p === i)) return name;
-    if (perm.length !== this.g.info.get(name)!.shape.length) throw new Error(`transpose of rank ${this.g.info.get(name)!.shape.length} by [${perm}] (declared [${shape}])`);
-    return this.g.op("Transpose", [name], { shape: perm.map((p) => shape[p]!), dtype: this.g.info.get(name)!.dtype }, { perm: [...perm] });
+    const to = perm.map((p) => shape[p]!);
+    // Moving only axes of size 1 leaves the data in place: a reshape, which copies nothing.
+    const moved = perm.filter((p) => shape[p] !== 1);
+    if (moved.every((p, i) => i === 0 || p > moved[i - 1]!)) return this.reshapeTo(name, shape, to);
+    return this.g.op("Transpose", [name], { shape: to, dtype: this.g.info.get(name)!.dtype }, { perm: [...perm] });
   }
 
+  /** `name` reshaped; a reshape of a reshape reads the first one's input. */
   reshapeTo(name: string, from: readonly number[], to: readonly number[]): string {
-    return same(from, to) ? name : this.g.op("Reshape", [name, this.g.ints(to)], { shape: to, dtype: this.g.info.get(name)!.dtype });
+    if (same(from, to)) return name;
+    const source = this.g.reshapeSource(name);
+    if (source && same(this.g.info.get(source)!.shape, to)) return source;
+    return this.g.op("Reshape", [source ?? name, this.g.ints(to)], { shape: to, dtype: this.g.info.get(name)!.dtype });
   }
 
   /** Writes equation `e`. */
@@ -209,6 +216,7 @@ export class Lowering {
       const o = this.info(out, shape);
       let n: string;
       if (BINARY[prim] && dt === "bool") n = g.op(prim === "add" || prim === "max" ? "Or" : "And", [a.name, b.name], o);
+      else if (prim === "max" && isLit(e.inputs[1]!) && e.inputs[1].value === 0 && !isLit(e.inputs[0]!)) n = g.op("Relu", [a.name], o);
       else if (BINARY[prim]) n = g.op(BINARY[prim]!, [a.name, b.name], o);
       else if (prim === "idiv") n = dt === "float32" ? g.op("Floor", [g.op("Div", [a.name, b.name], o)], o) : g.op("Div", [a.name, b.name], o);
       else if (prim === "mod") n = g.op("Mod", [a.name, b.name], o, { fmod: 1 });
@@ -332,11 +340,11 @@ export class Lowering {
     // The axis order the result must end in: the dot's own, or that of the chain it writes.
     const want = p.redirect ? p.redirect.labels.filter((l): l is number => l != null) : zs.map((_, a) => a).filter((a) => normal.includes(a));
     const swap = !same(normal, want) && same(swapped, want);
-    const ux = swap ? [...batch.map((b) => b.xa), xk, ...M.map((m) => m.xa)] : [...batch.map((b) => b.xa), ...M.map((m) => m.xa), xk];
-    const uy = swap ? [...batch.map((b) => b.ya), ...N.map((n) => n.ya), yk] : [...batch.map((b) => b.ya), yk, ...N.map((n) => n.ya)];
+    const [bx, by] = [batch.map((b) => b.xa), batch.map((b) => b.ya)];
+    const [mx, ny] = [M.map((m) => m.xa), N.map((n) => n.ya)];
     const Bp = batch.length ? [prod(Bs)] : [];
-    const xn = this.operand(X, ux, swap ? [...Bp, K, prod(Ms)] : [...Bp, prod(Ms), K]);
-    const yn = this.operand(Y, uy, swap ? [...Bp, prod(Ns), K] : [...Bp, K, prod(Ns)]);
+    const xn = swap ? this.operand(X, [bx, [xk], mx], [...Bp, K, prod(Ms)]) : this.operand(X, [bx, mx, [xk]], [...Bp, prod(Ms), K]);
+    const yn = swap ? this.operand(Y, [by, ny, [yk]], [...Bp, prod(Ns), K]) : this.operand(Y, [by, [yk], ny], [...Bp, K, prod(Ns)]);
     const mm = swap ? [...Bp, prod(Ns), prod(Ms)] : [...Bp, prod(Ms), prod(Ns)];
     let z = this.g.op("MatMul", swap ? [yn, xn] : [xn, yn], { shape: mm, dtype: "float32" });
     const order = swap ? swapped : normal;
@@ -350,13 +358,23 @@ export class Lowering {
   }
 
   /**
-   * Source tensor `v` with its axes `used` first, in that order (its other axes have size 1), reshaped
-   * to `to`: one operand of a MatMul.
+   * One operand of a MatMul: source tensor `v` as [lead..., a..., b...] (its other axes have size 1),
+   * reshaped to `to` ([batch?, |a|, |b|]). Where the source already lies as [lead..., b..., a...], only
+   * its last two axes are swapped, which onnxruntime folds into the MatMul (FusedMatMul's transA or
+   * transB): a key cache or a weight is then read in place, never copied transposed.
    */
-  operand(v: Var, used: readonly number[], to: readonly number[]): string {
+  operand(v: Var, [lead, a, b]: readonly [readonly number[], readonly number[], readonly number[]], to: readonly number[]): string {
     const s = shapeOf(v);
+    const used = [...lead, ...a, ...b];
     const rest = s.map((_, i) => i).filter((i) => !used.includes(i));
     if (rest.some((i) => s[i] !== 1)) throw new Error("dot plan left a source axis unread");
+    const big = (axes: readonly number[]) => axes.filter((i) => s[i] !== 1);
+    const lies = s.map((_, i) => i).filter((i) => s[i] !== 1);
+    if (same(lies, [...big(lead), ...big(a), ...big(b)])) return this.reshapeTo(this.need(v), s, to);
+    if (same(lies, [...big(lead), ...big(b), ...big(a)])) {
+      const swapped = [...to.slice(0, -2), to.at(-1)!, to.at(-2)!];
+      return this.transposeTo(this.reshapeTo(this.need(v), s, swapped), swapped, [...to.slice(0, -2).map((_, i) => i), to.length - 1, to.length - 2]);
+    }
     const perm = [...used, ...rest];
     return this.reshapeTo(this.transposeTo(this.need(v), s, perm), perm.map((i) => s[i]!), to);
   }
@@ -490,6 +508,7 @@ export function lower(closed: ClosedJaxpr, consts: readonly Typed[], rules: Read
     g.output(`out${k}`, name);
     return { name: `out${k}`, ...specs[k]! };
   });
+  g.prune();
   L.stats.nodes = g.nodes.length;
   if (typeof process !== "undefined" && process.env.MCNC_DUMP) for (const n of g.nodes) console.error(`${n.outputs.join(",")} [${n.outputs.map((o) => g.info.get(o)?.shape.join("x")).join(" ")}] = ${n.op}(${n.inputs.join(", ")}) ${n.attrs ? JSON.stringify(n.attrs).slice(0, 60) : ""}`);
   return { bytes: g.encode(), inputs, outputs, peakBytes: g.peakBytes(), stats: L.stats };

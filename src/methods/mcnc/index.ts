@@ -8,6 +8,7 @@ import { seededUniform, STREAM } from "../../rng/seeded.js";
 import { cutLeaves, flattenCompressed, keptInit, keptShapes, theta0 } from "../leaves.js";
 import { registerMethod, type Method, type Stage } from "../method.js";
 import { CHUNK_ALIGN, configureMcnc, layoutOf, MCNC_OPTIONS, type McncConfig } from "./config.js";
+import { fused } from "../../engine/fused.js";
 import { generatorDims, generatorFlops, generatorLayer, generatorWeights, onSphere } from "./generator.js";
 
 export const mcnc: Method<McncConfig> = {
@@ -89,7 +90,7 @@ export const mcnc: Method<McncConfig> = {
       });
     }
     const assemble: Stage = (carry, trainable, frozen) => {
-      let theta = onSphere(carry.h!).reshape([m, chunks, d]).mul(trainable.beta!.reshape([m, chunks, 1]));
+      let theta = scaledOnSphere(carry.h!, trainable.beta!);
       theta = (m === 1 ? theta.reshape([chunks, d]) : theta.sum(0)).reshape([chunks * d]);
       if (config.residual) theta = theta.add(frozen.theta0!);
       return cutLeaves(specs, config.compress, trainable, theta);
@@ -118,5 +119,14 @@ export const mcnc: Method<McncConfig> = {
     return generatorFlops(rows, generatorDims(config.k, config.hidden, config.d)) + rows * config.d * (config.m > 1 ? 2 : 1);
   },
 };
+
+/**
+ * Generator rows [m * chunks, d] put on the sphere and scaled by beta [m, chunks]: [m, chunks, d]. The
+ * native engine runs it as one normalisation with a hand-written backward (engine/fused.ts).
+ */
+const scaledOnSphere = fused("sphere_scale", (h: np.Array, beta: np.Array) => {
+  const [m, chunks] = beta.shape as [number, number];
+  return onSphere(h).reshape([m, chunks, h.shape[1]!]).mul(beta.reshape([m, chunks, 1]));
+});
 
 registerMethod(mcnc);
