@@ -41,7 +41,7 @@ window.check = async () => {
     out.error = String(e).slice(0, 300);
     return out;
   }
-  out.devices = jax.devices();
+  out.devices = typeof jax.devices === "function" ? jax.devices() : jax.devices;
   out.cases = [];
   for (const [name, file] of Object.entries(files)) {
     const bytes = new Uint8Array(await (await fetch(file)).arrayBuffer());

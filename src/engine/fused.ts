@@ -1,13 +1,14 @@
 /**
- * Operations the native engine runs whole (layer norm, GELU, causal attention, cross-entropy, 3x3
- * convolution, 2x2 max pooling, softmax, a KV-cache write, MCNC's scaled rows on the sphere), each with a hand-written backward (onnx/fused-rules.ts), where a lowering of jax-js's
- * autodiff would leave tens of small elementwise nodes that onnxruntime runs one pass at a time.
+ * Operations the native engine runs whole, each with its backward written by hand (onnx/rules/):
+ * layer norm, GELU, causal attention, cross-entropy, 3x3 convolution, 2x2 max pooling (alone or after
+ * a ReLU), softmax, a KV-cache write, MCNC's rows scaled on the sphere. Lowered primitive by primitive
+ * they would be tens of small elementwise nodes, which onnxruntime runs one pass at a time.
  *
  * A model writes each of them once, as a plain jax-js function, and wraps it here. On Wasm the
  * function runs as written, so those programs are exactly what they were. While the native engine
- * traces a program, the function is called as a jit named `mcnc_<name>`: jax-js keeps a named jit
- * whole through differentiation, as a forward and a backward jit, which the lowering finds by name.
- * The parity tests hold each rule to its function.
+ * traces a program, the function is called as a jit named `mcnc_<name>`, which stays one equation in
+ * the traced program; the lowering finds it by name, and its own differentiation (onnx/backward.ts)
+ * uses the rule's backward. The parity tests hold each rule to its function.
  */
 import { jit, type numpy as np } from "@jax-js/jax";
 

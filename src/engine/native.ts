@@ -8,7 +8,7 @@
  */
 import { makeJaxpr, tree, type numpy as np, type JsTreeDef } from "@jax-js/jax";
 import { markingFused } from "./fused.js";
-import { FUSED_RULES } from "./onnx/fused-rules.js";
+import { FUSED_RULES } from "./onnx/rules/index.js";
 import { Graph } from "./onnx/graph.js";
 import { lower, Unlowerable, type Lowered } from "./onnx/lower.js";
 import type { ElementType } from "./onnx/proto.js";
@@ -112,9 +112,9 @@ export interface NativeOptions {
   onSession?(cost: SessionCost): void;
   /**
    * Write results into this many sets of buffers in turn instead of fresh arrays each call (V8 zeroes
-   * and collects every large new array: 1.6 ms a step for the MLP's parameters and Adam moments). A
-   * result then stays valid until `recycle` more calls, so only a loop that feeds each step's results
-   * to the next and copies what it keeps may ask for it.
+   * and collects every large new array: a generation step's KV cache, every token). A result then
+   * stays valid until `recycle` more calls, so only a loop that feeds each call's results to the next
+   * and copies what it keeps may ask for it.
    */
   recycle?: number;
   /**
@@ -135,7 +135,6 @@ function allocate(dtype: ElementType, n: number): HostArray {
   return dtype === "float32" ? new Float32Array(n) : dtype === "int32" ? new Int32Array(n) : new Uint8Array(n);
 }
 
-/** A tensor of the native engine from a jax-js array (consumed) or a native one. */
 /**
  * The leaves of a tree of arguments, in jax-js's order (arrays by index, plain objects by their keys'
  * order, anything else a leaf), pushed onto `leaves`; returns a key of the tree's structure and the
@@ -160,6 +159,7 @@ function unflattenLike(like: unknown, leaves: readonly unknown[], at = { i: 0 })
   return leaves[at.i++];
 }
 
+/** A tensor of the native engine from a jax-js array (consumed) or a native one. */
 export async function toNative(x: HostLeaf): Promise<NativeTensor> {
   if (x instanceof NativeTensor) return x;
   const dtype = x.dtype as ElementType;
@@ -179,9 +179,9 @@ export function nativeProgram(fn: (...args: any[]) => any, options: NativeOption
     const t0 = performance.now();
     const traced = markingFused(() => makeJaxpr(fn)(...args));
     const { jaxpr } = traced;
-    const [wrtLeaves, wrtTree] = tree.flatten(args[0] as never);
     // A gradient program gives [loss, gradient shaped as the first argument].
-    const treedef = options.grad ? tree.flatten([0, tree.unflatten(wrtTree, wrtLeaves)] as never)[1] : traced.treedef;
+    const [wrtLeaves] = tree.flatten(args[0] as never);
+    const treedef = options.grad ? tree.flatten([0, args[0]] as never)[1] : traced.treedef;
     const t1 = performance.now();
     let lowered: Lowered;
     try {

@@ -15,9 +15,9 @@
 import { jit, numpy as np, tree, valueAndGrad, type JsTreeDef } from "@jax-js/jax";
 import { checkMemory } from "../limits.js";
 import { NativeTensor, nativeProgram, toNative, type HostArray, type SessionCost } from "./native.js";
+import type { Unlowerable } from "./onnx/lower.js";
 
 export { NativeTensor, type HostArray };
-import type { Unlowerable } from "./onnx/lower.js";
 
 export type EngineName = "wasm" | "native";
 export const ENGINE_NAMES: readonly EngineName[] = ["native", "wasm"];
@@ -50,7 +50,6 @@ export function useEngine(name: EngineName, threads: number, onNote?: (line: str
 export const currentEngine = (): EngineName => engine;
 /** What each native session cost to create: trace, lowering and onnxruntime's own setup, per input shape. */
 export const sessionCosts = (): readonly SessionCost[] => costs;
-export const engineNote = (line: string): void => note(line);
 
 export interface CompileOptions {
   /** Names the program in messages and in sessionCosts. */

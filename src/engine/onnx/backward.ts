@@ -9,16 +9,15 @@
  * (ties in max go to the first operand; a reduced max shares its cotangent among equal elements), and
  * the parity tests hold the two engines' gradients together.
  */
-import type { DotPlan } from "./dot.js";
+import { Cotangents } from "./cotangents.js";
+import { f32 } from "./graph.js";
 import type { Operand } from "./fused-rule.js";
-import { isLit, type Atom, type Eqn, type Var } from "./jaxpr.js";
-import { broadcastShape, prod, same, shapeOf, Unlowerable, type Lowering } from "./lower.js";
+import { broadcastShape, isLit, shapeOf, Unlowerable, type Atom, type Eqn, type Var } from "./jaxpr.js";
+import type { Lowering } from "./lowering.js";
 import { ONNX_TYPE } from "./proto.js";
 
 /** Primitives whose outputs carry no derivative. */
 const CONSTANT = new Set(["stop_gradient", "compare", "floor", "ceil", "idiv", "random_bits", "bit_combine", "bit_shift", "bit_count", "argsort"]);
-
-const f32 = (shape: readonly number[]) => ({ shape: [...shape], dtype: "float32" as const });
 
 /** Cotangents of `wrt` for the scalar `loss`, as full-shaped tensors (zeros where the loss does not depend on one). */
 export function differentiate(L: Lowering, wrt: readonly Var[], loss: Atom): string[] {
@@ -29,150 +28,8 @@ export function differentiate(L: Lowering, wrt: readonly Var[], loss: Atom): str
     for (const o of e.outBinders) if (o.aval.dtype === "float32") live.add(o);
   }
 
-  const cts = new Map<Var, Operand>();
-  /**
-   * Adds `ct` to `v`'s cotangent. `from` is the true shape `ct` stands for (an elementwise result's,
-   * which jax-js broadcasts its operands to): where `v` was broadcast, the cotangent is summed back.
-   */
-  const add = (v: Atom | undefined, make: () => Operand | null, from: readonly number[] = v ? shapeOf(v) : []) => {
-    if (!v || isLit(v) || !live.has(v)) return;
-    const given = make();
-    if (!given) return;
-    let ct = given;
-    if (ct.shape.length < from.length) {
-      const shape = [...Array<number>(from.length - ct.shape.length).fill(1), ...ct.shape];
-      ct = { name: L.reshapeTo(ct.name, ct.shape, shape), shape };
-    }
-    if (!same(from, shapeOf(v))) ct = sumToShape(ct, from, shapeOf(v));
-    const before = settled(v);
-    cts.set(v, before ? { name: g.op("Add", [before.name, ct.name], f32(broadcastShape([before.shape, ct.shape]))), shape: broadcastShape([before.shape, ct.shape]) } : ct);
-  };
-  /**
-   * Cotangents of slices along one axis, kept apart until the whole is read: then one Concat (zeros in
-   * the gaps) where a Pad per slice and an Add per pair would each pass over the whole (MCNC cuts
-   * every weight matrix out of one flat vector).
-   */
-  const slices = new Map<Var, { axis: number; parts: Array<{ start: number; end: number; name: string }> }>();
-  const addSlice = (v: Var, axis: number, start: number, end: number, name: string) => {
-    const pending = slices.get(v);
-    if (pending && pending.axis === axis && pending.parts.every((p) => p.end <= start || p.start >= end)) pending.parts.push({ start, end, name });
-    else {
-      settled(v);
-      if (cts.has(v) || pending) return false;
-      slices.set(v, { axis, parts: [{ start, end, name }] });
-    }
-    return true;
-  };
-  /** `v`'s cotangent with pending slices put together. */
-  const settled = (v: Var): Operand | undefined => {
-    const pending = slices.get(v);
-    if (!pending) return cts.get(v);
-    slices.delete(v);
-    const shape = shapeOf(v);
-    const { axis, parts } = pending;
-    const pieces: string[] = [];
-    let at = 0;
-    const gap = (size: number) => {
-      const s = shape.map((d, i) => (i === axis ? size : d));
-      pieces.push(g.op("ConstantOfShape", [g.ints(s)], f32(s)));
-    };
-    for (const p of parts.sort((x, y) => x.start - y.start)) {
-      if (p.start > at) gap(p.start - at);
-      pieces.push(p.name);
-      at = p.end;
-    }
-    if (at < shape[axis]!) gap(shape[axis]! - at);
-    const whole = { name: pieces.length === 1 ? pieces[0]! : g.op("Concat", pieces, f32(shape), { axis }), shape };
-    const before = cts.get(v);
-    cts.set(v, before ? op("Add", [before.name, whole.name], shape) : whole);
-    return cts.get(v);
-  };
-  const op = (type: string, inputs: string[], shape: readonly number[], attrs?: Parameters<typeof g.op>[3]): Operand => ({ name: g.op(type, inputs, f32(shape), attrs), shape: [...shape] });
-  const scalar = (v: number) => g.scalar("float32", v);
-  const full = (ct: Operand, shape: readonly number[]): string => (same(ct.shape, shape) ? ct.name : g.op("Expand", [ct.name, g.ints(shape)], f32(shape)));
-
-  /**
-   * `ct` summed over `axes` of `shape` (its true shape; `ct` may be a lazy broadcast of it), the axes
-   * kept as 1 or dropped. Along a lazy axis the value repeats, so its sum is a multiplication.
-   */
-  const sum = (ct: Operand, shape: readonly number[], axes: readonly number[], keep: boolean): Operand => {
-    const real = axes.filter((a) => ct.shape[a] !== 1);
-    const repeat = prod(axes.filter((a) => ct.shape[a] === 1).map((a) => shape[a]!));
-    const kept = ct.shape.map((d, i) => (axes.includes(i) ? 1 : d));
-    let out = real.length ? op("ReduceSum", [ct.name, g.ints(real)], kept, { keepdims: 1 }) : ct;
-    if (repeat !== 1) out = op("Mul", [out.name, scalar(repeat)], out.shape);
-    if (keep) return out;
-    const dropped = kept.filter((_, i) => !axes.includes(i));
-    return { name: L.reshapeTo(out.name, out.shape, dropped), shape: dropped };
-  };
-  /** `ct` with unit axes inserted at `axes` (their positions in the result). */
-  const unsqueeze = (ct: Operand, axes: readonly number[]): Operand => {
-    if (!axes.length) return ct;
-    const shape = [...ct.shape];
-    for (const a of [...axes].sort((x, y) => x - y)) shape.splice(a, 0, 1);
-    return op("Unsqueeze", [ct.name, g.ints(axes)], shape);
-  };
-
-  const dot = (e: Eqn, c: Operand, p: DotPlan) => {
-    const { X, Y, K, xk, yk, batch, M, N, bcast, zs } = p;
-    const needX = live.has(X);
-    const needY = live.has(Y);
-    if (!needX && !needY) return;
-    // The result is constant along `bcast` axes: sum them, then order the rest batch, M, N.
-    const summed = bcast.length ? sum(c, zs, bcast, true) : c;
-    const zShape = zs.map((d, a) => (bcast.includes(a) ? 1 : d));
-    const labelled = [...batch.map((b) => b.a), ...M.map((m) => m.a), ...N.map((n) => n.a)];
-    const order = [...labelled, ...zs.map((_, a) => a).filter((a) => !labelled.includes(a))];
-    const Bs = batch.map((b) => zs[b.a]!);
-    const Bp = batch.length ? [prod(Bs)] : [];
-    const Mp = prod(M.map((m) => zs[m.a]!));
-    const Np = prod(N.map((n) => zs[n.a]!));
-    const dz = L.reshapeTo(L.transposeTo(full(summed, zShape), zShape, order), order.map((a) => zShape[a]!), [...Bp, Mp, Np]);
-    // Back to a source's own layout: its `used` axes hold `mat`'s, every other axis has size 1.
-    const toSource = (v: Var, mat: string, used: number[]) => {
-      const s = shapeOf(v);
-      const rest = s.map((_, i) => i).filter((i) => !used.includes(i));
-      const perm = [...used, ...rest];
-      const inv = perm.map((_, i) => perm.indexOf(i));
-      return L.transposeTo(L.reshapeTo(mat, g.info.get(mat)!.shape, perm.map((i) => s[i]!)), perm.map((i) => s[i]!), inv);
-    };
-    const [bx, by] = [batch.map((b) => b.xa), batch.map((b) => b.ya)];
-    const [mx, ny] = [M.map((m) => m.xa), N.map((n) => n.ya)];
-    const ux = [...bx, ...mx, xk];
-    if (needX) {
-      const y = L.operand(Y, [by, ny, [yk]], [...Bp, Np, K]);
-      add(X, () => ({ name: toSource(X, g.op("MatMul", [dz, y], f32([...Bp, Mp, K])), ux), shape: shapeOf(X) }));
-    }
-    if (needY) {
-      const x = L.operand(X, [bx, mx, [xk]], [...Bp, Mp, K]);
-      const xt = L.transposeTo(x, [...Bp, Mp, K], batch.length ? [0, 2, 1] : [1, 0]);
-      const uyKN = [...batch.map((b) => b.ya), yk, ...N.map((n) => n.ya)];
-      add(Y, () => ({ name: toSource(Y, g.op("MatMul", [xt, dz], f32([...Bp, K, Np])), uyKN), shape: shapeOf(Y) }));
-    }
-    void e;
-  };
-
-  /** sum(x * y, -1) with NumPy broadcasting, where no plan was found: each side's product, summed back to its shape. */
-  const genericDot = (e: Eqn, c: Operand) => {
-    const [x, y] = e.inputs as [Var, Var];
-    const zc = unsqueeze({ name: full(c, shapeOf(e.outBinders[0]!)), shape: shapeOf(e.outBinders[0]!) }, [shapeOf(e.outBinders[0]!).length]);
-    for (const [v, other] of [
-      [x, y],
-      [y, x],
-    ] as const) {
-      if (!live.has(v)) continue;
-      const prodShape = broadcastShape([zc.shape, shapeOf(other)]);
-      add(v, () => op("Mul", [zc.name, L.need(other)], prodShape), prodShape);
-    }
-  };
-  /** `ct`, standing for a tensor of shape `from`, summed back to `target` (NumPy's broadcasting undone). */
-  const sumToShape = (ct: Operand, from: readonly number[], target: readonly number[]): Operand => {
-    const lead = from.length - target.length;
-    const out = lead > 0 ? sum(ct, from, Array.from({ length: lead }, (_, i) => i), false) : ct;
-    const rest = from.slice(lead);
-    const axes = target.flatMap((d, i) => (d === 1 && rest[i] !== 1 ? [i] : []));
-    return axes.length ? sum(out, rest, axes, true) : out;
-  };
+  const C = new Cotangents(L, live);
+  const { add, addSlice, settled, op, scalar, full, sum, unsqueeze, cts } = C;
 
   const vjp = (e: Eqn, outCts: Array<Operand | undefined>) => {
     const prim = e.primitive;
@@ -291,7 +148,7 @@ export function differentiate(L: Lowering, wrt: readonly Var[], loss: Atom): str
       }
       case "dot": {
         const plan = L.plans.get(e);
-        return plan ? dot(e, c, plan) : genericDot(e, c);
+        return plan ? C.dot(c, plan) : C.genericDot(e, c);
       }
       case "broadcast": {
         const added = P.axis as number[];

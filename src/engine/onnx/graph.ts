@@ -11,6 +11,9 @@ export interface TensorInfo {
 }
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** A float32 tensor's type, for a node's output. */
+export const f32 = (shape: readonly number[]): TensorInfo => ({ shape: [...shape], dtype: "float32" });
 const BYTES: Record<ElementType, number> = { float32: 4, int32: 4, int64: 8, bool: 1 };
 export const byteSize = (t: TensorInfo): number => size(t.shape) * BYTES[t.dtype];
 

@@ -68,3 +68,25 @@ export function inline(jaxpr: Jaxpr, keep: (e: Eqn) => boolean): Program {
   visit(top);
   return { inBinders: top.inBinders, eqns, outs: top.outs.map(resolve) };
 }
+
+/** Raised for a primitive (or dtype) with no ONNX form: the program then runs on Wasm. */
+export class Unlowerable extends Error {
+  constructor(
+    readonly primitive: string,
+    detail = "",
+  ) {
+    super(`${primitive}${detail ? ` (${detail})` : ""} has no ONNX lowering`);
+  }
+}
+
+export const prod = (a: readonly number[]): number => a.reduce((x, y) => x * y, 1);
+export const same = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
+export const shapeOf = (v: Atom): number[] => v.aval.shape;
+
+/** The shape two or more operands broadcast to (NumPy's rule). */
+export function broadcastShape(shapes: ReadonlyArray<readonly number[]>): number[] {
+  const r = Math.max(...shapes.map((s) => s.length));
+  const out = Array<number>(r).fill(1);
+  for (const s of shapes) s.forEach((d, i) => d !== 1 && (out[r - s.length + i] = d));
+  return out;
+}
