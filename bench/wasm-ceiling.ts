@@ -4,25 +4,10 @@
  * memory traffic. The module is assembled here, byte by byte, so nothing but Node is needed. Eight
  * accumulators measured fastest (sixteen spill registers).
  */
+import { f32, get, HEADER, leb, section, set, simd } from "../src/engine/wasm-bytes.js";
+
 const ACCUMULATORS = 8;
 const [F32X4_SPLAT, F32X4_EXTRACT_LANE, F32X4_ADD, F32X4_MUL, F32X4_RELAXED_MADD] = [19, 31, 228, 230, 0x105];
-
-function leb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n) b |= 0x80;
-    out.push(b);
-  } while (n);
-  return out;
-}
-
-const f32 = (x: number) => [...new Uint8Array(new Float32Array([x]).buffer)];
-const simd = (op: number) => [0xfd, ...leb(op)];
-const get = (i: number) => [0x20, ...leb(i)];
-const set = (i: number) => [0x21, ...leb(i)];
-const section = (id: number, bytes: number[]) => [id, ...leb(bytes.length), ...bytes];
 
 /**
  * `peak(n)`: n rounds of acc[i] += a[i] * b over the accumulators; returns a lane so nothing is dead.
@@ -46,7 +31,7 @@ function module(fused: boolean): Uint8Array {
   body.push(...simd(F32X4_EXTRACT_LANE), 0, 0x0b);
   const func = [1, ...leb(2 * ACCUMULATORS + 1), 0x7b, ...body];
   return new Uint8Array([
-    ...[0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0],
+    ...HEADER,
     ...section(1, [1, 0x60, 1, 0x7f, 1, 0x7d]), // (i32) -> f32
     ...section(3, [1, 0]),
     ...section(7, [1, 4, ...[..."peak"].map((c) => c.charCodeAt(0)), 0, 0]),

@@ -195,13 +195,19 @@ export function nativeProgram(fn: (...args: any[]) => any, options: NativeOption
     }
     const t2 = performance.now();
     options.checkMemory(lowered.peakBytes, `the native engine's ${options.name} program`);
-    const session = await ort!.InferenceSession.create(lowered.bytes, {
-      intraOpNumThreads: options.threads,
-      interOpNumThreads: 1,
-      executionMode: "sequential",
-      graphOptimizationLevel: "all",
-      logSeverityLevel: 3,
-    });
+    let session: OrtSession;
+    try {
+      session = await ort!.InferenceSession.create(lowered.bytes, {
+        intraOpNumThreads: options.threads,
+        interOpNumThreads: 1,
+        executionMode: "sequential",
+        graphOptimizationLevel: "all",
+        logSeverityLevel: 3,
+      });
+    } catch (e) {
+      // A graph onnxruntime will not load is never retried: the program runs on Wasm.
+      return new Unlowerable("", "", `onnxruntime refused its graph (${String((e as Error)?.message ?? e).split("\n")[0]!.slice(0, 160)})`);
+    }
     const t3 = performance.now();
     options.onSession?.({ program: options.name, trace: (t1 - t0) / 1000, lower: (t2 - t1) / 1000, session: (t3 - t2) / 1000, nodes: lowered.stats.nodes, peakBytes: lowered.peakBytes });
     const given = options.outputs?.();

@@ -90,7 +90,7 @@ function compiled(traced: (...args: any[]) => any, onWasm: (...args: any[]) => a
     ...(options.recycle ? { recycle: options.recycle } : {}),
     ...(options.outputs ? { outputs: options.outputs } : {}),
     fallback: (reason: Unlowerable) => {
-      note(`the native engine has no lowering for ${reason.message.replace(/ has no ONNX lowering$/, "")} (${options.name}); that program runs on wasm`);
+      note(`the native engine cannot run ${options.name}: ${reason.message}; that program runs on wasm`);
       const run = wasmProgram(onWasm);
       return async (...args: unknown[]) => tree.map((x: np.Array) => nativeOf(x), (await run(...args)) as never) as unknown;
     },

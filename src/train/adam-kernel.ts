@@ -5,28 +5,11 @@
  * at a time, in float32 and in adamUpdate's order of operations. Measured on the MLP's 203k weights:
  * 2.1 ms a step as a JavaScript loop (float64 square roots and divisions), 1.5-2 ms as ONNX nodes.
  */
+import { f32, get, HEADER, leb, name, section, set, simd, tee } from "../engine/wasm-bytes.js";
 import { ADAM } from "./adam.js";
 
 const [F32X4_SPLAT, F32X4_SQRT, F32X4_ADD, F32X4_SUB, F32X4_MUL, F32X4_DIV] = [19, 227, 228, 229, 230, 231];
 const [V128_LOAD, V128_STORE] = [0, 11];
-
-function leb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n) b |= 0x80;
-    out.push(b);
-  } while (n);
-  return out;
-}
-const f32 = (x: number) => [...new Uint8Array(new Float32Array([x]).buffer)];
-const simd = (op: number) => [0xfd, ...leb(op)];
-const get = (i: number) => [0x20, ...leb(i)];
-const set = (i: number) => [0x21, ...leb(i)];
-const tee = (i: number) => [0x22, ...leb(i)];
-const section = (id: number, bytes: number[]) => [id, ...leb(bytes.length), ...bytes];
-const name = (s: string) => [...leb(s.length), ...[...s].map((c) => c.charCodeAt(0))];
 
 /**
  * adam(bytes, p, m, v, g, stepSize, invBias2): over `bytes` bytes (a multiple of 16) from each base,
@@ -69,7 +52,7 @@ function kernel(): Uint8Array {
   ];
   const func = [2, 10, 0x7b, 1, 0x7f, ...body];
   return new Uint8Array([
-    ...[0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0],
+    ...HEADER,
     ...section(1, [1, 0x60, 7, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7d, 0x7d, 0]), // (i32 x5, f32 x2) -> ()
     ...section(2, [1, ...name("env"), ...name("memory"), 0x02, 0x00, 0x01]), // memory import, min 1 page
     ...section(3, [1, 0]),

@@ -5,7 +5,7 @@
  * resumed from a checkpoint continues exactly as if it had never stopped.
  */
 import { tree } from "@jax-js/jax";
-import { compile, currentEngine, onEngine, putAll, type Tensor } from "../engine/program.js";
+import { compile, currentEngine, onEngine, putAll, type EngineName, type Tensor } from "../engine/program.js";
 import { UserError } from "../errors.js";
 import { producedSpecs } from "../methods/adapter.js";
 import { composeStages, materializer, roundTrip, type Method } from "../methods/method.js";
@@ -84,6 +84,8 @@ export interface TrainResult {
   rate: number;
   trainSeconds: number;
   steps: number;
+  /** The engine the steps ran on. */
+  engine: EngineName;
 }
 
 /** The whole state of a run between two steps. */
@@ -228,6 +230,7 @@ export async function train<C extends object>(model: Model, method: Method<C>, c
     rate: trainSeconds > 0 ? (total * batch * task.unitsPerRow) / trainSeconds : 0,
     trainSeconds,
     steps,
+    engine: currentEngine(),
   };
 }
 

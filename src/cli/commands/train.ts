@@ -24,7 +24,6 @@ import type { Flag } from "../args.js";
 import { BATCH_FLAG, DATA_FLAGS, EVAL_TOKENS_FLAG, GPT_FLAGS, JSON_FLAG, LIMIT_FLAG, MODEL_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, ENGINE_FLAGS, type Command } from "../command.js";
 import { optionFlags, optionValues, type OptionOwner } from "../option-flags.js";
 import { Progress } from "../progress.js";
-import { currentEngine } from "../../engine/program.js";
 import { checkWritable, fileSize, jsonReport, metricLine, modelAndTask, sizeLines, startEngine, taskFor } from "./shared.js";
 
 const allMethods = (): OptionOwner[] => methodNames().map((name) => findMethod(name)!);
@@ -215,8 +214,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
         store_bits: storeBits,
         ...jsonReport(size, rebuilt),
         steps: total,
-        [rateKey]: round(result.rate, 1),
-        engine: currentEngine(),
+        [rateKey]: round(result.rate, 1), engine: result.engine,
         train_seconds: round(result.trainSeconds, 3),
         history: result.history.map((h) => ({ ...h, metrics: roundMetrics(h.metrics), loss: round(h.loss, 5), trainSeconds: round(h.trainSeconds, 3), rate: round(h.rate, 1) })),
       }),
@@ -226,7 +224,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
     print(metricLine(metrics, storeBits === 8 ? ` (${result.metrics[metric]!.toFixed(4)} before 8-bit storage)` : ""));
     for (const line of sizeLines(size)) print(line);
     print(`rebuild          ${rebuilt.warmMs.toFixed(1)} ms (first ${rebuilt.coldMs.toFixed(0)} ms)${storeBits === 32 ? ", bit-identical to the trained weights" : ""}`);
-    print(`training         ${result.rate.toFixed(0)} ${task.unit}/s on the ${currentEngine()} engine`);
+    print(`training         ${result.rate.toFixed(0)} ${task.unit}/s on the ${result.engine} engine`);
   }
 }
 

@@ -74,8 +74,9 @@ export class Unlowerable extends Error {
   constructor(
     readonly primitive: string,
     detail = "",
+    message = `${primitive}${detail ? ` (${detail})` : ""} has no ONNX lowering`,
   ) {
-    super(`${primitive}${detail ? ` (${detail})` : ""} has no ONNX lowering`);
+    super(message);
   }
 }
 
