@@ -138,12 +138,12 @@ export class Cotangents {
     if (needY) {
       const x = this.L.operand(X, [bx, mx, [xk]], [...Bp, Mp, K]);
       const xt = this.L.transposeTo(x, [...Bp, Mp, K], batch.length ? [0, 2, 1] : [1, 0]);
-      const uyKN = [...batch.map((b) => b.ya), yk, ...N.map((n) => n.ya)];
+      const uyKN = [...by, yk, ...ny];
       this.add(Y, () => ({ name: toSource(Y, this.g.op("MatMul", [xt, dz], f32([...Bp, K, Np])), uyKN), shape: shapeOf(Y) }));
     }
   };
 
-  /** this.sum(x * y, -1) with NumPy broadcasting, where no plan was found: each side's product, summed back to its shape. */
+  /** sum(x * y, -1) with NumPy broadcasting, where no plan was found: each side's product, summed back to its shape. */
   readonly genericDot = (e: Eqn, c: Operand) => {
     const [x, y] = e.inputs as [Var, Var];
     const zc = this.unsqueeze({ name: this.full(c, shapeOf(e.outBinders[0]!)), shape: shapeOf(e.outBinders[0]!) }, [shapeOf(e.outBinders[0]!).length]);
