@@ -67,7 +67,8 @@ export function compile<F extends (...args: any[]) => any>(fn: F, options: Compi
   return compiled(fn, fn, options, false) as Program<F>;
 }
 
-type Loss = (wrt: any, ...rest: any[]) => np.Array;
+/** A scalar loss of a tree (differentiated) and anything else. */
+export type Loss = (wrt: any, ...rest: any[]) => np.Array;
 
 /**
  * The value of a scalar `loss` and its gradient with respect to its first argument (a tree of arrays),

@@ -108,7 +108,7 @@ export function gptDecoder(c: GptConfig, params: Record<string, Tensor>): Decode
       const out = await step(tree.ref(await weights()), cache, int32([token], [1, 1]), int32([position], [1]));
       cache = out.cache;
       position++;
-      return new Float32Array(await read(out.logits));
+      return read(out.logits);
     },
     dispose() {
       if (cache) tree.dispose(cache);

@@ -4,7 +4,7 @@
  * form it runs fastest.
  */
 import { numpy as np, tree, valueAndGrad, vjp } from "@jax-js/jax";
-import { compile, compileGrad, currentEngine, NativeTensor, put, scalar, type Tensor } from "../engine/program.js";
+import { compile, compileGrad, currentEngine, NativeTensor, put, scalar, type Loss, type Tensor } from "../engine/program.js";
 import { composeStages, type Method, type Stage } from "../methods/method.js";
 import type { Model } from "../model/model.js";
 import { sizeOf, type ParamSpec, type Params } from "../model/params.js";
@@ -32,8 +32,6 @@ function wholeStep<C extends object>(model: Model, method: Method<C>, config: C,
   const step = adamStep(lossOf, `${model.name} ${method.name} training step`);
   return (trainable, frozen, fixed, state, x, y, lr, t) => step(trainable, state, [frozen, fixed, x, y], lr, t);
 }
-
-type Loss = (wrt: Params, ...rest: any[]) => np.Array;
 
 /**
  * One Adam step on `loss`'s first argument, the rest given as they are: on native the gradient program

@@ -124,8 +124,8 @@ export const mcncFit: Compressor<McncFitConfig> = {
     }
     tree.dispose([gensE, WE, HE, state]);
     const fitted = await onEngine(t, "wasm");
-    const alpha = new Float32Array(await read(fitted.alpha!.ref));
-    const beta = new Float32Array(await read(fitted.beta!.ref));
+    const alpha = await read(fitted.alpha!.ref);
+    const beta = await read(fitted.beta!.ref);
     const rebuilt = new Float32Array((await chunksOf(c, fitted.alpha as np.Array, fitted.beta as np.Array, gens.map((g) => g.ref), n).data()) as Float32Array);
     const stored: StoredTensor[] = [
       { name: `${spec.name}.alpha`, shape: [c.m, n, c.k], data: alpha },
