@@ -7,7 +7,7 @@ import { UserError } from "../errors.js";
 import type { MethodOption, OptionValues, StoredTensor } from "../methods/index.js";
 import { DOWN, UP } from "../methods/lora/index.js";
 import type { CompressedLeaf, LeafToCompress } from "./compressor.js";
-import { matmul, symmetricEigen } from "../linalg.js";
+import { matmul, topOutputVectors, type OutputMoment } from "../linalg.js";
 
 export interface LowRankConfig {
   /** Fraction of each leaf's parameters removed (the ROM paper's budgets: 0.2, 0.33, 0.5). */
@@ -44,21 +44,21 @@ export function rankFor(config: LowRankConfig, rows: number, cols: number): numb
 }
 
 /**
- * W projected onto the top-r eigenvectors V of `outputMoment` ([cols, cols], symmetric): the best
+ * W projected onto the top-r eigenvectors V of an output moment ([cols, cols], symmetric): the best
  * rank-r approximation in the norm that moment defines (W^T W: the SVD's Frobenius norm; W^T H W:
  * the error on the calibration outputs). With `outputScale` s, the moment is of W diag(s) and the
  * result (W diag(s))_r diag(s)^-1: errors weighed by s per output, as FWSVD weighs them.
  */
-export function projectOutputs(leaf: LeafToCompress, outputMoment: Float64Array, r: number, outputScale?: Float64Array): CompressedLeaf {
+export function projectOutputs(leaf: LeafToCompress, outputMoment: OutputMoment, r: number, outputScale?: Float64Array): CompressedLeaf {
   const { rows, cols, weight, spec } = leaf;
-  const { vectors } = symmetricEigen(outputMoment, cols);
+  const vectors = topOutputVectors(outputMoment, cols, r);
   const s = outputScale ?? new Float64Array(cols).fill(1);
   // down = W diag(s) V, up = V^T diag(s)^-1.
   const V = new Float64Array(cols * r);
-  for (let i = 0; i < cols; i++) for (let j = 0; j < r; j++) V[i * r + j] = s[i]! * vectors[i * cols + j]!;
+  for (let i = 0; i < cols; i++) for (let j = 0; j < r; j++) V[i * r + j] = s[i]! * vectors[i * r + j]!;
   const down = Float32Array.from(matmul(weight, V, rows, cols, r));
   const up = new Float32Array(r * cols);
-  for (let j = 0; j < r; j++) for (let i = 0; i < cols; i++) up[j * cols + i] = vectors[i * cols + j]! / s[i]!;
+  for (let j = 0; j < r; j++) for (let i = 0; i < cols; i++) up[j * cols + i] = vectors[i * r + j]! / s[i]!;
   const stored: StoredTensor[] = [
     { name: spec.name + DOWN, shape: [rows, r], data: down },
     { name: spec.name + UP, shape: [r, cols], data: up },

@@ -71,7 +71,7 @@ export function findImageFolders(dir: string): ImageFolders | undefined {
   return { classes: [...all.keys()], train: train.map((i) => list[i]!), test: test.map((i) => list[i]!) };
 }
 
-function readBytes(file: string): Uint8Array {
+export function readBytes(file: string): Uint8Array {
   try {
     return readFileSync(file);
   } catch (e) {

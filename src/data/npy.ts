@@ -11,6 +11,7 @@ const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 /** Element types read, by their descr; the values become bytes (pixels 0..255, labels 0..255). */
 const TYPES: Record<string, { bytes: number; read: (v: DataView, at: number) => number }> = {
   "|u1": { bytes: 1, read: (v, at) => v.getUint8(at) },
+  "|b1": { bytes: 1, read: (v, at) => v.getUint8(at) },
   "<i4": { bytes: 4, read: (v, at) => v.getInt32(at, true) },
   "<i8": { bytes: 8, read: (v, at) => Number(v.getBigInt64(at, true)) },
   "<f4": { bytes: 4, read: (v, at) => v.getFloat32(at, true) },
@@ -18,7 +19,7 @@ const TYPES: Record<string, { bytes: number; read: (v: DataView, at: number) => 
 };
 
 /** The dtype, order and shape an .npy header declares, and where its data starts. */
-function parseHeader(bytes: Uint8Array, name: string): { descr: string; shape: number[]; start: number } {
+export function parseHeader(bytes: Uint8Array, name: string): { descr: string; shape: number[]; start: number } {
   if (bytes.length < 10 || MAGIC.some((m, i) => bytes[i] !== m)) throw new UserError(`${name}: not an .npy file (bad magic)`);
   const major = bytes[6]!;
   if (major < 1 || major > 3) throw new UserError(`${name}: .npy version ${major} is not supported`);

@@ -41,21 +41,23 @@ export class NativeTensor {
 }
 
 // The few parts of onnxruntime-node's API the engine uses; its own types stay out of mcnc's.
-interface OrtTensor {
+export interface OrtTensor {
   data: HostArray | BigInt64Array;
   dims: readonly number[];
 }
-interface OrtSession {
+export interface OrtSession {
   run(feeds: Record<string, OrtTensor>, fetches?: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
   release(): Promise<void>;
 }
 interface Ort {
-  Tensor: new (type: string, data: HostArray, dims: readonly number[]) => OrtTensor;
+  Tensor: new (type: string, data: HostArray | BigInt64Array | Uint16Array, dims: readonly number[]) => OrtTensor;
   InferenceSession: { create(model: Uint8Array, options: Record<string, unknown>): Promise<OrtSession> };
 }
 
 let ort: Ort | null = null;
 let failure: string | null = null;
+/** onnxruntime-node once loadNative has loaded it (model-session.ts runs other tools' models on it). */
+export const nativeRuntime = (): Ort | null => ort;
 
 /** Loads onnxruntime-node once; null and the reason where it cannot be loaded. */
 export async function loadNative(): Promise<{ ok: true } | { ok: false; reason: string }> {

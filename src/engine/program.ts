@@ -48,6 +48,8 @@ export function useEngine(name: EngineName, threads: number, onNote?: (line: str
 }
 
 export const currentEngine = (): EngineName => engine;
+/** The native engine's thread count (initEngine's), which other sessions on onnxruntime share. */
+export const engineThreads = (): number => nativeThreads;
 /** What each native session cost to create: trace, lowering and onnxruntime's own setup, per input shape. */
 export const sessionCosts = (): readonly SessionCost[] => costs;
 

@@ -8,7 +8,7 @@ import { basename, dirname, join } from "node:path";
 import { UserError } from "../errors.js";
 import { writeFileAtomic, writeFileAtomicBy } from "./atomic-write.js";
 import { checkShape, elements } from "./container.js";
-import { readOnnx } from "./onnx.js";
+import { readOnnx, type OnnxModel } from "./onnx.js";
 import { fileSource, readWholeFile } from "./read-file.js";
 import { narrow, readSafetensors, safetensorsHeader, widen, type SafetensorsDtype } from "./safetensors.js";
 import type { MatrixLayout } from "../model/tensors.js";
@@ -27,6 +27,8 @@ export interface ForeignModel {
   format: "safetensors" | "onnx" | "tfjs";
   tensors: ForeignTensor[];
   read(name: string): Float32Array;
+  /** An ONNX model's decoded graph (for calibration and compact writing). */
+  onnx?: OnnxModel;
   /** The model in its own format at `out`, each tensor through `map` (streamed where the format allows). */
   writeBack(out: string, map: (t: ForeignTensor, data: Float32Array) => Float32Array, note: Record<string, string>): void;
   close(): void;
@@ -73,6 +75,7 @@ export function openOnnx(path: string, layout?: MatrixLayout): ForeignModel {
     format: "onnx",
     tensors,
     read: model.read,
+    onnx: model,
     writeBack(out, map) {
       for (const t of tensors) model.write(t.name, map(t, model.read(t.name)));
       writeFileAtomic(out, model.encode());

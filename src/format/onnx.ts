@@ -13,13 +13,26 @@ import { narrow, widen, type SafetensorsDtype } from "./safetensors.js";
 
 const SCHEMA = {
   nested: {
-    ModelProto: { fields: { graph: { type: "GraphProto", id: 7 } } },
+    ModelProto: {
+      fields: {
+        graph: { type: "GraphProto", id: 7 },
+        opsetImport: { rule: "repeated", type: "OperatorSetIdProto", id: 8 },
+      },
+    },
+    OperatorSetIdProto: { fields: { domain: { type: "string", id: 1 }, version: { type: "int64", id: 2 } } },
     GraphProto: {
       fields: {
         node: { rule: "repeated", type: "NodeProto", id: 1 },
         initializer: { rule: "repeated", type: "TensorProto", id: 5 },
+        input: { rule: "repeated", type: "ValueInfoProto", id: 11 },
+        output: { rule: "repeated", type: "ValueInfoProto", id: 12 },
       },
     },
+    ValueInfoProto: { fields: { name: { type: "string", id: 1 }, type: { type: "TypeProto", id: 2 } } },
+    TypeProto: { fields: { tensorType: { type: "TypeTensor", id: 1 } } },
+    TypeTensor: { fields: { elemType: { type: "int32", id: 1 }, shape: { type: "ShapeProto", id: 2 } } },
+    ShapeProto: { fields: { dim: { rule: "repeated", type: "DimProto", id: 1 } } },
+    DimProto: { fields: { dimValue: { type: "int64", id: 1 }, dimParam: { type: "string", id: 2 } } },
     NodeProto: {
       fields: {
         input: { rule: "repeated", type: "string", id: 1 },
@@ -27,16 +40,21 @@ const SCHEMA = {
         name: { type: "string", id: 3 },
         opType: { type: "string", id: 4 },
         attribute: { rule: "repeated", type: "AttributeProto", id: 5 },
+        domain: { type: "string", id: 7 },
       },
     },
     AttributeProto: {
       fields: {
         name: { type: "string", id: 1 },
+        f: { type: "float", id: 2 },
         i: { type: "int64", id: 3 },
+        s: { type: "bytes", id: 4 },
         t: { type: "TensorProto", id: 5 },
         g: { type: "GraphProto", id: 6 },
         tensors: { rule: "repeated", type: "TensorProto", id: 10 },
         graphs: { rule: "repeated", type: "GraphProto", id: 11 },
+        ints: { rule: "repeated", type: "int64", id: 8, options: { packed: false } },
+        type: { type: "int32", id: 20 },
       },
     },
     TensorProto: {
@@ -60,8 +78,10 @@ const ModelProto = root.lookupType("ModelProto");
 const DATA_TYPES: Record<number, SafetensorsDtype> = { 1: "F32", 10: "F16", 16: "BF16" };
 const CODE_OF: Record<SafetensorsDtype, number> = { F32: 1, F16: 10, BF16: 16 };
 
-interface Tensor {
-  dims: Array<number | { toNumber(): number }>;
+type Int64 = number | { toNumber(): number };
+/** The decoded messages, as far as the schema names their fields (onnx-graph.ts edits them). */
+export interface Tensor {
+  dims: Int64[];
   dataType?: number;
   floatData: number[];
   int32Data: number[];
@@ -69,16 +89,39 @@ interface Tensor {
   rawData?: Uint8Array;
   dataLocation?: number;
 }
-interface Graph {
+export interface ValueInfo {
+  name?: string;
+  type?: { tensorType?: { elemType?: number; shape?: { dim: Array<{ dimValue?: Int64; dimParam?: string }> } } };
+}
+export interface Graph {
   node: Node[];
   initializer: Tensor[];
+  input: ValueInfo[];
+  output: ValueInfo[];
 }
-interface Node {
+export interface Attribute {
+  name?: string;
+  f?: number;
+  i?: Int64;
+  s?: Uint8Array;
+  t?: Tensor;
+  g?: Graph;
+  tensors: Tensor[];
+  graphs: Graph[];
+  ints: Int64[];
+  type?: number;
+}
+export interface Node {
   input: string[];
   output: string[];
   name?: string;
   opType?: string;
-  attribute: Array<{ name?: string; i?: number | { toNumber(): number }; t?: Tensor; g?: Graph; tensors: Tensor[]; graphs: Graph[] }>;
+  domain?: string;
+  attribute: Attribute[];
+}
+export interface ModelMessage {
+  graph: Graph;
+  opsetImport: Array<{ domain?: string; version?: Int64 }>;
 }
 
 export interface OnnxWeight {
@@ -90,6 +133,10 @@ export interface OnnxWeight {
   layout: MatrixLayout;
   /** A Conv, Gemm, MatMul or recurrent node multiplies its input by it. */
   multiplied: boolean;
+  /** The name nodes use for it (an initializer's own, a Constant's output). */
+  value: string;
+  /** Where it lies: a main-graph initializer, a main-graph Constant node, or inside a subgraph. */
+  scope: "initializer" | "constant" | "subgraph";
 }
 
 export interface OnnxModel {
@@ -98,16 +145,18 @@ export interface OnnxModel {
   /** Replace a weight's values (same count), kept in its dtype. */
   write(name: string, data: Float32Array): void;
   encode(): Uint8Array;
+  /** The decoded model, for edits beyond replacing values (onnx-graph.ts). */
+  message: ModelMessage;
 }
 
-const num = (v: number | { toNumber(): number } | undefined) => (v === undefined ? 0 : typeof v === "number" ? v : v.toNumber());
+export const num = (v: Int64 | undefined) => (v === undefined ? 0 : typeof v === "number" ? v : v.toNumber());
 
 export function readOnnx(bytes: Uint8Array, file = "model"): OnnxModel {
   const reader = protobuf.Reader.create(bytes);
   reader.discardUnknown = false;
-  let model: { graph?: Graph };
+  let model: Partial<ModelMessage>;
   try {
-    model = ModelProto.decode(reader) as unknown as { graph?: Graph };
+    model = ModelProto.decode(reader) as unknown as Partial<ModelMessage>;
   } catch (e) {
     throw new UserError(`${file}: not an ONNX model (${(e as Error).message.slice(0, 120)})`);
   }
@@ -141,8 +190,9 @@ export function readOnnx(bytes: Uint8Array, file = "model"): OnnxModel {
   uses(model.graph);
 
   const visit = (graph: Graph, path: string) => {
+    const inside = path !== "";
     /** `key`: the name nodes use for it (an initializer's own, a Constant's output). */
-    const add = (tensor: Tensor, name: string, key = tensor.name ?? "") => {
+    const add = (tensor: Tensor, name: string, key = tensor.name ?? "", constant = false) => {
       const dtype = DATA_TYPES[tensor.dataType ?? 0];
       if (!dtype) return; // integers, strings: not weights mcnc compresses
       if (tensor.dataLocation === 1) throw new UserError(`${file}: tensor ${name} keeps its data in an external file; mcnc reads self-contained models only`);
@@ -153,13 +203,13 @@ export function readOnnx(bytes: Uint8Array, file = "model"): OnnxModel {
       const stored = tensor.rawData?.length ? tensor.rawData.length / (dtype === "F32" ? 4 : 2) : dtype === "F32" ? tensor.floatData.length : tensor.int32Data.length;
       if (stored !== count) throw new UserError(`${file}: tensor ${name} claims ${shape.join("x")} (${count} values) but holds ${stored}`);
       if (found.has(name)) throw new UserError(`${file}: two weights named ${name}`);
-      found.set(name, { tensor, weight: { name, dtype, shape, layout: layoutOf.get(key) ?? "in-out", multiplied: layoutOf.has(key) } });
+      found.set(name, { tensor, weight: { name, dtype, shape, layout: layoutOf.get(key) ?? "in-out", multiplied: layoutOf.has(key), value: key, scope: inside ? "subgraph" : constant ? "constant" : "initializer" } });
     };
     for (const t of graph.initializer) add(t, `${path}${t.name ?? ""}`);
     graph.node.forEach((node, i) => {
       const where = `${path}${node.name || `node${i}`}`;
       for (const a of node.attribute) {
-        if (a.t) add(a.t, `${where}.${a.name ?? "t"}`, node.opType === "Constant" ? node.output[0] : undefined);
+        if (a.t) add(a.t, `${where}.${a.name ?? "t"}`, node.opType === "Constant" ? node.output[0] : undefined, true);
         a.tensors.forEach((t, j) => add(t, `${where}.${a.name ?? "tensors"}.${j}`));
         if (a.g) visit(a.g, `${where}.${a.name ?? "g"}/`);
         a.graphs.forEach((g, j) => visit(g, `${where}.${a.name ?? "graphs"}.${j}/`));
@@ -193,6 +243,9 @@ export function readOnnx(bytes: Uint8Array, file = "model"): OnnxModel {
       tensor.int32Data = [];
       tensor.dataType = CODE_OF[weight.dtype];
     },
-    encode: () => ModelProto.encode(model as unknown as protobuf.Message).finish(),
+    encode: () => encodeOnnx(model as ModelMessage),
+    message: model as ModelMessage,
   };
 }
+
+export const encodeOnnx = (model: ModelMessage): Uint8Array => ModelProto.encode(model as unknown as protobuf.Message).finish();

@@ -4,7 +4,7 @@
  * its options, factors and reading here so each holds only its base encoding.
  */
 import { UserError } from "../errors.js";
-import { gram, matmul, symmetricEigen } from "../linalg.js";
+import { matmul, topOutputVectors, type OutputMoment } from "../linalg.js";
 import { sizeOf, type ParamSpec } from "../model/params.js";
 import { DOWN, matrixShape, UP } from "./lora/index.js";
 import type { MethodOption, OptionValues, StoredReader, StoredTensor } from "./method.js";
@@ -28,10 +28,8 @@ export function configureRanks(values: OptionValues, compress: readonly string[]
 }
 
 /** Factors of `error` [rows, cols] projected on the top-r eigenvectors of `outputMoment`: error ~ (error V) V^T. */
-export function correctionFactors(error: Float32Array, rows: number, cols: number, outputMoment: Float64Array, r: number): { down: Float32Array; up: Float32Array } {
-  const { vectors } = symmetricEigen(outputMoment, cols);
-  const V = new Float64Array(cols * r);
-  for (let i = 0; i < cols; i++) for (let j = 0; j < r; j++) V[i * r + j] = vectors[i * cols + j]!;
+export function correctionFactors(error: Float32Array, rows: number, cols: number, outputMoment: OutputMoment, r: number): { down: Float32Array; up: Float32Array } {
+  const V = topOutputVectors(outputMoment, cols, r);
   const up = new Float32Array(r * cols);
   for (let j = 0; j < r; j++) for (let i = 0; i < cols; i++) up[j * cols + i] = V[i * r + j]!;
   return { down: Float32Array.from(matmul(error, V, rows, cols, r)), up };
@@ -49,7 +47,7 @@ export function correctionTensors(leaf: string, [rows, cols]: [number, number], 
 /** Without calibration data: the truncated SVD of the error `weight - base` (its own Gram's eigenvectors). */
 export function errorCorrection(leaf: string, [rows, cols]: [number, number], weight: Float32Array, base: Float32Array, r: number): StoredTensor[] {
   const error = weight.map((v, i) => v - base[i]!);
-  const { down, up } = correctionFactors(error, rows, cols, gram(error, rows, cols), r);
+  const { down, up } = correctionFactors(error, rows, cols, { factor: error, m: rows }, r);
   return correctionTensors(leaf, [rows, cols], down, up);
 }
 

@@ -28,6 +28,10 @@ import { DATA_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, print, QUIET_FLAG, round, TEST
 import { optionFlags, optionValues } from "../option-flags.js";
 import { openSource, type KnownSource } from "./compress-source.js";
 import { compressToMcnc, tensorsToCompress, writeBackCompressed } from "./compress-tensors.js";
+import { calibratable, compressOnnx } from "./compress-onnx.js";
+import { qualityLines, type Quality } from "./compare-outputs.js";
+import { checkForeignCalibration, imagePrep } from "./compress-flags.js";
+import { readWholeFile } from "../../format/read-file.js";
 import { checkWritable, fileSize, jsonSize, metricLine, sizeLines, startEngine, taskFor } from "./shared.js";
 
 const compressors = (): Compressor[] => compressorNames().map((n) => findCompressor(n)!);
@@ -47,7 +51,13 @@ function flags(): Flag[] {
     { name: "compress", type: "string", help: "leaves to compress: names a,b,c", default: "every weight matrix the network multiplies (not embeddings; in ONNX, what Conv, Gemm, MatMul and RNNs multiply)" },
     { name: "keep", type: "string", help: "leave tensors whose names contain any of a,b,c as they are (e.g. a fixed STFT basis)" },
     { name: "layout", type: "string", choices: ["in-out", "out-in", "out-first"], help: "how another model's tensors are [inputs, outputs] matrices", default: "ONNX: from the node using it; safetensors: out-in (PyTorch), out-first above 2 axes; TF.js: in-out" },
-    { name: "calib", type: "string", help: "calibration data (text file or folder for the GPT, IDX directory for images)", default: "the model's training data" },
+    { name: "calib", type: "string", help: "calibration data: text file or folder for the GPT, IDX directory for images; for ONNX, a folder of one .npy per model input (samples first) or of images", default: "the model's training data" },
+    { name: "eval", type: "string", help: "ONNX: your inputs to measure the output change and latency on, in the form --calib takes" },
+    { name: "input-size", type: "string", help: "ONNX with images in --calib/--eval: HxW the images are resized to (where the model leaves it free)" },
+    { name: "mean", type: "string", help: "ONNX with images: per-channel mean subtracted from pixels scaled to [0, 1], e.g. 0.485,0.456,0.406", default: "0" },
+    { name: "std", type: "string", help: "ONNX with images: per-channel divisor after the mean", default: "1" },
+    { name: "bgr", type: "bool", help: "ONNX with images: feed channels in BGR order" },
+    { name: "float", type: "bool", help: "ONNX: write compressed weights as float, not as DequantizeLinear codes, MatMulNBits or factor MatMuls" },
     { name: "calib-samples", type: "int", help: "calibration rows: text windows or images", default: `${CALIB_DEFAULT.language} windows, or ${CALIB_DEFAULT.classifier} images` },
     { name: "seed", type: "int", help: "seed that picks the calibration samples", default: "0" },
     { name: "skip-eval", type: "bool", help: "do not measure quality before and after" },
@@ -134,6 +144,7 @@ const pick = (meta: Record<string, unknown> | undefined, keys: string[]) => Obje
 function kept(names: string[], keep: unknown): string[] {
   if (keep === undefined) return names;
   const parts = String(keep).split(",").filter((p) => p !== "");
+  for (const p of parts) if (!names.some((n) => n.includes(p))) throw new UserError(`--keep ${p.slice(0, 100)} matches none of the tensors to compress (mcnc inspect MODEL lists them)`);
   const left = names.filter((n) => !parts.some((p) => n.includes(p)));
   if (left.length === 0) throw new UserError("--keep leaves nothing to compress");
   return left;
@@ -174,13 +185,19 @@ async function run(f: Record<string, unknown>): Promise<void> {
     report = await compressNetwork(f, src, compressor, config, compress, out, log);
   } else {
     const { model } = src;
-    if (compressor.calibrated) throw new UserError(`--method ${compressor.name} needs to run the network on calibration data, and mcnc cannot run this model: use svd, rtn or magnitude`);
     const toMcnc = out.endsWith(".mcnc");
-    if (!toMcnc && foreignFormat(out) !== model.format) throw new UserError(`a model mcnc cannot run is written back in its own format (${model.format}) or as .mcnc`);
-    const chosen = kept(tensorsToCompress(model, f.compress), f.keep);
-    const compress = fitting(f.compress !== undefined, model.tensors.filter((t) => chosen.includes(t.name)).map((t) => ({ name: t.name, ...asMatrix(t.shape, t.layout) })));
     try {
-      report = toMcnc ? await compressToMcnc(model, compressor, config, compress, out, log) : writeBackCompressed(model, compressor, config, compress, out, log);
+      if (!toMcnc && foreignFormat(out) !== model.format) throw new UserError(`a model mcnc did not write is written back in its own format (${model.format}) or as .mcnc`);
+      checkForeignCalibration(model.format, compressor, f);
+      const chosen = kept(tensorsToCompress(model, f.compress), f.keep);
+      let compress = fitting(f.compress !== undefined, model.tensors.filter((t) => chosen.includes(t.name)).map((t) => ({ name: t.name, ...asMatrix(t.shape, t.layout) })));
+      if (model.format === "onnx") {
+        if (compressor.calibrated) compress = calibratable(model, compress, f.compress !== undefined, log);
+        if (compressor.calibrated || f.eval !== undefined) await startEngine(f);
+        const dirOf = (flag: string, samples: unknown) => (typeof f[flag] === "string" ? { dir: f[flag] as string, ...(typeof samples === "number" ? { samples } : {}) } : undefined);
+        const [calib, evaluate] = [dirOf("calib", f["calib-samples"]), dirOf("eval", f["test-limit"] || undefined)];
+        report = await compressOnnx(model, readWholeFile(f.in), { compressor, config, chosen: compress, out, float: Boolean(f.float), prep: imagePrep(f), log, ...(calib ? { calib } : {}), ...(evaluate ? { evaluate } : {}) });
+      } else report = toMcnc ? await compressToMcnc(model, compressor, config, compress, out, log) : writeBackCompressed(model, compressor, config, compress, out, log);
     } finally {
       model.close();
     }
@@ -194,7 +211,12 @@ async function run(f: Record<string, unknown>): Promise<void> {
   print(`${f.in}: ${String(report.model)}, ${String(report.compressed)} matrices compressed with ${compressor.name} in ${String(report.compress_seconds)} s; wrote ${out}`);
   const size = report.size as ReturnType<typeof fileSize> | undefined;
   if (size) for (const line of sizeLines(size)) print(line);
-  else print(`stored payload   ${String(report.stored_payload_bytes)} bytes for ${String(report.params)} parameters`);
+  const file = report.file_bytes as { in: number; out: number; in_gzip: number; out_gzip: number } | undefined;
+  if (file) print(`file             ${file.in} bytes in, ${file.out} out (${round(file.in / file.out, 2)}x); gzipped ${file.in_gzip} and ${file.out_gzip}`);
+  for (const [how, n] of Object.entries((report.forms as Record<string, number> | undefined) ?? {})) print(`  ${String(n).padStart(4)} x ${how}`);
+  if (report.stored_payload_bytes !== undefined) print(`stored payload   ${String(report.stored_payload_bytes)} bytes for ${String(report.params)} parameters (what .mcnc would store; the file written holds them dense)`);
+  if (report.quality) for (const line of qualityLines(report.quality as Quality)) print(line);
+  else if (!size && !f["skip-eval"]) print(`quality          not measured: give --eval DIR with the model's inputs (ONNX)`);
   if (report.before) print(metricLine(report.before as Metrics, " before"));
   if (report.after) print(metricLine(report.after as Metrics, " after"));
   print(`peak memory      ${summary.peak_rss_mib} MiB`);

@@ -6,7 +6,7 @@
  * Wanda, a `prune-lora` file (survivors, then the factors).
  */
 import { UserError } from "../../../errors.js";
-import { matmul, transpose } from "../../../linalg.js";
+import { matmul, weightedOutputMoment } from "../../../linalg.js";
 import { correctionFactors, correctionTensors } from "../../../methods/low-rank-correction.js";
 import { configureGrid } from "../../../methods/quant/index.js";
 import { registerCompressor, type CompressedLeaf, type Compressor } from "../../compressor.js";
@@ -49,8 +49,7 @@ export const eora: Compressor<EoraConfig> = {
     const { rows, cols, weight, spec } = leaf;
     const base: CompressedLeaf = config.on === "gptq" ? gptqLeaf(config.base, leaf) : wandaLeaf(config.base, leaf);
     const error = weight.map((w, i) => w - base.weight[i]!);
-    const he = matmul(leaf.moments!.hessian, error, rows, rows, cols);
-    const { down, up } = correctionFactors(error, rows, cols, matmul(transpose(error, rows, cols), he, cols, rows, cols), config.rank);
+    const { down, up } = correctionFactors(error, rows, cols, weightedOutputMoment(error, leaf.moments!.hessian, rows, cols), config.rank);
     const fix = matmul(down, up, rows, config.rank, cols);
     return {
       stored: [...base.stored, ...correctionTensors(spec.name, [rows, cols], down, up)],

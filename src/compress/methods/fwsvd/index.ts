@@ -4,7 +4,6 @@
  * calibration data): outputs the loss is sensitive to are kept more exactly.
  */
 import { registerCompressor, type Compressor } from "../../compressor.js";
-import { gram } from "../../../linalg.js";
 import { configureLowRank, LOW_RANK_OPTIONS, lowRankSkips, lowRankStorage, projectOutputs, rankFor, type LowRankConfig } from "../../low-rank.js";
 
 export const fwsvd: Compressor<LowRankConfig> = {
@@ -23,7 +22,7 @@ export const fwsvd: Compressor<LowRankConfig> = {
     // An output the calibration never moved keeps a small weight rather than none (and stays invertible).
     for (let j = 0; j < cols; j++) s[j] = Math.max(s[j]!, 1e-6 * top || 1);
     const scaled = weight.map((w, i) => w * s[i % cols]!);
-    return projectOutputs(leaf, gram(scaled, rows, cols), rankFor(config, rows, cols), s);
+    return projectOutputs(leaf, { factor: scaled, m: rows }, rankFor(config, rows, cols), s);
   },
   storage: (_config, compressed, compress) => lowRankStorage(compressed, compress),
 };

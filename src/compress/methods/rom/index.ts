@@ -4,7 +4,7 @@
  * with V the top eigenvectors of Y^T Y = W^T (X^T X) W. The driver calibrates layer by layer, each
  * fed by the already-compressed layers below it, as the paper does.
  */
-import { matmul, transpose } from "../../../linalg.js";
+import { weightedOutputMoment } from "../../../linalg.js";
 import { registerCompressor, type Compressor } from "../../compressor.js";
 import { configureLowRank, LOW_RANK_OPTIONS, lowRankSkips, lowRankStorage, projectOutputs, rankFor, type LowRankConfig } from "../../low-rank.js";
 
@@ -15,11 +15,7 @@ export const rom: Compressor<LowRankConfig> = {
   calibrated: "inputs",
   configure: configureLowRank,
   skips: lowRankSkips,
-  compressLeaf(config, leaf) {
-    const { rows, cols, weight } = leaf;
-    const hw = matmul(leaf.moments!.hessian, weight, rows, rows, cols);
-    return projectOutputs(leaf, matmul(transpose(weight, rows, cols), hw, cols, rows, cols), rankFor(config, rows, cols));
-  },
+  compressLeaf: (config, leaf) => projectOutputs(leaf, weightedOutputMoment(leaf.weight, leaf.moments!.hessian, leaf.rows, leaf.cols), rankFor(config, leaf.rows, leaf.cols)),
   storage: (_config, compressed, compress) => lowRankStorage(compressed, compress),
 };
 

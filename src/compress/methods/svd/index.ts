@@ -1,5 +1,4 @@
 /** Truncated SVD of each weight matrix (data-free): the best rank-r approximation in Frobenius norm. */
-import { gram } from "../../../linalg.js";
 import { registerCompressor, type Compressor } from "../../compressor.js";
 import { configureLowRank, LOW_RANK_OPTIONS, lowRankSkips, lowRankStorage, projectOutputs, rankFor, type LowRankConfig } from "../../low-rank.js";
 
@@ -11,7 +10,7 @@ export const svd: Compressor<LowRankConfig> = {
   configure: configureLowRank,
   skips: lowRankSkips,
   // The top right singular vectors are the top eigenvectors of W^T W.
-  compressLeaf: (config, leaf) => projectOutputs(leaf, gram(leaf.weight, leaf.rows, leaf.cols), rankFor(config, leaf.rows, leaf.cols)),
+  compressLeaf: (config, leaf) => projectOutputs(leaf, { factor: leaf.weight, m: leaf.rows }, rankFor(config, leaf.rows, leaf.cols)),
   storage: (_config, compressed, compress) => lowRankStorage(compressed, compress),
 };
 

@@ -1,0 +1,36 @@
+/** What compress's flags for models mcnc did not write mean, checked: image preparation, and which calibration each format takes. */
+import type { Compressor } from "../../compress/compressor.js";
+import type { ImagePrep } from "../../data/model-inputs.js";
+import { UserError } from "../../errors.js";
+
+function numbers(flag: string, value: unknown): number[] | undefined {
+  if (value === undefined) return undefined;
+  const parts = String(value).split(",").map(Number);
+  if (parts.length === 0 || parts.length > 4 || parts.some((n) => !Number.isFinite(n))) throw new UserError(`--${flag} takes one number or one per channel (e.g. 0.5 or 0.485,0.456,0.406), got ${String(value).slice(0, 60)}`);
+  return parts;
+}
+
+export function imagePrep(f: Record<string, unknown>): ImagePrep {
+  const prep: ImagePrep = {};
+  if (f["input-size"] !== undefined) {
+    const m = /^(\d{1,5})x(\d{1,5})$/.exec(String(f["input-size"]));
+    if (!m || Number(m[1]) < 1 || Number(m[2]) < 1 || Number(m[1]) > 4096 || Number(m[2]) > 4096) throw new UserError(`--input-size takes HxW from 1x1 to 4096x4096 (e.g. 48x320), got ${String(f["input-size"]).slice(0, 40)}`);
+    prep.size = [Number(m[1]), Number(m[2])];
+  }
+  const [mean, std] = [numbers("mean", f.mean), numbers("std", f.std)];
+  if (std?.some((s) => s === 0)) throw new UserError("--std must not be 0");
+  return { ...prep, ...(mean ? { mean } : {}), ...(std ? { std } : {}), ...(f.bgr ? { bgr: true } : {}) };
+}
+
+/** Calibration and --eval for a model mcnc did not write: which methods and formats take them. */
+export function checkForeignCalibration(format: string, compressor: Compressor, f: Record<string, unknown>): void {
+  const name = compressor.name;
+  if (compressor.calibrated === "gradients") throw new UserError(`--method ${name} weighs weights by loss gradients, and a model mcnc did not write has no loss to differentiate: use gptq, wanda, rom or eora with --calib DIR`);
+  if (format !== "onnx") {
+    if (compressor.calibrated) throw new UserError(`--method ${name} calibrates on the model's inputs, which mcnc runs for ONNX models only (this is ${format}): use svd, rtn or magnitude`);
+    for (const flag of ["eval", "input-size", "mean", "std", "bgr", "float"]) if (f[flag] !== undefined) throw new UserError(`--${flag} applies to ONNX models (this is ${format})`);
+    return;
+  }
+  if (compressor.calibrated && f.calib === undefined) throw new UserError(`--method ${name} is calibrated on the model's inputs: give --calib DIR (one .npy per model input, samples first, or a folder of images)`);
+  if (!compressor.calibrated && (f.calib !== undefined || f["calib-samples"] !== undefined)) throw new UserError(`--method ${name} uses no calibration data (drop --calib and --calib-samples)`);
+}

@@ -1,0 +1,132 @@
+/**
+ * Calibrated compression of an ONNX model mcnc did not write, run by onnxruntime. A copy of the graph
+ * gets, for each compressed weight, a few nodes that turn what its MatMul, Gemm or Conv multiplies into
+ * X^T X (a Conv's patches made by a one-hot Conv: im2col inside onnxruntime), added as outputs; only
+ * those [inputs, inputs] moments leave onnxruntime, summed in float64 batch by batch. Weights go in
+ * waves: each wave is calibrated on activations that passed through every compressed layer of the
+ * waves before (GPTQ's layer-by-layer order), one onnxruntime session per wave.
+ */
+import { openModelSession } from "../engine/model-session.js";
+import { UserError } from "../errors.js";
+import { checkMemory } from "../limits.js";
+import type { ModelInputs } from "../data/model-inputs.js";
+import { encodeWith, intAttribute, makeNode, makeTensor, ONNX_TYPE, waves, weightUses, type GraphAddition, type WeightUse } from "../format/onnx-graph.js";
+import type { OnnxModel } from "../format/onnx.js";
+import { asMatrix, type MatrixLayout } from "../model/tensors.js";
+import type { CompressedLeaf, InputMoments } from "./compressor.js";
+import { MAX_CALIBRATED_INPUTS } from "./compress-model.js";
+
+export interface OnnxLeaf {
+  name: string;
+  shape: number[];
+  layout: MatrixLayout;
+  value: string;
+}
+
+/** Why calibration cannot reach `leaf`'s inputs, if it cannot. */
+export function uncalibratable(model: OnnxModel, leaf: OnnxLeaf): string | undefined {
+  const found = weightUses(model.message, leaf.value);
+  if ("why" in found) return found.why;
+  const rows = asMatrix(leaf.shape, leaf.layout).rows;
+  if (rows > MAX_CALIBRATED_INPUTS) return `its ${rows} inputs are more than calibration takes (${MAX_CALIBRATED_INPUTS})`;
+  for (const use of found.uses) {
+    const expected: MatrixLayout = use.op === "Conv" ? "out-first" : use.op === "Gemm" && intAttribute(use.node, "transB", 0) === 1 ? "out-in" : "in-out";
+    if (expected !== leaf.layout) return `${use.op} node ${use.node.name ?? ""} multiplies it as ${expected}, and it is read as ${leaf.layout}`;
+  }
+  return undefined;
+}
+
+const int64s = (values: readonly number[]) => new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer);
+const floats = (values: Float32Array) => new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+
+/** Nodes that make X^T X ([rows, rows], float32) of what `use` multiplies by a weight of `shape`. */
+function momentNodes(use: WeightUse, shape: readonly number[], rows: number, id: string, add: GraphAddition): string {
+  const v = (s: string) => `mcnc_${id}_${s}`;
+  add.nodes.push(makeNode("Cast", [use.activation], [v("x")], [{ name: "to", i: ONNX_TYPE.float, type: 2 }]));
+  let x = v("x");
+  if (use.op === "Gemm" && intAttribute(use.node, "transA", 0) === 1) {
+    add.nodes.push(makeNode("Transpose", [x], [v("xt")]));
+    x = v("xt");
+  }
+  if (use.op === "Conv") {
+    // A Conv whose output channel c * k + p copies input channel c at kernel position p: its output,
+    // channels last, is the patches the Conv multiplies by its kernel, group by group.
+    const [, perGroup, ...kernel] = shape as number[];
+    const k = kernel.reduce((a, b) => a * b, 1);
+    const channels = perGroup! * intAttribute(use.node, "group", 1);
+    checkMemory(channels * k * k * 4, `the patches kernel for ${use.node.name ?? "a Conv"}`);
+    const onehot = new Float32Array(channels * k * k);
+    for (let c = 0; c < channels; c++) for (let p = 0; p < k; p++) onehot[(c * k + p) * k + p] = 1;
+    add.initializers.push(makeTensor(v("onehot"), [channels * k, 1, ...kernel], ONNX_TYPE.float, floats(onehot)));
+    const copied = use.node.attribute.filter((a) => ["strides", "pads", "dilations", "auto_pad"].includes(a.name ?? ""));
+    add.nodes.push(makeNode("Conv", [x, v("onehot")], [v("patches")], [...copied, { name: "group", i: channels, type: 2 }, { name: "kernel_shape", ints: kernel, type: 7 }]));
+    const axes = kernel.length + 2;
+    add.nodes.push(makeNode("Transpose", [v("patches")], [v("last")], [{ name: "perm", ints: [0, ...Array.from({ length: axes - 2 }, (_, i) => i + 2), 1], type: 7 }]));
+    x = v("last");
+  }
+  add.initializers.push(makeTensor(v("shape"), [2], ONNX_TYPE.int64, int64s([-1, rows])));
+  add.nodes.push(makeNode("Reshape", [x, v("shape")], [v("rows")]));
+  add.nodes.push(makeNode("Transpose", [v("rows")], [v("cols")]));
+  add.nodes.push(makeNode("MatMul", [v("cols"), v("rows")], [v("moment")]));
+  add.outputs.push(v("moment"));
+  return v("moment");
+}
+
+export interface CalibrationProgress {
+  wave: number;
+  waves: number;
+  leaves: number;
+  seconds: number;
+}
+
+/**
+ * Each leaf compressed by `compressLeaf` on its input moments, wave by wave, the model's weights
+ * replaced by what the compressed ones rebuild as it goes. Returns the compressed leaves by name.
+ */
+export async function calibrateOnnx(
+  model: OnnxModel,
+  leaves: readonly OnnxLeaf[],
+  inputs: ModelInputs,
+  compressLeaf: (leaf: OnnxLeaf, index: number, moments: InputMoments) => Promise<CompressedLeaf>,
+  onWave?: (p: CalibrationProgress) => void,
+): Promise<Map<string, CompressedLeaf>> {
+  const waveOf = waves(model.message, leaves.map((l) => l.value));
+  const last = Math.max(...leaves.map((l) => waveOf.get(l.value) ?? 0));
+  const done = new Map<string, CompressedLeaf>();
+  for (let wave = 0; wave <= last; wave++) {
+    const started = performance.now();
+    const group = leaves.filter((l) => (waveOf.get(l.value) ?? 0) === wave);
+    if (group.length === 0) continue;
+    const add: GraphAddition = { nodes: [], initializers: [], outputs: [] };
+    const outputsOf = group.map((leaf, i) => {
+      const { rows } = asMatrix(leaf.shape, leaf.layout);
+      const found = weightUses(model.message, leaf.value);
+      if ("why" in found) throw new UserError(`${leaf.name}: ${found.why}`);
+      return { leaf, rows, names: found.uses.map((use, j) => momentNodes(use, leaf.shape, rows, `${wave}_${i}_${j}`, add)) };
+    });
+    checkMemory(outputsOf.reduce((n, o) => n + o.rows * o.rows * 12, 0), `the input moments of wave ${wave + 1}`);
+    const session = await openModelSession(encodeWith(model.message, add, () => model.encode()), "the model with its calibration outputs");
+    const sums = outputsOf.map((o) => new Float64Array(o.rows * o.rows));
+    try {
+      for (let from = 0; from < inputs.samples; from += inputs.batchSize) {
+        const out = await session.run(inputs.batch(from, Math.min(inputs.samples, from + inputs.batchSize)), add.outputs);
+        outputsOf.forEach((o, i) => {
+          for (const name of o.names) {
+            const m = out[name]!.data as Float32Array;
+            const sum = sums[i]!;
+            for (let k = 0; k < m.length; k++) sum[k] += m[k]!;
+          }
+        });
+      }
+    } finally {
+      await session.close();
+    }
+    for (const [i, o] of outputsOf.entries()) {
+      const compressed = await compressLeaf(o.leaf, leaves.indexOf(o.leaf), { hessian: sums[i]! });
+      model.write(o.leaf.name, asMatrix(o.leaf.shape, o.leaf.layout).fromMatrix(compressed.weight));
+      done.set(o.leaf.name, compressed);
+    }
+    onWave?.({ wave: wave + 1, waves: last + 1, leaves: group.length, seconds: (performance.now() - started) / 1000 });
+  }
+  return done;
+}

@@ -1,0 +1,173 @@
+/**
+ * Compressed weights written into an ONNX model in forms onnxruntime runs as they are, so the file is
+ * smaller where the model runs: quantised codes with per-channel scales (DequantizeLinear, then the
+ * per-channel minimum added back, which is exactly how mcnc rebuilds them), 4-bit groups as
+ * com.microsoft's MatMulNBits, and low-rank factors as two MatMuls. A weight with no such form here
+ * (one inside a subgraph or a Constant node, grouped codes outside a MatMul) is written as float.
+ */
+import { asMatrix, type MatrixLayout } from "../model/tensors.js";
+import { makeNode, makeTensor, ONNX_TYPE, opsetOf } from "./onnx-graph.js";
+import { type ModelMessage, type Node, type OnnxModel, type OnnxWeight } from "./onnx.js";
+
+export type CompactForm =
+  | { kind: "quant"; bits: number; group: number; codes: Uint8Array; mins: Float32Array; steps: Float32Array }
+  | { kind: "low-rank"; rank: number; down: Float32Array; up: Float32Array };
+
+const bytesOf = (a: Float32Array | Uint8Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+/** Main-graph nodes that read `value`, with their places. */
+const usersOf = (m: ModelMessage, value: string) => m.graph.node.flatMap((node, at) => (node.input.includes(value) ? [{ node, at }] : []));
+
+/** Takes where `value` came from out of the graph: its initializer (and the graph-input entry IR 3 models keep), or its Constant node. */
+function dropSource(m: ModelMessage, value: string): void {
+  m.graph.initializer = m.graph.initializer.filter((t) => t.name !== value);
+  m.graph.input = m.graph.input.filter((v) => v.name !== value);
+  m.graph.node = m.graph.node.filter((n) => !(n.opType === "Constant" && n.output[0] === value));
+}
+
+/**
+ * `w` replaced by `form` in the model's graph; what it became (a line for the report), or undefined
+ * where this form has no place here and the caller writes the dense weights instead.
+ */
+export function writeCompact(model: OnnxModel, w: OnnxWeight, form: CompactForm): string | undefined {
+  const m = model.message;
+  // A float16 model's weights feed float16 nodes: left dense rather than cast back at every use.
+  if (w.scope === "subgraph" || w.dtype !== "F32") return undefined;
+  const before = usersOf(m, w.value);
+  const matmuls = before.length > 0 && before.every(({ node }) => node.opType === "MatMul" && (node.domain ?? "") === "" && node.input[1] === w.value) && w.shape.length === 2;
+  const write =
+    form.kind === "low-rank"
+      ? matmuls && ((users: Users) => lowRank(m, w, form, users))
+      : matmuls && form.bits === 4 && form.group >= 16 && (form.group & (form.group - 1)) === 0
+          ? (users: Users) => matMulNBits(m, w, form, users)
+          : grouping(w.shape, w.layout, form.group) !== undefined && (() => scaledCodes(m, w, form));
+  if (!write) return undefined;
+  dropSource(m, w.value);
+  // Places found again: a Constant node's removal moves them.
+  return write(usersOf(m, w.value));
+}
+
+type Users = Array<{ node: Node; at: number }>;
+
+/**
+ * How a weight's codes line up with their (min, step) pairs: the weight viewed as `view`, where the
+ * pairs, shaped `pairs`, broadcast. Outputs first (out-first, out-in): [outputs, groups, rows per
+ * group]; inputs first (in-out): [groups, rows per group, outputs]. Undefined where the groups do not
+ * tile the rows evenly, or the outputs span several axes.
+ */
+function grouping(shape: readonly number[], layout: MatrixLayout, group: number): { view: number[]; pairs: number[]; transposed: boolean } | undefined {
+  const { rows, cols } = asMatrix(shape, layout);
+  const size = group === 0 || group >= rows ? rows : group;
+  if (rows % size !== 0 || (layout === "out-in" && shape.length !== 2)) return undefined;
+  const groups = rows / size;
+  return layout === "in-out" ? { view: [groups, size, cols], pairs: [groups, 1, cols], transposed: false } : { view: [cols, groups, size], pairs: [cols, groups, 1], transposed: true };
+}
+
+const int64s = (xs: readonly number[]) => new Uint8Array(BigInt64Array.from(xs.map(BigInt)).buffer);
+
+/**
+ * Codes in the weight's own layout (two a byte at 4 bits and below, split again by integer Div, Mul
+ * and Sub: opset 7, unlike BitShift), cast, times their steps, plus their minimums: onnxruntime folds
+ * all of it into the weight when it loads the model. 8-bit codes per channel, from opset 13, take the
+ * standard DequantizeLinear.
+ */
+function scaledCodes(m: ModelMessage, w: OnnxWeight, q: Extract<CompactForm, { kind: "quant" }>): string {
+  const view = asMatrix(w.shape, w.layout);
+  const codes = Uint8Array.from(view.fromMatrix(Float32Array.from(q.codes)));
+  const g = grouping(w.shape, w.layout, q.group)!;
+  const v = (s: string) => `${w.value}_mcnc_${s}`;
+  // The pairs are stored [groups, outputs]: laid out as `g.pairs` says.
+  const pairsOf = (x: Float32Array) => {
+    if (!g.transposed) return x;
+    const [cols, groups] = g.pairs as [number, number];
+    const out = new Float32Array(x.length);
+    for (let c = 0; c < cols; c++) for (let k = 0; k < groups; k++) out[c * groups + k] = x[k * cols + c]!;
+    return out;
+  };
+  const cast = (x: string, out: string, to: number) => makeNode("Cast", [x], [out], [{ name: "to", i: to, type: 2 }]);
+  const inits = [makeTensor(v("min"), g.pairs, ONNX_TYPE.float, bytesOf(pairsOf(q.mins)))];
+  const nodes: Node[] = [];
+  const packed = q.bits <= 4 && codes.length % 2 === 0;
+  const axis = w.layout === "in-out" ? w.shape.length - 1 : 0;
+  const dequantize = !packed && q.bits === 8 && q.group === 0 && opsetOf(m) >= 13;
+  if (dequantize) {
+    inits.push(makeTensor(v("codes"), w.shape, ONNX_TYPE.uint8, codes), makeTensor(v("step"), [view.cols], ONNX_TYPE.float, bytesOf(q.steps)), makeTensor(v("zero"), [view.cols], ONNX_TYPE.uint8, new Uint8Array(view.cols)));
+    nodes.push(makeNode("DequantizeLinear", [v("codes"), v("step"), v("zero")], [v("scaled")], [{ name: "axis", i: axis, type: 2 }]), makeNode("Add", [v("scaled"), v("min")], [w.value]));
+    // The minimum broadcasts along the weight's own axes here.
+    inits[0] = makeTensor(v("min"), w.shape.map((d, i) => (i === axis ? d : 1)), ONNX_TYPE.float, bytesOf(q.mins));
+  } else {
+    inits.push(makeTensor(v("step"), g.pairs, ONNX_TYPE.float, bytesOf(pairsOf(q.steps))), makeTensor(v("view"), [3], ONNX_TYPE.int64, int64s(g.view)), makeTensor(v("shape"), [w.shape.length], ONNX_TYPE.int64, int64s(w.shape)));
+    if (packed) {
+      const pairs = new Uint8Array(codes.length / 2);
+      for (let i = 0; i < pairs.length; i++) pairs[i] = codes[2 * i]! | (codes[2 * i + 1]! << 4);
+      inits.push(makeTensor(v("pairs"), [pairs.length, 1], ONNX_TYPE.uint8, pairs), makeTensor(v("sixteen"), [1], ONNX_TYPE.int32, new Uint8Array(Int32Array.of(16).buffer)));
+      nodes.push(
+        cast(v("pairs"), v("wide"), ONNX_TYPE.int32),
+        makeNode("Div", [v("wide"), v("sixteen")], [v("high")]),
+        makeNode("Mul", [v("high"), v("sixteen")], [v("high16")]),
+        makeNode("Sub", [v("wide"), v("high16")], [v("low")]),
+        makeNode("Concat", [v("low"), v("high")], [v("codes")], [{ name: "axis", i: 1, type: 2 }]),
+      );
+    } else inits.push(makeTensor(v("codes"), w.shape, ONNX_TYPE.uint8, codes));
+    nodes.push(
+      cast(v("codes"), v("float"), ONNX_TYPE.float),
+      makeNode("Reshape", [v("float"), v("view")], [v("grouped")]),
+      makeNode("Mul", [v("grouped"), v("step")], [v("scaled")]),
+      makeNode("Add", [v("scaled"), v("min")], [v("dense")]),
+      makeNode("Reshape", [v("dense"), v("shape")], [w.value]),
+    );
+  }
+  m.graph.initializer.push(...inits);
+  m.graph.node.unshift(...nodes);
+  const per = q.group === 0 ? "per channel" : `in groups of ${q.group}`;
+  return dequantize ? "8-bit codes, per-channel DequantizeLinear" : `${q.bits}-bit codes, ${packed ? "two a byte" : "one a byte"}, scaled ${per}`;
+}
+
+/** Each MatMul by `w` as com.microsoft's MatMulNBits: codes packed two to a byte in blocks of the group. */
+function matMulNBits(m: ModelMessage, w: OnnxWeight, q: Extract<CompactForm, { kind: "quant" }>, users: Users): string {
+  const [K, N] = w.shape as [number, number];
+  const block = q.group;
+  const blocks = Math.ceil(K / block);
+  const packed = new Uint8Array(N * blocks * (block / 2));
+  const scales = new Float32Array(N * blocks);
+  const zeros = new Float32Array(N * blocks);
+  for (let n = 0; n < N; n++) {
+    for (let b = 0; b < blocks; b++) {
+      // mcnc's groups are rows [b * group, ...) per column: the same blocks MatMulNBits takes along K.
+      const step = q.steps[b * N + n]!;
+      const min = q.mins[b * N + n]!;
+      // (code - zero) * scale = code * step + min; a flat group (step 0) holds only its minimum.
+      scales[n * blocks + b] = step > 0 ? step : 1;
+      zeros[n * blocks + b] = step > 0 ? -min / step : -min;
+      for (let i = 0; i < block && b * block + i < K; i++) {
+        const code = q.codes[(b * block + i) * N + n]!;
+        packed[(n * blocks + b) * (block / 2) + (i >> 1)]! |= (i & 1 ? code << 4 : code);
+      }
+    }
+  }
+  const v = (s: string) => `${w.value}_mcnc_${s}`;
+  m.graph.initializer.push(makeTensor(v("packed"), [N, blocks, block / 2], ONNX_TYPE.uint8, packed), makeTensor(v("scales"), [N * blocks], ONNX_TYPE.float, bytesOf(scales)), makeTensor(v("zeros"), [N * blocks], ONNX_TYPE.float, bytesOf(zeros)));
+  const attrs = [
+    { name: "K", i: K, type: 2 },
+    { name: "N", i: N, type: 2 },
+    { name: "bits", i: 4, type: 2 },
+    { name: "block_size", i: block, type: 2 },
+  ];
+  for (const { node, at } of users) m.graph.node[at] = makeNode("MatMulNBits", [node.input[0]!, v("packed"), v("scales"), v("zeros")], [...node.output], attrs, "com.microsoft");
+  if (!m.opsetImport.some((o) => o.domain === "com.microsoft")) m.opsetImport.push({ domain: "com.microsoft", version: 1 });
+  return `4-bit MatMulNBits, blocks of ${block}`;
+}
+
+/** Each MatMul by `w` as a MatMul by its down factor, then by its up factor. */
+function lowRank(m: ModelMessage, w: OnnxWeight, f: Extract<CompactForm, { kind: "low-rank" }>, users: Users): string {
+  const [K, N] = w.shape as [number, number];
+  const v = (s: string) => `${w.value}_mcnc_${s}`;
+  m.graph.initializer.push(makeTensor(v("down"), [K, f.rank], ONNX_TYPE.float, bytesOf(f.down)), makeTensor(v("up"), [f.rank, N], ONNX_TYPE.float, bytesOf(f.up)));
+  // Later places first, so earlier ones stay where they were.
+  for (const { node, at } of [...users].reverse()) {
+    const mid = `${node.output[0]}_mcnc_low`;
+    m.graph.node.splice(at, 1, makeNode("MatMul", [node.input[0]!, v("down")], [mid]), makeNode("MatMul", [mid, v("up")], [...node.output]));
+  }
+  return `rank ${f.rank} as two MatMuls`;
+}
+

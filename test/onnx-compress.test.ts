@@ -1,0 +1,204 @@
+/**
+ * Models users bring as ONNX: calibration through onnxruntime (the moments each layer sees, against
+ * a reference computed here), calibrated methods against round-to-nearest on the user's inputs, and
+ * the compact forms written back (smaller files that onnxruntime runs to the same outputs as the
+ * dense weights they encode).
+ */
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { calibrateOnnx } from "../src/compress/calibrate-onnx.js";
+import { openModelInputs } from "../src/data/model-inputs.js";
+import { initEngine } from "../src/engine/engine.js";
+import { openModelSession } from "../src/engine/model-session.js";
+import { f32, Graph } from "../src/engine/onnx/graph.js";
+import { encodeWith, graphInputs } from "../src/format/onnx-graph.js";
+import { readOnnx } from "../src/format/onnx.js";
+import { asMatrix } from "../src/model/tensors.js";
+import { assertCleanError, lastJson, mcnc } from "./cli-helpers.js";
+import { npy } from "./data-files.js";
+
+const dir = mkdtempSync(join(tmpdir(), "mcnc-onnx-"));
+
+/** Deterministic normal-ish numbers (sum of uniforms). */
+function noise(n: number, seed: number, scale: number): Float32Array {
+  let s = seed;
+  const u = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  return Float32Array.from({ length: n }, () => scale * (u() + u() + u() - 1.5) * 2);
+}
+
+/**
+ * A small classifier as another tool would export it: Conv, a grouped strided Conv, MatMul and Gemm
+ * (transB), its batch axis free.
+ */
+function classifier(): Uint8Array {
+  const g = new Graph();
+  const x = g.input("x", f32([1, 3, 8, 8]));
+  const w0 = g.constant("float32", [8, 3, 3, 3], noise(8 * 27, 1, 0.4));
+  const a = g.op("Relu", [g.op("Conv", [x, w0], f32([1, 8, 8, 8]), { pads: [1, 1, 1, 1] })], f32([1, 8, 8, 8]));
+  const w1 = g.constant("float32", [8, 4, 3, 3], noise(8 * 36, 2, 0.3));
+  const b = g.op("Relu", [g.op("Conv", [a, w1], f32([1, 8, 4, 4]), { pads: [1, 1, 1, 1], strides: [2, 2], group: 2 })], f32([1, 8, 4, 4]));
+  const flat = g.op("Reshape", [b, g.ints([-1, 128])], f32([1, 128]));
+  const w2 = g.constant("float32", [128, 32], noise(128 * 32, 3, 0.15));
+  const h = g.op("Relu", [g.op("MatMul", [flat, w2], f32([1, 32]))], f32([1, 32]));
+  const w3 = g.constant("float32", [10, 32], noise(320, 4, 0.3));
+  g.output("y", g.op("Gemm", [h, w3, g.constant("float32", [10], noise(10, 5, 0.1))], f32([1, 10]), { transB: 1 }));
+  const model = readOnnx(g.encode());
+  // Free the batch axis, as exporters do.
+  model.message.graph.input[0]!.type!.tensorType!.shape!.dim[0] = { dimParam: "batch" };
+  model.message.graph.output[0]!.type!.tensorType!.shape!.dim[0] = { dimParam: "batch" };
+  return model.encode();
+}
+
+const MODEL = join(dir, "classifier.onnx");
+writeFileSync(MODEL, classifier());
+/** Inputs with structure (a few smooth patterns plus noise), as real images have. */
+function inputs(folder: string, n: number, seed: number): string {
+  const path = join(dir, folder);
+  mkdirSync(path, { recursive: true });
+  const base = noise(4 * 192, 7, 1);
+  const mix = noise(n * 4, seed, 1);
+  const extra = noise(n * 192, seed + 1, 0.2);
+  const x = Float32Array.from({ length: n * 192 }, (_, i) => {
+    const [s, j] = [Math.floor(i / 192), i % 192];
+    let v = extra[i]!;
+    for (let k = 0; k < 4; k++) v += mix[s * 4 + k]! * base[k * 192 + j]!;
+    return v;
+  });
+  writeFileSync(join(path, "x.npy"), npy("<f4", [n, 3, 8, 8], x));
+  return path;
+}
+const CALIB = inputs("calib", 64, 11);
+const EVAL = inputs("eval", 48, 21);
+
+test("calibration captures what each MatMul, Gemm and Conv multiplies: X^T X against im2col here", async () => {
+  await initEngine({ engine: "native" });
+  const model = readOnnx(readFileSync(MODEL));
+  const leaves = model.weights.filter((w) => w.multiplied).map((w) => ({ name: w.name, shape: w.shape, layout: w.layout, value: w.value }));
+  assert.equal(leaves.length, 4);
+  const data = openModelInputs(CALIB, graphInputs(model.message), {}, "--calib");
+  const seen = new Map<string, Float64Array>();
+  const waves: number[] = [];
+  // Weights left as they are: every wave sees the original model.
+  await calibrateOnnx(model, leaves, data, async (leaf, _i, moments) => {
+    seen.set(leaf.name, moments.hessian);
+    return { stored: [], weight: asMatrix(leaf.shape, leaf.layout).toMatrix(model.read(leaf.name)) };
+  }, (p) => waves.push(p.leaves));
+  assert.deepEqual(waves, [1, 1, 1, 1], "four layers feeding one another: four waves");
+
+  // The activations each layer multiplies, from onnxruntime, then X^T X by im2col here in float64.
+  const nodes = model.message.graph.node;
+  const acts = nodes.filter((n) => ["Conv", "MatMul", "Gemm"].includes(n.opType ?? "")).map((n) => n.input[0]!);
+  const withActs = encodeWith(model.message, { nodes: [], initializers: [], outputs: acts.filter((a) => a !== "x") }, () => model.encode());
+  const session = await openModelSession(withActs, "the test model");
+  const feeds = data.batch(0, data.samples);
+  const out: Record<string, { data: ArrayLike<number>; dims: readonly number[] }> = { ...(await session.run(feeds)), x: feeds.x! } as never;
+  await session.close();
+  const convMoment = (act: { data: ArrayLike<number>; dims: readonly number[] }, perGroup: number, groups: number, stride: number) => {
+    const [n, , h, w] = act.dims as number[];
+    const rows = perGroup * 9;
+    const H = new Float64Array(rows * rows);
+    const oh = Math.floor((h! + 2 - 3) / stride) + 1;
+    for (let s = 0; s < n!; s++)
+      for (let g = 0; g < groups; g++)
+        for (let y = 0; y < oh; y++)
+          for (let x = 0; x < oh; x++) {
+            const patch = new Float64Array(rows);
+            for (let c = 0; c < perGroup; c++)
+              for (let ky = 0; ky < 3; ky++)
+                for (let kx = 0; kx < 3; kx++) {
+                  const [iy, ix] = [y * stride + ky - 1, x * stride + kx - 1];
+                  if (iy >= 0 && ix >= 0 && iy < h! && ix < w!) patch[c * 9 + ky * 3 + kx] = Number(act.data[((s * perGroup * groups + g * perGroup + c) * h! + iy) * w! + ix]);
+                }
+            for (let i = 0; i < rows; i++) for (let j = 0; j < rows; j++) H[i * rows + j] += patch[i]! * patch[j]!;
+          }
+    return H;
+  };
+  const matMoment = (act: { data: ArrayLike<number>; dims: readonly number[] }) => {
+    const k = act.dims.at(-1)!;
+    const H = new Float64Array(k * k);
+    for (let r = 0; r < act.data.length / k; r++) for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) H[i * k + j] += Number(act.data[r * k + i]) * Number(act.data[r * k + j]);
+    return H;
+  };
+  const expected = [convMoment(out[acts[0]!]!, 3, 1, 1), convMoment(out[acts[1]!]!, 4, 2, 2), matMoment(out[acts[2]!]!), matMoment(out[acts[3]!]!)];
+  leaves.forEach((leaf, i) => {
+    const got = seen.get(leaf.name)!;
+    const want = expected[i]!;
+    assert.equal(got.length, want.length, leaf.name);
+    const scale = Math.max(...want.map(Math.abs));
+    for (let k = 0; k < want.length; k++) assert.ok(Math.abs(got[k]! - want[k]!) <= 1e-5 * scale, `${leaf.name}[${k}]: ${got[k]} against ${want[k]}`);
+  });
+});
+
+const run = (...args: string[]) => {
+  const r = mcnc("compress", "--in", MODEL, ...args, "--json", "--quiet");
+  assert.equal(r.code, 0, r.stderr);
+  return lastJson(r.stdout) as { quality: { outputs: Array<{ mean_abs_diff: number; top1_agreement: number }> }; file_bytes: { in: number; out: number }; forms: Record<string, number> };
+};
+
+test("gptq and wanda calibrated on the user's inputs beat their data-free peers on the user's held-out inputs", () => {
+  const at = (m: string[]) => run(...m, "--out", join(dir, `${m.slice(0, 3).join("-")}.onnx`), "--eval", EVAL).quality.outputs[0]!;
+  const rtn3 = at(["--method", "rtn", "--bits", "3"]);
+  const gptq3 = at(["--method", "gptq", "--bits", "3", "--calib", CALIB]);
+  assert.ok(gptq3.mean_abs_diff < 0.8 * rtn3.mean_abs_diff, `gptq ${JSON.stringify(gptq3)} against rtn ${JSON.stringify(rtn3)}`);
+  const magnitude = at(["--method", "magnitude", "--sparsity", "0.5"]);
+  const wanda = at(["--method", "wanda", "--sparsity", "0.5", "--calib", CALIB]);
+  assert.ok(wanda.mean_abs_diff < magnitude.mean_abs_diff, `wanda ${JSON.stringify(wanda)} against magnitude ${JSON.stringify(magnitude)}`);
+  const rom = at(["--method", "rom", "--reduction", "0.5", "--calib", CALIB]);
+  const svd = at(["--method", "svd", "--reduction", "0.5"]);
+  assert.ok(rom.mean_abs_diff < svd.mean_abs_diff, `rom ${JSON.stringify(rom)} against svd ${JSON.stringify(svd)}`);
+});
+
+test("compact ONNX: codes and factors in forms onnxruntime runs, the same outputs as the dense weights they encode, in fewer bytes", async () => {
+  await initEngine({ engine: "native" });
+  const x = openModelInputs(EVAL, graphInputs(readOnnx(readFileSync(MODEL)).message), {}, "--eval").batch(0, 16);
+  const outputs = async (path: string) => {
+    const s = await openModelSession(readFileSync(path), path);
+    const y = (await s.run(x)).y!.data as Float32Array;
+    await s.close();
+    return y;
+  };
+  for (const [method, form] of [
+    [["--method", "rtn", "--bits", "8"], /8-bit codes, per-channel DequantizeLinear/],
+    [["--method", "rtn", "--bits", "4"], /4-bit codes, two a byte, scaled per channel/],
+    [["--method", "gptq", "--bits", "4", "--group", "32", "--calib", CALIB], /4-bit MatMulNBits, blocks of 32/],
+    [["--method", "rtn", "--bits", "4", "--group", "16"], /4-bit codes, two a byte, scaled in groups of 16/],
+    [["--method", "svd", "--rank", "8"], /rank 8 as two MatMuls/],
+  ] as const) {
+    const name = method.slice(0, 5).join("-");
+    const compact = join(dir, `${name}.onnx`);
+    const dense = join(dir, `${name}-float.onnx`);
+    const j = run(...method, "--out", compact);
+    run(...method, "--out", dense, "--float");
+    assert.ok(Object.keys(j.forms).some((f) => form.test(f)), `${name}: ${JSON.stringify(j.forms)}`);
+    assert.equal(j.file_bytes.out, statSync(compact).size);
+    assert.ok(j.file_bytes.out < statSync(dense).size, `${name}: ${j.file_bytes.out} bytes against ${statSync(dense).size} dense`);
+    const [a, b] = [await outputs(compact), await outputs(dense)];
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i]! - b[i]!) <= 1e-4 * (1 + Math.abs(b[i]!)), `${name}: output ${i}: ${a[i]} against ${b[i]}`);
+  }
+});
+
+test("compress on a model users bring: bad calibration data, methods and patterns get one line each", () => {
+  const out = join(dir, "bad.onnx");
+  const folder = (name: string, files: Record<string, Uint8Array>) => {
+    const path = join(dir, name);
+    mkdirSync(path, { recursive: true });
+    for (const [f, bytes] of Object.entries(files)) writeFileSync(join(path, f), bytes);
+    return path;
+  };
+  const gptq = (...more: string[]) => mcnc("compress", "--method", "gptq", "--in", MODEL, "--out", out, ...more);
+  assertCleanError(gptq(), /give --calib DIR/);
+  assertCleanError(gptq("--calib", folder("empty", {})), /holds no \.npy arrays .* x\.npy/);
+  assertCleanError(gptq("--calib", folder("other", { "y.npy": npy("<f4", [2, 3, 8, 8], new Float32Array(384)) })), /y\.npy names no input of the model/);
+  assertCleanError(gptq("--calib", folder("shape", { "x.npy": npy("<f4", [2, 3, 9, 8], new Float32Array(432)) })), /axis 2 of the input is fixed at 8/);
+  assertCleanError(gptq("--calib", folder("dtype", { "x.npy": npy("<i8", [2, 3, 8, 8], new Array(384).fill(1)) })), /x\.npy holds <i8, which cannot feed the input's float32/);
+  const nan = new Float32Array(384);
+  nan[300] = Number.NaN;
+  assertCleanError(gptq("--calib", folder("nan", { "x.npy": npy("<f4", [2, 3, 8, 8], nan) })), /x\.npy holds a non-finite value \(sample 1\)/);
+  assertCleanError(mcnc("compress", "--method", "fwsvd", "--reduction", "0.2", "--in", MODEL, "--out", out), /no loss to differentiate/);
+  assertCleanError(mcnc("compress", "--method", "rtn", "--keep", "nothing-like-this", "--in", MODEL, "--out", out), /--keep nothing-like-this matches none/);
+  assertCleanError(mcnc("compress", "--method", "rtn", "--in", MODEL, "--out", out, "--eval", folder("images", {})), /holds no \.npy arrays/);
+  assert.throws(() => statSync(out), "no output file after an error");
+});
