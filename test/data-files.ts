@@ -12,10 +12,10 @@ export function idx(shape: number[], data: Uint8Array): Uint8Array {
 }
 
 /** An .npy file (format 1.0) as numpy.save writes it, `values` stored as `descr`. */
-export function npy(descr: "|u1" | "<f4" | "<i8", shape: number[], values: ArrayLike<number>, fortran = false): Uint8Array {
+export function npy(descr: "|u1" | "|b1" | "<f4" | "<i8", shape: number[], values: ArrayLike<number>, fortran = false): Uint8Array {
   let header = `{'descr': '${descr}', 'fortran_order': ${fortran ? "True" : "False"}, 'shape': (${shape.join(", ")}${shape.length === 1 ? "," : ""}), }`;
   header += " ".repeat(63 - ((10 + header.length) % 64)) + "\n";
-  const size = { "|u1": 1, "<f4": 4, "<i8": 8 }[descr];
+  const size = { "|u1": 1, "|b1": 1, "<f4": 4, "<i8": 8 }[descr];
   const out = new Uint8Array(10 + header.length + size * values.length);
   out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
   const view = new DataView(out.buffer);

@@ -14,7 +14,7 @@ import { openModelInputs } from "../src/data/model-inputs.js";
 import { initEngine } from "../src/engine/engine.js";
 import { openModelSession } from "../src/engine/model-session.js";
 import { f32, Graph } from "../src/engine/onnx/graph.js";
-import { encodeWith, graphInputs } from "../src/format/onnx-graph.js";
+import { encodeWith, graphInputs, makeNode } from "../src/format/onnx-graph.js";
 import { readOnnx } from "../src/format/onnx.js";
 import { asMatrix } from "../src/model/tensors.js";
 import { assertCleanError, lastJson, mcnc } from "./cli-helpers.js";
@@ -82,7 +82,7 @@ test("calibration captures what each MatMul, Gemm and Conv multiplies: X^T X aga
   const seen = new Map<string, Float64Array>();
   const waves: number[] = [];
   // Weights left as they are: every wave sees the original model.
-  await calibrateOnnx(model, leaves, data, async (leaf, _i, moments) => {
+  await calibrateOnnx(model, model.message, leaves, data, async (leaf, _i, moments) => {
     seen.set(leaf.name, moments.hessian);
     return { stored: [], weight: asMatrix(leaf.shape, leaf.layout).toMatrix(model.read(leaf.name)) };
   }, (p) => waves.push(p.leaves));
@@ -201,4 +201,36 @@ test("compress on a model users bring: bad calibration data, methods and pattern
   assertCleanError(mcnc("compress", "--method", "rtn", "--keep", "nothing-like-this", "--in", MODEL, "--out", out), /--keep nothing-like-this matches none/);
   assertCleanError(mcnc("compress", "--method", "rtn", "--in", MODEL, "--out", out, "--eval", folder("images", {})), /holds no \.npy arrays/);
   assert.throws(() => statSync(out), "no output file after an error");
+});
+
+test("an If that the calibration data always decides the same way is calibrated through the branch it takes", async () => {
+  await initEngine({ engine: "native" });
+  // y = flag ? relu(x W1) W2 : x W3, the weights outside the If, as exporters write them.
+  const g = new Graph();
+  const x = g.input("x", f32([1, 16]));
+  g.input("flag", { shape: [], dtype: "bool" });
+  const w1 = g.constant("float32", [16, 16], noise(256, 31, 0.3));
+  const w2 = g.constant("float32", [16, 4], noise(64, 32, 0.3));
+  const w3 = g.constant("float32", [16, 4], noise(64, 33, 0.3));
+  g.output("kept", g.op("Identity", [x], f32([1, 16])));
+  const model = readOnnx(g.encode());
+  const m = model.message;
+  const out = (name: string) => ({ name, type: { tensorType: { elemType: 1 } } });
+  const then = { name: "then", node: [makeNode("MatMul", [x, w1], ["h"]), makeNode("Relu", ["h"], ["r"]), makeNode("MatMul", ["r", w2], ["t_y"])], initializer: [], input: [], output: [out("t_y")] };
+  const otherwise = { name: "else", node: [makeNode("MatMul", [x, w3], ["e_y"])], initializer: [], input: [], output: [out("e_y")] };
+  m.graph.node.push(makeNode("If", ["flag"], ["y"], [{ name: "then_branch", g: then, type: 5 }, { name: "else_branch", g: otherwise, type: 5 }]));
+  m.graph.output.push(out("y"));
+  const path = join(dir, "branches.onnx");
+  writeFileSync(path, model.encode());
+  const data = join(dir, "branch-calib");
+  mkdirSync(data, { recursive: true });
+  writeFileSync(join(data, "x.npy"), npy("<f4", [32, 16], noise(512, 34, 1)));
+  writeFileSync(join(data, "flag.npy"), npy("|b1", [32], new Array(32).fill(1)));
+  const r = mcnc("compress", "--method", "gptq", "--bits", "4", "--in", path, "--out", join(dir, "branches-gptq.onnx"), "--calib", data, "--json");
+  assert.equal(r.code, 0, r.stderr);
+  const j = lastJson(r.stdout) as { leaves: string[] };
+  // The then branch's two weights, one after the other; the else branch's stays as it is.
+  assert.deepEqual(j.leaves.sort(), [w1, w2].sort());
+  assert.match(r.stderr, new RegExp(`stays as it is: ${w3}: it lies in an If branch that no calibration sample takes`));
+  assert.match(r.stderr, /\[wave 2\/2\]/);
 });

@@ -14,9 +14,10 @@ import { evalCommand } from "./commands/eval.js";
 import { generateCommand } from "./commands/generate.js";
 import { inspectCommand } from "./commands/inspect.js";
 import { mergeCommand } from "./commands/merge.js";
+import { predictCommand } from "./commands/predict.js";
 import { trainCommand } from "./commands/train.js";
 
-export const COMMANDS: Command[] = [trainCommand, evalCommand, generateCommand, inspectCommand, decompressCommand, mergeCommand, compressCommand, compareCommand];
+export const COMMANDS: Command[] = [trainCommand, evalCommand, generateCommand, predictCommand, inspectCommand, decompressCommand, mergeCommand, compressCommand, compareCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;

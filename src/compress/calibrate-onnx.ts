@@ -11,7 +11,8 @@ import { UserError } from "../errors.js";
 import { checkMemory } from "../limits.js";
 import type { ModelInputs } from "../data/model-inputs.js";
 import { encodeWith, intAttribute, makeNode, makeTensor, ONNX_TYPE, waves, weightUses, type GraphAddition, type WeightUse } from "../format/onnx-graph.js";
-import type { OnnxModel } from "../format/onnx.js";
+import { encodeOnnx, type ModelMessage, type OnnxModel } from "../format/onnx.js";
+import { ifNodes, inlineBranches } from "../format/onnx-inline.js";
 import { asMatrix, type MatrixLayout } from "../model/tensors.js";
 import type { CompressedLeaf, InputMoments } from "./compressor.js";
 import { MAX_CALIBRATED_INPUTS } from "./compress-model.js";
@@ -23,10 +24,33 @@ export interface OnnxLeaf {
   value: string;
 }
 
-/** Why calibration cannot reach `leaf`'s inputs, if it cannot. */
-export function uncalibratable(model: OnnxModel, leaf: OnnxLeaf): string | undefined {
-  const found = weightUses(model.message, leaf.value);
-  if ("why" in found) return found.why;
+/**
+ * The graph calibration runs: the model's, with each main-graph If that the calibration data always
+ * decides the same way replaced by the branch it takes (Silero VAD's sample rates), so what that branch
+ * multiplies can be captured. One pass over the data finds the decisions.
+ */
+export async function calibrationGraph(model: OnnxModel, inputs: ModelInputs): Promise<ModelMessage> {
+  const ifs = ifNodes(model.message);
+  if (ifs.length === 0) return model.message;
+  const conditions = [...new Set(ifs.map((i) => i.condition))];
+  const session = await openModelSession(encodeWith(model.message, { nodes: [], initializers: [], outputs: conditions }, () => model.encode()), "the model with its branch conditions");
+  const seen = new Map<string, Set<boolean>>(conditions.map((c) => [c, new Set()]));
+  try {
+    for (let from = 0; from < inputs.samples; from += inputs.batchSize) {
+      const out = await session.run(inputs.batch(from, Math.min(inputs.samples, from + inputs.batchSize)), conditions);
+      for (const c of conditions) for (const v of out[c]!.data) seen.get(c)!.add(Boolean(v));
+    }
+  } finally {
+    await session.close();
+  }
+  const taken = new Map(ifs.filter((i) => seen.get(i.condition)!.size === 1).map((i) => [i.node, [...seen.get(i.condition)!][0]!]));
+  return inlineBranches(model.message, taken);
+}
+
+/** Why calibration cannot reach `leaf`'s inputs in `graph` (calibrationGraph's copy of `model`'s), if it cannot. */
+export function uncalibratable(model: OnnxModel, graph: ModelMessage, leaf: OnnxLeaf): string | undefined {
+  const found = weightUses(graph, leaf.value);
+  if ("why" in found) return graph !== model.message && "why" in weightUses(model.message, leaf.value) && !found.why.includes("subgraph") ? "it lies in an If branch that no calibration sample takes" : found.why;
   const rows = asMatrix(leaf.shape, leaf.layout).rows;
   if (rows > MAX_CALIBRATED_INPUTS) return `its ${rows} inputs are more than calibration takes (${MAX_CALIBRATED_INPUTS})`;
   for (const use of found.uses) {
@@ -85,12 +109,13 @@ export interface CalibrationProgress {
  */
 export async function calibrateOnnx(
   model: OnnxModel,
+  graph: ModelMessage,
   leaves: readonly OnnxLeaf[],
   inputs: ModelInputs,
   compressLeaf: (leaf: OnnxLeaf, index: number, moments: InputMoments) => Promise<CompressedLeaf>,
   onWave?: (p: CalibrationProgress) => void,
 ): Promise<Map<string, CompressedLeaf>> {
-  const waveOf = waves(model.message, leaves.map((l) => l.value));
+  const waveOf = waves(graph, leaves.map((l) => l.value));
   const last = Math.max(...leaves.map((l) => waveOf.get(l.value) ?? 0));
   const done = new Map<string, CompressedLeaf>();
   for (let wave = 0; wave <= last; wave++) {
@@ -100,12 +125,12 @@ export async function calibrateOnnx(
     const add: GraphAddition = { nodes: [], initializers: [], outputs: [] };
     const outputsOf = group.map((leaf, i) => {
       const { rows } = asMatrix(leaf.shape, leaf.layout);
-      const found = weightUses(model.message, leaf.value);
+      const found = weightUses(graph, leaf.value);
       if ("why" in found) throw new UserError(`${leaf.name}: ${found.why}`);
       return { leaf, rows, names: found.uses.map((use, j) => momentNodes(use, leaf.shape, rows, `${wave}_${i}_${j}`, add)) };
     });
     checkMemory(outputsOf.reduce((n, o) => n + o.rows * o.rows * 12, 0), `the input moments of wave ${wave + 1}`);
-    const session = await openModelSession(encodeWith(model.message, add, () => model.encode()), "the model with its calibration outputs");
+    const session = await openModelSession(encodeWith(graph, add, () => encodeOnnx(graph)), "the model with its calibration outputs");
     const sums = outputsOf.map((o) => new Float64Array(o.rows * o.rows));
     try {
       for (let from = 0; from < inputs.samples; from += inputs.batchSize) {

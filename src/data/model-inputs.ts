@@ -5,7 +5,7 @@
  * count is bounded by the disk, not by memory.
  */
 import { closeSync, openSync, readdirSync, readSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { UserError } from "../errors.js";
 import { checkMemory } from "../limits.js";
 import type { Feed, FeedData, FeedType } from "../engine/model-session.js";
@@ -22,6 +22,8 @@ export interface ModelInputs {
   batchSize: number;
   /** The feeds of samples [from, to). */
   batch(from: number, to: number): Record<string, Feed>;
+  /** Each sample's file, where samples are files (images). */
+  names?: string[];
 }
 
 const IMAGE_FILE = /\.(png|jpe?g)$/i;
@@ -48,15 +50,28 @@ const FEED_OF: Record<number, { type: FeedType; make: (n: number) => FeedData }>
 
 const sizeOf = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);
 
-export function openModelInputs(dir: string, inputs: readonly GraphInput[], prep: ImagePrep, flag: string, limit?: number): ModelInputs {
-  let names: string[];
+/** The files a --calib/--eval/--image path names: a folder's, in name order, or one image file alone. */
+function listed(path: string, flag: string): { dir: string; names: string[] } {
   try {
-    if (!statSync(dir).isDirectory()) throw new UserError(`${flag} ${dir} is not a folder`);
-    names = readdirSync(dir).sort();
+    if (IMAGE_FILE.test(path) && statSync(path).isFile()) return { dir: dirname(path), names: [basename(path)] };
+    if (!statSync(path).isDirectory()) throw new UserError(`${flag} ${path} is not a folder`);
+    return { dir: path, names: readdirSync(path).sort() };
   } catch (e) {
     if (e instanceof UserError) throw e;
-    throw new UserError(`${flag}: cannot read ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new UserError(`${flag}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
+}
+
+/** The PNG and JPEG files `path` names (an image, or a folder of them). */
+export function imagePaths(path: string, flag: string): string[] {
+  const { dir, names } = listed(path, flag);
+  const images = names.filter((n) => IMAGE_FILE.test(n));
+  if (images.length === 0) throw new UserError(`${flag} ${path} holds no PNG or JPEG images`);
+  return images.map((n) => join(dir, n));
+}
+
+export function openModelInputs(path: string, inputs: readonly GraphInput[], prep: ImagePrep, flag: string, limit?: number): ModelInputs {
+  const { dir, names } = listed(path, flag);
   const arrays = names.filter((n) => n.endsWith(".npy"));
   const images = names.filter((n) => IMAGE_FILE.test(n));
   if (arrays.length === 0 && images.length === 0) throw new UserError(`${flag} ${dir} holds no .npy arrays (one per model input: ${inputs.map((i) => `${i.name}.npy`).join(", ")}) and no PNG or JPEG images`);
@@ -161,6 +176,7 @@ function imageInputs(dir: string, files: string[], inputs: readonly GraphInput[]
   const per = channels * size[0] * size[1];
   return {
     samples: paths.length,
+    names: paths,
     batchSize: typeof input.dims[0] === "number" ? 1 : BATCH,
     sampleBytes: per * 4,
     batch(from, to) {

@@ -52,7 +52,7 @@ export async function openModelSession(bytes: Uint8Array, what: string): Promise
   };
 }
 
-const oneLine = (e: unknown) => String((e as Error)?.message ?? e).split("\n")[0]!.slice(0, 240);
+const oneLine = (e: unknown) => String((e as Error)?.message ?? e).split("\n")[0]!.slice(0, 2400);
 
 /** A result's values as float64, whatever its element type. */
 export function feedValues(f: Feed): Float64Array {

@@ -83,7 +83,7 @@ export function weightUses(m: ModelMessage, value: string): { uses: WeightUse[] 
   const uses: WeightUse[] = [];
   const inside = subgraphReads(m);
   for (const [i, node] of m.graph.node.entries()) {
-    if (inside.get(node)?.has(value)) return { why: `it is used inside the subgraph of ${nodeLabel(node, i)}, which calibration cannot capture` };
+    if (inside.get(node)?.has(value)) return { why: `it is used inside a subgraph of ${nodeLabel(node, i)} (calibration reaches a main-graph If's branch only where all its samples take it)` };
     const at = node.input.indexOf(value);
     if (at < 0) continue;
     const op = node.opType ?? "";

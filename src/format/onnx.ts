@@ -23,6 +23,7 @@ const SCHEMA = {
     GraphProto: {
       fields: {
         node: { rule: "repeated", type: "NodeProto", id: 1 },
+        name: { type: "string", id: 2 },
         initializer: { rule: "repeated", type: "TensorProto", id: 5 },
         input: { rule: "repeated", type: "ValueInfoProto", id: 11 },
         output: { rule: "repeated", type: "ValueInfoProto", id: 12 },
@@ -95,6 +96,7 @@ export interface ValueInfo {
 }
 export interface Graph {
   node: Node[];
+  name?: string;
   initializer: Tensor[];
   input: ValueInfo[];
   output: ValueInfo[];

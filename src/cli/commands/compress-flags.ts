@@ -2,6 +2,15 @@
 import type { Compressor } from "../../compress/compressor.js";
 import type { ImagePrep } from "../../data/model-inputs.js";
 import { UserError } from "../../errors.js";
+import type { Flag } from "../args.js";
+
+/** How images become an ONNX model's input (compress's --calib and --eval, predict's --image). */
+export const IMAGE_PREP_FLAGS: Flag[] = [
+  { name: "input-size", type: "string", help: "ONNX with images: HxW the images are resized to (where the model leaves it free)" },
+  { name: "mean", type: "string", help: "ONNX with images: per-channel mean subtracted from pixels scaled to [0, 1], e.g. 0.485,0.456,0.406", default: "0" },
+  { name: "std", type: "string", help: "ONNX with images: per-channel divisor after the mean", default: "1" },
+  { name: "bgr", type: "bool", help: "ONNX with images: feed channels in BGR order" },
+];
 
 function numbers(flag: string, value: unknown): number[] | undefined {
   if (value === undefined) return undefined;

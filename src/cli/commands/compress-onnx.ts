@@ -5,7 +5,7 @@
  * original, in the same run.
  */
 import { gzipSync } from "node:zlib";
-import { calibrateOnnx, uncalibratable, type OnnxLeaf } from "../../compress/calibrate-onnx.js";
+import { calibrateOnnx, calibrationGraph, uncalibratable, type OnnxLeaf } from "../../compress/calibrate-onnx.js";
 import type { Compressor, CompressedLeaf } from "../../compress/compressor.js";
 import { openModelInputs, type ImagePrep } from "../../data/model-inputs.js";
 import { UserError } from "../../errors.js";
@@ -13,7 +13,7 @@ import { writeFileAtomic } from "../../format/atomic-write.js";
 import type { ForeignModel } from "../../format/foreign-model.js";
 import { writeCompact, type CompactForm } from "../../format/onnx-compact.js";
 import { graphInputs } from "../../format/onnx-graph.js";
-import type { OnnxModel } from "../../format/onnx.js";
+import type { ModelMessage, OnnxModel } from "../../format/onnx.js";
 import type { StoredTensor } from "../../methods/index.js";
 import { asMatrix } from "../../model/tensors.js";
 import { round } from "../command.js";
@@ -28,17 +28,18 @@ export interface OnnxJob {
   /** Write the compressed weights as float (the input's dtypes), not in compact forms. */
   float: boolean;
   calib?: { dir: string; samples?: number };
+  /** The chosen weights were named (--compress): one calibration cannot reach is an error. */
+  named: boolean;
   evaluate?: { dir: string; samples?: number };
   prep: ImagePrep;
   log(line: string): void;
 }
 
 /** The chosen weights calibration can reach; the others stay as they are (named ones are an error). */
-export function calibratable(model: ForeignModel, chosen: string[], named: boolean, log: (s: string) => void): string[] {
-  const reached = chosen.filter((name) => {
-    const t = model.tensors.find((e) => e.name === name)!;
-    const w = model.onnx!.weights.find((e) => e.name === name)!;
-    const why = uncalibratable(model.onnx!, { name, shape: t.shape, layout: t.layout, value: w.value });
+function calibratable(model: OnnxModel, graph: ModelMessage, leaves: OnnxLeaf[], named: boolean, log: (s: string) => void): OnnxLeaf[] {
+  const reached = leaves.filter((leaf) => {
+    const { name } = leaf;
+    const why = uncalibratable(model, graph, leaf);
     if (why && named) throw new UserError(`--compress: ${name}: ${why}`);
     if (why) log(`stays as it is: ${name}: ${why}`);
     return !why;
@@ -69,7 +70,7 @@ export async function compressOnnx(model: ForeignModel, source: Uint8Array, job:
   const onnx = model.onnx!;
   const { compressor, config, chosen, log } = job;
   const started = performance.now();
-  const leaves: OnnxLeaf[] = chosen.map((name) => {
+  let leaves: OnnxLeaf[] = chosen.map((name) => {
     const t = model.tensors.find((e) => e.name === name)!;
     return { name, shape: t.shape, layout: t.layout, value: onnx.weights.find((w) => w.name === name)!.value };
   });
@@ -84,8 +85,10 @@ export async function compressOnnx(model: ForeignModel, source: Uint8Array, job:
   let done: Map<string, CompressedLeaf>;
   if (job.calib && calibInputs) {
     const inputs = calibInputs;
+    const graph = await calibrationGraph(onnx, inputs);
+    leaves = calibratable(onnx, graph, leaves, job.named, log);
     log(`calibrating on ${inputs.samples} samples of ${job.calib.dir}`);
-    done = await calibrateOnnx(onnx, leaves, inputs, async (leaf, index, moments) => compressor.compressLeaf(config, { ...leafOf(leaf, index), moments }), (p) =>
+    done = await calibrateOnnx(onnx, graph, leaves, inputs, async (leaf, index, moments) => compressor.compressLeaf(config, { ...leafOf(leaf, index), moments }), (p) =>
       log(`[wave ${p.wave}/${p.waves}] ${p.leaves} matri${p.leaves === 1 ? "x" : "ces"} ${p.seconds.toFixed(1)}s`),
     );
   } else {
@@ -97,6 +100,7 @@ export async function compressOnnx(model: ForeignModel, source: Uint8Array, job:
     }
   }
   const seconds = round((performance.now() - started) / 1000, 2);
+  const names = leaves.map((l) => l.name);
   // The model as the compressed weights rebuild it, in float: what .mcnc output and --float write.
   for (const leaf of leaves) onnx.write(leaf.name, asMatrix(leaf.shape, leaf.layout).fromMatrix(done.get(leaf.name)!.weight));
   const dense = onnx.encode();
@@ -105,12 +109,12 @@ export async function compressOnnx(model: ForeignModel, source: Uint8Array, job:
   if (job.out.endsWith(".mcnc")) {
     // Every leaf is compressed already: the .mcnc writer only lays out what they store.
     const replay: Compressor = { ...compressor, calibrated: false, compressLeaf: (_c, leaf) => done.get(leaf.spec.name)! };
-    report = { ...(await compressToMcnc(model, replay, config, chosen, job.out, () => undefined)), compress_seconds: seconds };
+    report = { ...(await compressToMcnc(model, replay, config, names, job.out, () => undefined)), compress_seconds: seconds };
   } else {
-    const forms = job.float ? {} : writeForms(onnx, leaves, done, compressor.storage(config, [], chosen));
+    const forms = job.float ? {} : writeForms(onnx, leaves, done, compressor.storage(config, [], names));
     written = job.float ? dense : onnx.encode();
     writeFileAtomic(job.out, written);
-    report = { model: "onnx", compressed: chosen.length, compress_seconds: seconds, forms, file_bytes: { in: source.length, out: written.length, in_gzip: gzipSync(source).length, out_gzip: gzipSync(written).length } };
+    report = { model: "onnx", compressed: names.length, leaves: names, compress_seconds: seconds, forms, file_bytes: { in: source.length, out: written.length, in_gzip: gzipSync(source).length, out_gzip: gzipSync(written).length } };
   }
   if (evalInputs) report.quality = await compareOutputs(source, written, evalInputs);
   return report;

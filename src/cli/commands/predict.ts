@@ -1,0 +1,110 @@
+/**
+ * mcnc predict --in MODEL: run a model on your own inputs. An .mcnc classifier (with --adapter, if
+ * given) on images or CSV rows, prepared as its file records; a GPT's next byte after --prompt; any
+ * ONNX model through onnxruntime on images or one .npy per input. Top-k classes, or JSON lines.
+ */
+import { readFileSync, statSync } from "node:fs";
+import { UserError } from "../../errors.js";
+import { imagePaths, openModelInputs } from "../../data/model-inputs.js";
+import { readWholeFile } from "../../format/read-file.js";
+import { graphInputs } from "../../format/onnx-graph.js";
+import { readOnnx } from "../../format/onnx.js";
+import { timedRebuild } from "../../format/model-file.js";
+import { predictOnnx, type Prediction } from "../../predict/predict-onnx.js";
+import { predictNetwork, predictNextByte } from "../../predict/predict-network.js";
+import type { Ranked } from "../../predict/top-k.js";
+import { ENGINE_FLAGS, JSON_FLAG, print, round, type Command } from "../command.js";
+import { IMAGE_PREP_FLAGS, imagePrep } from "./compress-flags.js";
+import { ADAPTER_FLAG } from "./eval.js";
+import { openModel, startEngine } from "./shared.js";
+
+const MAX_TOP = 1000;
+/** Rows one --csv may hold. */
+const MAX_ROWS = 1 << 16;
+
+const show = (top: Ranked[]) => top.map((r) => `${r.name ?? r.class} ${(100 * r.p).toFixed(1)}%`).join(", ");
+
+function csvRows(path: string): number[][] {
+  if (statSync(path).size > 64 << 20) throw new UserError(`--csv ${path} is over 64 MiB`);
+  const lines = readFileSync(path, "utf8").split(/\r?\n/).filter((l) => l.trim() !== "");
+  // A first line that is not numbers is a header.
+  const start = lines.length > 0 && lines[0]!.split(/[,\t]/).some((v) => v.trim() !== "" && !Number.isFinite(Number(v))) ? 1 : 0;
+  if (lines.length - start > MAX_ROWS) throw new UserError(`--csv holds more than ${MAX_ROWS} rows`);
+  return lines.slice(start).map((line, i) =>
+    line.split(/[,\t]/).map((v) => {
+      const n = Number(v);
+      if (v.trim() === "" || !Number.isFinite(n)) throw new UserError(`--csv line ${i + start + 1}: '${v.slice(0, 40)}' is not a number`);
+      return n;
+    }),
+  );
+}
+
+function classNames(path: unknown): string[] | undefined {
+  if (typeof path !== "string") return undefined;
+  if (statSync(path).size > 16 << 20) throw new UserError(`--classes ${path} is over 16 MiB`);
+  return readFileSync(path, "utf8").split(/\r?\n/).filter((l, i, all) => l !== "" || i < all.length - 1);
+}
+
+async function run(f: Record<string, unknown>): Promise<void> {
+  if (typeof f.in !== "string") throw new UserError("mcnc predict needs --in MODEL (.mcnc or .onnx)");
+  const top = (f.top as number | undefined) ?? 5;
+  if (!(Number.isInteger(top) && top >= 1 && top <= MAX_TOP)) throw new UserError(`--top must be from 1 to ${MAX_TOP}`);
+  const given = ["image", "inputs", "csv", "prompt"].filter((k) => f[k] !== undefined);
+  if (given.length !== 1) throw new UserError("give one of --image FILE|DIR, --inputs DIR (one .npy per model input), --csv FILE or --prompt TEXT");
+  await startEngine(f);
+  if (f.in.endsWith(".onnx")) {
+    if (f.csv !== undefined || f.prompt !== undefined) throw new UserError("an ONNX model takes --image or --inputs");
+    if (f.adapter !== undefined) throw new UserError("--adapter applies to .mcnc models");
+    const bytes = readWholeFile(f.in);
+    const inputs = openModelInputs((f.image ?? f.inputs) as string, graphInputs(readOnnx(bytes, f.in).message), imagePrep(f), f.image !== undefined ? "--image" : "--inputs");
+    const classes = classNames(f.classes);
+    for await (const p of predictOnnx(bytes, inputs, { top, ...(classes ? { classes } : {}), raw: Boolean(f.raw) })) printOnnx(p, Boolean(f.json));
+    return;
+  }
+  for (const flag of ["input-size", "mean", "std", "bgr", "classes", "raw", "inputs"]) if (f[flag] !== undefined) throw new UserError(`--${flag} applies to ONNX models; an .mcnc file records how its inputs are prepared`);
+  const { loaded, base } = await openModel(f.in, f.adapter as string | undefined);
+  const { params } = await timedRebuild(loaded, 0, base);
+  if (typeof f.prompt === "string") {
+    const ranked = await predictNextByte(loaded.model, params, new TextEncoder().encode(f.prompt), top);
+    print(f.json ? JSON.stringify({ prompt: f.prompt, next: ranked.map((r) => ({ ...r, p: round(r.p, 6) })) }) : `next byte: ${show(ranked)}`);
+    return;
+  }
+  const files = typeof f.image === "string" ? imagePaths(f.image, "--image") : undefined;
+  const rows = typeof f.csv === "string" ? csvRows(f.csv) : undefined;
+  for (const p of await predictNetwork(loaded.model, params, loaded.file.meta, { ...(files ? { files } : {}), ...(rows ? { rows } : {}) }, top)) {
+    print(f.json ? JSON.stringify({ sample: p.sample, top: p.top.map((r) => ({ ...r, p: round(r.p, 6) })) }) : `${p.sample}: ${show(p.top)}`);
+  }
+}
+
+function printOnnx(p: Prediction, json: boolean): void {
+  if (json) {
+    print(JSON.stringify({ sample: p.sample, outputs: p.outputs.map((o) => ({ ...o, ...(o.top ? { top: o.top.map((r) => ({ ...r, p: round(r.p, 6) })) } : {}) })) }));
+    return;
+  }
+  for (const o of p.outputs) {
+    const what = o.top ? show(o.top) : o.range ? `[${o.dims.join(", ")}] from ${round(o.range.min, 4)} to ${round(o.range.max, 4)}, mean ${round(o.range.mean, 4)}` : `[${o.dims.join(", ")}]`;
+    print(`${p.sample}: ${o.name}: ${what}`);
+  }
+}
+
+export const predictCommand: Command = {
+  name: "predict",
+  summary: "run a model (.mcnc, with --adapter; or any ONNX) on your own images, CSV rows, arrays or prompt: top-k classes",
+  usage: "mcnc predict --in MODEL(.mcnc|.onnx) (--image FILE|DIR | --inputs DIR | --csv FILE | --prompt TEXT) [--top K] [--json]",
+  flags: () => [
+    { name: "in", type: "string", help: "the model: .mcnc (a classifier or a GPT) or .onnx" },
+    ADAPTER_FLAG,
+    { name: "image", type: "string", help: "a PNG or JPEG image, or a folder of them" },
+    { name: "inputs", type: "string", help: "ONNX: a folder of one .npy array per model input, samples first" },
+    { name: "csv", type: "string", help: "rows of numbers, one sample a row (a header line is skipped)" },
+    { name: "prompt", type: "string", help: "a GPT: the text whose next byte is predicted (mcnc generate continues it)" },
+    { name: "top", type: "int", help: "classes shown per sample", default: "5" },
+    { name: "classes", type: "string", help: "ONNX: a text file of class names, one a line, in index order" },
+    { name: "raw", type: "bool", help: "ONNX: every output's values too (with --json)" },
+    ...IMAGE_PREP_FLAGS,
+    ...ENGINE_FLAGS,
+    JSON_FLAG,
+  ],
+  maxPositionals: 0,
+  run,
+};
