@@ -69,9 +69,11 @@ if (only.some((m) => m !== "vad")) {
   const keys = ["blank", ...readFileSync(join(OCR, "ppocr_keys_v1.txt"), "utf8").split("\n").filter((k) => k !== ""), " "];
   const rec = join(OCR, "ch_PP-OCRv4_rec_infer.onnx");
   const prep = ["--mean", "0.5", "--std", "0.5", "--bgr"];
-  jobs.push({ name: "cls", model: join(OCR, "ch_ppocr_mobile_v2.0_cls_infer.onnx"), calib: d("cls-calib"), eval: d("cls-eval"), flags: [...prep, "--input-size", "48x192"] });
-  jobs.push({ name: "rec", model: rec, calib: d("rec-calib"), eval: d("rec-eval"), flags: [...prep, "--input-size", "48x320"], check: (file) => linesRead(file, d("rec-eval"), keys) });
-  jobs.push({ name: "det", model: join(OCR, "ch_PP-OCRv4_det_infer.onnx"), calib: d("det-calib"), eval: d("det-eval"), flags: ["--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225", "--bgr", "--input-size", "384x384"], calibFlags: ["--calib-samples", "32"] });
+  const ocr: Job[] = [];
+  ocr.push({ name: "cls", model: join(OCR, "ch_ppocr_mobile_v2.0_cls_infer.onnx"), calib: d("cls-calib"), eval: d("cls-eval"), flags: [...prep, "--input-size", "48x192"] });
+  ocr.push({ name: "rec", model: rec, calib: d("rec-calib"), eval: d("rec-eval"), flags: [...prep, "--input-size", "48x320"], check: (file) => linesRead(file, d("rec-eval"), keys) });
+  ocr.push({ name: "det", model: join(OCR, "ch_PP-OCRv4_det_infer.onnx"), calib: d("det-calib"), eval: d("det-eval"), flags: ["--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225", "--bgr", "--input-size", "384x384"], calibFlags: ["--calib-samples", "32"] });
+  jobs.push(...ocr.filter((j) => only.includes(j.name)));
 }
 if (only.includes("vad")) {
   if (!existsSync(SOUNDS)) process.stdout.write(`${JSON.stringify({ bench: "foreign-models", model: "vad", skipped: `no recorded speech: ${SOUNDS} comes with Debian's alsa-utils` })}\n`);
@@ -113,18 +115,14 @@ async function sileroFrames(): Promise<{ calib: string; eval: string }> {
 /** The recogniser's lines read exactly (greedy CTC decoding against the text drawn). */
 async function linesRead(model: string, dir: string, keys: string[]): Promise<Record<string, number>> {
   const labels = JSON.parse(readFileSync(join(dir, "labels.json"), "utf8")) as Record<string, string>;
-  const r = spawnSync(process.execPath, [CLI, "predict", "--in", model, "--image", dir, "--mean", "0.5", "--std", "0.5", "--bgr", "--input-size", "48x320", "--raw", "--json"], { encoding: "utf8", maxBuffer: 1 << 28 });
+  const r = spawnSync(process.execPath, [CLI, "predict", "--in", model, "--image", dir, "--mean", "0.5", "--std", "0.5", "--bgr", "--input-size", "48x320", "--json"], { encoding: "utf8", maxBuffer: 1 << 28 });
   if (r.status !== 0) return { lines_read: Number.NaN };
   let right = 0;
   for (const line of r.stdout.trim().split("\n")) {
-    const { sample: file, outputs } = JSON.parse(line) as { sample: string; outputs: Array<{ dims: number[]; data: number[] }> };
-    const output = outputs[0]!;
-    const [, steps, classes] = output.dims as [number, number, number];
+    const { sample: file, outputs } = JSON.parse(line) as { sample: string; outputs: Array<{ best: number[] }> };
     let text = "";
     let last = 0;
-    for (let t = 0; t < steps; t++) {
-      let best = 0;
-      for (let k = 1; k < classes; k++) if (output.data[t * classes + k]! > output.data[t * classes + best]!) best = k;
+    for (const best of outputs[0]!.best) {
       if (best !== 0 && best !== last) text += keys[best] ?? "";
       last = best;
     }

@@ -29,6 +29,13 @@ export { openForeign, openSafetensors, openOnnx, openTfjs, type ForeignModel, ty
 export { asMatrix, tensorsModel, type MatrixLayout, type TensorsDescription } from "./model/tensors.js";
 export { compressModel, matrixLeaves, probeInput, type CalibrationBatch, type CompressRun } from "./compress/compress-model.js";
 export { compressorNames, findCompressor, registerCompressor, type Compressor } from "./compress/index.js";
+export { calibrateOnnx, calibrationGraph, uncalibratable, type OnnxLeaf } from "./compress/calibrate-onnx.js";
+export { writeCompact, type CompactForm } from "./format/onnx-compact.js";
+export { graphInputs, type GraphInput } from "./format/onnx-graph.js";
+export { openModelInputs, imagePaths, type ModelInputs, type ImagePrep } from "./data/model-inputs.js";
+export { openModelSession, type ModelSession, type Feed } from "./engine/model-session.js";
+export { predictOnnx, type Prediction, type PredictOptions } from "./predict/predict-onnx.js";
+export { predictNetwork, predictNextByte, type NetworkPrediction } from "./predict/predict-network.js";
 export { weightsHash } from "./format/weights-hash.js";
 export { encodeCheckpoint, decodeCheckpoint } from "./format/checkpoint-file.js";
 export { writeFileAtomic } from "./format/atomic-write.js";

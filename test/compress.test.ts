@@ -264,6 +264,13 @@ test("mcnc compress: safetensors in and out, dtypes kept; a file without a netwo
   assert.deepEqual(back.entries.map((e) => [e.name, e.dtype]), [["encoder.layer.0.dense.weight", "F16"], ["encoder.norm", "BF16"]]);
   assert.equal(back.metadata.framework, "other");
   assert.deepEqual(back.read("encoder.norm"), readSafetensors(memorySource(readFileSync(foreign))).read("encoder.norm"));
+  // Stored in another float type on request: every tensor, the file half as large as float32 would be.
+  const bf = join(dir, "foreign-bf16.safetensors");
+  assert.equal(mcnc("compress", "--method", "svd", "--rank", "8", "--in", foreign, "--out", bf, "--store", "bfloat16").code, 0);
+  assert.deepEqual(readSafetensors(memorySource(readFileSync(bf))).entries.map((e) => e.dtype), ["BF16", "BF16"]);
+  const mlp16 = join(dir, "mlp-f16.safetensors");
+  assert.equal(mcnc("compress", "--method", "rtn", "--bits", "8", "--in", model, "--out", mlp16, "--store", "float16", "--skip-eval").code, 0);
+  assert.ok(readSafetensors(memorySource(readFileSync(mlp16))).entries.every((e) => e.dtype === "F16"));
   assertCleanError(mcnc("compress", "--method", "gptq", "--in", foreign, "--out", join(dir, "no.safetensors")), /runs for ONNX models only \(this is safetensors\)/);
   // Or stored compressed (the factors, 8 x (64 + 32) numbers), then rebuilt into the model as it was.
   const small = join(dir, "foreign-svd.mcnc");

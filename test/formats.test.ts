@@ -85,6 +85,17 @@ test("mcnc compress on the Silero VAD ONNX model: written back as ONNX that onnx
   assertCleanError(mcnc("compress", "--method", "rtn", "--in", junk, "--out", join(dir, "no.onnx")), /not an ONNX model|no graph/);
 });
 
+/** float16 values from bytes (little-endian halves). */
+function openTfjsValues(raw: Uint8Array, at: number, n: number): number[] {
+  return Array.from({ length: n }, (_, i) => {
+    const h = raw[at + 2 * i]! | (raw[at + 2 * i + 1]! << 8);
+    const e = (h >> 10) & 31;
+    const f = h & 1023;
+    const v = e === 0 ? f * 2 ** -24 : (1 + f / 1024) * 2 ** (e - 15);
+    return h & 0x8000 ? -v : v;
+  });
+}
+
 test("TF.js: model.json with weight shards in, compressed, and out in the same layout; int weights untouched", () => {
   const modelDir = mkdtempSync(join(dir, "tfjs-"));
   const kernel = Float32Array.from({ length: 32 * 16 }, (_, i) => Math.sin(i * 0.37));
@@ -94,13 +105,22 @@ test("TF.js: model.json with weight shards in, compressed, and out in the same l
   const group1 = new Uint8Array([...new Uint8Array(kernel.buffer), ...new Uint8Array(ids.buffer)]);
   writeFileSync(join(modelDir, "g1-shard1of2.bin"), group1.subarray(0, 1000));
   writeFileSync(join(modelDir, "g1-shard2of2.bin"), group1.subarray(1000));
-  writeFileSync(join(modelDir, "g2.bin"), new Uint8Array(bias.buffer));
+  // An embedding table, which a Gather reads: not a weight compress takes by default.
+  const table = Float32Array.from({ length: 40 * 8 }, (_, i) => Math.cos(i * 0.11));
+  writeFileSync(join(modelDir, "g2.bin"), new Uint8Array([...new Uint8Array(bias.buffer), ...new Uint8Array(table.buffer)]));
+  const nodes = [
+    { name: "x", op: "Placeholder" },
+    { name: "dense/kernel", op: "Const" },
+    { name: "mm", op: "MatMul", input: ["x", "dense/kernel"] },
+    { name: "embedding", op: "Const" },
+    { name: "gather", op: "GatherV2", input: ["embedding", "ids", "axis"] },
+  ];
   const manifest = {
     format: "graph-model",
-    modelTopology: { node: [] },
+    modelTopology: { node: nodes },
     weightsManifest: [
       { paths: ["g1-shard1of2.bin", "g1-shard2of2.bin"], weights: [{ name: "dense/kernel", shape: [32, 16], dtype: "float32" }, { name: "ids", shape: [10], dtype: "int32" }] },
-      { paths: ["g2.bin"], weights: [{ name: "dense/bias", shape: [16], dtype: "float32" }] },
+      { paths: ["g2.bin"], weights: [{ name: "dense/bias", shape: [16], dtype: "float32" }, { name: "embedding", shape: [40, 8], dtype: "float32" }] },
     ],
   };
   const input = join(modelDir, "model.json");
@@ -112,8 +132,10 @@ test("TF.js: model.json with weight shards in, compressed, and out in the same l
   const out = join(outDir, "small.json");
   const r = mcnc("compress", "--method", "svd", "--rank", "2", "--in", input, "--out", out, "--json");
   assert.equal(r.code, 0, r.stderr);
+  assert.equal(lastJson(r.stdout).compressed, 1, "the MatMul's kernel only, not the embedding table");
   const back = openTfjs(out);
   assert.deepEqual(back.read("dense/bias"), bias);
+  assert.deepEqual(back.read("embedding"), table);
   const k = back.read("dense/kernel");
   assert.notDeepEqual(k, kernel);
   const written = JSON.parse(readFileSync(out, "utf8"));
@@ -122,8 +144,40 @@ test("TF.js: model.json with weight shards in, compressed, and out in the same l
   assert.deepEqual(new Int32Array(shard.buffer.slice(shard.byteOffset + 32 * 16 * 4, shard.byteOffset + shard.length)), ids);
   // The input is untouched.
   assert.deepEqual(openTfjs(input).read("dense/kernel"), kernel);
+  // Stored as the converter quantises (into a folder made for it): TF.js's own dequantisation gives the weights back.
+  for (const [store, tolerance] of [["float16", 1e-3], ["uint8", 1 / 255], ["uint16", 1 / 65535]] as const) {
+    const q = join(outDir, "new", store, "model.json");
+    const s = mcnc("compress", "--method", "svd", "--rank", "2", "--in", input, "--out", q, "--store", store, "--json");
+    assert.equal(s.code, 0, s.stderr);
+    const m = JSON.parse(readFileSync(q, "utf8")) as { weightsManifest: Array<{ paths: string[]; weights: Array<{ name: string; quantization?: { dtype: string; min?: number; scale?: number } }> }> };
+    const entry = m.weightsManifest[1]!.weights.find((w) => w.name === "embedding")!;
+    assert.equal(entry.quantization?.dtype, store);
+    const raw = readFileSync(join(outDir, "new", store, m.weightsManifest[1]!.paths[0]!));
+    const at = 16 * (store === "uint8" ? 1 : 2);
+    const values = store === "float16" ? openTfjsValues(raw, at, 320) : Array.from({ length: 320 }, (_, i) => (store === "uint8" ? raw[at + i]! : raw.readUInt16LE(at + 2 * i)) * entry.quantization!.scale! + entry.quantization!.min!);
+    for (let i = 0; i < 320; i++) assert.ok(Math.abs(values[i]! - table[i]!) <= tolerance * 2 + 1e-6, `${store} ${i}: ${values[i]} against ${table[i]}`);
+    assert.equal(s.code, 0);
+  }
+  assertCleanError(mcnc("compress", "--method", "svd", "--rank", "2", "--in", input, "--out", join(outDir, "b.json"), "--store", "bfloat16"), /--store bfloat16 does not apply to tfjs/);
   writeFileSync(join(modelDir, "bad.json"), JSON.stringify({ ...manifest, weightsManifest: [{ paths: ["../g2.bin"], weights: [] }] }));
   assertCleanError(mcnc("compress", "--method", "rtn", "--in", join(modelDir, "bad.json"), "--out", join(outDir, "x.json")), /beside model.json/);
   writeFileSync(join(modelDir, "short.json"), JSON.stringify({ ...manifest, weightsManifest: [{ paths: ["g2.bin"], weights: [{ name: "w", shape: [100, 100], dtype: "float32" }] }] }));
-  assertCleanError(mcnc("compress", "--method", "rtn", "--in", join(modelDir, "short.json"), "--out", join(outDir, "x.json")), /shards hold 64 bytes, its weights need 40000/);
+  assertCleanError(mcnc("compress", "--method", "rtn", "--in", join(modelDir, "short.json"), "--out", join(outDir, "x.json")), /shards hold 1344 bytes, its weights need 40000/);
+});
+
+test("TF.js written back in shards of 4 MiB, as its converter writes them", () => {
+  const modelDir = mkdtempSync(join(dir, "tfjs-big-"));
+  const big = Float32Array.from({ length: 1100 * 1000 }, (_, i) => Math.sin(i * 0.001));
+  writeFileSync(join(modelDir, "w.bin"), new Uint8Array(big.buffer));
+  const input = join(modelDir, "model.json");
+  writeFileSync(input, JSON.stringify({ format: "layers-model", modelTopology: {}, weightsManifest: [{ paths: ["w.bin"], weights: [{ name: "dense/kernel", shape: [1100, 1000], dtype: "float32" }] }] }));
+  const out = join(modelDir, "out", "model.json");
+  const r = mcnc("compress", "--method", "rtn", "--bits", "8", "--in", input, "--out", out, "--json");
+  assert.equal(r.code, 0, r.stderr);
+  const m = JSON.parse(readFileSync(out, "utf8")) as { weightsManifest: Array<{ paths: string[] }> };
+  assert.deepEqual(m.weightsManifest[0]!.paths, ["model.group1-shard1of2.bin", "model.group1-shard2of2.bin"]);
+  assert.equal(statSync(join(modelDir, "out", "model.group1-shard1of2.bin")).size, 4 * 1024 * 1024);
+  const back = openTfjs(out).read("dense/kernel");
+  for (let i = 0; i < big.length; i += 997) assert.ok(Math.abs(back[i]! - big[i]!) < 0.01);
+  assert.equal((lastJson(r.stdout) as { file_bytes: { out: number } }).file_bytes.out, 4400000 + readFileSync(out).length);
 });

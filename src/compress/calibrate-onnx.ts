@@ -48,7 +48,7 @@ export async function calibrationGraph(model: OnnxModel, inputs: ModelInputs): P
 }
 
 /** Why calibration cannot reach `leaf`'s inputs in `graph` (calibrationGraph's copy of `model`'s), if it cannot. */
-export function uncalibratable(model: OnnxModel, graph: ModelMessage, leaf: OnnxLeaf): string | undefined {
+export function uncalibratable(model: OnnxModel, graph: ModelMessage, leaf: OnnxLeaf, columnwise = false): string | undefined {
   const found = weightUses(graph, leaf.value);
   if ("why" in found) return graph !== model.message && "why" in weightUses(model.message, leaf.value) && !found.why.includes("subgraph") ? "it lies in an If branch that no calibration sample takes" : found.why;
   const rows = asMatrix(leaf.shape, leaf.layout).rows;
@@ -56,6 +56,8 @@ export function uncalibratable(model: OnnxModel, graph: ModelMessage, leaf: Onnx
   for (const use of found.uses) {
     const expected: MatrixLayout = use.op === "Conv" ? "out-first" : use.op === "Gemm" && intAttribute(use.node, "transB", 0) === 1 ? "out-in" : "in-out";
     if (expected !== leaf.layout) return `${use.op} node ${use.node.name ?? ""} multiplies it as ${expected}, and it is read as ${leaf.layout}`;
+    const groups = use.op === "Conv" ? intAttribute(use.node, "group", 1) : 1;
+    if (groups > 1 && !columnwise) return `Conv node ${use.node.name ?? ""} has ${groups} groups, whose outputs see different inputs: a method that mixes outputs cannot be calibrated on one moment`;
   }
   return undefined;
 }

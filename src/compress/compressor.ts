@@ -47,6 +47,12 @@ export interface Compressor<Config extends object = object> {
    * already-compressed layers below it; `gradients`, the loss gradients of the trained model; or nothing.
    */
   calibrated: false | "inputs" | "gradients";
+  /**
+   * Each output column is compressed on its own, its error spread over its rows (GPTQ, Wanda): a
+   * grouped Conv, whose columns see different input channels, can then share one input moment (the
+   * groups' sum) as an approximation. Methods that mix columns (low rank) cannot.
+   */
+  columnwise?: boolean;
   /** Validate the flags. Throws UserError. */
   configure(values: OptionValues): Config;
   compressLeaf(config: Config, leaf: LeafToCompress): CompressedLeaf | Promise<CompressedLeaf>;

@@ -7,7 +7,7 @@
  * `.NAME.RANDOM.tmp` that no reader takes for output.
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { UserError } from "../errors.js";
 
@@ -68,6 +68,8 @@ export function writeFileAtomicBy(path: string, produce: (write: (bytes: Uint8Ar
   const cannot = (e: unknown) => new UserError(`cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   let fd: number | undefined;
   try {
+    // An output in a folder not made yet (--out dir/model.json) makes it.
+    mkdirSync(dirname(path), { recursive: true });
     // "wx": O_CREAT | O_EXCL, which fails on any existing name, a symlink included.
     fd = openSync(tmp, "wx", 0o644);
   } catch (e) {

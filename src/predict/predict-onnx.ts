@@ -10,6 +10,8 @@ export interface OutputPrediction {
   name: string;
   dims: number[];
   top?: Ranked[];
+  /** For one sequence of score rows ([1, positions, classes]): the best class at each position. */
+  best?: number[];
   range?: { min: number; max: number; mean: number };
   data?: number[];
 }
@@ -42,6 +44,7 @@ export async function* predictOnnx(model: Uint8Array, inputs: ModelInputs, o: Pr
           name,
           dims,
           ...(classScores(dims) ? { top: topK(values, o.top, o.classes) } : { range: { min, max, mean: sum / Math.max(1, values.length) } }),
+          ...(dims.length === 3 && dims[0] === 1 && dims[2]! >= 2 ? { best: argmaxRows(values, dims[2]!) } : {}),
           ...(o.raw ? { data: [...values] } : {}),
         };
       });
@@ -50,4 +53,12 @@ export async function* predictOnnx(model: Uint8Array, inputs: ModelInputs, o: Pr
   } finally {
     await session.close();
   }
+}
+
+function argmaxRows(values: Float64Array, width: number): number[] {
+  return Array.from({ length: values.length / width }, (_, r) => {
+    let best = 0;
+    for (let k = 1; k < width; k++) if (values[r * width + k]! > values[r * width + best]!) best = k;
+    return best;
+  });
 }

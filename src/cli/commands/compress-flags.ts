@@ -2,6 +2,7 @@
 import type { Compressor } from "../../compress/compressor.js";
 import type { ImagePrep } from "../../data/model-inputs.js";
 import { UserError } from "../../errors.js";
+import { STORES } from "../../format/foreign-model.js";
 import type { Flag } from "../args.js";
 
 /** How images become an ONNX model's input (compress's --calib and --eval, predict's --image). */
@@ -35,6 +36,9 @@ export function imagePrep(f: Record<string, unknown>): ImagePrep {
 export function checkForeignCalibration(format: string, compressor: Compressor, f: Record<string, unknown>): void {
   const name = compressor.name;
   if (compressor.calibrated === "gradients") throw new UserError(`--method ${name} weighs weights by loss gradients, and a model mcnc did not write has no loss to differentiate: use gptq, wanda, rom or eora with --calib DIR`);
+  if (f.store !== undefined && !STORES[format as keyof typeof STORES]?.includes(f.store as string)) {
+    throw new UserError(`--store ${String(f.store)} does not apply to ${format}${format === "onnx" ? ": ONNX output keeps codes and factors in compact forms (or dense with --float)" : ` (it takes ${STORES[format as keyof typeof STORES]!.join(", ")})`}`);
+  }
   if (format !== "onnx") {
     if (compressor.calibrated) throw new UserError(`--method ${name} calibrates on the model's inputs, which mcnc runs for ONNX models only (this is ${format}): use svd, rtn or magnitude`);
     for (const flag of ["eval", "input-size", "mean", "std", "bgr", "float"]) if (f[flag] !== undefined) throw new UserError(`--${flag} applies to ONNX models (this is ${format})`);

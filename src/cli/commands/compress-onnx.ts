@@ -36,10 +36,11 @@ export interface OnnxJob {
 }
 
 /** The chosen weights calibration can reach; the others stay as they are (named ones are an error). */
-function calibratable(model: OnnxModel, graph: ModelMessage, leaves: OnnxLeaf[], named: boolean, log: (s: string) => void): OnnxLeaf[] {
+function calibratable(model: OnnxModel, graph: ModelMessage, leaves: OnnxLeaf[], job: OnnxJob): OnnxLeaf[] {
+  const { named, log } = job;
   const reached = leaves.filter((leaf) => {
     const { name } = leaf;
-    const why = uncalibratable(model, graph, leaf);
+    const why = uncalibratable(model, graph, leaf, job.compressor.columnwise);
     if (why && named) throw new UserError(`--compress: ${name}: ${why}`);
     if (why) log(`stays as it is: ${name}: ${why}`);
     return !why;
@@ -86,7 +87,7 @@ export async function compressOnnx(model: ForeignModel, source: Uint8Array, job:
   if (job.calib && calibInputs) {
     const inputs = calibInputs;
     const graph = await calibrationGraph(onnx, inputs);
-    leaves = calibratable(onnx, graph, leaves, job.named, log);
+    leaves = calibratable(onnx, graph, leaves, job);
     log(`calibrating on ${inputs.samples} samples of ${job.calib.dir}`);
     done = await calibrateOnnx(onnx, graph, leaves, inputs, async (leaf, index, moments) => compressor.compressLeaf(config, { ...leafOf(leaf, index), moments }), (p) =>
       log(`[wave ${p.wave}/${p.waves}] ${p.leaves} matri${p.leaves === 1 ? "x" : "ces"} ${p.seconds.toFixed(1)}s`),

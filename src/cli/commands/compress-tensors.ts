@@ -4,6 +4,7 @@
  * one tensor in memory at a time), or as an .mcnc file that stores the compressed form and rebuilds
  * the tensors (`mcnc decompress --template` puts them back into the model).
  */
+import { statSync } from "node:fs";
 import { compressModel } from "../../compress/compress-model.js";
 import type { Compressor } from "../../compress/index.js";
 import { UserError } from "../../errors.js";
@@ -30,12 +31,12 @@ export function tensorsToCompress(model: ForeignModel, given: unknown): string[]
 }
 
 /** Every selected tensor compressed and materialised, the model written back in its own format. */
-export function writeBackCompressed(model: ForeignModel, compressor: Compressor, config: object, chosen: string[], out: string, log: (s: string) => void): Record<string, unknown> {
+export function writeBackCompressed(model: ForeignModel, compressor: Compressor, config: object, chosen: string[], out: string, log: (s: string) => void, store?: string): Record<string, unknown> {
   const started = performance.now();
   let storedBytes = 0;
   let params = 0;
   let done = 0;
-  model.writeBack(
+  const files = model.writeBack(
     out,
     (t, data) => {
       params += data.length;
@@ -54,8 +55,17 @@ export function writeBackCompressed(model: ForeignModel, compressor: Compressor,
       return view.fromMatrix(leaf.weight);
     },
     { compressed_with: compressor.name },
+    store,
   );
-  return { model: model.format, compressed: chosen.length, compress_seconds: round((performance.now() - started) / 1000, 2), params, stored_payload_bytes: storedBytes };
+  const bytes = (paths: string[]) => paths.reduce((n, p) => n + statSync(p).size, 0);
+  return {
+    model: model.format,
+    compressed: chosen.length,
+    compress_seconds: round((performance.now() - started) / 1000, 2),
+    params,
+    stored_payload_bytes: storedBytes,
+    file_bytes: { in: bytes(model.files), out: bytes(files), files: files.length },
+  };
 }
 
 /**

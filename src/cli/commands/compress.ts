@@ -54,6 +54,7 @@ function flags(): Flag[] {
     { name: "calib", type: "string", help: "calibration data: text file or folder for the GPT, IDX directory for images; for ONNX, a folder of one .npy per model input (samples first) or of images", default: "the model's training data" },
     { name: "eval", type: "string", help: "ONNX: your inputs to measure the output change and latency on, in the form --calib takes" },
     ...IMAGE_PREP_FLAGS,
+    { name: "store", type: "string", choices: ["float32", "float16", "bfloat16", "uint16", "uint8"], help: "safetensors and TF.js: how the written float weights are stored (TF.js: float16, uint16, uint8 as its converter quantises; safetensors: float16, bfloat16)", default: "the input's dtypes" },
     { name: "float", type: "bool", help: "ONNX: write compressed weights as float, not as DequantizeLinear codes, MatMulNBits or factor MatMuls" },
     { name: "calib-samples", type: "int", help: "calibration rows: text windows or images", default: `${CALIB_DEFAULT.language} windows, or ${CALIB_DEFAULT.classifier} images` },
     { name: "seed", type: "int", help: "seed that picks the calibration samples", default: "0" },
@@ -128,7 +129,8 @@ async function compressNetwork(f: Record<string, unknown>, src: KnownSource, com
   const after = await measure(task, model, weights);
   if (out.endsWith(".mcnc")) writeFileAtomic(out, bytes);
   else {
-    const tensors = model.specs.map((s) => ({ name: s.name, shape: s.shape, dtype: src.dtypes[s.name] ?? "F32", data: weights[s.name]! }));
+    const store = f.store === undefined ? undefined : ({ float32: "F32", float16: "F16", bfloat16: "BF16" } as const)[f.store as "float32"];
+    const tensors = model.specs.map((s) => ({ name: s.name, shape: s.shape, dtype: store ?? src.dtypes[s.name] ?? "F32", data: weights[s.name]! }));
     writeSafetensors(out, tensors, { [MODEL_METADATA]: JSON.stringify(model.description), compressed_with: compressor.name });
   }
   return { model: model.name, compressed: compress.length, storage: run.method.name, compress_seconds: round(run.seconds, 2), size: fileSize(loaded), before, after };
@@ -154,6 +156,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
   const out = resolve(f.out);
   if (!/\.(mcnc|safetensors|onnx|json)$/.test(out)) throw new UserError("--out must end in .mcnc, .safetensors, .onnx or .json (TF.js)");
   if (out === resolve(f.in)) throw new UserError("--out would overwrite the input file");
+  if (f.store !== undefined && (out.endsWith(".mcnc") || (out.endsWith(".safetensors") && !["float32", "float16", "bfloat16"].includes(f.store as string)))) throw new UserError(`--store ${String(f.store)} does not apply to ${out.endsWith(".mcnc") ? ".mcnc output (it stores the compressed form)" : "safetensors (float32, float16 or bfloat16)"}`);
   checkWritable(out, "--out");
   const values = optionValues(compressor, compressors(), f);
   const log = (s: string) => f.quiet || process.stderr.write(`${s}\n`);
@@ -193,7 +196,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
         const dirOf = (flag: string, samples: unknown) => (typeof f[flag] === "string" ? { dir: f[flag] as string, ...(typeof samples === "number" ? { samples } : {}) } : undefined);
         const [calib, evaluate] = [dirOf("calib", f["calib-samples"]), dirOf("eval", f["test-limit"] || undefined)];
         report = await compressOnnx(model, readWholeFile(f.in), { compressor, config, chosen: compress, named: f.compress !== undefined, out, float: Boolean(f.float), prep: imagePrep(f), log, ...(calib ? { calib } : {}), ...(evaluate ? { evaluate } : {}) });
-      } else report = toMcnc ? await compressToMcnc(model, compressor, config, compress, out, log) : writeBackCompressed(model, compressor, config, compress, out, log);
+      } else report = toMcnc ? await compressToMcnc(model, compressor, config, compress, out, log) : writeBackCompressed(model, compressor, config, compress, out, log, f.store as string | undefined);
     } finally {
       model.close();
     }
@@ -207,8 +210,8 @@ async function run(f: Record<string, unknown>): Promise<void> {
   print(`${f.in}: ${String(report.model)}, ${String(report.compressed)} matrices compressed with ${compressor.name} in ${String(report.compress_seconds)} s; wrote ${out}`);
   const size = report.size as ReturnType<typeof fileSize> | undefined;
   if (size) for (const line of sizeLines(size)) print(line);
-  const file = report.file_bytes as { in: number; out: number; in_gzip: number; out_gzip: number } | undefined;
-  if (file) print(`file             ${file.in} bytes in, ${file.out} out (${round(file.in / file.out, 2)}x); gzipped ${file.in_gzip} and ${file.out_gzip}`);
+  const file = report.file_bytes as { in: number; out: number; in_gzip?: number; out_gzip?: number } | undefined;
+  if (file) print(`file${report.model === "tfjs" ? "s" : " "}            ${file.in} bytes in, ${file.out} out (${round(file.in / file.out, 2)}x)${file.in_gzip !== undefined ? `; gzipped ${file.in_gzip} and ${file.out_gzip}` : ""}`);
   for (const [how, n] of Object.entries((report.forms as Record<string, number> | undefined) ?? {})) print(`  ${String(n).padStart(4)} x ${how}`);
   if (report.stored_payload_bytes !== undefined) print(`stored payload   ${String(report.stored_payload_bytes)} bytes for ${String(report.params)} parameters (what .mcnc would store; the file written holds them dense)`);
   if (report.quality) for (const line of qualityLines(report.quality as Quality)) print(line);

@@ -82,7 +82,8 @@ function printOnnx(p: Prediction, json: boolean): void {
     return;
   }
   for (const o of p.outputs) {
-    const what = o.top ? show(o.top) : o.range ? `[${o.dims.join(", ")}] from ${round(o.range.min, 4)} to ${round(o.range.max, 4)}, mean ${round(o.range.mean, 4)}` : `[${o.dims.join(", ")}]`;
+    const best = o.best ? `; best class by position ${o.best.slice(0, 64).join(" ")}${o.best.length > 64 ? " ..." : ""}` : "";
+    const what = o.top ? show(o.top) : o.range ? `[${o.dims.join(", ")}] from ${round(o.range.min, 4)} to ${round(o.range.max, 4)}, mean ${round(o.range.mean, 4)}${best}` : `[${o.dims.join(", ")}]`;
     print(`${p.sample}: ${o.name}: ${what}`);
   }
 }

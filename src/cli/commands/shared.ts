@@ -173,8 +173,12 @@ export function metricLine(m: Metrics, where: string): string {
 /** Refuse an output path that cannot be written, before any training. */
 export function checkWritable(path: string, flag: string): void {
   if (existsSync(path) && statSync(path).isDirectory()) throw new UserError(`${flag} ${path} is a directory`);
+  // A folder not made yet is made on writing: its nearest existing parent must take it.
+  let dir = dirname(path);
+  while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
   try {
-    accessSync(dirname(path), constants.W_OK);
+    if (!statSync(dir).isDirectory()) throw new Error("not a folder");
+    accessSync(dir, constants.W_OK);
   } catch {
     throw new UserError(`cannot write to ${dirname(path)} (for ${flag} ${path})`);
   }

@@ -35,6 +35,7 @@ export const gptq: Compressor<QuantizeConfig> = {
   summary: "GPTQ: quantisation with Hessian-weighted error feedback (calibrated)",
   options: QUANTIZE_OPTIONS,
   calibrated: "inputs",
+  columnwise: true,
   configure: configureGrid,
   compressLeaf: (config, leaf) => gptqLeaf(config, leaf),
   storage: (config, _compressed, compress) => quantizeStorage(config, compress),

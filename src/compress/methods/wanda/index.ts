@@ -22,6 +22,7 @@ export const wanda: Compressor<SparsifyConfig> = {
   summary: "Wanda: prune by weight magnitude times input norm, per output, unstructured or N:M (calibrated)",
   options: SPARSIFY_OPTIONS,
   calibrated: "inputs",
+  columnwise: true,
   configure: configureSparsify,
   compressLeaf: wandaLeaf,
   storage: (_config, compressed, compress) => sparsifyStorage(compressed, compress),
