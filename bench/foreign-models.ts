@@ -16,6 +16,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as ort from "onnxruntime-node";
 import { renderOcrImages } from "./ocr-images.js";
+import { f32, Graph } from "../src/engine/onnx/graph.js";
+import { readOnnx } from "../src/format/onnx.js";
 import { npy } from "../test/data-files.js";
 import { readWav, SOUNDS } from "./wav.js";
 
@@ -41,8 +43,10 @@ const METHODS: Record<string, string[]> = {
   "rom-0.2": ["--method", "rom", "--reduction", "0.2"],
   "magnitude-0.3": ["--method", "magnitude", "--sparsity", "0.3"],
   "wanda-0.3": ["--method", "wanda", "--sparsity", "0.3"],
+  "eora4-r16": ["--method", "eora", "--bits", "4", "--rank", "16"],
+  "mcnc-fit": ["--method", "mcnc-fit"],
 };
-const calibrated = (m: string[]) => ["gptq", "rom", "wanda", "eora"].includes(m[1]!);
+const calibrated = (m: string[]) => ["gptq", "rom", "wanda", "eora", "mcnc-fit"].includes(m[1]!);
 /** The data-free method each calibrated one is compared with. */
 const TWIN: Record<string, string> = { gptq4: "rtn4", "gptq4-g32": "rtn4-g32", gptq3: "rtn3", "rom-0.2": "svd-0.2", "wanda-0.3": "magnitude-0.3" };
 
@@ -59,8 +63,9 @@ interface Job {
 }
 
 const scratch = mkdtempSync(join(tmpdir(), "mcnc-foreign-"));
-const only = arg("only") ?? ["cls", "rec", "det", "vad"];
-const methods = arg("methods") ?? Object.keys(METHODS);
+const only = arg("only") ?? ["cls", "rec", "det", "vad", "big"];
+/** eora and mcnc-fit only where asked for (--methods): the table compares the rest. */
+const methods = arg("methods") ?? Object.keys(METHODS).filter((m) => !["eora4-r16", "mcnc-fit"].includes(m));
 const jobs: Job[] = [];
 
 if (only.some((m) => m !== "vad")) {
@@ -75,9 +80,39 @@ if (only.some((m) => m !== "vad")) {
   ocr.push({ name: "det", model: join(OCR, "ch_PP-OCRv4_det_infer.onnx"), calib: d("det-calib"), eval: d("det-eval"), flags: ["--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225", "--bgr", "--input-size", "384x384"], calibFlags: ["--calib-samples", "32"] });
   jobs.push(...ocr.filter((j) => only.includes(j.name)));
 }
+if (only.includes("big")) jobs.push(bigModel());
 if (only.includes("vad")) {
   if (!existsSync(SOUNDS)) process.stdout.write(`${JSON.stringify({ bench: "foreign-models", model: "vad", skipped: `no recorded speech: ${SOUNDS} comes with Debian's alsa-utils` })}\n`);
   else jobs.push({ name: "vad", model: SILERO, ...(await sileroFrames()), flags: [] });
+}
+
+/**
+ * A 10M-parameter MLP as ONNX (1024-2048-2048-1024-1024, random weights, 9.4M parameters): every method
+ * must finish on it in minutes. Its inputs are random too; only the time and memory mean anything here.
+ */
+function bigModel(): Job {
+  const g = new Graph();
+  const widths = [1024, 2048, 2048, 1024, 1024];
+  let h = g.input("x", f32([1, widths[0]!]));
+  let seed = 1;
+  for (let l = 0; l + 1 < widths.length; l++) {
+    const [a, b] = [widths[l]!, widths[l + 1]!];
+    const w = Float32Array.from({ length: a * b }, () => ((seed = (seed * 16807) % 2147483647) / 2147483647 - 0.5) * (2 / Math.sqrt(a)));
+    h = g.op("MatMul", [h, g.constant("float32", [a, b], w)], f32([1, b]));
+    if (l + 2 < widths.length) h = g.op("Relu", [h], f32([1, b]));
+  }
+  g.output("y", h);
+  const model = readOnnx(g.encode());
+  model.message.graph.input[0]!.type!.tensorType!.shape!.dim[0] = { dimParam: "batch" };
+  const path = join(scratch, "big.onnx");
+  writeFileSync(path, model.encode());
+  const folder = (name: string, n: number) => {
+    const dir = join(scratch, `big-${name}`);
+    mkdirSync(dir);
+    writeFileSync(join(dir, "x.npy"), npy("<f4", [n, 1024], Array.from({ length: n * 1024 }, () => (seed = (seed * 16807) % 2147483647) / 2147483647 - 0.5)));
+    return dir;
+  };
+  return { name: "big", model: path, calib: folder("calib", 128), eval: folder("eval", 64), flags: [] };
 }
 
 /** Each frame of the prompts with the recurrent state the original model carries into it: four prompts to calibrate on, four to measure. */

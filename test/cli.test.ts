@@ -199,7 +199,10 @@ test("bad input: one line, exit 2, nothing half-written", () => {
   assertCleanError(mcnc("train", "--method", "pranc", "--bases", "5000", "--d", "203264"), /GiB; give a smaller --d/);
   assertCleanError(mcnc("train", "--epochs", "0"), /--epochs 0 needs --init FILE/);
   assertCleanError(mcnc("train", "--method", "quant", "--store-bits", "8"), /--store-bits does not apply to --method quant: it stores its own encoding, chosen by its own flags/);
-  assertCleanError(mcnc("train", "--out", join(dir, "missing", "x.mcnc")), /cannot write to/);
+  // A folder not made yet is made on writing; one under a file cannot be.
+  const plain = join(dir, "plain-file");
+  writeFileSync(plain, "x");
+  assertCleanError(mcnc("train", "--out", join(plain, "missing", "x.mcnc")), /cannot write to/);
   assertCleanError(mcnc("eval", join(dir, "nope.mcnc")), /cannot read .*ENOENT/);
   assertCleanError(mcnc("eval"), /needs a FILE/);
   assertCleanError(mcnc("inspect", dir), /is not a file/);

@@ -166,6 +166,7 @@ test("compact ONNX: codes and factors in forms onnxruntime runs, the same output
     [["--method", "gptq", "--bits", "4", "--group", "32", "--calib", CALIB], /4-bit MatMulNBits, blocks of 32/],
     [["--method", "rtn", "--bits", "4", "--group", "16"], /4-bit codes, two a byte, scaled in groups of 16/],
     [["--method", "svd", "--rank", "8"], /rank 8 as two MatMuls/],
+    [["--method", "svd", "--rank", "4"], /rank 4 as a Conv and a 1x1 Conv/],
   ] as const) {
     const name = method.slice(0, 5).join("-");
     const compact = join(dir, `${name}.onnx`);

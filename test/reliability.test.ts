@@ -121,7 +121,10 @@ test("atomic writes: exclusive unpredictable temporary names, nothing left on fa
   writeFileAtomic(out, Uint8Array.of(1, 2, 3));
   assert.deepEqual([...readFileSync(out)], [1, 2, 3]);
   assert.equal(readFileSync(victim, "utf8"), "keep me");
-  assert.throws(() => writeFileAtomic(join(dir, "no-such-dir", "x.bin"), Uint8Array.of(1)), /cannot write .*ENOENT/);
+  // A folder not made yet is made; one under a plain file cannot be.
+  writeFileAtomic(join(dir, "new-dir", "x.bin"), Uint8Array.of(1));
+  assert.deepEqual([...readFileSync(join(dir, "new-dir", "x.bin"))], [1]);
+  assert.throws(() => writeFileAtomic(join(victim, "x.bin"), Uint8Array.of(1)), /cannot write .*(ENOTDIR|EEXIST)/);
   assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith(".tmp") && !f.includes(String(process.pid))), []);
 });
 

@@ -6,7 +6,7 @@
  * (one inside a subgraph or a Constant node, grouped codes outside a MatMul) is written as float.
  */
 import { asMatrix, type MatrixLayout } from "../model/tensors.js";
-import { makeNode, makeTensor, ONNX_TYPE, opsetOf } from "./onnx-graph.js";
+import { intAttribute, makeNode, makeTensor, ONNX_TYPE, opsetOf } from "./onnx-graph.js";
 import { type ModelMessage, type Node, type OnnxModel, type OnnxWeight } from "./onnx.js";
 
 export type CompactForm =
@@ -35,9 +35,11 @@ export function writeCompact(model: OnnxModel, w: OnnxWeight, form: CompactForm)
   if (w.scope === "subgraph" || w.dtype !== "F32") return undefined;
   const before = usersOf(m, w.value);
   const matmuls = before.length > 0 && before.every(({ node }) => node.opType === "MatMul" && (node.domain ?? "") === "" && node.input[1] === w.value) && w.shape.length === 2;
+  // Convs of one group whose weight is their kernel: a low-rank kernel splits into a narrow Conv and a 1x1 Conv.
+  const convs = before.length > 0 && before.every(({ node }) => node.opType === "Conv" && (node.domain ?? "") === "" && node.input[1] === w.value && intAttribute(node, "group", 1) === 1) && w.layout === "out-first";
   const write =
     form.kind === "low-rank"
-      ? matmuls && ((users: Users) => lowRank(m, w, form, users))
+      ? matmuls ? (users: Users) => lowRank(m, w, form, users) : convs && ((users: Users) => lowRankConv(m, w, form, users))
       : matmuls && form.bits === 4 && form.group >= 16 && (form.group & (form.group - 1)) === 0
           ? (users: Users) => matMulNBits(m, w, form, users)
           : grouping(w.shape, w.layout, form.group) !== undefined && (() => scaledCodes(m, w, form));
@@ -169,5 +171,30 @@ function lowRank(m: ModelMessage, w: OnnxWeight, f: Extract<CompactForm, { kind:
     m.graph.node.splice(at, 1, makeNode("MatMul", [node.input[0]!, v("down")], [mid]), makeNode("MatMul", [mid, v("up")], [...node.output]));
   }
   return `rank ${f.rank} as two MatMuls`;
+}
+
+/**
+ * Each Conv by `w` ([outputs, inputs, ...kernel]) as a Conv by its down factor (r filters of the same
+ * kernel, strides and padding) and a 1x1 Conv by its up factor, which takes the bias.
+ */
+function lowRankConv(m: ModelMessage, w: OnnxWeight, f: Extract<CompactForm, { kind: "low-rank" }>, users: Users): string {
+  const [outs, ...rest] = w.shape;
+  const rows = rest.reduce((a, b) => a * b, 1);
+  const r = f.rank;
+  const v = (s: string) => `${w.value}_mcnc_${s}`;
+  // down is [rows, r] (rows in the kernel's own order), up [r, outs]: each transposed into a kernel.
+  const down = new Float32Array(r * rows);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < r; j++) down[j * rows + i] = f.down[i * r + j]!;
+  const up = new Float32Array(outs! * r);
+  for (let j = 0; j < r; j++) for (let o = 0; o < outs!; o++) up[o * r + j] = f.up[j * outs! + o]!;
+  const ones = rest.slice(1).map(() => 1);
+  m.graph.initializer.push(makeTensor(v("down"), [r, ...rest], ONNX_TYPE.float, bytesOf(down)), makeTensor(v("up"), [outs!, r, ...ones], ONNX_TYPE.float, bytesOf(up)));
+  for (const { node, at } of [...users].reverse()) {
+    const mid = `${node.output[0]}_mcnc_low`;
+    const first = makeNode("Conv", [node.input[0]!, v("down")], [mid], node.attribute.filter((a) => a.name !== "group"));
+    const second = makeNode("Conv", [mid, v("up"), ...node.input.slice(2)], [...node.output], [{ name: "kernel_shape", ints: ones, type: 7 }]);
+    m.graph.node.splice(at, 1, first, second);
+  }
+  return `rank ${r} as a Conv and a 1x1 Conv`;
 }
 

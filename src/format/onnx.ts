@@ -1,78 +1,18 @@
 /**
  * ONNX models in and out, through protobufjs: the weights an ONNX file holds (graph initializers,
  * Constant nodes' tensors, and the same inside subgraphs of If and Loop nodes) read as float32 and
- * written back in place, in their own dtype. The schema names only the fields on the way to those
- * tensors (field numbers from onnx.proto); every other field is carried through decode and encode
- * as unknown bytes, so what mcnc does not touch comes out as it went in.
+ * written back in place, in their own dtype. The schema (onnx-schema.ts) names only the fields mcnc
+ * reads or edits; every other field is carried through decode and encode as unknown bytes, so what
+ * mcnc does not touch comes out as it went in.
  */
 import protobuf from "protobufjs";
 import { UserError } from "../errors.js";
 import { checkShape, elements } from "./container.js";
 import type { MatrixLayout } from "../model/tensors.js";
 import { narrow, widen, type SafetensorsDtype } from "./safetensors.js";
+import { ONNX_SCHEMA } from "./onnx-schema.js";
 
-const SCHEMA = {
-  nested: {
-    ModelProto: {
-      fields: {
-        graph: { type: "GraphProto", id: 7 },
-        opsetImport: { rule: "repeated", type: "OperatorSetIdProto", id: 8 },
-      },
-    },
-    OperatorSetIdProto: { fields: { domain: { type: "string", id: 1 }, version: { type: "int64", id: 2 } } },
-    GraphProto: {
-      fields: {
-        node: { rule: "repeated", type: "NodeProto", id: 1 },
-        name: { type: "string", id: 2 },
-        initializer: { rule: "repeated", type: "TensorProto", id: 5 },
-        input: { rule: "repeated", type: "ValueInfoProto", id: 11 },
-        output: { rule: "repeated", type: "ValueInfoProto", id: 12 },
-      },
-    },
-    ValueInfoProto: { fields: { name: { type: "string", id: 1 }, type: { type: "TypeProto", id: 2 } } },
-    TypeProto: { fields: { tensorType: { type: "TypeTensor", id: 1 } } },
-    TypeTensor: { fields: { elemType: { type: "int32", id: 1 }, shape: { type: "ShapeProto", id: 2 } } },
-    ShapeProto: { fields: { dim: { rule: "repeated", type: "DimProto", id: 1 } } },
-    DimProto: { fields: { dimValue: { type: "int64", id: 1 }, dimParam: { type: "string", id: 2 } } },
-    NodeProto: {
-      fields: {
-        input: { rule: "repeated", type: "string", id: 1 },
-        output: { rule: "repeated", type: "string", id: 2 },
-        name: { type: "string", id: 3 },
-        opType: { type: "string", id: 4 },
-        attribute: { rule: "repeated", type: "AttributeProto", id: 5 },
-        domain: { type: "string", id: 7 },
-      },
-    },
-    AttributeProto: {
-      fields: {
-        name: { type: "string", id: 1 },
-        f: { type: "float", id: 2 },
-        i: { type: "int64", id: 3 },
-        s: { type: "bytes", id: 4 },
-        t: { type: "TensorProto", id: 5 },
-        g: { type: "GraphProto", id: 6 },
-        tensors: { rule: "repeated", type: "TensorProto", id: 10 },
-        graphs: { rule: "repeated", type: "GraphProto", id: 11 },
-        ints: { rule: "repeated", type: "int64", id: 8, options: { packed: false } },
-        type: { type: "int32", id: 20 },
-      },
-    },
-    TensorProto: {
-      fields: {
-        dims: { rule: "repeated", type: "int64", id: 1, options: { packed: false } },
-        dataType: { type: "int32", id: 2 },
-        floatData: { rule: "repeated", type: "float", id: 4 },
-        int32Data: { rule: "repeated", type: "int32", id: 5 },
-        name: { type: "string", id: 8 },
-        rawData: { type: "bytes", id: 9 },
-        dataLocation: { type: "int32", id: 14 },
-      },
-    },
-  },
-};
-
-const root = protobuf.Root.fromJSON(SCHEMA);
+const root = protobuf.Root.fromJSON(ONNX_SCHEMA);
 const ModelProto = root.lookupType("ModelProto");
 
 /** TensorProto.DataType values of the float types mcnc reads. */

@@ -75,10 +75,13 @@ export async function compressOnnx(model: ForeignModel, source: Uint8Array, job:
     const t = model.tensors.find((e) => e.name === name)!;
     return { name, shape: t.shape, layout: t.layout, value: onnx.weights.find((w) => w.name === name)!.value };
   });
+  const specOf = (leaf: OnnxLeaf) => {
+    const { rows, cols } = asMatrix(leaf.shape, leaf.layout);
+    return { name: leaf.name, shape: [rows, cols], role: "weight" as const, fanIn: rows };
+  };
   const leafOf = (leaf: OnnxLeaf, index: number) => {
     const view = asMatrix(leaf.shape, leaf.layout);
-    const spec = { name: leaf.name, shape: [view.rows, view.cols], role: "weight" as const, fanIn: view.rows };
-    return { spec, rows: view.rows, cols: view.cols, weight: view.toMatrix(onnx.read(leaf.name)), seed: 0, index };
+    return { spec: specOf(leaf), rows: view.rows, cols: view.cols, weight: view.toMatrix(onnx.read(leaf.name)), seed: 0, index };
   };
   // Both folders checked before any work.
   const evalInputs = job.evaluate && openModelInputs(job.evaluate.dir, graphInputs(onnx.message), job.prep, "--eval", job.evaluate.samples);
@@ -112,7 +115,8 @@ export async function compressOnnx(model: ForeignModel, source: Uint8Array, job:
     const replay: Compressor = { ...compressor, calibrated: false, compressLeaf: (_c, leaf) => done.get(leaf.spec.name)! };
     report = { ...(await compressToMcnc(model, replay, config, names, job.out, () => undefined)), compress_seconds: seconds };
   } else {
-    const forms = job.float ? {} : writeForms(onnx, leaves, done, compressor.storage(config, [], names));
+    const compressed = leaves.map((l) => ({ spec: specOf(l), stored: done.get(l.name)!.stored }));
+    const forms = job.float ? {} : writeForms(onnx, leaves, done, compressor.storage(config, compressed, names));
     written = job.float ? dense : onnx.encode();
     writeFileAtomic(job.out, written);
     report = { model: "onnx", compressed: names.length, leaves: names, compress_seconds: seconds, forms, file_bytes: { in: source.length, out: written.length, in_gzip: gzipSync(source).length, out_gzip: gzipSync(written).length } };
