@@ -18,6 +18,10 @@ import * as ort from "onnxruntime-node";
 import { renderOcrImages } from "./ocr-images.js";
 import { f32, Graph } from "../src/engine/onnx/graph.js";
 import { readOnnx } from "../src/format/onnx.js";
+import { graphInputs } from "../src/format/onnx-graph.js";
+import { openModelInputs, type ImagePrep } from "../src/data/model-inputs.js";
+import { openModelSession } from "../src/engine/model-session.js";
+import { initEngine } from "../src/engine/engine.js";
 import { npy } from "../test/data-files.js";
 import { readWav, SOUNDS } from "./wav.js";
 
@@ -77,7 +81,9 @@ if (only.some((m) => m !== "vad")) {
   const ocr: Job[] = [];
   ocr.push({ name: "cls", model: join(OCR, "ch_ppocr_mobile_v2.0_cls_infer.onnx"), calib: d("cls-calib"), eval: d("cls-eval"), flags: [...prep, "--input-size", "48x192"] });
   ocr.push({ name: "rec", model: rec, calib: d("rec-calib"), eval: d("rec-eval"), flags: [...prep, "--input-size", "48x320"], check: (file) => linesRead(file, d("rec-eval"), keys) });
-  ocr.push({ name: "det", model: join(OCR, "ch_PP-OCRv4_det_infer.onnx"), calib: d("det-calib"), eval: d("det-eval"), flags: ["--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225", "--bgr", "--input-size", "384x384"], calibFlags: ["--calib-samples", "32"] });
+  const det = join(OCR, "ch_PP-OCRv4_det_infer.onnx");
+  const detPrep = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], bgr: true, size: [384, 384] as [number, number] };
+  ocr.push({ name: "det", model: det, calib: d("det-calib"), eval: d("det-eval"), flags: ["--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225", "--bgr", "--input-size", "384x384"], calibFlags: ["--calib-samples", "32"], check: (file) => maskIoU(det, file, d("det-eval"), detPrep) });
   jobs.push(...ocr.filter((j) => only.includes(j.name)));
 }
 if (only.includes("big")) jobs.push(bigModel());
@@ -147,6 +153,25 @@ async function sileroFrames(): Promise<{ calib: string; eval: string }> {
   return out as { calib: string; eval: string };
 }
 
+/** The detector's text mask (probability above 0.3, PaddleOCR's threshold): intersection over union with the original's. */
+async function maskIoU(original: string, compressed: string, dir: string, prep: ImagePrep): Promise<Record<string, number>> {
+  await initEngine({});
+  const [a, b] = [await openModelSession(readFileSync(original), "det"), await openModelSession(readFileSync(compressed), "det")];
+  const inputs = openModelInputs(dir, graphInputs(readOnnx(readFileSync(original)).message), prep, "--eval");
+  let [both, either] = [0, 0];
+  for (let i = 0; i < inputs.samples; i++) {
+    const feeds = inputs.batch(i, i + 1);
+    const [x, y] = [Object.values(await a.run(feeds))[0]!.data as Float32Array, Object.values(await b.run(feeds))[0]!.data as Float32Array];
+    for (let k = 0; k < x.length; k++) {
+      const [p, q] = [x[k]! > 0.3, y[k]! > 0.3];
+      both += p && q ? 1 : 0;
+      either += p || q ? 1 : 0;
+    }
+  }
+  await Promise.all([a.close(), b.close()]);
+  return { mask_iou: Number((both / Math.max(1, either)).toFixed(4)) };
+}
+
 /** The recogniser's lines read exactly (greedy CTC decoding against the text drawn). */
 async function linesRead(model: string, dir: string, keys: string[]): Promise<Record<string, number>> {
   const labels = JSON.parse(readFileSync(join(dir, "labels.json"), "utf8")) as Record<string, string>;
@@ -188,7 +213,7 @@ async function measure(job: Job, name: string, m: string[], extra: string[] = []
 }
 
 for (const job of jobs) {
-  const original = job.check ? await job.check(job.model) : {};
+  const original = job.check && job.name !== "det" ? await job.check(job.model) : {};
   process.stdout.write(`${JSON.stringify({ bench: "foreign-models", model: job.name, file: job.model.split("/").at(-1), original })}\n`);
   const counts = new Map<string, number>();
   for (const name of methods) {

@@ -226,6 +226,6 @@ test("bad input: one line, exit 2, nothing half-written", () => {
   assertCleanError(mcnc("decompress", corrupt, "--out", out), /too short|not an .mcnc/);
   assert.equal(existsSync(out), false);
   assertCleanError(mcnc("decompress", model), /needs --out/);
-  assertCleanError(mcnc("decompress", model, "--out", join(dir, "missing", "w.safetensors")), /cannot write/);
+  assertCleanError(mcnc("decompress", model, "--out", join(plain, "missing", "w.safetensors")), /cannot write/);
   assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith(".tmp")), []);
 });

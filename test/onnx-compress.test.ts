@@ -161,7 +161,8 @@ test("compact ONNX: codes and factors in forms onnxruntime runs, the same output
     return y;
   };
   for (const [method, form] of [
-    [["--method", "rtn", "--bits", "8"], /8-bit codes, per-channel DequantizeLinear/],
+    [["--method", "rtn", "--bits", "8"], /8-bit codes, one a byte, scaled per channel/],
+    [["--method", "rtn", "--bits", "8", "--qdq"], /8-bit codes, per-channel DequantizeLinear/],
     [["--method", "rtn", "--bits", "4"], /4-bit codes, two a byte, scaled per channel/],
     [["--method", "gptq", "--bits", "4", "--group", "32", "--calib", CALIB], /4-bit MatMulNBits, blocks of 32/],
     [["--method", "rtn", "--bits", "4", "--group", "16"], /4-bit codes, two a byte, scaled in groups of 16/],

@@ -29,7 +29,7 @@ function dropSource(m: ModelMessage, value: string): void {
  * `w` replaced by `form` in the model's graph; what it became (a line for the report), or undefined
  * where this form has no place here and the caller writes the dense weights instead.
  */
-export function writeCompact(model: OnnxModel, w: OnnxWeight, form: CompactForm): string | undefined {
+export function writeCompact(model: OnnxModel, w: OnnxWeight, form: CompactForm, qdq = false): string | undefined {
   const m = model.message;
   // A float16 model's weights feed float16 nodes: left dense rather than cast back at every use.
   if (w.scope === "subgraph" || w.dtype !== "F32") return undefined;
@@ -42,7 +42,7 @@ export function writeCompact(model: OnnxModel, w: OnnxWeight, form: CompactForm)
       ? matmuls ? (users: Users) => lowRank(m, w, form, users) : convs && ((users: Users) => lowRankConv(m, w, form, users))
       : matmuls && form.bits === 4 && form.group >= 16 && (form.group & (form.group - 1)) === 0
           ? (users: Users) => matMulNBits(m, w, form, users)
-          : grouping(w.shape, w.layout, form.group) !== undefined && (() => scaledCodes(m, w, form));
+          : grouping(w.shape, w.layout, form.group) !== undefined && (() => scaledCodes(m, w, form, qdq));
   if (!write) return undefined;
   dropSource(m, w.value);
   // Places found again: a Constant node's removal moves them.
@@ -70,10 +70,11 @@ const int64s = (xs: readonly number[]) => new Uint8Array(BigInt64Array.from(xs.m
 /**
  * Codes in the weight's own layout (two a byte at 4 bits and below, split again by integer Div, Mul
  * and Sub: opset 7, unlike BitShift), cast, times their steps, plus their minimums: onnxruntime folds
- * all of it into the weight when it loads the model. 8-bit codes per channel, from opset 13, take the
- * standard DequantizeLinear.
+ * all of it into the weight when it loads the model. With `qdq`, 8-bit codes per channel (opset 13 on)
+ * take the standard DequantizeLinear instead, for tools that fuse QDQ pairs; onnxruntime's constant
+ * folding leaves DequantizeLinear alone, so without such a fusion it runs on every call (docs/results.md).
  */
-function scaledCodes(m: ModelMessage, w: OnnxWeight, q: Extract<CompactForm, { kind: "quant" }>): string {
+function scaledCodes(m: ModelMessage, w: OnnxWeight, q: Extract<CompactForm, { kind: "quant" }>, qdq: boolean): string {
   const view = asMatrix(w.shape, w.layout);
   const codes = Uint8Array.from(view.fromMatrix(Float32Array.from(q.codes)));
   const g = grouping(w.shape, w.layout, q.group)!;
@@ -91,7 +92,7 @@ function scaledCodes(m: ModelMessage, w: OnnxWeight, q: Extract<CompactForm, { k
   const nodes: Node[] = [];
   const packed = q.bits <= 4 && codes.length % 2 === 0;
   const axis = w.layout === "in-out" ? w.shape.length - 1 : 0;
-  const dequantize = !packed && q.bits === 8 && q.group === 0 && opsetOf(m) >= 13;
+  const dequantize = qdq && !packed && q.bits === 8 && q.group === 0 && opsetOf(m) >= 13;
   if (dequantize) {
     inits.push(makeTensor(v("codes"), w.shape, ONNX_TYPE.uint8, codes), makeTensor(v("step"), [view.cols], ONNX_TYPE.float, bytesOf(q.steps)), makeTensor(v("zero"), [view.cols], ONNX_TYPE.uint8, new Uint8Array(view.cols)));
     nodes.push(makeNode("DequantizeLinear", [v("codes"), v("step"), v("zero")], [v("scaled")], [{ name: "axis", i: axis, type: 2 }]), makeNode("Add", [v("scaled"), v("min")], [w.value]));

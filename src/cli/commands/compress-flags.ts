@@ -41,7 +41,7 @@ export function checkForeignCalibration(format: string, compressor: Compressor, 
   }
   if (format !== "onnx") {
     if (compressor.calibrated) throw new UserError(`--method ${name} calibrates on the model's inputs, which mcnc runs for ONNX models only (this is ${format}): use svd, rtn or magnitude`);
-    for (const flag of ["eval", "input-size", "mean", "std", "bgr", "float"]) if (f[flag] !== undefined) throw new UserError(`--${flag} applies to ONNX models (this is ${format})`);
+    for (const flag of ["eval", "input-size", "mean", "std", "bgr", "float", "qdq"]) if (f[flag] !== undefined) throw new UserError(`--${flag} applies to ONNX models (this is ${format})`);
     return;
   }
   if (compressor.calibrated && f.calib === undefined) throw new UserError(`--method ${name} is calibrated on the model's inputs: give --calib DIR (one .npy per model input, samples first, or a folder of images)`);

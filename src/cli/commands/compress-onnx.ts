@@ -27,6 +27,8 @@ export interface OnnxJob {
   out: string;
   /** Write the compressed weights as float (the input's dtypes), not in compact forms. */
   float: boolean;
+  /** 8-bit per-channel codes as DequantizeLinear (QDQ) rather than the form onnxruntime folds at load. */
+  qdq: boolean;
   calib?: { dir: string; samples?: number };
   /** The chosen weights were named (--compress): one calibration cannot reach is an error. */
   named: boolean;
@@ -116,7 +118,7 @@ export async function compressOnnx(model: ForeignModel, source: Uint8Array, job:
     report = { ...(await compressToMcnc(model, replay, config, names, job.out, () => undefined)), compress_seconds: seconds };
   } else {
     const compressed = leaves.map((l) => ({ spec: specOf(l), stored: done.get(l.name)!.stored }));
-    const forms = job.float ? {} : writeForms(onnx, leaves, done, compressor.storage(config, compressed, names));
+    const forms = job.float ? {} : writeForms(onnx, leaves, done, compressor.storage(config, compressed, names), job.qdq);
     written = job.float ? dense : onnx.encode();
     writeFileAtomic(job.out, written);
     report = { model: "onnx", compressed: names.length, leaves: names, compress_seconds: seconds, forms, file_bytes: { in: source.length, out: written.length, in_gzip: gzipSync(source).length, out_gzip: gzipSync(written).length } };
@@ -126,11 +128,11 @@ export async function compressOnnx(model: ForeignModel, source: Uint8Array, job:
 }
 
 /** Each compressed weight in its compact form where it has one, dense otherwise; the forms counted. */
-function writeForms(onnx: OnnxModel, leaves: OnnxLeaf[], done: Map<string, CompressedLeaf>, storage: { method: string; config: object }): Record<string, number> {
+function writeForms(onnx: OnnxModel, leaves: OnnxLeaf[], done: Map<string, CompressedLeaf>, storage: { method: string; config: object }, qdq: boolean): Record<string, number> {
   const forms: Record<string, number> = {};
   for (const leaf of leaves) {
     const form = compactForm(done.get(leaf.name)!.stored, storage);
-    const how = (form && writeCompact(onnx, onnx.weights.find((w) => w.name === leaf.name)!, form)) ?? "float (no compact form here)";
+    const how = (form && writeCompact(onnx, onnx.weights.find((w) => w.name === leaf.name)!, form, qdq)) ?? "float (no compact form here)";
     forms[how] = (forms[how] ?? 0) + 1;
   }
   return forms;

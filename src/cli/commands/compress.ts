@@ -55,6 +55,7 @@ function flags(): Flag[] {
     { name: "eval", type: "string", help: "ONNX: your inputs to measure the output change and latency on, in the form --calib takes" },
     ...IMAGE_PREP_FLAGS,
     { name: "store", type: "string", choices: ["float32", "float16", "bfloat16", "uint16", "uint8"], help: "safetensors and TF.js: how the written float weights are stored (TF.js: float16, uint16, uint8 as its converter quantises; safetensors: float16, bfloat16)", default: "the input's dtypes" },
+    { name: "qdq", type: "bool", help: "ONNX: 8-bit per-channel codes as DequantizeLinear (for QDQ tools; onnxruntime then dequantises on every call)" },
     { name: "float", type: "bool", help: "ONNX: write compressed weights as float, not as DequantizeLinear codes, MatMulNBits or factor MatMuls" },
     { name: "calib-samples", type: "int", help: "calibration rows: text windows or images", default: `${CALIB_DEFAULT.language} windows, or ${CALIB_DEFAULT.classifier} images` },
     { name: "seed", type: "int", help: "seed that picks the calibration samples", default: "0" },
@@ -195,7 +196,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
         if (compressor.calibrated || f.eval !== undefined) await startEngine(f);
         const dirOf = (flag: string, samples: unknown) => (typeof f[flag] === "string" ? { dir: f[flag] as string, ...(typeof samples === "number" ? { samples } : {}) } : undefined);
         const [calib, evaluate] = [dirOf("calib", f["calib-samples"]), dirOf("eval", f["test-limit"] || undefined)];
-        report = await compressOnnx(model, readWholeFile(f.in), { compressor, config, chosen: compress, named: f.compress !== undefined, out, float: Boolean(f.float), prep: imagePrep(f), log, ...(calib ? { calib } : {}), ...(evaluate ? { evaluate } : {}) });
+        report = await compressOnnx(model, readWholeFile(f.in), { compressor, config, chosen: compress, named: f.compress !== undefined, out, float: Boolean(f.float), qdq: Boolean(f.qdq), prep: imagePrep(f), log, ...(calib ? { calib } : {}), ...(evaluate ? { evaluate } : {}) });
       } else report = toMcnc ? await compressToMcnc(model, compressor, config, compress, out, log) : writeBackCompressed(model, compressor, config, compress, out, log, f.store as string | undefined);
     } finally {
       model.close();
