@@ -37,6 +37,7 @@ const arg = (name: string) => {
 /** Method variants by short name. */
 const METHODS: Record<string, string[]> = {
   rtn8: ["--method", "rtn", "--bits", "8"],
+  "rtn8-qdq": ["--method", "rtn", "--bits", "8", "--qdq"],
   rtn4: ["--method", "rtn", "--bits", "4"],
   gptq4: ["--method", "gptq", "--bits", "4"],
   "rtn4-g32": ["--method", "rtn", "--bits", "4", "--group", "32"],
@@ -68,8 +69,8 @@ interface Job {
 
 const scratch = mkdtempSync(join(tmpdir(), "mcnc-foreign-"));
 const only = arg("only") ?? ["cls", "rec", "det", "vad", "big"];
-/** eora and mcnc-fit only where asked for (--methods): the table compares the rest. */
-const methods = arg("methods") ?? Object.keys(METHODS).filter((m) => !["eora4-r16", "mcnc-fit"].includes(m));
+/** These only where asked for (--methods): the table compares the rest. */
+const methods = arg("methods") ?? Object.keys(METHODS).filter((m) => !["rtn8-qdq", "eora4-r16", "mcnc-fit"].includes(m));
 const jobs: Job[] = [];
 
 if (only.some((m) => m !== "vad")) {

@@ -41,7 +41,7 @@ export class NativeTensor {
 }
 
 // The few parts of onnxruntime-node's API the engine uses; its own types stay out of mcnc's.
-export interface OrtTensor {
+interface OrtTensor {
   data: HostArray | BigInt64Array;
   dims: readonly number[];
 }
@@ -56,8 +56,7 @@ interface Ort {
 
 let ort: Ort | null = null;
 let failure: string | null = null;
-/** onnxruntime-node once loadNative has loaded it (model-session.ts runs other tools' models on it). */
-export const nativeRuntime = (): Ort | null => ort;
+export const nativeRuntime = (): Ort | null => ort; // once loaded: model-session.ts runs other tools' models on it
 
 /** Loads onnxruntime-node once; null and the reason where it cannot be loaded. */
 export async function loadNative(): Promise<{ ok: true } | { ok: false; reason: string }> {
@@ -133,9 +132,7 @@ export interface NativeOptions {
 
 type HostLeaf = NativeTensor | np.Array;
 
-function allocate(dtype: ElementType, n: number): HostArray {
-  return dtype === "float32" ? new Float32Array(n) : dtype === "int32" ? new Int32Array(n) : new Uint8Array(n);
-}
+const allocate = (dtype: ElementType, n: number): HostArray => (dtype === "float32" ? new Float32Array(n) : dtype === "int32" ? new Int32Array(n) : new Uint8Array(n));
 
 /**
  * The leaves of a tree of arguments, in jax-js's order (arrays by index, plain objects by their keys'

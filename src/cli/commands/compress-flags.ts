@@ -32,6 +32,9 @@ export function imagePrep(f: Record<string, unknown>): ImagePrep {
   return { ...prep, ...(mean ? { mean } : {}), ...(std ? { std } : {}), ...(f.bgr ? { bgr: true } : {}) };
 }
 
+/** Flags that only ONNX output and onnxruntime runs take. */
+export const ONNX_ONLY = ["eval", "input-size", "mean", "std", "bgr", "float", "qdq"] as const;
+
 /** Calibration and --eval for a model mcnc did not write: which methods and formats take them. */
 export function checkForeignCalibration(format: string, compressor: Compressor, f: Record<string, unknown>): void {
   const name = compressor.name;
@@ -41,7 +44,7 @@ export function checkForeignCalibration(format: string, compressor: Compressor, 
   }
   if (format !== "onnx") {
     if (compressor.calibrated) throw new UserError(`--method ${name} calibrates on the model's inputs, which mcnc runs for ONNX models only (this is ${format}): use svd, rtn or magnitude`);
-    for (const flag of ["eval", "input-size", "mean", "std", "bgr", "float", "qdq"]) if (f[flag] !== undefined) throw new UserError(`--${flag} applies to ONNX models (this is ${format})`);
+    for (const flag of ONNX_ONLY) if (f[flag] !== undefined) throw new UserError(`--${flag} applies to ONNX models (this is ${format})`);
     return;
   }
   if (compressor.calibrated && f.calib === undefined) throw new UserError(`--method ${name} is calibrated on the model's inputs: give --calib DIR (one .npy per model input, samples first, or a folder of images)`);

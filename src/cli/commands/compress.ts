@@ -30,7 +30,7 @@ import { openSource, type KnownSource } from "./compress-source.js";
 import { compressToMcnc, tensorsToCompress, writeBackCompressed } from "./compress-tensors.js";
 import { compressOnnx } from "./compress-onnx.js";
 import { qualityLines, type Quality } from "./compare-outputs.js";
-import { checkForeignCalibration, IMAGE_PREP_FLAGS, imagePrep } from "./compress-flags.js";
+import { checkForeignCalibration, IMAGE_PREP_FLAGS, imagePrep, ONNX_ONLY } from "./compress-flags.js";
 import { readWholeFile } from "../../format/read-file.js";
 import { checkWritable, fileSize, jsonSize, metricLine, sizeLines, startEngine, taskFor } from "./shared.js";
 
@@ -56,7 +56,7 @@ function flags(): Flag[] {
     ...IMAGE_PREP_FLAGS,
     { name: "store", type: "string", choices: ["float32", "float16", "bfloat16", "uint16", "uint8"], help: "safetensors and TF.js: how the written float weights are stored (TF.js: float16, uint16, uint8 as its converter quantises; safetensors: float16, bfloat16)", default: "the input's dtypes" },
     { name: "qdq", type: "bool", help: "ONNX: 8-bit per-channel codes as DequantizeLinear (for QDQ tools; onnxruntime then dequantises on every call)" },
-    { name: "float", type: "bool", help: "ONNX: write compressed weights as float, not as DequantizeLinear codes, MatMulNBits or factor MatMuls" },
+    { name: "float", type: "bool", help: "ONNX: write compressed weights as float, not as codes, MatMulNBits or factors" },
     { name: "calib-samples", type: "int", help: "calibration rows: text windows or images", default: `${CALIB_DEFAULT.language} windows, or ${CALIB_DEFAULT.classifier} images` },
     { name: "seed", type: "int", help: "seed that picks the calibration samples", default: "0" },
     { name: "skip-eval", type: "bool", help: "do not measure quality before and after" },
@@ -180,6 +180,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
   let report: Record<string, unknown>;
   if (src.kind === "network") {
     if (!/\.(mcnc|safetensors)$/.test(out)) throw new UserError("a network mcnc runs is written as .mcnc (the compressed form) or .safetensors (its weights)");
+    for (const flag of ONNX_ONLY) if (f[flag] !== undefined) throw new UserError(`--${flag} applies to ONNX models; a network mcnc runs is measured on its test data`);
     const chosen = kept(leavesToCompress(src.model, f.compress, compressor.calibrated), f.keep);
     const specs = src.model.specs.filter((s) => chosen.includes(s.name));
     const compress = fitting(f.compress !== undefined, specs.map((s) => ({ name: s.name, ...asMatrix(s.shape, "in-out") })));
