@@ -7,7 +7,8 @@ import { UserError } from "../errors.js";
 import type { MethodOption, OptionValues, StoredTensor } from "../methods/index.js";
 import { DOWN, UP } from "../methods/lora/index.js";
 import type { CompressedLeaf, LeafToCompress } from "./compressor.js";
-import { matmul, topOutputVectors, type OutputMoment } from "../linalg.js";
+import { matmul } from "../linalg.js";
+import { topOutputVectors, type OutputMoment } from "../output-moment.js";
 
 export interface LowRankConfig {
   /** Fraction of each leaf's parameters removed (the ROM paper's budgets: 0.2, 0.33, 0.5). */

@@ -4,7 +4,8 @@
  * its options, factors and reading here so each holds only its base encoding.
  */
 import { UserError } from "../errors.js";
-import { matmul, topOutputVectors, type OutputMoment } from "../linalg.js";
+import { matmul } from "../linalg.js";
+import { topOutputVectors, type OutputMoment } from "../output-moment.js";
 import { sizeOf, type ParamSpec } from "../model/params.js";
 import { DOWN, matrixShape, UP } from "./lora/index.js";
 import type { MethodOption, OptionValues, StoredReader, StoredTensor } from "./method.js";

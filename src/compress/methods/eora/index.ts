@@ -6,7 +6,8 @@
  * Wanda, a `prune-lora` file (survivors, then the factors).
  */
 import { UserError } from "../../../errors.js";
-import { matmul, weightedOutputMoment } from "../../../linalg.js";
+import { matmul } from "../../../linalg.js";
+import { weightedOutputMoment } from "../../../output-moment.js";
 import { correctionFactors, correctionTensors } from "../../../methods/low-rank-correction.js";
 import { configureGrid } from "../../../methods/quant/index.js";
 import { registerCompressor, type CompressedLeaf, type Compressor } from "../../compressor.js";

@@ -4,7 +4,7 @@
  * with V the top eigenvectors of Y^T Y = W^T (X^T X) W. The driver calibrates layer by layer, each
  * fed by the already-compressed layers below it, as the paper does.
  */
-import { weightedOutputMoment } from "../../../linalg.js";
+import { weightedOutputMoment } from "../../../output-moment.js";
 import { registerCompressor, type Compressor } from "../../compressor.js";
 import { configureLowRank, LOW_RANK_OPTIONS, lowRankSkips, lowRankStorage, projectOutputs, rankFor, type LowRankConfig } from "../../low-rank.js";
 
