@@ -29,16 +29,10 @@ export function graphInputs(m: ModelMessage): GraphInput[] {
     }));
 }
 
-export const graphOutputs = (m: ModelMessage): string[] => m.graph.output.map((v) => v.name ?? "");
-
 export const attribute = (node: Node, name: string): Attribute | undefined => node.attribute.find((a) => a.name === name);
 export const intAttribute = (node: Node, name: string, fallback: number): number => {
   const a = attribute(node, name);
   return a?.i === undefined ? fallback : num(a.i);
-};
-export const intsAttribute = (node: Node, name: string): number[] | undefined => {
-  const a = attribute(node, name);
-  return a && a.ints.length > 0 ? a.ints.map(num) : undefined;
 };
 
 /** Where a node multiplies by a weight: the op, and the value it multiplies (its activation). */
