@@ -5,7 +5,7 @@
  * dense weights they encode).
  */
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -17,6 +17,7 @@ import { f32, Graph } from "../src/engine/onnx/graph.js";
 import { encodeWith, graphInputs, makeNode } from "../src/format/onnx-graph.js";
 import { readOnnx } from "../src/format/onnx.js";
 import { asMatrix } from "../src/model/tensors.js";
+import { saveWithExternalData } from "../bench/large-onnx.js";
 import { assertCleanError, lastJson, mcnc } from "./cli-helpers.js";
 import { npy } from "./data-files.js";
 
@@ -235,4 +236,48 @@ test("an If that the calibration data always decides the same way is calibrated 
   assert.deepEqual(j.leaves.sort(), [w1, w2].sort());
   assert.match(r.stderr, new RegExp(`stays as it is: ${w3}: it lies in an If branch that no calibration sample takes`));
   assert.match(r.stderr, /\[wave 2\/2\]/);
+});
+
+test("ONNX with external data: read beside the model, compressed, written back self-contained; data outside the folder refused", async () => {
+  await initEngine({ engine: "native" });
+  const withExternalData = (folder: string, location: (name: string) => string) => saveWithExternalData(readFileSync(MODEL), join(dir, folder), location);
+  const external = withExternalData("external", (name) => (name.length % 2 ? "weights.bin" : "more/weights.bin"));
+  assert.ok(statSync(external).size < 1000, "the model file holds no weights itself");
+  const x = openModelInputs(EVAL, graphInputs(readOnnx(readFileSync(MODEL)).message), {}, "--eval").batch(0, 16);
+  const outputs = async (model: string | Uint8Array) => {
+    const s = await openModelSession(model, "a test model");
+    const y = (await s.run(x)).y!.data as Float32Array;
+    await s.close();
+    return y;
+  };
+  // Read through the model's path, the same model as the inline one.
+  assert.deepEqual(await outputs(external), await outputs(MODEL));
+  const compress = (input: string, out: string, ...more: string[]) => {
+    const r = mcnc("compress", "--method", "gptq", "--bits", "4", "--calib", CALIB, "--in", input, "--out", out, "--eval", EVAL, "--json", "--quiet", ...more);
+    assert.equal(r.code, 0, r.stderr);
+    return lastJson(r.stdout) as { file_bytes: { in: number; out: number }; quality: { outputs: Array<{ max_abs_diff: number }> } };
+  };
+  const [fromExternal, fromInline] = [join(dir, "ext-gptq.onnx"), join(dir, "inline-gptq.onnx")];
+  const a = compress(external, fromExternal);
+  const b = compress(MODEL, fromInline);
+  // The input counted with its data files; the output self-contained (loaded from its bytes alone), the same model.
+  assert.equal(a.file_bytes.in, statSync(external).size + statSync(join(dir, "external", "weights.bin")).size + statSync(join(dir, "external", "more", "weights.bin")).size);
+  assert.deepEqual(a.quality.outputs, b.quality.outputs);
+  assert.deepEqual(await outputs(readFileSync(fromExternal)), await outputs(readFileSync(fromInline)));
+  // Data-free, and as .mcnc, from the external model too.
+  assert.equal(mcnc("compress", "--method", "rtn", "--bits", "8", "--in", external, "--out", join(dir, "ext-rtn.onnx"), "--float", "--quiet").code, 0);
+  assert.equal(mcnc("compress", "--method", "rtn", "--bits", "8", "--in", external, "--out", join(dir, "ext-rtn.mcnc"), "--quiet").code, 0);
+  const predicted = mcnc("predict", "--in", external, "--inputs", EVAL, "--json");
+  assert.equal(predicted.code, 0, predicted.stderr);
+
+  const escaping = withExternalData("escaping", () => "../outside.bin");
+  assertCleanError(mcnc("inspect", escaping), /keeps its data in an external file, \.\.\/outside\.bin, which lies outside the model's folder/);
+  const linked = withExternalData("linked", () => "weights.bin");
+  rmSync(join(dir, "linked", "weights.bin"));
+  symlinkSync(join(dir, "outside.bin"), join(dir, "linked", "weights.bin"));
+  assertCleanError(mcnc("inspect", linked), /weights\.bin, which lies outside the model's folder/);
+  const missing = withExternalData("missing", () => "weights.bin");
+  writeFileSync(join(dir, "missing", "weights.bin"), new Uint8Array(100));
+  assertCleanError(mcnc("compress", "--method", "rtn", "--in", missing, "--out", join(dir, "never.onnx")), /bytes \d+ to \d+ of weights\.bin, which holds 100/);
+  assert.throws(() => statSync(join(dir, "never.onnx")));
 });

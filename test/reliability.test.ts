@@ -7,6 +7,9 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { gzipSync } from "node:zlib";
 import { writeFileAtomic } from "../src/format/atomic-write.js";
+import { decodeCheckpoint, encodeCheckpoint } from "../src/format/checkpoint-file.js";
+import { decodeContainer, encodeContainer } from "../src/format/container.js";
+import { writeSafetensors } from "../src/format/write-safetensors.js";
 import { encodeModelFile } from "../src/format/model-file.js";
 import { checkMemory, DEFAULT_MEMORY_LIMIT } from "../src/limits.js";
 import { findMethod, rebuildBytes } from "../src/methods/index.js";
@@ -163,4 +166,55 @@ test("a quant file whose codes are narrower than its header says is refused", ()
   const path = join(dir, "lying-bits.mcnc");
   writeFileSync(path, encodeModelFile({ model: mlp.description, method: { name: "quant", config: { ...config, bits: 4 } }, seed: 1, trainable: {} }, mlp, m, { encoded: m.codec!.encode(config, mlp.specs, weights) }));
   assertCleanError(mcnc("eval", path), /w1\.codes is stored as u2 codes where 4-bit codes belong/);
+});
+
+test("compressing another tool's model is bounded by --max-memory before any work: the largest matrix's cost is counted", () => {
+  const path = join(dir, "wide.safetensors");
+  writeSafetensors(path, [
+    { name: "wide.weight", shape: [2048, 2048], data: new Float32Array(2048 * 2048).map((_, i) => Math.sin(i)) },
+    { name: "bias", shape: [2048], data: new Float32Array(2048) },
+  ]);
+  const compress = (limit: string, out: string) => mcnc("compress", "--method", "rtn", "--bits", "4", "--in", path, "--out", join(dir, out), "--max-memory", limit, "--quiet");
+  assertCleanError(compress("64", "wide-64.safetensors"), /compressing .*wide\.safetensors \(its largest matrix to compress, wide\.weight, is 2048x2048\) needs about \d+ MiB, above the limit of 64 MiB/);
+  assert.ok(!existsSync(join(dir, "wide-64.safetensors")));
+  assert.equal(compress("256", "wide-256.safetensors").code, 0);
+  assert.equal(compress("256", "wide-256.mcnc").code, 0);
+});
+
+test("checkpoints: a history of any length is written; every field is checked against the run before resuming", () => {
+  // An evaluation every step for 20,000 steps: far more history than a header holds.
+  const history = Array.from({ length: 20000 }, (_, i) => ({ step: i + 1, loss: 1 / (i + 1), metrics: { accuracy: 0.5 }, trainSeconds: i, rate: 1000 }));
+  const state = { step: 7, trainable: { w: new Float32Array(4) }, adam: { m: { w: new Float32Array(4) }, v: { w: new Float32Array(4) } }, schedule: { lr: 0.01, best: Infinity, bad: 0 }, history, trainSeconds: 3, round: { lossSum: 0, steps: 0, seconds: 0 } } as never;
+  const bytes = encodeCheckpoint({ total: 20000 }, state);
+  assert.ok(bytes.length > 2 ** 20, "the history is stored");
+  const back = decodeCheckpoint(bytes, "big.ckpt", { total: 20000 }, [{ name: "w", shape: [4] }]);
+  assert.deepEqual(back.history, history);
+  assert.equal(back.schedule.best, Infinity);
+
+  const base = ["train", "--method", "prune", "--steps", "6", "--eval-every", "2", "--test-limit", "50", "--batch", "16", "--quiet"];
+  const run = [...base, "--limit", "200"];
+  const ckpt = join(dir, "prune.ckpt");
+  const r = mcnc(...run, "--out", join(dir, "prune.mcnc"), "--checkpoint-every", "3", "--checkpoint", ckpt);
+  assert.equal(r.code, 0, r.stderr);
+  const resume = (file: string, flags = run) => mcnc(...flags, "--out", join(dir, "resumed.mcnc"), "--resume", file);
+  assert.equal(resume(ckpt).code, 0);
+  assertCleanError(resume(ckpt, [...base, "--limit", "150"]), /checkpoint of another run \(it differs in data_size, limit\)/);
+  const edited = (name: string, edit: (fields: Record<string, unknown>) => void) => {
+    const c = decodeContainer(readFileSync(ckpt));
+    const { tensors: entries, ...fields } = c.header;
+    edit(fields);
+    const tensors = entries.map((e) => (e.dtype === "f32" ? { name: e.name, shape: e.shape, data: c.tensor(e.name) } : { name: e.name, shape: e.shape, codes: c.codes(e.name), bits: 8 as const }));
+    const path = join(dir, name);
+    writeFileSync(path, encodeContainer(fields, tensors));
+    return path;
+  };
+  const transposed = edited("transposed.ckpt", (f) => {
+    const shapes = f.frozen_shapes as Array<{ name: string; shape: number[] }>;
+    const matrix = shapes.find((s) => s.shape.length === 2 && s.shape[0] !== s.shape[1])!;
+    matrix.shape.reverse();
+  });
+  assertCleanError(resume(transposed), /the checkpoint's frozen tensors \(.*\) are not the ones --method prune makes/);
+  assertCleanError(resume(edited("unlisted.ckpt", (f) => (f.frozen_shapes = [{ name: "nothing" }]))), /frozen tensor nothing: shape must be a list/);
+  assertCleanError(resume(edited("step.ckpt", (f) => (f.step = 99))), /step 99 is not within this run of 6 steps/);
+  assertCleanError(resume(edited("lr.ckpt", (f) => (f.schedule = { lr: -1, best: 1, bad: 0 }))), /learning rate -1 is not a positive number/);
 });

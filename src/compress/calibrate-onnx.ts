@@ -14,6 +14,7 @@ import { encodeWith, intAttribute, makeNode, makeTensor, ONNX_TYPE, waves, weigh
 import { encodeOnnx, type ModelMessage, type OnnxModel } from "../format/onnx.js";
 import { ifNodes, inlineBranches } from "../format/onnx-inline.js";
 import { asMatrix, type MatrixLayout } from "../model/tensors.js";
+import type { StoredTensor } from "../methods/index.js";
 import type { CompressedLeaf, InputMoments } from "./compressor.js";
 import { MAX_CALIBRATED_INPUTS } from "./compress-model.js";
 
@@ -107,7 +108,8 @@ export interface CalibrationProgress {
 
 /**
  * Each leaf compressed by `compressLeaf` on its input moments, wave by wave, the model's weights
- * replaced by what the compressed ones rebuild as it goes. Returns the compressed leaves by name.
+ * replaced by what the compressed ones rebuild as it goes. Returns what each leaf stores, by name (the
+ * weights rebuilt are in the model).
  */
 export async function calibrateOnnx(
   model: OnnxModel,
@@ -116,10 +118,10 @@ export async function calibrateOnnx(
   inputs: ModelInputs,
   compressLeaf: (leaf: OnnxLeaf, index: number, moments: InputMoments) => Promise<CompressedLeaf>,
   onWave?: (p: CalibrationProgress) => void,
-): Promise<Map<string, CompressedLeaf>> {
+): Promise<Map<string, StoredTensor[]>> {
   const waveOf = waves(graph, leaves.map((l) => l.value));
   const last = Math.max(...leaves.map((l) => waveOf.get(l.value) ?? 0));
-  const done = new Map<string, CompressedLeaf>();
+  const done = new Map<string, StoredTensor[]>();
   for (let wave = 0; wave <= last; wave++) {
     const started = performance.now();
     const group = leaves.filter((l) => (waveOf.get(l.value) ?? 0) === wave);
@@ -151,7 +153,7 @@ export async function calibrateOnnx(
     for (const [i, o] of outputsOf.entries()) {
       const compressed = await compressLeaf(o.leaf, leaves.indexOf(o.leaf), { hessian: sums[i]! });
       model.write(o.leaf.name, asMatrix(o.leaf.shape, o.leaf.layout).fromMatrix(compressed.weight));
-      done.set(o.leaf.name, compressed);
+      done.set(o.leaf.name, compressed.stored);
     }
     onWave?.({ wave: wave + 1, waves: last + 1, leaves: group.length, seconds: (performance.now() - started) / 1000 });
   }

@@ -74,3 +74,13 @@ export function registerCompressor<C extends object>(c: Compressor<C>): void {
 
 export const compressorNames = (): string[] => compressors.names();
 export const findCompressor = (name: string): Compressor | undefined => compressors.find(name);
+
+/**
+ * The memory compressing one [rows, cols] matrix may take, counted before any is done: the matrix in
+ * float32 a few times over (as read, as a matrix, as rebuilt, as written back), and the float64
+ * matrices a decomposition of its small side or a calibrated method's input moments need.
+ */
+export function leafWorkingBytes(compressor: Pick<Compressor, "calibrated">, rows: number, cols: number): number {
+  const small = Math.min(rows, cols);
+  return 20 * rows * cols + 24 * small * small + (compressor.calibrated === "inputs" ? 24 * rows * rows : 0) + (compressor.calibrated === "gradients" ? 4 * rows * cols : 0);
+}

@@ -29,11 +29,13 @@ async function runtime(what: string) {
   return nativeRuntime()!;
 }
 
-export async function openModelSession(bytes: Uint8Array, what: string): Promise<ModelSession> {
+/** `model`: the file's bytes, or its path (which a model with external data needs, to find them). */
+export async function openModelSession(model: Uint8Array | string, what: string): Promise<ModelSession> {
   const ort = await runtime(what);
   let session: OrtSession & { inputNames?: readonly string[] };
   try {
-    session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: engineThreads(), interOpNumThreads: 1, graphOptimizationLevel: "all", logSeverityLevel: 3 });
+    const options = { intraOpNumThreads: engineThreads(), interOpNumThreads: 1, graphOptimizationLevel: "all", logSeverityLevel: 3 } as const;
+    session = await ort.InferenceSession.create(model, options);
   } catch (e) {
     throw new UserError(`onnxruntime cannot load ${what}: ${oneLine(e)}`);
   }

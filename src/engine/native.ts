@@ -51,7 +51,7 @@ export interface OrtSession {
 }
 interface Ort {
   Tensor: new (type: string, data: HostArray | BigInt64Array | Uint16Array, dims: readonly number[]) => OrtTensor;
-  InferenceSession: { create(model: Uint8Array, options: Record<string, unknown>): Promise<OrtSession> };
+  InferenceSession: { create(model: Uint8Array | string, options: Record<string, unknown>): Promise<OrtSession> };
 }
 
 let ort: Ort | null = null;

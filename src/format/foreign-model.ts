@@ -3,6 +3,7 @@
  * float tensors to read, and the whole model written back in the same format with some tensors
  * replaced, so the tools that ran it before run it after with no change.
  */
+import { dirname } from "node:path";
 import { UserError } from "../errors.js";
 import { writeFileAtomic, writeFileAtomicBy } from "./atomic-write.js";
 import { readOnnx, type OnnxModel } from "./onnx.js";
@@ -82,7 +83,7 @@ export function openSafetensors(path: string, layout?: MatrixLayout): ForeignMod
 }
 
 export function openOnnx(path: string, layout?: MatrixLayout): ForeignModel {
-  const model = readOnnx(readWholeFile(path), path);
+  const model = readOnnx(readWholeFile(path), path, { dir: dirname(path), inPlace: true });
   const tensors = model.weights.map((w) => ({ name: w.name, dtype: w.dtype, shape: w.shape, layout: layout ?? w.layout, weight: w.multiplied }));
   return {
     format: "onnx",
@@ -94,7 +95,7 @@ export function openOnnx(path: string, layout?: MatrixLayout): ForeignModel {
       writeFileAtomic(out, model.encode());
       return [out];
     },
-    files: [path],
+    files: [path, ...model.externalFiles],
     close: () => undefined,
   };
 }

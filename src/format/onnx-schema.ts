@@ -58,9 +58,11 @@ export const ONNX_SCHEMA = {
         int32Data: { rule: "repeated", type: "int32", id: 5 },
         name: { type: "string", id: 8 },
         rawData: { type: "bytes", id: 9 },
+        externalData: { rule: "repeated", type: "StringStringEntryProto", id: 13 },
         dataLocation: { type: "int32", id: 14 },
       },
     },
+    StringStringEntryProto: { fields: { key: { type: "string", id: 1 }, value: { type: "string", id: 2 } } },
   },
 };
 

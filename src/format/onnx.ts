@@ -11,6 +11,7 @@ import { checkShape, elements } from "./container.js";
 import type { MatrixLayout } from "../model/tensors.js";
 import { narrow, widen, type SafetensorsDtype } from "./safetensors.js";
 import { ONNX_SCHEMA } from "./onnx-schema.js";
+import { allTensors, externalData, inline, isExternal, readExternal, type ExternalData } from "./onnx-external.js";
 
 const root = protobuf.Root.fromJSON(ONNX_SCHEMA);
 const ModelProto = root.lookupType("ModelProto");
@@ -28,6 +29,7 @@ export interface Tensor {
   int32Data: number[];
   name?: string;
   rawData?: Uint8Array;
+  externalData?: Array<{ key?: string; value?: string }>;
   dataLocation?: number;
 }
 export interface ValueInfo {
@@ -89,11 +91,23 @@ export interface OnnxModel {
   encode(): Uint8Array;
   /** The decoded model, for edits beyond replacing values (onnx-graph.ts). */
   message: ModelMessage;
+  /** Bytes its tensors keep in files beside it (external data), and those files. */
+  externalBytes: number;
+  externalFiles: string[];
+  /** Read every tensor's external bytes into the model (encode does it too): `message` is then self-contained. */
+  inlineExternal(): void;
 }
 
 export const num = (v: Int64 | undefined) => (v === undefined ? 0 : typeof v === "number" ? v : v.toNumber());
 
-export function readOnnx(bytes: Uint8Array, file = "model"): OnnxModel {
+export interface OnnxReadOptions {
+  /** The model's folder, where external data is looked for (a model read from bytes alone has none). */
+  dir?: string;
+  /** Weights written overwrite their values in `bytes` where they fit, so that a large model is not held twice. */
+  inPlace?: boolean;
+}
+
+export function readOnnx(bytes: Uint8Array, file = "model", { dir, inPlace = false }: OnnxReadOptions = {}): OnnxModel {
   const reader = protobuf.Reader.create(bytes);
   reader.discardUnknown = false;
   let model: Partial<ModelMessage>;
@@ -104,6 +118,7 @@ export function readOnnx(bytes: Uint8Array, file = "model"): OnnxModel {
   }
   if (!model.graph) throw new UserError(`${file}: the ONNX model has no graph`);
   const found = new Map<string, { tensor: Tensor; weight: OnnxWeight }>();
+  const external = new Map<Tensor, ExternalData>();
   let total = 0;
 
   // Subgraphs (If, Loop) use their outer graphs' weights: how a weight is used is looked up model-wide.
@@ -137,12 +152,14 @@ export function readOnnx(bytes: Uint8Array, file = "model"): OnnxModel {
     const add = (tensor: Tensor, name: string, key = tensor.name ?? "", constant = false) => {
       const dtype = DATA_TYPES[tensor.dataType ?? 0];
       if (!dtype) return; // integers, strings: not weights mcnc compresses
-      if (tensor.dataLocation === 1) throw new UserError(`${file}: tensor ${name} keeps its data in an external file; mcnc reads self-contained models only`);
       const shape = checkShape(tensor.dims.map(num), `${file}: tensor ${name}`);
       const count = elements(shape);
       total += count;
       if (total > 2 ** 28) throw new UserError(`${file}: more than ${2 ** 28} weights`);
-      const stored = tensor.rawData?.length ? tensor.rawData.length / (dtype === "F32" ? 4 : 2) : dtype === "F32" ? tensor.floatData.length : tensor.int32Data.length;
+      if (isExternal(tensor)) external.set(tensor, externalData(tensor, dir, file, name, count));
+      const stored = external.has(tensor)
+        ? count
+        : tensor.rawData?.length ? tensor.rawData.length / (dtype === "F32" ? 4 : 2) : dtype === "F32" ? tensor.floatData.length : tensor.int32Data.length;
       if (stored !== count) throw new UserError(`${file}: tensor ${name} claims ${shape.join("x")} (${count} values) but holds ${stored}`);
       if (found.has(name)) throw new UserError(`${file}: two weights named ${name}`);
       found.set(name, { tensor, weight: { name, dtype, shape, layout: layoutOf.get(key) ?? "in-out", multiplied: layoutOf.has(key), value: key, scope: inside ? "subgraph" : constant ? "constant" : "initializer" } });
@@ -159,6 +176,13 @@ export function readOnnx(bytes: Uint8Array, file = "model"): OnnxModel {
     });
   };
   visit(model.graph, "");
+  // Integer tensors (shapes, indices) may lie outside too: checked now, read when the model is encoded.
+  for (const t of allTensors(model.graph)) {
+    if (isExternal(t) && !external.has(t)) external.set(t, externalData(t, dir, file, t.name ?? "(unnamed)", elements(checkShape(t.dims.map(num), `${file}: tensor ${t.name ?? ""}`))));
+  }
+  const inlineExternal = () => {
+    for (const [t, data] of external) if (isExternal(t)) inline(t, readExternal(data));
+  };
 
   const get = (name: string) => {
     const hit = found.get(name);
@@ -169,6 +193,7 @@ export function readOnnx(bytes: Uint8Array, file = "model"): OnnxModel {
     weights: [...found.values()].map((f) => f.weight),
     read(name) {
       const { tensor, weight } = get(name);
+      if (isExternal(tensor)) return widen(readExternal(external.get(tensor)!), weight.dtype);
       if (tensor.rawData?.length) return widen(tensor.rawData, weight.dtype);
       if (weight.dtype === "F32") return Float32Array.from(tensor.floatData);
       // Half and bfloat16 sit in int32_data, one 16-bit pattern each.
@@ -180,13 +205,21 @@ export function readOnnx(bytes: Uint8Array, file = "model"): OnnxModel {
     write(name, data) {
       const { tensor, weight } = get(name);
       if (data.length !== elements(weight.shape)) throw new Error(`${name}: ${data.length} values for ${weight.shape.join("x")}`);
-      tensor.rawData = narrow(data, weight.dtype);
-      tensor.floatData = [];
-      tensor.int32Data = [];
+      const values = narrow(data, weight.dtype);
+      const raw = tensor.rawData;
+      const within = raw !== undefined && raw.buffer === bytes.buffer && raw.byteOffset >= bytes.byteOffset && raw.byteOffset + raw.length <= bytes.byteOffset + bytes.length;
+      if (inPlace && within && !isExternal(tensor) && raw.length === values.length) raw.set(values);
+      else inline(tensor, values);
       tensor.dataType = CODE_OF[weight.dtype];
     },
-    encode: () => encodeOnnx(model as ModelMessage),
+    encode() {
+      inlineExternal();
+      return encodeOnnx(model as ModelMessage);
+    },
     message: model as ModelMessage,
+    externalBytes: [...external.values()].reduce((n, e) => n + e.length, 0),
+    externalFiles: [...new Set([...external.values()].map((e) => e.path))],
+    inlineExternal,
   };
 }
 

@@ -29,7 +29,8 @@ export interface PredictOptions {
   raw?: boolean;
 }
 
-export async function* predictOnnx(model: Uint8Array, inputs: ModelInputs, o: PredictOptions): AsyncGenerator<Prediction> {
+/** `model`: the file's bytes or its path (a model with external data needs its path). */
+export async function* predictOnnx(model: Uint8Array | string, inputs: ModelInputs, o: PredictOptions): AsyncGenerator<Prediction> {
   const session = await openModelSession(model, "the model");
   try {
     for (let i = 0; i < inputs.samples; i++) {

@@ -132,7 +132,17 @@ export async function train<C extends object>(model: Model, method: Method<C>, c
   // The native engine updates the trainable tensors and moments in place: never the caller's arrays.
   const own = (host: HostParams): HostParams => Object.fromEntries(Object.entries(host).map(([k, v]) => [k, v.slice()]));
   let trainable = putAll(shapes, own(initial));
-  let frozen: Tensors = resume?.frozen ? putAll(resume.frozen.shapes, resume.frozen.data) : await onEngine(await method.frozen(config, specs, seed, adapter?.base));
+  let frozen: Tensors = await onEngine(await method.frozen(config, specs, seed, adapter?.base));
+  if (resume && (resume.frozen || method.refresh)) {
+    // What a checkpoint restores (a pruning mask) has the shapes this run's method makes, or is refused.
+    const want = Object.entries(frozen).map(([name, a]) => `${name}:${a.shape.join("x")}`).join(",");
+    const got = (resume.frozen?.shapes ?? []).map((s) => `${s.name}:${s.shape.join("x")}`).join(",");
+    if (got !== want) throw new UserError(`the checkpoint's frozen tensors (${got.slice(0, 120) || "none"}) are not the ones --method ${method.name} makes (${want.slice(0, 120)})`);
+    if (resume.frozen) {
+      tree.dispose(frozen);
+      frozen = putAll(resume.frozen.shapes, resume.frozen.data);
+    }
+  }
   let state: EngineAdam = resume ? { m: putAll(flatShapes(resume.adam.m), own(resume.adam.m)), v: putAll(flatShapes(resume.adam.v), own(resume.adam.v)) } : adamInit(initial);
   const schedule = makeSchedule(options.lr ?? (adapter ? method.adapterLearningRate : undefined) ?? method.defaultLearningRate, options.schedule ?? { kind: "plateau", ...options.plateau }, resume?.schedule);
 

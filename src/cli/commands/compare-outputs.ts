@@ -24,7 +24,8 @@ export interface Quality {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 
-export async function compareOutputs(original: Uint8Array, compressed: Uint8Array, inputs: ModelInputs): Promise<Quality> {
+/** `original`: its bytes or its path. */
+export async function compareOutputs(original: Uint8Array | string, compressed: Uint8Array, inputs: ModelInputs): Promise<Quality> {
   const sessions = [await openModelSession(original, "the original model"), await openModelSession(compressed, "the compressed model")] as const;
   const times: [number[], number[]] = [[], []];
   const acc = new Map<string, { max: number; sum: number; count: number; agree: number; positions: number }>();

@@ -4,9 +4,12 @@
  * (format/onnx-compact.ts), or as .mcnc; and measured on the user's inputs (`--eval DIR`) against the
  * original, in the same run.
  */
-import { gzipSync } from "node:zlib";
+import { createReadStream, statSync } from "node:fs";
+import { Readable, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createGzip } from "node:zlib";
 import { calibrateOnnx, calibrationGraph, uncalibratable, type OnnxLeaf } from "../../compress/calibrate-onnx.js";
-import type { Compressor, CompressedLeaf } from "../../compress/compressor.js";
+import type { Compressor } from "../../compress/compressor.js";
 import { openModelInputs, type ImagePrep } from "../../data/model-inputs.js";
 import { UserError } from "../../errors.js";
 import { writeFileAtomic } from "../../format/atomic-write.js";
@@ -69,13 +72,15 @@ function compactForm(stored: StoredTensor[], storage: { method: string; config: 
   return undefined;
 }
 
-export async function compressOnnx(model: ForeignModel, source: Uint8Array, job: OnnxJob): Promise<Record<string, unknown>> {
+export async function compressOnnx(model: ForeignModel, job: OnnxJob): Promise<Record<string, unknown>> {
   const onnx = model.onnx!;
   const { compressor, config, chosen, log } = job;
   const started = performance.now();
+  const tensorOf = new Map(model.tensors.map((t) => [t.name, t]));
+  const weightOf = new Map(onnx.weights.map((w) => [w.name, w]));
   let leaves: OnnxLeaf[] = chosen.map((name) => {
-    const t = model.tensors.find((e) => e.name === name)!;
-    return { name, shape: t.shape, layout: t.layout, value: onnx.weights.find((w) => w.name === name)!.value };
+    const t = tensorOf.get(name)!;
+    return { name, shape: t.shape, layout: t.layout, value: weightOf.get(name)!.value };
   });
   const specOf = (leaf: OnnxLeaf) => {
     const { rows, cols } = asMatrix(leaf.shape, leaf.layout);
@@ -88,9 +93,13 @@ export async function compressOnnx(model: ForeignModel, source: Uint8Array, job:
   // Both folders checked before any work.
   const evalInputs = job.evaluate && openModelInputs(job.evaluate.dir, graphInputs(onnx.message), job.prep, "--eval", job.evaluate.samples);
   const calibInputs = job.calib && openModelInputs(job.calib.dir, graphInputs(onnx.message), job.prep, "--calib", job.calib.samples);
-  let done: Map<string, CompressedLeaf>;
+  // The input's size before its weights are overwritten by the compressed ones (and its bytes with them).
+  const filesIn = { bytes: model.files.reduce((n, f) => n + statSync(f).size, 0), gzip: await gzippedSize(model.files) };
+  // What each leaf stores; the weights it rebuilds go into the model at once (the model is not held twice).
+  let done = new Map<string, StoredTensor[]>();
   if (job.calib && calibInputs) {
     const inputs = calibInputs;
+    onnx.inlineExternal();
     const graph = await calibrationGraph(onnx, inputs);
     leaves = calibratable(onnx, graph, leaves, job);
     log(`calibrating on ${inputs.samples} samples of ${job.calib.dir}`);
@@ -98,41 +107,57 @@ export async function compressOnnx(model: ForeignModel, source: Uint8Array, job:
       log(`[wave ${p.wave}/${p.waves}] ${p.leaves} matri${p.leaves === 1 ? "x" : "ces"} ${p.seconds.toFixed(1)}s`),
     );
   } else {
-    done = new Map();
     for (const [i, leaf] of leaves.entries()) {
       const t = performance.now();
-      done.set(leaf.name, await compressor.compressLeaf(config, leafOf(leaf, i)));
+      const compressed = await compressor.compressLeaf(config, leafOf(leaf, i));
+      onnx.write(leaf.name, asMatrix(leaf.shape, leaf.layout).fromMatrix(compressed.weight));
+      done.set(leaf.name, compressed.stored);
       log(`[${i + 1}/${leaves.length}] ${leaf.name} ${((performance.now() - t) / 1000).toFixed(1)}s`);
     }
   }
   const seconds = round((performance.now() - started) / 1000, 2);
   const names = leaves.map((l) => l.name);
-  // The model as the compressed weights rebuild it, in float: what .mcnc output and --float write.
-  for (const leaf of leaves) onnx.write(leaf.name, asMatrix(leaf.shape, leaf.layout).fromMatrix(done.get(leaf.name)!.weight));
-  const dense = onnx.encode();
   let report: Record<string, unknown>;
-  let written = dense;
+  let written: Uint8Array;
   if (job.out.endsWith(".mcnc")) {
-    // Every leaf is compressed already: the .mcnc writer only lays out what they store.
-    const replay: Compressor = { ...compressor, calibrated: false, compressLeaf: (_c, leaf) => done.get(leaf.spec.name)! };
+    // Every leaf is compressed already and its weights are in the model: the .mcnc writer only lays out what they store.
+    const replay: Compressor = { ...compressor, calibrated: false, compressLeaf: (_c, leaf) => ({ stored: done.get(leaf.spec.name)!, weight: leaf.weight }) };
     report = { ...(await compressToMcnc(model, replay, config, names, job.out, () => undefined)), compress_seconds: seconds };
+    written = evalInputs ? onnx.encode() : new Uint8Array();
   } else {
-    const compressed = leaves.map((l) => ({ spec: specOf(l), stored: done.get(l.name)!.stored }));
+    const compressed = leaves.map((l) => ({ spec: specOf(l), stored: done.get(l.name)! }));
     const forms = job.float ? {} : writeForms(onnx, leaves, done, compressor.storage(config, compressed, names), job.qdq);
-    written = job.float ? dense : onnx.encode();
+    written = onnx.encode();
     writeFileAtomic(job.out, written);
-    report = { model: "onnx", compressed: names.length, leaves: names, compress_seconds: seconds, forms, file_bytes: { in: source.length, out: written.length, in_gzip: gzipSync(source).length, out_gzip: gzipSync(written).length } };
+    report = { model: "onnx", compressed: names.length, leaves: names, compress_seconds: seconds, forms, file_bytes: { in: filesIn.bytes, out: written.length, in_gzip: filesIn.gzip, out_gzip: await gzippedSize([written]) } };
   }
-  if (evalInputs) report.quality = await compareOutputs(source, written, evalInputs);
+  // The original is read again from its file(s): its bytes in memory now hold the compressed weights.
+  if (evalInputs) report.quality = await compareOutputs(model.files[0]!, written, evalInputs);
   return report;
 }
 
+/** The bytes gzip makes of files (paths) or buffers, each on its own, streamed: nothing is held whole. */
+async function gzippedSize(parts: Array<string | Uint8Array>): Promise<number> {
+  let n = 0;
+  const count = new Writable({ write: (chunk: Buffer, _e, done) => ((n += chunk.length), done()) });
+  for (const part of parts) {
+    const source = typeof part === "string" ? createReadStream(part) : Readable.from(chunks(part));
+    await pipeline(source, createGzip(), count, { end: false });
+  }
+  return n;
+}
+
+function* chunks(bytes: Uint8Array, size = 2 ** 20): Generator<Uint8Array> {
+  for (let at = 0; at < bytes.length; at += size) yield bytes.subarray(at, at + size);
+}
+
 /** Each compressed weight in its compact form where it has one, dense otherwise; the forms counted. */
-function writeForms(onnx: OnnxModel, leaves: OnnxLeaf[], done: Map<string, CompressedLeaf>, storage: { method: string; config: object }, qdq: boolean): Record<string, number> {
+function writeForms(onnx: OnnxModel, leaves: OnnxLeaf[], done: Map<string, StoredTensor[]>, storage: { method: string; config: object }, qdq: boolean): Record<string, number> {
   const forms: Record<string, number> = {};
+  const weightOf = new Map(onnx.weights.map((w) => [w.name, w]));
   for (const leaf of leaves) {
-    const form = compactForm(done.get(leaf.name)!.stored, storage);
-    const how = (form && writeCompact(onnx, onnx.weights.find((w) => w.name === leaf.name)!, form, qdq)) ?? "float (no compact form here)";
+    const form = compactForm(done.get(leaf.name)!, storage);
+    const how = (form && writeCompact(onnx, weightOf.get(leaf.name)!, form, qdq)) ?? "float (no compact form here)";
     forms[how] = (forms[how] ?? 0) + 1;
   }
   return forms;

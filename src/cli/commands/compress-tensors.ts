@@ -6,8 +6,11 @@
  */
 import { statSync } from "node:fs";
 import { compressModel } from "../../compress/compress-model.js";
+import { leafWorkingBytes } from "../../compress/compressor.js";
 import type { Compressor } from "../../compress/index.js";
 import { UserError } from "../../errors.js";
+import { elements } from "../../format/container.js";
+import { checkMemory } from "../../limits.js";
 import { writeFileAtomic } from "../../format/atomic-write.js";
 import type { ForeignModel } from "../../format/foreign-model.js";
 import { decodeModelFile, encodeModelFile } from "../../format/model-file.js";
@@ -21,13 +24,35 @@ import { fileSize } from "./shared.js";
 export function tensorsToCompress(model: ForeignModel, given: unknown): string[] {
   if (given === undefined) return model.tensors.filter((t) => t.weight && t.shape.length >= 2).map((t) => t.name);
   const names = model.tensors.map((t) => t.name);
+  const byName = new Map(model.tensors.map((t) => [t.name, t]));
   const chosen = String(given).split(",");
   for (const name of chosen) {
-    const t = model.tensors.find((e) => e.name === name);
+    const t = byName.get(name);
     if (!t) throw new UserError(`--compress: no tensor '${name.slice(0, 100)}' in the model (it has ${names.slice(0, 8).join(", ")}${names.length > 8 ? ", ..." : ""})`);
     if (t.shape.length < 2) throw new UserError(`--compress: ${name} has one axis; these methods compress matrices`);
   }
   return chosen;
+}
+
+/**
+ * What compressing `chosen` holds at once, checked before any work: the widest matrix's working memory
+ * beside what stays resident: for .mcnc output every tensor twice (as read and as stored); for ONNX the
+ * model read whole, its external data and the file it encodes to (and onnxruntime's copy when
+ * calibrating). Safetensors and TF.js written back stream one tensor at a time.
+ */
+export function checkForeignMemory(model: ForeignModel, compressor: Compressor, chosen: readonly string[], toMcnc: boolean, path: string): void {
+  const selected = new Set(chosen);
+  let widest = { bytes: 0, name: "", rows: 0, cols: 0 };
+  for (const t of model.tensors) {
+    if (!selected.has(t.name)) continue;
+    const { rows, cols } = asMatrix(t.shape, t.layout);
+    const bytes = leafWorkingBytes(compressor, rows, cols);
+    if (bytes > widest.bytes) widest = { bytes, name: t.name, rows, cols };
+  }
+  const floats = model.tensors.reduce((n, t) => n + 4 * elements(t.shape), 0);
+  const files = model.files.reduce((n, f) => n + statSync(f).size, 0);
+  const resident = (model.format === "onnx" ? (compressor.calibrated ? 3 : 2) * files : 0) + (toMcnc ? 2 * floats : 0);
+  checkMemory(resident + widest.bytes, `compressing ${path} (its largest matrix to compress, ${widest.name.slice(0, 80)}, is ${widest.rows}x${widest.cols})`);
 }
 
 /** Every selected tensor compressed and materialised, the model written back in its own format. */
@@ -36,11 +61,12 @@ export function writeBackCompressed(model: ForeignModel, compressor: Compressor,
   let storedBytes = 0;
   let params = 0;
   let done = 0;
+  const selected = new Set(chosen);
   const files = model.writeBack(
     out,
     (t, data) => {
       params += data.length;
-      if (!chosen.includes(t.name)) {
+      if (!selected.has(t.name)) {
         storedBytes += data.length * 4;
         return data;
       }
@@ -77,9 +103,10 @@ export async function compressToMcnc(model: ForeignModel, compressor: Compressor
   const params: StoredTensorSpec[] = [];
   const originals: OriginalShape[] = [];
   const weights: HostParams = {};
+  const selected = new Set(chosen);
   for (const t of model.tensors) {
     const data = model.read(t.name);
-    if (chosen.includes(t.name)) {
+    if (selected.has(t.name)) {
       const view = asMatrix(t.shape, t.layout);
       params.push({ name: t.name, shape: [view.rows, view.cols], role: "weight" });
       originals.push({ name: t.name, shape: t.shape, layout: t.layout });

@@ -27,11 +27,10 @@ import type { Flag } from "../args.js";
 import { DATA_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, ENGINE_FLAGS, type Command } from "../command.js";
 import { optionFlags, optionValues } from "../option-flags.js";
 import { openSource, type KnownSource } from "./compress-source.js";
-import { compressToMcnc, tensorsToCompress, writeBackCompressed } from "./compress-tensors.js";
+import { checkForeignMemory, compressToMcnc, tensorsToCompress, writeBackCompressed } from "./compress-tensors.js";
 import { compressOnnx } from "./compress-onnx.js";
 import { qualityLines, type Quality } from "./compare-outputs.js";
 import { checkForeignCalibration, IMAGE_PREP_FLAGS, imagePrep, ONNX_ONLY } from "./compress-flags.js";
-import { readWholeFile } from "../../format/read-file.js";
 import { checkWritable, fileSize, jsonSize, metricLine, sizeLines, startEngine, taskFor } from "./shared.js";
 
 const compressors = (): Compressor[] => compressorNames().map((n) => findCompressor(n)!);
@@ -193,11 +192,12 @@ async function run(f: Record<string, unknown>): Promise<void> {
       checkForeignCalibration(model.format, compressor, f);
       const chosen = kept(tensorsToCompress(model, f.compress), f.keep);
       const compress = fitting(f.compress !== undefined, model.tensors.filter((t) => chosen.includes(t.name)).map((t) => ({ name: t.name, ...asMatrix(t.shape, t.layout) })));
+      checkForeignMemory(model, compressor, compress, toMcnc, f.in);
       if (model.format === "onnx") {
         if (compressor.calibrated || f.eval !== undefined) await startEngine(f);
         const dirOf = (flag: string, samples: unknown) => (typeof f[flag] === "string" ? { dir: f[flag] as string, ...(typeof samples === "number" ? { samples } : {}) } : undefined);
         const [calib, evaluate] = [dirOf("calib", f["calib-samples"]), dirOf("eval", f["test-limit"] || undefined)];
-        report = await compressOnnx(model, readWholeFile(f.in), { compressor, config, chosen: compress, named: f.compress !== undefined, out, float: Boolean(f.float), qdq: Boolean(f.qdq), prep: imagePrep(f), log, ...(calib ? { calib } : {}), ...(evaluate ? { evaluate } : {}) });
+        report = await compressOnnx(model, { compressor, config, chosen: compress, named: f.compress !== undefined, out, float: Boolean(f.float), qdq: Boolean(f.qdq), prep: imagePrep(f), log, ...(calib ? { calib } : {}), ...(evaluate ? { evaluate } : {}) });
       } else report = toMcnc ? await compressToMcnc(model, compressor, config, compress, out, log) : writeBackCompressed(model, compressor, config, compress, out, log, f.store as string | undefined);
     } finally {
       model.close();

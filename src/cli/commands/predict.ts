@@ -4,6 +4,7 @@
  * ONNX model through onnxruntime on images or one .npy per input. Top-k classes, or JSON lines.
  */
 import { readFileSync, statSync } from "node:fs";
+import { dirname } from "node:path";
 import { UserError } from "../../errors.js";
 import { imagePaths, openModelInputs } from "../../data/model-inputs.js";
 import { readWholeFile } from "../../format/read-file.js";
@@ -55,10 +56,11 @@ async function run(f: Record<string, unknown>): Promise<void> {
   if (f.in.endsWith(".onnx")) {
     if (f.csv !== undefined || f.prompt !== undefined) throw new UserError("an ONNX model takes --image or --inputs");
     if (f.adapter !== undefined) throw new UserError("--adapter applies to .mcnc models");
-    const bytes = readWholeFile(f.in);
-    const inputs = openModelInputs((f.image ?? f.inputs) as string, graphInputs(readOnnx(bytes, f.in).message), imagePrep(f), f.image !== undefined ? "--image" : "--inputs");
+    // Read here for its inputs' names and shapes (and its external data checked); onnxruntime reads it by path.
+    const graph = readOnnx(readWholeFile(f.in), f.in, { dir: dirname(f.in) }).message;
+    const inputs = openModelInputs((f.image ?? f.inputs) as string, graphInputs(graph), imagePrep(f), f.image !== undefined ? "--image" : "--inputs");
     const classes = classNames(f.classes);
-    for await (const p of predictOnnx(bytes, inputs, { top, ...(classes ? { classes } : {}), raw: Boolean(f.raw) })) printOnnx(p, Boolean(f.json));
+    for await (const p of predictOnnx(f.in, inputs, { top, ...(classes ? { classes } : {}), raw: Boolean(f.raw) })) printOnnx(p, Boolean(f.json));
     return;
   }
   for (const flag of ["input-size", "mean", "std", "bgr", "classes", "raw", "inputs"]) if (f[flag] !== undefined) throw new UserError(`--${flag} applies to ONNX models; an .mcnc file records how its inputs are prepared`);

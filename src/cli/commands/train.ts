@@ -138,7 +138,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
 
   const baseHash = adapter ? weightsHash(model.specs, adapter.base) : undefined;
   // Everything that decides the result: a checkpoint resumes only into the run that wrote it.
-  const identity = { model: model.description, method: method.name, config, seed, batch, lr: lr ?? null, schedule, total, eval_every: f["eval-every"] ?? null, data: task.data, init: initFile ? weightsHash(model.specs, startWeights!) : null, base: baseHash ?? null };
+  const identity = { model: model.description, method: method.name, config, seed, batch, lr: lr ?? null, schedule, total, eval_every: f["eval-every"] ?? null, data: task.data, data_size: task.size, limit: f.limit ?? null, test_limit: f["test-limit"] ?? null, eval_tokens: f["eval-tokens"] ?? null, init: initFile ? weightsHash(model.specs, startWeights!) : null, base: baseHash ?? null };
   const resumeFile = f.resume as string | undefined;
   const resume = resumeFile === undefined ? undefined : decodeCheckpoint(readCheckpoint(resumeFile), resumeFile, identity, method.trainableShapes(config, specs));
   if (resume) progress.message(`mcnc: resuming at step ${resume.step} of ${total} from ${resumeFile}`);
