@@ -14,7 +14,7 @@ import { openModelInputs } from "../src/data/model-inputs.js";
 import { initEngine } from "../src/engine/engine.js";
 import { openModelSession } from "../src/engine/model-session.js";
 import { f32, Graph } from "../src/engine/onnx/graph.js";
-import { encodeWith, graphInputs, makeNode } from "../src/format/onnx-graph.js";
+import { encodeWith, graphInputs, makeNode, makeTensor } from "../src/format/onnx-graph.js";
 import { readOnnx } from "../src/format/onnx.js";
 import { asMatrix } from "../src/model/tensors.js";
 import { saveWithExternalData } from "../bench/large-onnx.js";
@@ -280,4 +280,38 @@ test("ONNX with external data: read beside the model, compressed, written back s
   writeFileSync(join(dir, "missing", "weights.bin"), new Uint8Array(100));
   assertCleanError(mcnc("compress", "--method", "rtn", "--in", missing, "--out", join(dir, "never.onnx")), /bytes \d+ to \d+ of weights\.bin, which holds 100/);
   assert.throws(() => statSync(join(dir, "never.onnx")));
+});
+
+test("empty and scalar float tensors (an empty Constant, as detectors carry) survive .mcnc and decompress --template for every data-free method", () => {
+  const g = new Graph();
+  const x = g.input("x", f32([1, 16]));
+  const w = g.constant("float32", [16, 8], noise(128, 41, 0.3));
+  const h = g.op("Mul", [g.op("MatMul", [x, w], f32([1, 8])), g.constant("float32", [], [0.5])], f32([1, 8]));
+  g.output("y", g.op("Concat", [h, "nothing"], f32([1, 8]), { axis: 0 }));
+  const model = readOnnx(g.encode());
+  model.message.graph.node.unshift(makeNode("Constant", [], ["nothing"], [{ name: "value", t: makeTensor("nothing", [0, 8], 1, new Uint8Array(0)), type: 4 }]));
+  const path = join(dir, "empties.onnx");
+  writeFileSync(path, model.encode());
+  const data = join(dir, "empties-in");
+  mkdirSync(data, { recursive: true });
+  writeFileSync(join(data, "x.npy"), npy("<f4", [3, 16], noise(48, 42, 1)));
+  const outputs = (file: string): number[] => {
+    const r = mcnc("predict", "--in", file, "--inputs", data, "--raw", "--json");
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.trim().split("\n").flatMap((line) => (JSON.parse(line) as { outputs: Array<{ data: number[] }> }).outputs[0]!.data);
+  };
+  const original = outputs(path);
+  assert.equal(original.length, 24);
+  // Each method's own error on a random 16x8 matrix bounds how far the outputs move.
+  const bound: Record<string, number> = { rtn: 0.05, svd: 1, magnitude: 0.3 };
+  for (const method of [["rtn", "--bits", "8"], ["svd", "--rank", "4"], ["magnitude", "--sparsity", "0.1"]]) {
+    const small = join(dir, `empties-${method[0]}.mcnc`);
+    const rebuilt = join(dir, `empties-${method[0]}.onnx`);
+    assert.equal(mcnc("compress", "--method", ...method, "--in", path, "--out", small, "--quiet").code, 0);
+    const d = mcnc("decompress", small, "--template", path, "--out", rebuilt);
+    assert.equal(d.code, 0, d.stderr);
+    const got = outputs(rebuilt);
+    const worst = Math.max(...got.map((v, i) => Math.abs(v - original[i]!)));
+    assert.ok(worst > 0 && worst < bound[method[0]!]!, `${method[0]}: outputs moved by ${worst}`);
+  }
 });

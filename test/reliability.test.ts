@@ -181,6 +181,21 @@ test("compressing another tool's model is bounded by --max-memory before any wor
   assert.equal(compress("256", "wide-256.mcnc").code, 0);
 });
 
+test("more tensors than an .mcnc file holds are refused before any work, in one line; written back in their own format they pass", () => {
+  const many = join(dir, "many.safetensors");
+  writeSafetensors(many, Array.from({ length: 5000 }, (_, i) => ({ name: `t${i}.weight`, shape: [2, 2], data: new Float32Array([1, 2, 3, i]) })));
+  const started = performance.now();
+  assertCleanError(mcnc("compress", "--method", "rtn", "--bits", "4", "--in", many, "--out", join(dir, "many.mcnc"), "--quiet"), /an \.mcnc file of this model needs 5000 stored tensors .* write it back as safetensors instead/);
+  assert.ok(performance.now() - started < 20000);
+  assert.ok(!existsSync(join(dir, "many.mcnc")));
+  assert.equal(mcnc("compress", "--method", "rtn", "--bits", "4", "--in", many, "--out", join(dir, "many-rtn.safetensors"), "--quiet").code, 0);
+  // 3000 leaves fit at one stored tensor each, not at the several svd stores: refused after the first.
+  const some = join(dir, "some.safetensors");
+  writeSafetensors(some, Array.from({ length: 3000 }, (_, i) => ({ name: `t${i}.weight`, shape: [4, 4], data: new Float32Array(16).map((_, j) => Math.sin(i + j)) })));
+  assertCleanError(mcnc("compress", "--method", "svd", "--rank", "1", "--in", some, "--out", join(dir, "some.mcnc"), "--quiet"), /needs \d+ stored tensors \(3000 tensors, 3000 compressed into [2-9] each\)/);
+  assert.ok(!existsSync(join(dir, "some.mcnc")));
+});
+
 test("checkpoints: a history of any length is written; every field is checked against the run before resuming", () => {
   // An evaluation every step for 20,000 steps: far more history than a header holds.
   const history = Array.from({ length: 20000 }, (_, i) => ({ step: i + 1, loss: 1 / (i + 1), metrics: { accuracy: 0.5 }, trainSeconds: i, rate: 1000 }));

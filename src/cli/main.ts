@@ -26,8 +26,8 @@ async function trainedModel(): Promise<string | undefined> {
   if (init === undefined && model?.endsWith(".json")) {
     // A spec of layers: convolutions make steps big enough for two threads, as LeNet's.
     try {
-      const { readFileSync, statSync } = await import("node:fs");
-      return statSync(model).size <= 1 << 16 && readFileSync(model, "utf8").includes("conv3x3") ? "convolutional spec" : "spec";
+      const { readWholeFile } = await import("../files.js");
+      return new TextDecoder().decode(readWholeFile(model, "spec", 1 << 16)).includes("conv3x3") ? "convolutional spec" : "spec";
     } catch {
       return undefined; // train reports a bad spec itself
     }
@@ -36,8 +36,8 @@ async function trainedModel(): Promise<string | undefined> {
   try {
     // The container reader loads no engine, so the thread count can still be chosen.
     const { decodeContainer } = await import("../format/container.js");
-    const { readFileSync } = await import("node:fs");
-    const model = decodeContainer(readFileSync(init), init).header.model as { name?: unknown } | undefined;
+    const { readWholeFile } = await import("../files.js");
+    const model = decodeContainer(readWholeFile(init), init).header.model as { name?: unknown } | undefined;
     return typeof model?.name === "string" ? model.name : undefined;
   } catch {
     return undefined; // train reports a bad file itself

@@ -3,9 +3,9 @@
  * The header is read first (from a gzipped file, by inflating only its beginning), and what it
  * declares is checked against the memory limit and then against the data, before the data is made.
  */
-import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { constants, gunzipSync } from "node:zlib";
 import { UserError } from "../errors.js";
+import { readStart, readWholeFile } from "../files.js";
 import { checkMemory } from "../limits.js";
 
 export interface IdxArray {
@@ -58,29 +58,6 @@ function gunzipStart(raw: Uint8Array, want: number, name: string): Uint8Array {
   }
 }
 
-function readRaw(path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new UserError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
-
-/** A file's first `n` bytes (fewer if it is shorter): enough to read a header without reading the data. */
-export function readStart(path: string, n: number): Uint8Array {
-  try {
-    const fd = openSync(path, "r");
-    try {
-      const start = new Uint8Array(n);
-      return start.subarray(0, readSync(fd, start, 0, n, 0));
-    } finally {
-      closeSync(fd);
-    }
-  } catch (e) {
-    throw new UserError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
-
 /** What an IDX file declares, from its first mebibyte alone. */
 export function readIdxShape(path: string): number[] {
   const start = readStart(path, 1 << 20);
@@ -88,7 +65,7 @@ export function readIdxShape(path: string): number[] {
 }
 
 export function readIdxFile(path: string): IdxArray {
-  return decodeIdx(readRaw(path), path);
+  return decodeIdx(readWholeFile(path, "data file"), path);
 }
 
 /** An IDX file's bytes as read from disk, gzipped or not. */

@@ -5,12 +5,12 @@
  * each file's header and the whole set checked against the memory limit before any image is decoded.
  * Colour images keep three channels (alpha is dropped); a set where every pixel is grey keeps one.
  */
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import jpeg from "jpeg-js";
 import { PNG } from "pngjs";
 import { UserError } from "../errors.js";
-import { readStart } from "./idx.js";
+import { readStart, readWholeFile } from "../files.js";
 import { checkMemory } from "../limits.js";
 import { fixedOrder, heldOutSplit, MAX_CLASSES, MAX_IMAGE_SIDE, type RawData, type RawSplit } from "./raw.js";
 
@@ -71,13 +71,7 @@ export function findImageFolders(dir: string): ImageFolders | undefined {
   return { classes: [...all.keys()], train: train.map((i) => list[i]!), test: test.map((i) => list[i]!) };
 }
 
-export function readBytes(file: string): Uint8Array {
-  try {
-    return readFileSync(file);
-  } catch (e) {
-    throw new UserError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
+export const readBytes = (file: string): Uint8Array => readWholeFile(file, "image");
 
 /** Width and height from a PNG's IHDR or a JPEG's start-of-frame marker, without decoding. */
 export function imageSize(bytes: Uint8Array, file: string): { width: number; height: number } {

@@ -4,7 +4,7 @@
  * of PNG or JPEG files prepared as the flags say. Read a batch at a time from disk, so the samples'
  * count is bounded by the disk, not by memory.
  */
-import { closeSync, openSync, readdirSync, readSync, statSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { UserError } from "../errors.js";
 import { checkMemory } from "../limits.js";
@@ -12,7 +12,7 @@ import type { Feed, FeedData, FeedType } from "../engine/model-session.js";
 import { ONNX_TYPE, type GraphInput } from "../format/onnx-graph.js";
 import { prepareImage, type ImagePrep } from "./prepare-image.js";
 import { parseHeader } from "./npy.js";
-import { readStart } from "./idx.js";
+import { readAt, readStart } from "../files.js";
 
 export type { ImagePrep };
 
@@ -144,17 +144,6 @@ function checkFinite(file: string, start: number, count: number, npy: (typeof NP
     const raw = readAt(file, start + at * npy.bytes, n * npy.bytes);
     const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
     for (let i = 0; i < n; i++) if (!Number.isFinite(npy.read(view, i * npy.bytes))) throw new UserError(`${what} holds a non-finite value (sample ${Math.floor((at + i) / per)})`);
-  }
-}
-
-function readAt(file: string, at: number, n: number): Uint8Array {
-  const fd = openSync(file, "r");
-  try {
-    const out = new Uint8Array(n);
-    if (readSync(fd, out, 0, n, at) !== n) throw new UserError(`${file}: shorter than its header says`);
-    return out;
-  } finally {
-    closeSync(fd);
   }
 }
 

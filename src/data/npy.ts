@@ -4,8 +4,8 @@
  * scale, and integer labels. The header is checked against the file's length before anything is made.
  */
 import { UserError } from "../errors.js";
-import { readFileSync } from "node:fs";
-import { readStart, type IdxArray } from "./idx.js";
+import { readStart, readWholeFile } from "../files.js";
+import type { IdxArray } from "./idx.js";
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 /** Element types read, by their descr; the values become bytes (pixels 0..255, labels 0..255). */
@@ -52,12 +52,7 @@ export function readNpyShape(path: string): number[] {
 }
 
 export function readNpyFile(path: string): IdxArray {
-  let raw: Uint8Array;
-  try {
-    raw = readFileSync(path);
-  } catch (e) {
-    throw new UserError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const raw = readWholeFile(path, ".npy array");
   return parseNpy(raw, path);
 }
 

@@ -4,10 +4,11 @@
  * a directory holding train.csv and test.csv (or .tsv) is split already. Cells must be decimal numbers:
  * a missing or text cell is refused by row and column, not filled in.
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { UserError } from "../errors.js";
+import { readWholeFile, regularFileSize } from "../files.js";
 import { checkMemory, memoryLimit } from "../limits.js";
 import { classIndices, fixedOrder, heldOutSplit, MAX_IMAGE_SIDE, type RawData } from "./raw.js";
 
@@ -41,14 +42,14 @@ export function findTables(path: string): TableFiles | undefined {
 }
 
 function readText(path: string): string {
-  const size = statSync(path).size;
-  checkMemory(BYTES_PER_TABLE_BYTE * size, `the table ${path}`);
+  checkMemory(BYTES_PER_TABLE_BYTE * regularFileSize(path), `the table ${path}`);
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path);
+    bytes = readWholeFile(path, "table");
     // Inflated to at most what the limit allows, so a small gzip cannot expand without bound.
     if (path.toLowerCase().endsWith(".gz")) bytes = gunzipSync(bytes, { maxOutputLength: Math.floor(memoryLimit() / BYTES_PER_TABLE_BYTE) });
   } catch (e) {
+    if (e instanceof UserError) throw e;
     if (e instanceof RangeError || (e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") throw new UserError(`the table ${path} inflates beyond the memory limit (raise it with --max-memory MIB)`);
     throw new UserError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }

@@ -4,7 +4,8 @@
  * seed: whole documents, drawn by a seeded permutation, for a folder; the tail, cut at a line, for a
  * single file. So validation text is never seen in training, not even as part of a window.
  */
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
+import { readWholeFile } from "../files.js";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { UserError } from "../errors.js";
@@ -37,12 +38,7 @@ const SEPARATOR = new TextEncoder().encode("\n\n");
 const isDocument = (name: string) => /\.txt(\.gz)?$/i.test(name);
 
 function readDocument(path: string, budget: number): Uint8Array {
-  let raw: Uint8Array;
-  try {
-    raw = readFileSync(path);
-  } catch (e) {
-    throw new UserError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const raw = readWholeFile(path, "document");
   let bytes = raw;
   if (raw[0] === 0x1f && raw[1] === 0x8b) {
     try {

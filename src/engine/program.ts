@@ -114,8 +114,16 @@ function wasmProgram(fn: (...args: any[]) => any): (...args: unknown[]) => Promi
 }
 
 function upload(x: NativeTensor): np.Array {
-  const a = x.dtype === "bool" ? np.array(x.values).astype(np.bool) : np.array(x.values as Float32Array, x.dtype === "int32" ? { dtype: np.int32 } : {});
-  return a.reshape(x.shape);
+  return x.dtype === "bool" ? fromHost(x.values as Float32Array, x.shape).astype(np.bool) : fromHost(x.values as Float32Array | Int32Array, x.shape);
+}
+
+/**
+ * Host numbers as a jax-js array. An empty array is made with zeros: jax-js's np.array fills a short
+ * array whose entries are all equal with its first one, which an empty array does not have.
+ */
+export function fromHost(data: Float32Array | Int32Array, shape: readonly number[]): np.Array {
+  const dtype = data instanceof Int32Array ? { dtype: np.int32 } : {};
+  return data.length === 0 ? np.zeros([...shape], dtype) : np.array(data, dtype).reshape([...shape]);
 }
 
 /** A Wasm result as a NativeTensor (read synchronously: this is the slow path of an unlowerable program). */
@@ -142,7 +150,7 @@ export async function settle<T>(values: T): Promise<T> {
 /** Host numbers as a Tensor of the engine (`on`, default the current one). Native tensors share `data`: do not change it while in use. */
 export function put(data: Float32Array | Int32Array, shape: readonly number[], on: EngineName = engine): Tensor {
   if (on === "native") return new NativeTensor([...shape], data instanceof Int32Array ? "int32" : "float32", data);
-  return np.array(data, data instanceof Int32Array ? { dtype: np.int32 } : {}).reshape([...shape]);
+  return fromHost(data, shape);
 }
 
 /** A scalar float Tensor. */

@@ -10,7 +10,7 @@ import { readOnnx, type OnnxModel } from "./onnx.js";
 import { openTfjs, TFJS_STORES } from "./tfjs.js";
 
 export { openTfjs };
-import { fileSource, readWholeFile } from "./read-file.js";
+import { fileSource, readWholeFile } from "../files.js";
 import { narrow, readSafetensors, safetensorsHeader, type SafetensorsDtype } from "./safetensors.js";
 import type { MatrixLayout } from "../model/tensors.js";
 

@@ -4,11 +4,9 @@
  * the file's size before anything is read, and read one tensor at a time. mcnc writes self-contained
  * models, so what it writes back carries these bytes inline.
  */
-import { realpathSync } from "node:fs";
-import { isAbsolute, relative, resolve, sep } from "node:path";
 import { UserError } from "../errors.js";
 import type { Graph, Tensor } from "./onnx.js";
-import { fileSource } from "./read-file.js";
+import { fileSource, insideFolder } from "../files.js";
 
 /** Bytes per element of TensorProto.DataType (strings have none: they cannot lie outside). */
 const ELEMENT_BYTES: Record<number, number> = { 1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 14: 8, 15: 16, 16: 2 };
@@ -56,14 +54,7 @@ export function externalData(tensor: Tensor, dir: string | undefined, file: stri
   const offset = whole("offset", 0);
   const length = whole("length", count * elementBytes);
   if (length !== count * elementBytes) throw new UserError(`${what}: ${length} bytes, where its shape needs ${count * elementBytes}`);
-  let path: string;
-  try {
-    path = realpathSync(resolve(dir, location));
-  } catch {
-    throw new UserError(`${what}, ${location.slice(0, 120)}, which cannot be found beside the model`);
-  }
-  const inside = relative(realpathSync(dir), path);
-  if (isAbsolute(location) || inside === "" || inside.startsWith(`..${sep}`) || inside === ".." || isAbsolute(inside)) throw new UserError(`${what}, ${location.slice(0, 120)}, which lies outside the model's folder`);
+  const path = insideFolder(dir, location, what);
   const source = fileSource(path);
   source.close?.();
   if (offset + length > source.size) throw new UserError(`${what}, bytes ${offset} to ${offset + length} of ${location.slice(0, 120)}, which holds ${source.size}`);

@@ -5,13 +5,13 @@
  * converter's own quantisations (float16; uint16 and uint8 with one min and scale per tensor), which
  * TF.js dequantises when it loads the model.
  */
-import { existsSync, renameSync, statSync, unlinkSync } from "node:fs";
+import { existsSync, renameSync, unlinkSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { UserError } from "../errors.js";
 import { writeFileAtomic } from "./atomic-write.js";
 import { checkShape, elements } from "./container.js";
 import type { ForeignModel, ForeignTensor } from "./foreign-model.js";
-import { readWholeFile } from "./read-file.js";
+import { insideFolder, readWholeFile, regularFileSize } from "../files.js";
 import { narrow, widen } from "./safetensors.js";
 import type { MatrixLayout } from "../model/tensors.js";
 
@@ -90,10 +90,10 @@ export function openTfjs(path: string, layout: MatrixLayout = "in-out"): Foreign
     });
     const shards = group.paths.map((p) => {
       if (typeof p !== "string" || p.includes("/") || p.includes("\\") || p.startsWith(".")) throw new UserError(`${path}: shard path ${String(p).slice(0, 80)} must be a file name beside model.json`);
-      return join(dir, p);
+      return insideFolder(dir, p, `${path}: group ${g} keeps its weights in a shard`);
     });
-    const size = shards.reduce((n, s) => n + (existsSync(s) ? statSync(s).size : Number.NaN), 0);
-    if (!(size === at)) throw new UserError(`${path}: group ${g}'s shards hold ${Number.isNaN(size) ? "missing files" : `${size} bytes`}, its weights need ${at}`);
+    const size = shards.reduce((n, s) => n + regularFileSize(s), 0);
+    if (size !== at) throw new UserError(`${path}: group ${g}'s shards hold ${size} bytes, its weights need ${at}`);
     return { paths: group.paths, shards, weights, bytes: at };
   });
   type Group = (typeof groups)[number];

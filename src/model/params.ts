@@ -1,5 +1,6 @@
 /** Parameter trees: the shapes a model declares, and their values on the host or in the engine. */
 import { numpy as np } from "@jax-js/jax";
+import { fromHost } from "../engine/program.js";
 import { seededUniform, STREAM } from "../rng/seeded.js";
 
 export interface ParamSpec {
@@ -59,7 +60,7 @@ export interface NamedShape {
 
 export function toDevice(shapes: readonly NamedShape[], host: HostParams): Params {
   const out: Params = {};
-  for (const s of shapes) out[s.name] = np.array(host[s.name]!).reshape(s.shape);
+  for (const s of shapes) out[s.name] = fromHost(host[s.name]!, s.shape);
   return out;
 }
 

@@ -5,7 +5,8 @@
  */
 import { UserError } from "../../errors.js";
 import { timedRebuild } from "../../format/model-file.js";
-import { fileSource, readModelFile } from "../../format/read-file.js";
+import { fileSource } from "../../files.js";
+import { readModelFile } from "../../format/read-file.js";
 import { foreignFormat, openForeign, type ForeignModel } from "../../format/foreign-model.js";
 import type { MatrixLayout } from "../../model/tensors.js";
 import { MODEL_METADATA, readSafetensors, type SafetensorsDtype, type SafetensorsReader } from "../../format/safetensors.js";

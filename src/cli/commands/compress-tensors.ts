@@ -9,7 +9,7 @@ import { compressModel } from "../../compress/compress-model.js";
 import { leafWorkingBytes } from "../../compress/compressor.js";
 import type { Compressor } from "../../compress/index.js";
 import { UserError } from "../../errors.js";
-import { elements } from "../../format/container.js";
+import { elements, LIMITS } from "../../format/container.js";
 import { checkMemory } from "../../limits.js";
 import { writeFileAtomic } from "../../format/atomic-write.js";
 import type { ForeignModel } from "../../format/foreign-model.js";
@@ -22,7 +22,7 @@ import { fileSize } from "./shared.js";
 
 /** The tensors to compress: --compress, or every weight matrix the format marks. */
 export function tensorsToCompress(model: ForeignModel, given: unknown): string[] {
-  if (given === undefined) return model.tensors.filter((t) => t.weight && t.shape.length >= 2).map((t) => t.name);
+  if (given === undefined) return model.tensors.filter((t) => t.weight && t.shape.length >= 2 && elements(t.shape) > 0).map((t) => t.name);
   const names = model.tensors.map((t) => t.name);
   const byName = new Map(model.tensors.map((t) => [t.name, t]));
   const chosen = String(given).split(",");
@@ -30,6 +30,7 @@ export function tensorsToCompress(model: ForeignModel, given: unknown): string[]
     const t = byName.get(name);
     if (!t) throw new UserError(`--compress: no tensor '${name.slice(0, 100)}' in the model (it has ${names.slice(0, 8).join(", ")}${names.length > 8 ? ", ..." : ""})`);
     if (t.shape.length < 2) throw new UserError(`--compress: ${name} has one axis; these methods compress matrices`);
+    if (elements(t.shape) === 0) throw new UserError(`--compress: ${name} is empty ([${t.shape.join(", ")}]); there is nothing to compress`);
   }
   return chosen;
 }
@@ -53,6 +54,20 @@ export function checkForeignMemory(model: ForeignModel, compressor: Compressor, 
   const files = model.files.reduce((n, f) => n + statSync(f).size, 0);
   const resident = (model.format === "onnx" ? (compressor.calibrated ? 3 : 2) * files : 0) + (toMcnc ? 2 * floats : 0);
   checkMemory(resident + widest.bytes, `compressing ${path} (its largest matrix to compress, ${widest.name.slice(0, 80)}, is ${widest.rows}x${widest.cols})`);
+}
+
+/**
+ * Whether an .mcnc file can hold the model with `compressed` of its tensors stored as `perLeaf` tensors
+ * each, checked before the work (at one per leaf) and again after the first leaf (at what it stored):
+ * the container holds at most LIMITS.tensors tensors and a header of LIMITS.headerBytes, which names
+ * each tensor about three times (the description, the original shapes and the payload's table).
+ */
+export function checkMcncLimits(model: ForeignModel, compressed: number, perLeaf: number): void {
+  const entries = model.tensors.length - compressed + perLeaf * compressed;
+  const names = model.tensors.reduce((n, t) => n + t.name.length, 0);
+  const header = 3 * names + 60 * entries;
+  const why = entries > LIMITS.tensors ? `${entries} stored tensors` : header > LIMITS.headerBytes ? `a header of about ${(header / 2 ** 20).toFixed(1)} MiB` : undefined;
+  if (why) throw new UserError(`an .mcnc file of this model needs ${why} (${model.tensors.length} tensors, ${compressed} compressed${perLeaf > 1 ? ` into ${perLeaf} each` : ""}), beyond the container's ${LIMITS.tensors} tensors and ${LIMITS.headerBytes / 2 ** 20} MiB header: write it back as ${model.format} instead`);
 }
 
 /** Every selected tensor compressed and materialised, the model written back in its own format. */
@@ -118,7 +133,7 @@ export async function compressToMcnc(model: ForeignModel, compressor: Compressor
   }
   const description: TensorsDescription = { name: "tensors", format: model.format, params, originals };
   const network = tensorsModel(description);
-  const run = await compressModel(network, weights, compressor, config, chosen, [], 0, (p) => log(`[${p.index + 1}/${p.of}] ${p.leaf} ${p.seconds.toFixed(1)}s`));
+  const run = await compressModel(network, weights, afterFirstLeaf(compressor, (stored) => checkMcncLimits(model, chosen.length, stored)), config, chosen, [], 0, (p) => log(`[${p.index + 1}/${p.of}] ${p.leaf} ${p.seconds.toFixed(1)}s`));
   const bytes = encodeModelFile({ model: description, method: run.method, seed: 0, trainable: {}, meta: { compressed: { method: compressor.name, config } } }, network, findMethod(run.method.name)!, {
     encoded: run.stored,
   });
@@ -126,4 +141,18 @@ export async function compressToMcnc(model: ForeignModel, compressor: Compressor
   const loaded = decodeModelFile(bytes, "the compressed model");
   writeFileAtomic(out, bytes);
   return { model: model.format, compressed: chosen.length, storage: run.method.name, compress_seconds: round(run.seconds, 2), size: fileSize(loaded) };
+}
+
+/** The compressor, with `check` told how many tensors its first leaf stored before the others are done. */
+function afterFirstLeaf(compressor: Compressor, check: (stored: number) => void): Compressor {
+  let first = true;
+  const seen = (leaf: Awaited<ReturnType<Compressor["compressLeaf"]>>) => {
+    if (first) check(leaf.stored.length);
+    first = false;
+    return leaf;
+  };
+  return { ...compressor, compressLeaf: (config, leaf) => {
+    const out = compressor.compressLeaf(config, leaf);
+    return out instanceof Promise ? out.then(seen) : seen(out);
+  } };
 }

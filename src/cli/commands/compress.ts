@@ -27,7 +27,7 @@ import type { Flag } from "../args.js";
 import { DATA_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, ENGINE_FLAGS, type Command } from "../command.js";
 import { optionFlags, optionValues } from "../option-flags.js";
 import { openSource, type KnownSource } from "./compress-source.js";
-import { checkForeignMemory, compressToMcnc, tensorsToCompress, writeBackCompressed } from "./compress-tensors.js";
+import { checkForeignMemory, checkMcncLimits, compressToMcnc, tensorsToCompress, writeBackCompressed } from "./compress-tensors.js";
 import { compressOnnx } from "./compress-onnx.js";
 import { qualityLines, type Quality } from "./compare-outputs.js";
 import { checkForeignCalibration, IMAGE_PREP_FLAGS, imagePrep, ONNX_ONLY } from "./compress-flags.js";
@@ -181,7 +181,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
     if (!/\.(mcnc|safetensors)$/.test(out)) throw new UserError("a network mcnc runs is written as .mcnc (the compressed form) or .safetensors (its weights)");
     for (const flag of ONNX_ONLY) if (f[flag] !== undefined) throw new UserError(`--${flag} applies to ONNX models; a network mcnc runs is measured on its test data`);
     const chosen = kept(leavesToCompress(src.model, f.compress, compressor.calibrated), f.keep);
-    const specs = src.model.specs.filter((s) => chosen.includes(s.name));
+    const specs = src.model.specs.filter((s) => new Set(chosen).has(s.name));
     const compress = fitting(f.compress !== undefined, specs.map((s) => ({ name: s.name, ...asMatrix(s.shape, "in-out") })));
     report = await compressNetwork(f, src, compressor, config, compress, out, log);
   } else {
@@ -191,8 +191,10 @@ async function run(f: Record<string, unknown>): Promise<void> {
       if (!toMcnc && foreignFormat(out) !== model.format) throw new UserError(`a model mcnc did not write is written back in its own format (${model.format}) or as .mcnc`);
       checkForeignCalibration(model.format, compressor, f);
       const chosen = kept(tensorsToCompress(model, f.compress), f.keep);
-      const compress = fitting(f.compress !== undefined, model.tensors.filter((t) => chosen.includes(t.name)).map((t) => ({ name: t.name, ...asMatrix(t.shape, t.layout) })));
+      const selected = new Set(chosen);
+      const compress = fitting(f.compress !== undefined, model.tensors.filter((t) => selected.has(t.name)).map((t) => ({ name: t.name, ...asMatrix(t.shape, t.layout) })));
       checkForeignMemory(model, compressor, compress, toMcnc, f.in);
+      if (toMcnc) checkMcncLimits(model, compress.length, 1);
       if (model.format === "onnx") {
         if (compressor.calibrated || f.eval !== undefined) await startEngine(f);
         const dirOf = (flag: string, samples: unknown) => (typeof f[flag] === "string" ? { dir: f[flag] as string, ...(typeof samples === "number" ? { samples } : {}) } : undefined);

@@ -1,6 +1,6 @@
 /** mcnc generate --model BASE [--adapter A] --prompt TEXT: stream text from a GPT as it is produced. */
 import { once } from "node:events";
-import { readFileSync } from "node:fs";
+import { readWholeFile } from "../../files.js";
 import { UserError } from "../../errors.js";
 import { timedRebuild } from "../../format/model-file.js";
 import { gptDecoder } from "../../generate/decoder.js";
@@ -17,12 +17,8 @@ const MAX_JSON_TOKENS = 1 << 20;
 function promptBytes(f: Record<string, unknown>): Uint8Array {
   if (f.prompt !== undefined && f["prompt-file"] !== undefined) throw new UserError("give --prompt or --prompt-file, not both");
   if (typeof f["prompt-file"] === "string") {
-    try {
-      // Bytes as they are: the model reads bytes, valid UTF-8 or not.
-      return readFileSync(f["prompt-file"]);
-    } catch (e) {
-      throw new UserError(`cannot read ${f["prompt-file"]}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
+    // Bytes as they are: the model reads bytes, valid UTF-8 or not.
+    return readWholeFile(f["prompt-file"], "prompt file");
   }
   return new TextEncoder().encode((f.prompt as string | undefined) ?? "");
 }

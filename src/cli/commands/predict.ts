@@ -3,11 +3,10 @@
  * given) on images or CSV rows, prepared as its file records; a GPT's next byte after --prompt; any
  * ONNX model through onnxruntime on images or one .npy per input. Top-k classes, or JSON lines.
  */
-import { readFileSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { UserError } from "../../errors.js";
 import { imagePaths, openModelInputs } from "../../data/model-inputs.js";
-import { readWholeFile } from "../../format/read-file.js";
+import { readWholeFile } from "../../files.js";
 import { graphInputs } from "../../format/onnx-graph.js";
 import { readOnnx } from "../../format/onnx.js";
 import { timedRebuild } from "../../format/model-file.js";
@@ -23,11 +22,12 @@ const MAX_TOP = 1000;
 /** Rows one --csv may hold. */
 const MAX_ROWS = 1 << 16;
 
+const utf8 = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+
 const show = (top: Ranked[]) => top.map((r) => `${r.name ?? r.class} ${(100 * r.p).toFixed(1)}%`).join(", ");
 
 function csvRows(path: string): number[][] {
-  if (statSync(path).size > 64 << 20) throw new UserError(`--csv ${path} is over 64 MiB`);
-  const lines = readFileSync(path, "utf8").split(/\r?\n/).filter((l) => l.trim() !== "");
+  const lines = utf8(readWholeFile(path, "--csv file", 64 << 20)).split(/\r?\n/).filter((l) => l.trim() !== "");
   // A first line that is not numbers is a header.
   const start = lines.length > 0 && lines[0]!.split(/[,\t]/).some((v) => v.trim() !== "" && !Number.isFinite(Number(v))) ? 1 : 0;
   if (lines.length - start > MAX_ROWS) throw new UserError(`--csv holds more than ${MAX_ROWS} rows`);
@@ -42,8 +42,7 @@ function csvRows(path: string): number[][] {
 
 function classNames(path: unknown): string[] | undefined {
   if (typeof path !== "string") return undefined;
-  if (statSync(path).size > 16 << 20) throw new UserError(`--classes ${path} is over 16 MiB`);
-  return readFileSync(path, "utf8").split(/\r?\n/).filter((l, i, all) => l !== "" || i < all.length - 1);
+  return utf8(readWholeFile(path, "--classes file", 16 << 20)).split(/\r?\n/).filter((l, i, all) => l !== "" || i < all.length - 1);
 }
 
 async function run(f: Record<string, unknown>): Promise<void> {

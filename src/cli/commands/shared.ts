@@ -1,7 +1,8 @@
 /** Steps several commands take the same way: engine start, data for a model, models and adapters from files, the size summary. */
-import { accessSync, constants, existsSync, readFileSync, statSync } from "node:fs";
+import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { UserError } from "../../errors.js";
+import { readWholeFile } from "../../files.js";
 import { initEngine } from "../../engine/engine.js";
 import type { EngineName } from "../../engine/program.js";
 import { BUNDLED, BUNDLED_NAMES, bundledPath, type BundledName } from "../../data/bundled.js";
@@ -98,8 +99,7 @@ const MAX_SPEC_BYTES = 1 << 16;
 function readSpec(path: string): Record<string, unknown> {
   let text: string;
   try {
-    if (statSync(path).size > MAX_SPEC_BYTES) throw new UserError(`${path}: a spec file is at most ${MAX_SPEC_BYTES} bytes`);
-    text = readFileSync(path, "utf8");
+    text = new TextDecoder().decode(readWholeFile(path, "spec file", MAX_SPEC_BYTES));
   } catch (e) {
     if (e instanceof UserError) throw e;
     throw new UserError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);

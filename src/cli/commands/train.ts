@@ -2,7 +2,7 @@
  * mcnc train: train a model through a method (from scratch, from a file's weights, or as an adapter
  * on a frozen base), save it, and prove the file rebuilds it exactly.
  */
-import { readFileSync } from "node:fs";
+import { readWholeFile, regularFileSize } from "../../files.js";
 import { basename, resolve } from "node:path";
 import { tree } from "@jax-js/jax";
 import { UserError } from "../../errors.js";
@@ -107,6 +107,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
   const checkpointPath = resolve((f.checkpoint as string | undefined) ?? `${out}.ckpt`);
   if (checkpointEvery > 0) checkWritable(checkpointPath, "--checkpoint");
   else if (f.checkpoint !== undefined) throw new UserError("--checkpoint names where --checkpoint-every writes; give both");
+  if (typeof f.resume === "string") regularFileSize(f.resume);
   const progress = new Progress(process.stderr, !f.quiet);
 
   await startEngine(f);
@@ -228,13 +229,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
   }
 }
 
-function readCheckpoint(path: string): Uint8Array {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new UserError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
+const readCheckpoint = (path: string): Uint8Array => readWholeFile(path, "checkpoint");
 
 function roundMetrics(m: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(m).map(([k, v]) => [k, round(v, 6)]));
