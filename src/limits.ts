@@ -27,6 +27,8 @@ const mib = (bytes: number) => (bytes >= 10 * MiB ? Math.round(bytes / MiB).toLo
 
 /** Refuse `what` if it needs more than the limit. */
 export function checkMemory(bytes: number, what: string, max = limit): void {
+  // An estimate that is not a number is a bug in the estimate, never a message with NaN in it.
+  if (Number.isNaN(bytes)) throw new Error(`the memory estimate for ${what} is not a number`);
   if (!(bytes <= max)) throw new UserError(`${what} needs about ${mib(bytes)} MiB, above the limit of ${mib(max)} MiB (raise it with --max-memory MIB)`);
 }
 

@@ -29,11 +29,18 @@ export function findArrayFiles(dir: string): { paths: string[]; format: (typeof 
   return undefined;
 }
 
-function checkPair(images: IdxArray, labels: IdxArray, what: string): void {
-  const channels = images.shape[3] ?? 1;
-  if (images.shape.length < 3 || images.shape.length > 4 || channels > 4) throw new UserError(`${what} images must be an array of [count, height, width] or [count, height, width, channels <= 4]`);
-  if (labels.shape.length !== 1) throw new UserError(`${what} labels must be a 1-D array`);
-  if (images.shape[0] !== labels.shape[0]) throw new UserError(`${what}: ${images.shape[0]} images but ${labels.shape[0]} labels`);
+/** The four headers agree (images and labels counted alike, training and test images of one size), before any data is read. */
+function checkShapes([trainImages, trainLabels, testImages, testLabels]: number[][]): void {
+  const pair = (images: number[], labels: number[], what: string) => {
+    const channels = images[3] ?? 1;
+    if (images.length < 3 || images.length > 4 || channels > 4) throw new UserError(`${what} images must be an array of [count, height, width] or [count, height, width, channels <= 4]`);
+    if (labels.length !== 1) throw new UserError(`${what} labels must be a 1-D array`);
+    if (images[0] !== labels[0]) throw new UserError(`${what}: ${images[0]} images but ${labels[0]} labels`);
+    if (images[0] === 0) throw new UserError(`${what}: the data holds no images`);
+  };
+  pair(trainImages!, trainLabels!, "training");
+  pair(testImages!, testLabels!, "test");
+  if (trainImages!.slice(1).join("x") !== testImages!.slice(1).join("x")) throw new UserError(`training images are ${trainImages!.slice(1).join("x")}, test images ${testImages!.slice(1).join("x")}: they differ in size`);
 }
 
 /**
@@ -42,14 +49,17 @@ function checkPair(images: IdxArray, labels: IdxArray, what: string): void {
  */
 function checkDeclared(paths: string[], readShape: (path: string) => number[], keep: { train?: number; test?: number }): void {
   const shapes = paths.map(readShape);
+  checkShapes(shapes);
   for (const [i, s] of shapes.entries()) {
     if (i % 2 === 0 && s.length >= 3 && (s[1]! > MAX_IMAGE_SIDE || s[2]! > MAX_IMAGE_SIDE)) throw new UserError(`${paths[i]}: images of ${s[1]}x${s[2]} exceed ${MAX_IMAGE_SIDE} pixels a side`);
   }
   const values = (s: number[]) => s.reduce((a, b) => a * b, 1);
   const kept = (s: number[], limit?: number) => (s.length >= 3 ? ((limit ? Math.min(limit, s[0]!) : s[0]!) * values(s)) / s[0]! : 0);
-  // Each file as read (an .npy of floats is 4-8 bytes a value), its values as bytes, the kept images as float32.
+  // Each file as read (an .npy of floats is 4-8 bytes a value), its values as bytes (twice for a gzipped
+  // file: inflating gathers pieces, then joins them), the kept images as float32.
   const read = paths.reduce((n, p) => n + statSync(p).size, 0);
-  const bytes = read + shapes.reduce((n, s) => n + values(s), 0) + 4 * (kept(shapes[0]!, keep.train) + kept(shapes[2]!, keep.test));
+  const inflated = shapes.reduce((n, s, i) => n + (paths[i]!.endsWith(".gz") ? 2 : 1) * values(s), 0);
+  const bytes = read + inflated + 4 * (kept(shapes[0]!, keep.train) + kept(shapes[2]!, keep.test));
   checkMemory(bytes, `the data in ${paths[0]!.replace(/\/[^/]*$/, "")}`);
 }
 
@@ -57,10 +67,9 @@ export function readArrayDir(found: NonNullable<ReturnType<typeof findArrayFiles
   const { paths, format } = found;
   checkDeclared(paths, format.readShape, keep);
   const [trainImages, trainLabels, testImages, testLabels] = paths.map((p) => format.read(p)) as [IdxArray, IdxArray, IdxArray, IdxArray];
-  checkPair(trainImages, trainLabels, "training");
-  checkPair(testImages, testLabels, "test");
+  // The data read is what the headers declared (a file may have changed since): checked again.
+  checkShapes([trainImages.shape, trainLabels.shape, testImages.shape, testLabels.shape]);
   const shape: [number, number, number] = [trainImages.shape[1]!, trainImages.shape[2]!, trainImages.shape[3] ?? 1];
-  if (testImages.shape[1] !== shape[0] || testImages.shape[2] !== shape[1] || (testImages.shape[3] ?? 1) !== shape[2]) throw new UserError("training and test images differ in size");
   return {
     shape,
     scale: "pixels",

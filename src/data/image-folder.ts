@@ -103,14 +103,34 @@ function headerSize(file: string): { width: number; height: number } {
   }
 }
 
-/** RGBA pixels of a PNG or JPEG whose header declared `pixels` (imageSize, checked by the caller). */
+/**
+ * A PNG's IHDR is its only one: the decoder takes the last it sees, so a second one would decode at a
+ * size nobody measured (a 28x28 header, then 30000x30000).
+ */
+function checkPngChunks(bytes: Uint8Array, file: string): void {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let headers = 0;
+  for (let at = 8; at + 8 <= bytes.length; at += 12 + view.getUint32(at)) {
+    const type = view.getUint32(at + 4);
+    if (type === 0x49484452 && ++headers > 1) throw new UserError(`${file}: a PNG with a second IHDR chunk (one image, one header)`);
+    if (type === 0x49454e44) return;
+  }
+}
+
+/** RGBA pixels of a PNG or JPEG whose header declared `pixels` (imageSize, checked by the caller); any other size is refused. */
 export function decodeImage(bytes: Uint8Array, file: string, pixels: number): Uint8Array {
+  let rgba: Uint8Array;
   try {
-    if (bytes[0] === 0x89) return PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).data;
-    return jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxResolutionInMP: pixels / 1e6 + 1, maxMemoryUsageInMB: Math.ceil((pixels * 16) / 2 ** 20) + 64 }).data;
+    if (bytes[0] === 0x89) {
+      checkPngChunks(bytes, file);
+      rgba = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).data;
+    } else rgba = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxResolutionInMP: pixels / 1e6 + 1, maxMemoryUsageInMB: Math.ceil((pixels * 16) / 2 ** 20) + 64 }).data;
   } catch (e) {
+    if (e instanceof UserError) throw e;
     throw new UserError(`${file}: cannot decode: ${String((e as Error).message ?? e).slice(0, 200)}`);
   }
+  if (rgba.length !== 4 * pixels) throw new UserError(`${file}: decodes to ${rgba.length / 4} pixels, where its header declares ${pixels}`);
+  return rgba;
 }
 
 export function readImageFolders(found: ImageFolders, known?: string[]): RawData {

@@ -143,7 +143,7 @@ function checkFinite(file: string, start: number, count: number, npy: (typeof NP
     const n = Math.min(CHUNK, count - at);
     const raw = readAt(file, start + at * npy.bytes, n * npy.bytes);
     const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-    for (let i = 0; i < n; i++) if (!Number.isFinite(npy.read(view, i * npy.bytes))) throw new UserError(`${what} holds a non-finite value (sample ${Math.floor((at + i) / per)})`);
+    for (let i = 0; i < n; i++) if (!Number.isFinite(Math.fround(Number(npy.read(view, i * npy.bytes))))) throw new UserError(`${what} holds a value that is not a finite float32 (sample ${Math.floor((at + i) / per)})`);
   }
 }
 

@@ -72,8 +72,8 @@ export function classIndices(train: string[], test: string[], known?: string[]):
   const isNumber = (l: string) => l.trim() !== "" && Number.isFinite(Number(l));
   if (!known && train.every(isIndex) && test.every(isIndex)) return { train: Uint8Array.from(train, Number), test: Uint8Array.from(test, Number) };
   // Numbers that are not class indices are a measurement, not a class: most likely the wrong column.
-  const stray = [...train, ...test].find((l) => !isIndex(l));
-  if (!known && [...train, ...test].every(isNumber)) throw new UserError(`the labels are numbers but ${JSON.stringify(stray!.slice(0, 20))} is not a class index 0..${MAX_CLASSES - 1} (is it the label column?)`);
+  const stray = train.find((l) => !isIndex(l)) ?? test.find((l) => !isIndex(l));
+  if (!known && train.every(isNumber) && test.every(isNumber)) throw new UserError(`the labels are numbers but ${JSON.stringify(stray!.slice(0, 20))} is not a class index 0..${MAX_CLASSES - 1} (is it the label column?)`);
   const names = known ?? [...new Set(train)].sort();
   if (names.length > MAX_CLASSES) throw new UserError(`the labels name ${names.length} classes, above the limit of ${MAX_CLASSES}`);
   const index = new Map(names.map((n, i) => [n, i]));

@@ -23,6 +23,8 @@ export const MAX_COLUMNS = MAX_IMAGE_SIDE;
  * an array that grows by doubling), and the normalised copy.
  */
 const BYTES_PER_TABLE_BYTE = 7;
+/** Bytes of memory per row besides: its label (a shared string) in the lists that order and split the rows. */
+const BYTES_PER_ROW = 128;
 
 export interface TableFiles {
   train: string;
@@ -53,6 +55,9 @@ function readText(path: string): string {
     if (e instanceof RangeError || (e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") throw new UserError(`the table ${path} inflates beyond the memory limit (raise it with --max-memory MIB)`);
     throw new UserError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
+  let lines = 1;
+  for (let i = bytes.indexOf(10); i >= 0; i = bytes.indexOf(10, i + 1)) lines++;
+  checkMemory(BYTES_PER_TABLE_BYTE * bytes.length + BYTES_PER_ROW * lines, `the table ${path} (${lines} lines)`);
   const text = new TextDecoder("utf-8").decode(bytes);
   return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
@@ -127,6 +132,8 @@ export function parseTable(text: string, path: string, labelColumn: string | und
   let features = new Float32Array(1024);
   let count = 0;
   const labels: string[] = [];
+  // One string per distinct label, not one per row: a million rows name a few classes.
+  const names = new Map<string, string>();
   for (const { cells, line } of rows(text, delimiter, path)) {
     if (width === 0) {
       width = cells.length;
@@ -145,9 +152,11 @@ export function parseTable(text: string, path: string, labelColumn: string | und
     }
     for (let j = 0; j < width; j++) {
       const cell = cells[j]!.trim();
-      if (j === label) labels.push(cell);
-      else if (NUMBER.test(cell)) features[count++] = Number(cell);
-      else throw new UserError(`${path}: line ${line}, column ${columns?.[j] ?? j + 1}: ${JSON.stringify(cell.slice(0, 40))} is not a number (mcnc does not fill in missing values)`);
+      if (j === label) labels.push(names.get(cell) ?? (names.set(cell, cell), cell));
+      else if (NUMBER.test(cell)) {
+        features[count] = Number(cell);
+        if (!Number.isFinite(features[count++]!)) throw new UserError(`${path}: line ${line}, column ${columns?.[j] ?? j + 1}: ${cell.slice(0, 40)} does not fit in float32 (at most about 3.4e38)`);
+      } else throw new UserError(`${path}: line ${line}, column ${columns?.[j] ?? j + 1}: ${JSON.stringify(cell.slice(0, 40))} is not a number (mcnc does not fill in missing values)`);
     }
   }
   if (labels.length === 0) throw new UserError(`${path}: the table has no rows`);

@@ -32,9 +32,10 @@ function csvRows(path: string): number[][] {
   const start = lines.length > 0 && lines[0]!.split(/[,\t]/).some((v) => v.trim() !== "" && !Number.isFinite(Number(v))) ? 1 : 0;
   if (lines.length - start > MAX_ROWS) throw new UserError(`--csv holds more than ${MAX_ROWS} rows`);
   return lines.slice(start).map((line, i) =>
-    line.split(/[,\t]/).map((v) => {
+    line.split(/[,\t]/).map((v, j) => {
       const n = Number(v);
       if (v.trim() === "" || !Number.isFinite(n)) throw new UserError(`--csv line ${i + start + 1}: '${v.slice(0, 40)}' is not a number`);
+      if (!Number.isFinite(Math.fround(n))) throw new UserError(`--csv line ${i + start + 1}, column ${j + 1}: ${v.trim().slice(0, 40)} does not fit in float32 (at most about 3.4e38)`);
       return n;
     }),
   );
