@@ -1,6 +1,6 @@
 /** Bounded work for hostile input: what a file, a flag or a data header implies is refused before it is allocated. */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -129,6 +129,15 @@ test("atomic writes: exclusive unpredictable temporary names, nothing left on fa
   assert.deepEqual([...readFileSync(join(dir, "new-dir", "x.bin"))], [1]);
   assert.throws(() => writeFileAtomic(join(victim, "x.bin"), Uint8Array.of(1)), /cannot write .*(ENOTDIR|EEXIST)/);
   assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith(".tmp") && !f.includes(String(process.pid))), []);
+  // What a SIGKILLed writer left is removed by the next write to the same name; a live writer's is not.
+  const dead = spawnSync("true").pid!;
+  const stale = join(dir, `.atomic.bin.${dead}.0123456789abcdef.tmp`);
+  const busy = join(dir, `.atomic.bin.${process.ppid}.0123456789abcdef.tmp`);
+  const other = join(dir, `.other.bin.${dead}.0123456789abcdef.tmp`);
+  for (const f of [stale, busy, other]) writeFileSync(f, "partial");
+  writeFileAtomic(out, Uint8Array.of(4));
+  assert.ok(!existsSync(stale), "stale temp removed");
+  assert.ok(existsSync(busy) && existsSync(other), "another writer's temp kept");
 });
 
 test("atomic writes: SIGTERM during a large write leaves the whole output or none, and no temporary file", async () => {
@@ -194,6 +203,20 @@ test("more tensors than an .mcnc file holds are refused before any work, in one 
   writeSafetensors(some, Array.from({ length: 3000 }, (_, i) => ({ name: `t${i}.weight`, shape: [4, 4], data: new Float32Array(16).map((_, j) => Math.sin(i + j)) })));
   assertCleanError(mcnc("compress", "--method", "svd", "--rank", "1", "--in", some, "--out", join(dir, "some.mcnc"), "--quiet"), /needs \d+ stored tensors \(3000 tensors, 3000 compressed into [2-9] each\)/);
   assert.ok(!existsSync(join(dir, "some.mcnc")));
+});
+
+test("a compressor whose output overflows is refused before writing: finite weights near 3e38 through svd and rtn", () => {
+  const path = join(dir, "huge-values.safetensors");
+  writeSafetensors(path, [{ name: "w.weight", shape: [64, 32], data: new Float32Array(2048).map((_, i) => 3e38 * Math.sin(i * 1.7)) }]);
+  for (const method of [["svd", "--rank", "4"], ["rtn", "--bits", "4"]]) {
+    for (const out of ["huge.safetensors", "huge.mcnc"]) {
+      assertCleanError(mcnc("compress", "--method", ...method, "--in", path, "--out", join(dir, out), "--quiet"), new RegExp(`w\\.weight: ${method[0]} gives \\d+ numbers that are not finite \\(its largest weight is 3\\.00e\\+38\\); nothing is written`));
+      assert.ok(!existsSync(join(dir, out)));
+    }
+  }
+  // Weights well inside float32's range compress as before.
+  writeSafetensors(path, [{ name: "w.weight", shape: [64, 32], data: new Float32Array(2048).map((_, i) => 1e30 * Math.sin(i * 1.7)) }]);
+  assert.equal(mcnc("compress", "--method", "svd", "--rank", "4", "--in", path, "--out", join(dir, "fits.safetensors"), "--quiet").code, 0);
 });
 
 test("checkpoints: a history of any length is written; every field is checked against the run before resuming", () => {

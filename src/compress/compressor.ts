@@ -7,6 +7,7 @@
  */
 import type { MethodOption, OptionValues, StoredTensor } from "../methods/index.js";
 import type { ParamSpec } from "../model/params.js";
+import { UserError } from "../errors.js";
 import { registry } from "../registry.js";
 
 /** The inputs a leaf multiplies, summarised: H = X^T X over the calibration rows, [in, in] row-major. */
@@ -67,9 +68,30 @@ export interface Compressor<Config extends object = object> {
 
 const compressors = registry<Compressor>("compressor");
 
-/** One line per compressor in compress/index.ts. */
+/** One line per compressor in compress/index.ts. What any of them returns is checked to be finite. */
 export function registerCompressor<C extends object>(c: Compressor<C>): void {
-  compressors.register(c as unknown as Compressor);
+  const checked = (leaf: LeafToCompress) => (out: CompressedLeaf) => checkFinite(c.name, leaf, out);
+  compressors.register({
+    ...c,
+    compressLeaf: (config: C, leaf: LeafToCompress) => {
+      const out = c.compressLeaf(config, leaf);
+      return out instanceof Promise ? out.then(checked(leaf)) : checked(leaf)(out);
+    },
+  } as unknown as Compressor);
+}
+
+/**
+ * A compressor's output holds only finite numbers, or the command stops before writing: finite weights
+ * near float32's limit can overflow inside a decomposition, and an Inf written is a model silently broken.
+ */
+function checkFinite(name: string, leaf: LeafToCompress, out: CompressedLeaf): CompressedLeaf {
+  const count = (a: Float32Array) => a.reduce((n, v) => (Number.isFinite(v) ? n : n + 1), 0);
+  const bad = count(out.weight) + out.stored.reduce((n, s) => n + ("data" in s ? count(s.data) : 0), 0);
+  if (bad > 0) {
+    const largest = leaf.weight.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    throw new UserError(`${leaf.spec.name}: ${name} gives ${bad} numbers that are not finite (its largest weight is ${largest.toExponential(2)}); nothing is written`);
+  }
+  return out;
 }
 
 export const compressorNames = (): string[] => compressors.names();

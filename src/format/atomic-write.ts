@@ -4,10 +4,11 @@
  * exclusively (never through a planted file or symlink); it is flushed to disk, renamed over the
  * output, and the directory is flushed so the rename survives a power cut. A run stopped by SIGINT
  * or SIGTERM removes its temporary files; one killed outright (SIGKILL) leaves a hidden
- * `.NAME.RANDOM.tmp` that no reader takes for output.
+ * `.NAME.PID.RANDOM.tmp` that no reader takes for output, and the next write to NAME removes it once
+ * that process is gone.
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { UserError } from "../errors.js";
 
@@ -58,18 +59,49 @@ function syncDirectory(dir: string): void {
   }
 }
 
+/** Whether process `pid` is gone (a signal 0 to it finds nobody). */
+function gone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "ESRCH";
+  }
+}
+
+/** Temporary files of earlier writes to `path` whose writers were killed outright: removed. */
+function removeStale(path: string): void {
+  const prefix = `.${basename(path)}.`;
+  let names: string[];
+  try {
+    names = readdirSync(dirname(path));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = name.startsWith(prefix) ? /^(\d{1,10})\.[0-9a-f]{16}\.tmp$/.exec(name.slice(prefix.length))?.[1] : undefined;
+    if (pid === undefined || Number(pid) === process.pid || !gone(Number(pid))) continue;
+    try {
+      unlinkSync(join(dirname(path), name));
+    } catch {
+      // removed by another writer meanwhile
+    }
+  }
+}
+
 /**
  * The same for a file produced piece by piece (`produce` calls `write` in order), so that an output
  * larger than memory never has to exist whole. An error from `produce` is passed on, the file unwritten.
  */
 export function writeFileAtomicBy(path: string, produce: (write: (bytes: Uint8Array) => void) => void): void {
   handleSignals();
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(8).toString("hex")}.tmp`);
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(8).toString("hex")}.tmp`);
   const cannot = (e: unknown) => new UserError(`cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   let fd: number | undefined;
   try {
     // An output in a folder not made yet (--out dir/model.json) makes it.
     mkdirSync(dirname(path), { recursive: true });
+    removeStale(path);
     // "wx": O_CREAT | O_EXCL, which fails on any existing name, a symlink included.
     fd = openSync(tmp, "wx", 0o644);
   } catch (e) {

@@ -15,41 +15,85 @@ export type CompactForm =
 
 const bytesOf = (a: Float32Array | Uint8Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
-/** Main-graph nodes that read `value`, with their places. */
-const usersOf = (m: ModelMessage, value: string) => m.graph.node.flatMap((node, at) => (node.input.includes(value) ? [{ node, at }] : []));
+type Users = Array<{ node: Node; at: number }>;
 
-/** Takes where `value` came from out of the graph: its initializer (and the graph-input entry IR 3 models keep), or its Constant node. */
-function dropSource(m: ModelMessage, value: string): void {
-  m.graph.initializer = m.graph.initializer.filter((t) => t.name !== value);
-  m.graph.input = m.graph.input.filter((v) => v.name !== value);
-  m.graph.node = m.graph.node.filter((n) => !(n.opType === "Constant" && n.output[0] === value));
+/**
+ * About what a compact form adds to the file: its numbers, and its nodes and tensors, each named after
+ * the weight. A small matrix stays dense where that is smaller (a 4x4 weight's codes cost more in names).
+ */
+function compactBytes(w: OnnxWeight, form: CompactForm): number {
+  const { rows, cols } = asMatrix(w.shape, w.layout);
+  // Bytes for each tensor or node that names the weight: about a dozen for codes, four for factors.
+  const named = (count: number) => count * (w.value.length + 24) + 80;
+  if (form.kind === "low-rank") return 4 * form.rank * (rows + cols) + named(4);
+  return Math.ceil((rows * cols * form.bits) / 8) + 4 * (form.mins.length + form.steps.length) + named(12);
 }
 
 /**
- * `w` replaced by `form` in the model's graph; what it became (a line for the report), or undefined
- * where this form has no place here and the caller writes the dense weights instead.
+ * The graph's changes, gathered and then made at once: each weight's users found in one index, not by
+ * scanning every node per weight (100,000 weights took minutes). Places are those of the graph as read.
  */
-export function writeCompact(model: OnnxModel, w: OnnxWeight, form: CompactForm, qdq = false): string | undefined {
-  const m = model.message;
-  // A float16 model's weights feed float16 nodes: left dense rather than cast back at every use.
-  if (w.scope === "subgraph" || w.dtype !== "F32") return undefined;
-  const before = usersOf(m, w.value);
-  const matmuls = before.length > 0 && before.every(({ node }) => node.opType === "MatMul" && (node.domain ?? "") === "" && node.input[1] === w.value) && w.shape.length === 2;
-  // Convs of one group whose weight is their kernel: a low-rank kernel splits into a narrow Conv and a 1x1 Conv.
-  const convs = before.length > 0 && before.every(({ node }) => node.opType === "Conv" && (node.domain ?? "") === "" && node.input[1] === w.value && intAttribute(node, "group", 1) === 1) && w.layout === "out-first";
-  const write =
-    form.kind === "low-rank"
-      ? matmuls ? (users: Users) => lowRank(m, w, form, users) : convs && ((users: Users) => lowRankConv(m, w, form, users))
-      : matmuls && form.bits === 4 && form.group >= 16 && (form.group & (form.group - 1)) === 0
-          ? (users: Users) => matMulNBits(m, w, form, users)
-          : grouping(w.shape, w.layout, form.group) !== undefined && (() => scaledCodes(m, w, form, qdq));
-  if (!write) return undefined;
-  dropSource(m, w.value);
-  // Places found again: a Constant node's removal moves them.
-  return write(usersOf(m, w.value));
+interface Plan {
+  users: Map<string, Users>;
+  /** Nodes that replace the node at a place. */
+  replace: Map<number, Node[]>;
+  /** Nodes that make weights from their compact form: they read initializers only, so they go first. */
+  prefix: Node[];
+  dropped: Set<string>;
 }
 
-type Users = Array<{ node: Node; at: number }>;
+function planFor(m: ModelMessage): Plan {
+  const users = new Map<string, Users>();
+  m.graph.node.forEach((node, at) => {
+    for (const value of new Set(node.input)) {
+      const list = users.get(value);
+      if (list) list.push({ node, at });
+      else users.set(value, [{ node, at }]);
+    }
+  });
+  return { users, replace: new Map(), prefix: [], dropped: new Set() };
+}
+
+/** The plan made; where each weight came from (its initializer, the graph-input entry IR 3 models keep, or its Constant node) taken out. */
+function apply(m: ModelMessage, plan: Plan): void {
+  const g = m.graph;
+  g.initializer = g.initializer.filter((t) => !plan.dropped.has(t.name ?? ""));
+  g.input = g.input.filter((v) => !plan.dropped.has(v.name ?? ""));
+  const kept = g.node.flatMap((n, at) => plan.replace.get(at) ?? (n.opType === "Constant" && plan.dropped.has(n.output[0] ?? "") ? [] : [n]));
+  g.node = [...plan.prefix, ...kept];
+}
+
+/**
+ * Each weight `w` replaced by its `form` in the model's graph; what each became (a line for the
+ * report), or undefined where its form has no place here and the caller writes the dense weights instead.
+ */
+export function writeCompactAll(model: OnnxModel, items: ReadonlyArray<{ w: OnnxWeight; form: CompactForm }>, qdq = false): Array<string | undefined> {
+  const m = model.message;
+  const plan = planFor(m);
+  const written = items.map(({ w, form }) => writeOne(m, plan, w, form, qdq));
+  apply(m, plan);
+  return written;
+}
+
+export const writeCompact = (model: OnnxModel, w: OnnxWeight, form: CompactForm, qdq = false): string | undefined => writeCompactAll(model, [{ w, form }], qdq)[0];
+
+function writeOne(m: ModelMessage, plan: Plan, w: OnnxWeight, form: CompactForm, qdq: boolean): string | undefined {
+  // A float16 model's weights feed float16 nodes: left dense rather than cast back at every use.
+  if (w.scope === "subgraph" || w.dtype !== "F32") return undefined;
+  const users = plan.users.get(w.value) ?? [];
+  const matmuls = users.length > 0 && users.every(({ node }) => node.opType === "MatMul" && (node.domain ?? "") === "" && node.input[1] === w.value) && w.shape.length === 2;
+  // Convs of one group whose weight is their kernel: a low-rank kernel splits into a narrow Conv and a 1x1 Conv.
+  const convs = users.length > 0 && users.every(({ node }) => node.opType === "Conv" && (node.domain ?? "") === "" && node.input[1] === w.value && intAttribute(node, "group", 1) === 1) && w.layout === "out-first";
+  const write =
+    form.kind === "low-rank"
+      ? matmuls ? () => lowRank(m, plan, w, form, users) : convs && (() => lowRankConv(m, plan, w, form, users))
+      : matmuls && form.bits === 4 && form.group >= 16 && (form.group & (form.group - 1)) === 0
+          ? () => matMulNBits(m, plan, w, form, users)
+          : grouping(w.shape, w.layout, form.group) !== undefined && (() => scaledCodes(m, plan, w, form, qdq));
+  if (!write || compactBytes(w, form) >= 4 * w.shape.reduce((a, b) => a * b, 1)) return undefined;
+  plan.dropped.add(w.value);
+  return write();
+}
 
 /**
  * How a weight's codes line up with their (min, step) pairs: the weight viewed as `view`, where the
@@ -74,7 +118,7 @@ const int64s = (xs: readonly number[]) => new Uint8Array(BigInt64Array.from(xs.m
  * take the standard DequantizeLinear instead, for tools that fuse QDQ pairs; onnxruntime's constant
  * folding leaves DequantizeLinear alone, so without such a fusion it runs on every call (docs/results.md).
  */
-function scaledCodes(m: ModelMessage, w: OnnxWeight, q: Extract<CompactForm, { kind: "quant" }>, qdq: boolean): string {
+function scaledCodes(m: ModelMessage, plan: Plan, w: OnnxWeight, q: Extract<CompactForm, { kind: "quant" }>, qdq: boolean): string {
   const view = asMatrix(w.shape, w.layout);
   const codes = Uint8Array.from(view.fromMatrix(Float32Array.from(q.codes)));
   const g = grouping(w.shape, w.layout, q.group)!;
@@ -121,13 +165,13 @@ function scaledCodes(m: ModelMessage, w: OnnxWeight, q: Extract<CompactForm, { k
     );
   }
   m.graph.initializer.push(...inits);
-  m.graph.node.unshift(...nodes);
+  plan.prefix.push(...nodes);
   const per = q.group === 0 ? "per channel" : `in groups of ${q.group}`;
   return dequantize ? "8-bit codes, per-channel DequantizeLinear" : `${q.bits}-bit codes, ${packed ? "two a byte" : "one a byte"}, scaled ${per}`;
 }
 
 /** Each MatMul by `w` as com.microsoft's MatMulNBits: codes packed two to a byte in blocks of the group. */
-function matMulNBits(m: ModelMessage, w: OnnxWeight, q: Extract<CompactForm, { kind: "quant" }>, users: Users): string {
+function matMulNBits(m: ModelMessage, plan: Plan, w: OnnxWeight, q: Extract<CompactForm, { kind: "quant" }>, users: Users): string {
   const [K, N] = w.shape as [number, number];
   const block = q.group;
   const blocks = Math.ceil(K / block);
@@ -156,20 +200,19 @@ function matMulNBits(m: ModelMessage, w: OnnxWeight, q: Extract<CompactForm, { k
     { name: "bits", i: 4, type: 2 },
     { name: "block_size", i: block, type: 2 },
   ];
-  for (const { node, at } of users) m.graph.node[at] = makeNode("MatMulNBits", [node.input[0]!, v("packed"), v("scales"), v("zeros")], [...node.output], attrs, "com.microsoft");
+  for (const { node, at } of users) plan.replace.set(at, [makeNode("MatMulNBits", [node.input[0]!, v("packed"), v("scales"), v("zeros")], [...node.output], attrs, "com.microsoft")]);
   if (!m.opsetImport.some((o) => o.domain === "com.microsoft")) m.opsetImport.push({ domain: "com.microsoft", version: 1 });
   return `4-bit MatMulNBits, blocks of ${block}`;
 }
 
 /** Each MatMul by `w` as a MatMul by its down factor, then by its up factor. */
-function lowRank(m: ModelMessage, w: OnnxWeight, f: Extract<CompactForm, { kind: "low-rank" }>, users: Users): string {
+function lowRank(m: ModelMessage, plan: Plan, w: OnnxWeight, f: Extract<CompactForm, { kind: "low-rank" }>, users: Users): string {
   const [K, N] = w.shape as [number, number];
   const v = (s: string) => `${w.value}_mcnc_${s}`;
   m.graph.initializer.push(makeTensor(v("down"), [K, f.rank], ONNX_TYPE.float, bytesOf(f.down)), makeTensor(v("up"), [f.rank, N], ONNX_TYPE.float, bytesOf(f.up)));
-  // Later places first, so earlier ones stay where they were.
-  for (const { node, at } of [...users].reverse()) {
+  for (const { node, at } of users) {
     const mid = `${node.output[0]}_mcnc_low`;
-    m.graph.node.splice(at, 1, makeNode("MatMul", [node.input[0]!, v("down")], [mid]), makeNode("MatMul", [mid, v("up")], [...node.output]));
+    plan.replace.set(at, [makeNode("MatMul", [node.input[0]!, v("down")], [mid]), makeNode("MatMul", [mid, v("up")], [...node.output])]);
   }
   return `rank ${f.rank} as two MatMuls`;
 }
@@ -178,7 +221,7 @@ function lowRank(m: ModelMessage, w: OnnxWeight, f: Extract<CompactForm, { kind:
  * Each Conv by `w` ([outputs, inputs, ...kernel]) as a Conv by its down factor (r filters of the same
  * kernel, strides and padding) and a 1x1 Conv by its up factor, which takes the bias.
  */
-function lowRankConv(m: ModelMessage, w: OnnxWeight, f: Extract<CompactForm, { kind: "low-rank" }>, users: Users): string {
+function lowRankConv(m: ModelMessage, plan: Plan, w: OnnxWeight, f: Extract<CompactForm, { kind: "low-rank" }>, users: Users): string {
   const [outs, ...rest] = w.shape;
   const rows = rest.reduce((a, b) => a * b, 1);
   const r = f.rank;
@@ -190,11 +233,11 @@ function lowRankConv(m: ModelMessage, w: OnnxWeight, f: Extract<CompactForm, { k
   for (let j = 0; j < r; j++) for (let o = 0; o < outs!; o++) up[o * r + j] = f.up[j * outs! + o]!;
   const ones = rest.slice(1).map(() => 1);
   m.graph.initializer.push(makeTensor(v("down"), [r, ...rest], ONNX_TYPE.float, bytesOf(down)), makeTensor(v("up"), [outs!, r, ...ones], ONNX_TYPE.float, bytesOf(up)));
-  for (const { node, at } of [...users].reverse()) {
+  for (const { node, at } of users) {
     const mid = `${node.output[0]}_mcnc_low`;
     const first = makeNode("Conv", [node.input[0]!, v("down")], [mid], node.attribute.filter((a) => a.name !== "group"));
     const second = makeNode("Conv", [mid, v("up"), ...node.input.slice(2)], [...node.output], [{ name: "kernel_shape", ints: ones, type: 7 }]);
-    m.graph.node.splice(at, 1, first, second);
+    plan.replace.set(at, [first, second]);
   }
   return `rank ${r} as a Conv and a 1x1 Conv`;
 }

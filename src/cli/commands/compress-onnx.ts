@@ -14,7 +14,7 @@ import { openModelInputs, type ImagePrep } from "../../data/model-inputs.js";
 import { UserError } from "../../errors.js";
 import { writeFileAtomic } from "../../format/atomic-write.js";
 import type { ForeignModel } from "../../format/foreign-model.js";
-import { writeCompact, type CompactForm } from "../../format/onnx-compact.js";
+import { writeCompactAll, type CompactForm } from "../../format/onnx-compact.js";
 import { graphInputs } from "../../format/onnx-graph.js";
 import type { ModelMessage, OnnxModel } from "../../format/onnx.js";
 import type { StoredTensor } from "../../methods/index.js";
@@ -155,10 +155,11 @@ function* chunks(bytes: Uint8Array, size = 2 ** 20): Generator<Uint8Array> {
 function writeForms(onnx: OnnxModel, leaves: OnnxLeaf[], done: Map<string, StoredTensor[]>, storage: { method: string; config: object }, qdq: boolean): Record<string, number> {
   const forms: Record<string, number> = {};
   const weightOf = new Map(onnx.weights.map((w) => [w.name, w]));
-  for (const leaf of leaves) {
+  const items = leaves.flatMap((leaf) => {
     const form = compactForm(done.get(leaf.name)!, storage);
-    const how = (form && writeCompact(onnx, weightOf.get(leaf.name)!, form, qdq)) ?? "float (no compact form here)";
-    forms[how] = (forms[how] ?? 0) + 1;
-  }
+    return form ? [{ w: weightOf.get(leaf.name)!, form }] : [];
+  });
+  const written = [...writeCompactAll(onnx, items, qdq), ...Array<undefined>(leaves.length - items.length)];
+  for (const how of written.map((h) => h ?? "float (no smaller compact form here)")) forms[how] = (forms[how] ?? 0) + 1;
   return forms;
 }
