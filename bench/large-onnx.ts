@@ -85,11 +85,42 @@ const METHODS: Record<string, string[]> = {
   "svd-0.5": ["--method", "svd", "--reduction", "0.5"],
 };
 
+/** A chain of `n` MatMuls by 4x4 weights: many small initializers, where a step per weight over all of them is quadratic. */
+function manySmall(n: number): Uint8Array {
+  const g = new Graph();
+  let h = g.input("x", f32([1, 4]));
+  for (let i = 0; i < n; i++) h = g.op("MatMul", [h, g.constant("float32", [4, 4], uniform(16, i + 1, 0.5))], f32([1, 4]));
+  g.output("y", h);
+  return g.encode();
+}
+
+function compressOnce(input: string, out: string, method: string, maxMemory: string): { seconds: number; peak_rss_mib?: number; error?: string } {
+  const started = performance.now();
+  const r = spawnSync(process.execPath, [CLI, "compress", "--in", input, "--out", out, "--max-memory", maxMemory, "--json", "--quiet", ...METHODS[method]!], { encoding: "utf8", maxBuffer: 2 ** 26 });
+  const seconds = Number(((performance.now() - started) / 1000).toFixed(2));
+  if (r.status !== 0) return { seconds, error: r.stderr.trim().split("\n").at(-1)! };
+  return { seconds, peak_rss_mib: (JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { peak_rss_mib: number }).peak_rss_mib };
+}
+
 async function main(): Promise<void> {
   const flag = (name: string, fallback: string) => {
     const i = process.argv.indexOf(`--${name}`);
     return i > 0 ? process.argv[i + 1]! : fallback;
   };
+  const initializers = Number(flag("initializers", "0"));
+  if (initializers > 0) {
+    // The whole command's wall time, from start to exit: reading, compressing and writing.
+    const dir = mkdtempSync(join(tmpdir(), "mcnc-many-onnx-"));
+    try {
+      const input = join(dir, "many.onnx");
+      writeFileSync(input, manySmall(initializers));
+      const rows = ["rtn8", "svd-0.5"].map((method) => ({ method, ...compressOnce(input, join(dir, "out.onnx"), method, "4096") }));
+      console.log(JSON.stringify({ bench: "many-onnx-initializers", initializers, model_bytes: statSync(input).size, rows }, null, 1));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    return;
+  }
   const [layers, width] = [Number(flag("layers", "8")), Number(flag("width", "4096"))];
   const methods = flag("methods", "rtn4,rtn8-float").split(",");
   const maxMemory = flag("max-memory", "2048");

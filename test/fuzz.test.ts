@@ -3,12 +3,13 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { initEngine } from "../src/engine/engine.js";
 import { fuzzFlags, fuzzIdx, fuzzModelFiles, fuzzTablesImages } from "./fuzz/fuzz.js";
+import { fuzzCheckpoints, fuzzForeignModels } from "./fuzz/fuzz-models.js";
 
 await initEngine();
 // A new seed each day, printed: a failure names the seed and case that reproduce it (node dist/test/fuzz/fuzz.js N SEED).
 const seed = Math.floor(Date.now() / 86_400_000);
 
-for (const [name, fuzz, cases] of [["mcnc files", fuzzModelFiles, 3000], ["IDX and .npy files", fuzzIdx, 2000], ["tables and images", fuzzTablesImages, 2000], ["flags", fuzzFlags, 3000]] as const) {
+for (const [name, fuzz, cases] of [["mcnc files", fuzzModelFiles, 3000], ["IDX and .npy files", fuzzIdx, 2000], ["tables and images", fuzzTablesImages, 2000], ["flags", fuzzFlags, 3000], ["checkpoints", fuzzCheckpoints, 2000], ["ONNX and TF.js models", fuzzForeignModels, 2000]] as const) {
   test(`fuzz ${name}: ${cases} cases, seed ${seed}`, async () => {
     const report = await fuzz(cases, seed);
     // Both outcomes occur: the mutations reach past the first check, and the valid inputs still pass.

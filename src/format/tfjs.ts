@@ -72,7 +72,7 @@ export function openTfjs(path: string, layout: MatrixLayout = "in-out"): Foreign
     if (e instanceof UserError) throw e;
     throw new UserError(`${path}: not a TensorFlow.js model.json (not JSON)`);
   }
-  const manifest = json.weightsManifest;
+  const manifest = typeof json === "object" && json !== null ? json.weightsManifest : undefined;
   if (!Array.isArray(manifest)) throw new UserError(`${path}: model.json has no weightsManifest`);
   const dir = dirname(path);
   const groups = manifest.map((group, g) => {
