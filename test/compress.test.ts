@@ -293,6 +293,29 @@ test("mcnc compress: safetensors in and out, dtypes kept; a file without a netwo
   assertCleanError(mcnc("compress", "--method", "rtn", "--in", small, "--out", join(dir, "no.mcnc")), /compressed already/);
 });
 
+test("another tool's empty and scalar tensors survive .mcnc and decompress --template; an empty matrix is not compressed", () => {
+  const path = join(dir, "empties.safetensors");
+  const tensors = [
+    { name: "w.weight", shape: [8, 8], data: new Float32Array(64).map((_, i) => Math.sin(i)) },
+    { name: "nothing", shape: [0], data: new Float32Array(0) },
+    { name: "no.weight", shape: [0, 4], data: new Float32Array(0) },
+    { name: "scale", shape: [], data: Float32Array.of(3) },
+  ];
+  writeFileSync(path, encodeSafetensors(tensors));
+  const small = join(dir, "empties.mcnc");
+  const j = mcnc("compress", "--method", "rtn", "--bits", "8", "--in", path, "--out", small, "--json");
+  assert.equal(j.code, 0, j.stderr);
+  assert.equal(lastJson(j.stdout).compressed, 1);
+  const rebuilt = join(dir, "empties-rebuilt.safetensors");
+  const d = mcnc("decompress", small, "--template", path, "--out", rebuilt);
+  assert.equal(d.code, 0, d.stderr);
+  const back = readSafetensors(memorySource(readFileSync(rebuilt)));
+  assert.deepEqual(back.entries.map((e) => [e.name, e.shape]), tensors.map((t) => [t.name, t.shape]));
+  assert.deepEqual([...back.read("scale")], [3]);
+  assert.ok(back.read("w.weight").every((v, i) => Math.abs(v - Math.sin(i)) < 0.01));
+  assertCleanError(mcnc("compress", "--method", "rtn", "--compress", "no.weight", "--in", path, "--out", join(dir, "no.mcnc")), /no\.weight is empty \(\[0, 4\]\); there is nothing to compress/);
+});
+
 test("mcnc compress: bad input is one line and exit 2, and leaves no output behind", () => {
   const lying = join(dir, "lying.safetensors");
   const good = readFileSync(join(dir, "foreign.safetensors"));

@@ -49,10 +49,10 @@ function checkShapes([trainImages, trainLabels, testImages, testLabels]: number[
  */
 function checkDeclared(paths: string[], readShape: (path: string) => number[], keep: { train?: number; test?: number }): void {
   const shapes = paths.map(readShape);
-  checkShapes(shapes);
   for (const [i, s] of shapes.entries()) {
     if (i % 2 === 0 && s.length >= 3 && (s[1]! > MAX_IMAGE_SIDE || s[2]! > MAX_IMAGE_SIDE)) throw new UserError(`${paths[i]}: images of ${s[1]}x${s[2]} exceed ${MAX_IMAGE_SIDE} pixels a side`);
   }
+  checkShapes(shapes);
   const values = (s: number[]) => s.reduce((a, b) => a * b, 1);
   const kept = (s: number[], limit?: number) => (s.length >= 3 ? ((limit ? Math.min(limit, s[0]!) : s[0]!) * values(s)) / s[0]! : 0);
   // Each file as read (an .npy of floats is 4-8 bytes a value), its values as bytes (twice for a gzipped

@@ -57,7 +57,8 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 export function readSafetensors(source: ByteSource, file = "file"): SafetensorsReader {
   const bad = (msg: string) => new UserError(`${file}: ${msg}`);
   if (source.size < 8) throw bad(`too short to be a safetensors file (${source.size} bytes)`);
-  const n = new DataView(source.read(0, 8).slice().buffer).getBigUint64(0, true);
+  // Copied into its own buffer: a Node Buffer's slice() is a view into a shared pool, not a copy.
+  const n = new DataView(Uint8Array.from(source.read(0, 8)).buffer).getBigUint64(0, true);
   if (n > BigInt(SAFETENSORS_LIMITS.headerBytes)) throw bad(`header of ${n} bytes exceeds the limit of ${SAFETENSORS_LIMITS.headerBytes}`);
   const headerBytes = Number(n);
   if (8 + headerBytes > source.size) throw bad(`truncated: the header claims ${headerBytes} bytes, the file has ${source.size - 8} after the size`);

@@ -31,7 +31,7 @@ import { checkForeignMemory, checkMcncLimits, compressToMcnc, tensorsToCompress,
 import { compressOnnx } from "./compress-onnx.js";
 import { qualityLines, type Quality } from "./compare-outputs.js";
 import { checkForeignCalibration, IMAGE_PREP_FLAGS, imagePrep, ONNX_ONLY } from "./compress-flags.js";
-import { checkWritable, fileSize, jsonSize, metricLine, sizeLines, startEngine, taskFor } from "./shared.js";
+import { checkWritable, fileSize, jsonSize, metricLine, peakRssMiB, sizeLines, startEngine, taskFor } from "./shared.js";
 
 const compressors = (): Compressor[] => compressorNames().map((n) => findCompressor(n)!);
 
@@ -90,10 +90,6 @@ function leavesToCompress(model: Model, given: unknown, calibrated: Compressor["
 
 async function measure(task: Task | undefined, model: Model, weights: HostParams): Promise<Metrics | undefined> {
   return task?.evaluate(putAll(model.specs, weights));
-}
-
-function peakRssMiB(): number {
-  return round(process.resourceUsage().maxRSS / 1024, 1);
 }
 
 async function compressNetwork(f: Record<string, unknown>, src: KnownSource, compressor: Compressor, config: object, compress: string[], out: string, log: (s: string) => void): Promise<Record<string, unknown>> {

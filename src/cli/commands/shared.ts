@@ -161,7 +161,12 @@ export function jsonSize(r: SizeReport): Record<string, number> {
 
 /** The counts and rebuild times every command that rebuilds a model reports. */
 export function jsonReport(size: SizeReport, rebuilt: TimedRebuild): Record<string, number> {
-  return { ...jsonSize(size), reconstruct_ms: round(rebuilt.warmMs, 3), reconstruct_cold_ms: round(rebuilt.coldMs, 3) };
+  return { ...jsonSize(size), reconstruct_ms: round(rebuilt.warmMs, 3), reconstruct_cold_ms: round(rebuilt.coldMs, 3), peak_rss_mib: peakRssMiB() };
+}
+
+/** The process's peak resident memory so far: what --max-memory's estimates are measured against. */
+export function peakRssMiB(): number {
+  return round(process.resourceUsage().maxRSS / 1024, 1);
 }
 
 /** A metric line for people: "test accuracy 0.8123" or "bits per byte 2.214 (perplexity 4.64)". */
