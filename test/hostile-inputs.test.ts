@@ -138,6 +138,16 @@ test("IDX headers are checked against each other before any data is inflated; an
   };
   quick(["train", "--data", folder("counts", [20, 19, 10, 10]), "--steps", "1", "--out", join(dir, "x.mcnc")], /training: 20 images but 19 labels/);
   quick(["train", "--data", folder("empty", [0, 0, 10, 10]), "--steps", "1", "--out", join(dir, "x.mcnc")], /training: the data holds no images/);
+  // The same directory costs train what it prepares, and eval less: eval prepares only the test images.
+  const big = join(dir, "big-idx");
+  mkdirSync(big);
+  const files = { "train-images-idx3-ubyte": [30000, 28, 28], "train-labels-idx1-ubyte": [30000], "t10k-images-idx3-ubyte": [5000, 28, 28], "t10k-labels-idx1-ubyte": [5000] };
+  for (const [name, shape] of Object.entries(files)) writeFileSync(join(big, `${name}.gz`), gzipSync(idx(shape, new Uint8Array(shape.reduce((a, b) => a * b, 1)))));
+  const needs = (...command: string[]) => Number(/needs about ([\d,]+) MiB/.exec(mcnc(...command, "--data", big, "--max-memory", "20").stderr)![1]!.replace(/,/g, ""));
+  const [trainNeeds, evalNeeds] = [needs("train", "--steps", "1", "--out", join(dir, "x.mcnc")), needs("eval", "data/models/mlp-fashion-mcnc-100x.mcnc")];
+  // Each image once as a byte per file read and inflated (twice, gzipped), once as float32 where it is prepared.
+  assert.ok(trainNeeds >= Math.floor((35000 * 784 * 6) / 2 ** 20), `train: ${trainNeeds} MiB`);
+  assert.ok(evalNeeds < trainNeeds && evalNeeds >= Math.floor((35000 * 784 * 2 + 5000 * 784 * 4) / 2 ** 20), `eval: ${evalNeeds} MiB against train's ${trainNeeds}`);
   for (const command of [["train", "--steps", "1", "--out", join(dir, "x.mcnc")], ["eval", "data/models/mlp-fashion-mcnc-100x.mcnc"]]) {
     const r = mcnc(...command, "--data", folder(`test-${command[0]}`, [20, 20, 10, 9]));
     assertCleanError(r, /test: 10 images but 9 labels/);

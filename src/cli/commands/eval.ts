@@ -15,7 +15,7 @@ async function run(f: Record<string, unknown>, [file]: string[]): Promise<void> 
   const adapterFile = f.adapter as string | undefined;
   await startEngine(f);
   const { loaded, base } = await openModel(file, adapterFile);
-  const task = await taskFor(loaded.model, f, loaded.file.meta);
+  const task = await taskFor(loaded.model, f, loaded.file.meta, "evaluate");
   const rebuilt = await timedRebuild(loaded, 3, base);
   const params = toDevice(loaded.model.specs, rebuilt.params);
   const metrics = await task.evaluate(params);

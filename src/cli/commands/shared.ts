@@ -62,14 +62,18 @@ export function imageData(flags: Record<string, unknown>, limits: LoadOptions, r
  * `recorded`: what a trained file says of its data (meta: the data set's name, the pixel statistics it
  * was normalised with), so it is measured on data scaled the same way.
  */
-export async function taskFor(model: Model, flags: Record<string, unknown>, recorded?: Record<string, unknown>): Promise<Task> {
+export async function taskFor(model: Model, flags: Record<string, unknown>, recorded?: Record<string, unknown>, use: "train" | "evaluate" = "train"): Promise<Task> {
   if (model.kind === "tensors") throw new UserError(`the file holds a ${model.name} model, which mcnc stores but cannot run: decompress it (with --template, back into the model)`);
   if (model.kind === "language") {
     for (const f of ["limit", "test-limit", "label-column"]) if (flags[f] !== undefined) throw new UserError(`--${f} applies to image data; text runs choose --steps and --eval-tokens`);
     const { path, name } = dataSource(flags, "text", recorded?.dataset);
     return textTask(await loadText(path, { name }), model, { evalTokens: flags["eval-tokens"] as number | undefined });
   }
-  const data = imageData(flags, { ...recordedOptions(recorded), ...dataOptions(flags) }, recorded?.dataset);
+  const options = { ...recordedOptions(recorded), ...dataOptions(flags) };
+  // Evaluating reads the training split for its labels alone when the file recorded the statistics: its
+  // values are not prepared (nor counted against --max-memory).
+  if (use === "evaluate" && options.normalisation) options.trainLimit = 1;
+  const data = imageData(flags, options, recorded?.dataset);
   checkDataFits(data, model);
   return imageTask(data, model);
 }
