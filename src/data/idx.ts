@@ -5,7 +5,7 @@
  */
 import { constants, gunzipSync } from "node:zlib";
 import { UserError } from "../errors.js";
-import { readStart, readWholeFile } from "../files.js";
+import { MAX_FILE_BYTES, readStart, readWholeFile } from "../files.js";
 import { checkMemory } from "../limits.js";
 
 export interface IdxArray {
@@ -74,6 +74,7 @@ export function decodeIdx(raw: Uint8Array, path: string): IdxArray {
   const { headerBytes, count } = parseHeader(gunzipStart(raw, 4 + 4 * 4, path), path);
   const declared = headerBytes + count;
   checkMemory(declared, `${path} (${count} values when inflated)`);
+  if (declared > MAX_FILE_BYTES) throw new UserError(`${path}: its header declares ${declared} bytes, more than any data file this reader accepts (${MAX_FILE_BYTES})`);
   let bytes: Uint8Array;
   try {
     // One byte more than declared: a stream that inflates past its header's size is refused there.

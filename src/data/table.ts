@@ -8,7 +8,7 @@ import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { UserError } from "../errors.js";
-import { readWholeFile, regularFileSize } from "../files.js";
+import { MAX_FILE_BYTES, readWholeFile, regularFileSize } from "../files.js";
 import { checkMemory, memoryLimit } from "../limits.js";
 import { classIndices, fixedOrder, heldOutSplit, MAX_IMAGE_SIDE, type RawData } from "./raw.js";
 
@@ -19,10 +19,11 @@ const LABEL_NAMES = ["label", "class", "target"];
 /** Columns of features at most: a model's input is bounded to this many values a side. */
 export const MAX_COLUMNS = MAX_IMAGE_SIDE;
 /**
- * Bytes of memory per byte of table: the text, its numbers as float32 (at most one per two bytes, in
- * an array that grows by doubling), and the normalised copy.
+ * Bytes of memory per byte of table: the text (as read and as a string), its numbers as float32 (at
+ * most one per two bytes, in an array that grows by doubling), the rows taken in order and the
+ * normalised copy. Measured by bench/data-estimates.ts (docs/results.md).
  */
-const BYTES_PER_TABLE_BYTE = 7;
+const BYTES_PER_TABLE_BYTE = 8;
 /** Bytes of memory per row besides: its label (a shared string) in the lists that order and split the rows. */
 const BYTES_PER_ROW = 128;
 
@@ -49,7 +50,7 @@ function readText(path: string): string {
   try {
     bytes = readWholeFile(path, "table");
     // Inflated to at most what the limit allows, so a small gzip cannot expand without bound.
-    if (path.toLowerCase().endsWith(".gz")) bytes = gunzipSync(bytes, { maxOutputLength: Math.floor(memoryLimit() / BYTES_PER_TABLE_BYTE) });
+    if (path.toLowerCase().endsWith(".gz")) bytes = gunzipSync(bytes, { maxOutputLength: Math.min(Math.floor(memoryLimit() / BYTES_PER_TABLE_BYTE), MAX_FILE_BYTES) });
   } catch (e) {
     if (e instanceof UserError) throw e;
     if (e instanceof RangeError || (e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") throw new UserError(`the table ${path} inflates beyond the memory limit (raise it with --max-memory MIB)`);

@@ -31,7 +31,7 @@ import { checkForeignMemory, checkMcncLimits, compressToMcnc, tensorsToCompress,
 import { compressOnnx } from "./compress-onnx.js";
 import { qualityLines, type Quality } from "./compare-outputs.js";
 import { checkForeignCalibration, IMAGE_PREP_FLAGS, imagePrep, ONNX_ONLY } from "./compress-flags.js";
-import { checkWritable, fileSize, jsonSize, metricLine, peakRssMiB, sizeLines, startEngine, taskFor } from "./shared.js";
+import { checkWritable, compared, fileSize, jsonSize, metricLine, peakRssMiB, sizeLines, startEngine, taskFor } from "./shared.js";
 
 const compressors = (): Compressor[] => compressorNames().map((n) => findCompressor(n)!);
 
@@ -211,7 +211,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
   const size = report.size as ReturnType<typeof fileSize> | undefined;
   if (size) for (const line of sizeLines(size)) print(line);
   const file = report.file_bytes as { in: number; out: number; in_gzip?: number; out_gzip?: number } | undefined;
-  if (file) print(`file${report.model === "tfjs" ? "s" : " "}            ${file.in} bytes in, ${file.out} out (${round(file.in / file.out, 2)}x)${file.in_gzip !== undefined ? `; gzipped ${file.in_gzip} and ${file.out_gzip}` : ""}`);
+  if (file) print(`file${report.model === "tfjs" ? "s" : " "}            ${file.in} bytes in, ${file.out} out (${compared(file.in / file.out, "smaller", "larger", "the same size")})${file.in_gzip !== undefined ? `; gzipped ${file.in_gzip} and ${file.out_gzip}` : ""}`);
   for (const [how, n] of Object.entries((report.forms as Record<string, number> | undefined) ?? {})) print(`  ${String(n).padStart(4)} x ${how}`);
   if (report.stored_payload_bytes !== undefined) print(`stored payload   ${String(report.stored_payload_bytes)} bytes for ${String(report.params)} parameters (what .mcnc would store; the file written holds them dense)`);
   if (report.quality) for (const line of qualityLines(report.quality as Quality)) print(line);

@@ -151,11 +151,18 @@ export function fileSize(loaded: LoadedModel): SizeReport {
   return sizeReport(countParams(loaded.model.specs), loaded.stored.map((t) => ({ ...t, dtype: loaded.storage[t.name] })), loaded.bytes);
 }
 
+/** A ratio of before to after in words: "12.5x smaller", "2.1x larger", never "0.5x smaller". */
+export function compared(ratio: number, fewer: string, more: string, same: string): string {
+  if (ratio >= 1.05) return `${round(ratio, 1)}x ${fewer}`;
+  if (ratio <= 1 / 1.05) return `${round(1 / ratio, 1)}x ${more}`;
+  return same;
+}
+
 export function sizeLines(r: SizeReport): string[] {
   return [
     `parameters       ${r.params}`,
-    `stored numbers   ${r.stored_params}  (${round(r.param_ratio, 1)}x fewer${r.coded_params > 0 ? `; ${r.coded_params} of them codes of 2-8 bits` : ""}${r.index_bits > 0 ? `; plus ${r.index_bits} bits of positions` : ""})`,
-    `file             ${r.file_bytes} bytes  (${round(r.bits_per_param, 3)} bits per parameter, ${round(r.byte_ratio, 1)}x smaller than float32)`,
+    `stored numbers   ${r.stored_params}  (${compared(r.param_ratio, "fewer", "more", "about as many")}${r.coded_params > 0 ? `; ${r.coded_params} of them codes of 2-8 bits` : ""}${r.index_bits > 0 ? `; plus ${r.index_bits} bits of positions` : ""})`,
+    `file             ${r.file_bytes} bytes  (${round(r.bits_per_param, 3)} bits per parameter, ${compared(r.byte_ratio, "smaller than float32", "larger than float32", "the size of float32")})`,
   ];
 }
 

@@ -101,7 +101,8 @@ async function run(f: Record<string, unknown>): Promise<void> {
   const steps = f.steps === undefined ? undefined : intFlag(f.steps, 0, "steps", 1, 1e9);
   // Checked before the data is read; its default depends on the data's size (below).
   if (f.batch !== undefined) intFlag(f.batch, 0, "batch", 1, 65536);
-  const out = resolve((f.out as string | undefined) ?? `${modelName}-${methodName}.mcnc`);
+  // In the working directory, named after a spec file's name (never beside it, in someone's source tree).
+  const out = resolve((f.out as string | undefined) ?? `${basename(modelName).replace(/\.json$/i, "")}-${methodName}.mcnc`);
   checkWritable(out, "--out");
   const checkpointEvery = f["checkpoint-every"] === undefined ? 0 : intFlag(f["checkpoint-every"], 0, "checkpoint-every", 1, 1e9);
   const checkpointPath = resolve((f.checkpoint as string | undefined) ?? `${out}.ckpt`);
