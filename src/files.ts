@@ -5,14 +5,14 @@
  */
 import { closeSync, openSync, readFileSync, readSync, realpathSync, statSync } from "node:fs";
 import { isAbsolute, relative, resolve, sep } from "node:path";
-import { UserError } from "./errors.js";
+import { systemReason, UserError } from "./errors.js";
 import type { ByteSource } from "./format/safetensors.js";
 
 /** Any file larger than this is refused before it is read. */
 export const MAX_FILE_BYTES = 2 ** 31 - 1;
 
 function cannotRead(path: string, e: unknown): UserError {
-  return e instanceof UserError ? e : new UserError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  return e instanceof UserError ? e : new UserError(`cannot read ${path}: ${systemReason(e)}`);
 }
 
 /** The size of `path`, which must be a regular file (links followed). */

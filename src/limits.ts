@@ -32,5 +32,3 @@ export function checkMemory(bytes: number, what: string, max = limit): void {
   if (!(bytes <= max)) throw new UserError(`${what} needs about ${mib(bytes)} MiB, above the limit of ${mib(max)} MiB (raise it with --max-memory MIB)`);
 }
 
-/** Bytes of `n` float32 numbers. */
-export const floatBytes = (n: number): number => 4 * n;

@@ -6,8 +6,8 @@ import { fuzzFlags, fuzzIdx, fuzzModelFiles, fuzzTablesImages } from "./fuzz/fuz
 import { fuzzCheckpoints, fuzzForeignModels } from "./fuzz/fuzz-models.js";
 
 await initEngine();
-// A new seed each day, printed: a failure names the seed and case that reproduce it (node dist/test/fuzz/fuzz.js N SEED).
-const seed = Math.floor(Date.now() / 86_400_000);
+// One seed, so that the suite fails the same way on every run; `npm run fuzz` takes a new one each day.
+const seed = 1;
 
 for (const [name, fuzz, cases] of [["mcnc files", fuzzModelFiles, 3000], ["IDX and .npy files", fuzzIdx, 2000], ["tables and images", fuzzTablesImages, 2000], ["flags", fuzzFlags, 3000], ["checkpoints", fuzzCheckpoints, 2000], ["ONNX and TF.js models", fuzzForeignModels, 2000]] as const) {
   test(`fuzz ${name}: ${cases} cases, seed ${seed}`, async () => {

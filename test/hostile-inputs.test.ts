@@ -113,6 +113,11 @@ test("an image whose decoded size is not its declared size is refused: a second 
   quick(["predict", "--in", "data/models/mlp-fashion-mcnc-100x.mcnc", "--image", join(folder, "a", "3.png")], /a PNG with a second IHDR chunk/);
   const r = mcnc("predict", "--in", "data/models/mlp-fashion-mcnc-100x.mcnc", "--image", join(folder, "a", "0.png"));
   assert.equal(r.code, 0, r.stderr);
+  // A flat folder of images: the remedy comes first in the line.
+  const flat = join(dir, "flat");
+  mkdirSync(flat);
+  for (let i = 0; i < 4; i++) writeFileSync(join(flat, `${i}.png`), image);
+  quick(["train", "--data", flat, "--steps", "1", "--out", join(dir, "x.mcnc")], /^mcnc: error: put each class's images in a folder named after the class/);
 });
 
 test("tables: the estimate counts rows, not only text; a number beyond float32 is refused naming its line and column", () => {

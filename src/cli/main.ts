@@ -27,7 +27,9 @@ async function trainedModel(): Promise<string | undefined> {
     // A spec of layers: convolutions make steps big enough for two threads, as LeNet's.
     try {
       const { readWholeFile } = await import("../files.js");
-      return new TextDecoder().decode(readWholeFile(model, "spec", 1 << 16)).includes("conv3x3") ? "convolutional spec" : "spec";
+      const spec = JSON.parse(new TextDecoder().decode(readWholeFile(model, "spec", 1 << 16))) as { layers?: unknown };
+      const convolutional = Array.isArray(spec.layers) && spec.layers.some((l: unknown) => (l as { type?: unknown } | null)?.type === "conv3x3");
+      return convolutional ? "convolutional spec" : "spec";
     } catch {
       return undefined; // train reports a bad spec itself
     }

@@ -65,6 +65,8 @@ export function findImageFolders(dir: string): ImageFolders | undefined {
     return { classes: [...train.keys()], train: samples(train), test: samples(test) };
   }
   const all = classFolders(dir);
+  // Images with no class folders: the remedy first, since a long line is cut.
+  if (!all && visible(dir).some((n) => IMAGE_FILE.test(n))) throw new UserError(`put each class's images in a folder named after the class (${join(dir, "CLASS", "1.png")}): ${dir} holds images but no class folders`);
   if (!all) return undefined;
   const list = samples(all);
   const { train, test } = heldOutSplit(list.length);

@@ -6,7 +6,7 @@
  */
 import { readdirSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { UserError } from "../errors.js";
+import { systemReason, UserError } from "../errors.js";
 import { checkMemory } from "../limits.js";
 import type { Feed, FeedData, FeedType } from "../engine/model-session.js";
 import { ONNX_TYPE, type GraphInput } from "../format/onnx-graph.js";
@@ -58,7 +58,7 @@ function listed(path: string, flag: string): { dir: string; names: string[] } {
     return { dir: path, names: readdirSync(path).sort() };
   } catch (e) {
     if (e instanceof UserError) throw e;
-    throw new UserError(`${flag}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new UserError(`${flag}: cannot read ${path}: ${systemReason(e)}`);
   }
 }
 

@@ -7,7 +7,7 @@
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
-import { UserError } from "../errors.js";
+import { systemReason, UserError } from "../errors.js";
 import { MAX_FILE_BYTES, readWholeFile, regularFileSize } from "../files.js";
 import { checkMemory, memoryLimit } from "../limits.js";
 import { classIndices, fixedOrder, heldOutSplit, MAX_IMAGE_SIDE, type RawData } from "./raw.js";
@@ -54,7 +54,7 @@ function readText(path: string): string {
   } catch (e) {
     if (e instanceof UserError) throw e;
     if (e instanceof RangeError || (e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") throw new UserError(`the table ${path} inflates beyond the memory limit (raise it with --max-memory MIB)`);
-    throw new UserError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new UserError(`cannot read ${path}: ${systemReason(e)}`);
   }
   let lines = 1;
   for (let i = bytes.indexOf(10); i >= 0; i = bytes.indexOf(10, i + 1)) lines++;

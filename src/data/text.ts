@@ -8,7 +8,7 @@ import { readdirSync, statSync } from "node:fs";
 import { readWholeFile } from "../files.js";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
-import { UserError } from "../errors.js";
+import { systemReason, UserError } from "../errors.js";
 import { seededPermutation, STREAM } from "../rng/seeded.js";
 
 export interface TextCorpus {
@@ -95,7 +95,7 @@ export async function loadText(path: string, options: TextOptions = {}): Promise
   try {
     stat = statSync(path);
   } catch (e) {
-    throw new UserError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new UserError(`cannot read ${path}: ${systemReason(e)}`);
   }
   const name = options.name ?? path;
   if (stat.isFile()) {

@@ -10,7 +10,7 @@
 import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { UserError } from "../errors.js";
+import { systemReason, UserError } from "../errors.js";
 
 const live = new Set<string>();
 let handling = false;
@@ -96,7 +96,7 @@ function removeStale(path: string): void {
 export function writeFileAtomicBy(path: string, produce: (write: (bytes: Uint8Array) => void) => void): void {
   handleSignals();
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(8).toString("hex")}.tmp`);
-  const cannot = (e: unknown) => new UserError(`cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  const cannot = (e: unknown) => new UserError(`cannot write ${path}: ${systemReason(e)}`);
   let fd: number | undefined;
   try {
     // An output in a folder not made yet (--out dir/model.json) makes it.

@@ -85,6 +85,3 @@ export class Sha256 {
   }
 }
 
-export function sha256Hex(bytes: Uint8Array): string {
-  return new Sha256().update(bytes).hex();
-}

@@ -5,7 +5,7 @@
  * input must be accepted or refused with a UserError; anything else is a bug, reported with the
  * target, seed and case number that reproduce it. Accepted files small enough are also rebuilt.
  *
- *   node dist/test/fuzz/fuzz.js [CASES per target, default 20000] [SEED, default 1]   (npm run fuzz)
+ *   node dist/test/fuzz/fuzz.js [CASES per target, default 20000] [SEED, default: the day's number]   (npm run fuzz)
  *
  * test/fuzz.test.ts runs a few thousand per target in the suite.
  */
@@ -158,9 +158,10 @@ export async function fuzzAll(cases: number, seed: number): Promise<FuzzReport[]
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   await initEngine();
   const cases = Number(process.argv[2] ?? 20000);
-  const seed = Number(process.argv[3] ?? 1);
+  // A new seed each day unless one is given: a failure names the seed and case that reproduce it.
+  const seed = Number(process.argv[3] ?? Math.floor(Date.now() / 86_400_000));
   const started = performance.now();
   const started_rss = process.memoryUsage().rss;
-  for (const report of await fuzzAll(cases, seed)) process.stdout.write(`${JSON.stringify(report)}\n`);
+  for (const report of await fuzzAll(cases, seed)) process.stdout.write(`${JSON.stringify({ ...report, seed })}\n`);
   process.stdout.write(`${JSON.stringify({ seconds: Math.round((performance.now() - started) / 100) / 10, peak_rss_mib: Math.round(process.resourceUsage().maxRSS / 1024), start_rss_mib: Math.round(started_rss / 2 ** 20) })}\n`);
 }

@@ -1,7 +1,7 @@
 /** Steps several commands take the same way: engine start, data for a model, models and adapters from files, the size summary. */
 import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { basename, dirname } from "node:path";
-import { UserError } from "../../errors.js";
+import { systemReason, UserError } from "../../errors.js";
 import { readWholeFile } from "../../files.js";
 import { initEngine } from "../../engine/engine.js";
 import type { EngineName } from "../../engine/program.js";
@@ -106,7 +106,7 @@ function readSpec(path: string): Record<string, unknown> {
     text = new TextDecoder().decode(readWholeFile(path, "spec file", MAX_SPEC_BYTES));
   } catch (e) {
     if (e instanceof UserError) throw e;
-    throw new UserError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new UserError(`cannot read ${path}: ${systemReason(e)}`);
   }
   let spec: unknown;
   try {
