@@ -210,7 +210,7 @@ export function matmul(a: ArrayLike<number>, b: ArrayLike<number>, rows: number,
       if (v === 0) continue;
       const o = i * cols;
       const bk = k * cols;
-      for (let j = 0; j < cols; j++) out[o + j] += v * b[bk + j]!;
+      for (let j = 0; j < cols; j++) out[o + j]! += v * b[bk + j]!;
     }
   }
   return out;
@@ -224,7 +224,7 @@ export function gram(a: ArrayLike<number>, rows: number, cols: number): Float64A
     for (let i = 0; i < cols; i++) {
       const v = a[o + i]!;
       if (v === 0) continue;
-      for (let j = i; j < cols; j++) out[i * cols + j] += v * a[o + j]!;
+      for (let j = i; j < cols; j++) out[i * cols + j]! += v * a[o + j]!;
     }
   }
   for (let i = 0; i < cols; i++) for (let j = 0; j < i; j++) out[i * cols + j] = out[j * cols + i]!;

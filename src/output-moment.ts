@@ -30,7 +30,7 @@ export function topOutputVectors(om: OutputMoment, cols: number, r: number): Flo
     for (let k = 0; k < m; k++) {
       const u = vectors[k * m + j]! / sigma;
       if (u === 0) continue;
-      for (let i = 0; i < cols; i++) V[i * r + j] += factor[k * cols + i]! * u;
+      for (let i = 0; i < cols; i++) V[i * r + j]! += factor[k * cols + i]! * u;
     }
   }
   return V;
@@ -42,7 +42,7 @@ export function dampedCholesky(H: Float64Array, n: number): Float64Array {
   for (let i = 0; i < n; i++) mean += H[i * n + i]! / n;
   for (let damp = 0; ; damp = damp === 0 ? 1e-8 : damp * 10) {
     const A = Float64Array.from(H);
-    for (let i = 0; i < n; i++) A[i * n + i] += damp * (mean || 1);
+    for (let i = 0; i < n; i++) A[i * n + i]! += damp * (mean || 1);
     const L = cholesky(A, n);
     if (L) return L;
   }

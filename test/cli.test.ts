@@ -209,7 +209,7 @@ test("bad input: one line, exit 2, nothing half-written", () => {
 
   const corrupt = join(dir, "corrupt.mcnc");
   const bytes = readFileSync(model);
-  bytes[bytes.length >> 1] ^= 0x10;
+  bytes[bytes.length >> 1]! ^= 0x10;
   writeFileSync(corrupt, bytes);
   assertCleanError(mcnc("eval", corrupt), /checksum mismatch/);
   writeFileSync(corrupt, readFileSync(model).subarray(0, 100));

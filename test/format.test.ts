@@ -66,7 +66,7 @@ test("every single-byte corruption of a file is rejected", async () => {
   assert.ok(bytes.length < 6000, `${bytes.length} bytes`);
   for (let i = 0; i < bytes.length; i++) {
     const bad = Uint8Array.from(bytes);
-    bad[i] ^= 1 << i % 8;
+    bad[i]! ^= 1 << i % 8;
     assert.throws(() => decodeModelFile(bad, "f"), UserError, `flip at byte ${i}`);
     bad[i] = (bytes[i]! + 128) & 0xff;
     assert.throws(() => decodeModelFile(bad, "f"), UserError, `change at byte ${i}`);

@@ -113,14 +113,14 @@ test("calibration captures what each MatMul, Gemm and Conv multiplies: X^T X aga
                   const [iy, ix] = [y * stride + ky - 1, x * stride + kx - 1];
                   if (iy >= 0 && ix >= 0 && iy < h! && ix < w!) patch[c * 9 + ky * 3 + kx] = Number(act.data[((s * perGroup * groups + g * perGroup + c) * h! + iy) * w! + ix]);
                 }
-            for (let i = 0; i < rows; i++) for (let j = 0; j < rows; j++) H[i * rows + j] += patch[i]! * patch[j]!;
+            for (let i = 0; i < rows; i++) for (let j = 0; j < rows; j++) H[i * rows + j]! += patch[i]! * patch[j]!;
           }
     return H;
   };
   const matMoment = (act: { data: ArrayLike<number>; dims: readonly number[] }) => {
     const k = act.dims.at(-1)!;
     const H = new Float64Array(k * k);
-    for (let r = 0; r < act.data.length / k; r++) for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) H[i * k + j] += Number(act.data[r * k + i]) * Number(act.data[r * k + j]);
+    for (let r = 0; r < act.data.length / k; r++) for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) H[i * k + j]! += Number(act.data[r * k + i]) * Number(act.data[r * k + j]);
     return H;
   };
   const expected = [convMoment(out[acts[0]!]!, 3, 1, 1), convMoment(out[acts[1]!]!, 4, 2, 2), matMoment(out[acts[2]!]!), matMoment(out[acts[3]!]!)];

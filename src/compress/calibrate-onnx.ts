@@ -143,7 +143,7 @@ export async function calibrateOnnx(
           for (const name of o.names) {
             const m = out[name]!.data as Float32Array;
             const sum = sums[i]!;
-            for (let k = 0; k < m.length; k++) sum[k] += m[k]!;
+            for (let k = 0; k < m.length; k++) sum[k]! += m[k]!;
           }
         });
       }

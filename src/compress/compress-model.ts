@@ -77,7 +77,7 @@ async function inputMoments(forward: Forward, specs: readonly ParamSpec[], weigh
   for (const x of batches) {
     const m = await read(await program(tree.ref(params), x.ref));
     hessian ??= new Float64Array(m.length);
-    for (let i = 0; i < m.length; i++) hessian[i] += m[i]!;
+    for (let i = 0; i < m.length; i++) hessian[i]! += m[i]!;
   }
   tree.dispose(params);
   return { hessian: hessian! };
@@ -138,7 +138,7 @@ async function fisherOf(model: Model, weights: HostParams, leaves: readonly stri
       }
       const data = await read(g);
       const acc = out[name]!;
-      for (let i = 0; i < data.length; i++) acc[i] += data[i]! * data[i]!;
+      for (let i = 0; i < data.length; i++) acc[i]! += data[i]! * data[i]!;
     }
   }
   tree.dispose(params);

@@ -16,7 +16,7 @@ export const fwsvd: Compressor<LowRankConfig> = {
   compressLeaf(config, leaf) {
     const { rows, cols, weight, fisher } = leaf;
     const s = new Float64Array(cols);
-    for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) s[j] += fisher![i * cols + j]!;
+    for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) s[j]! += fisher![i * cols + j]!;
     let top = 0;
     for (let j = 0; j < cols; j++) top = Math.max(top, (s[j] = Math.sqrt(s[j]!)));
     // An output the calibration never moved keeps a small weight rather than none (and stays invertible).

@@ -19,7 +19,7 @@ function inverseHessianFactor(h: Float64Array, n: number): Float64Array {
   for (let i = 0; i < n; i++) mean += h[i * n + i]! / n;
   for (let damp = DAMP; damp <= 1e4; damp *= 10) {
     const H = Float64Array.from(h);
-    for (let i = 0; i < n; i++) H[i * n + i] += damp * mean;
+    for (let i = 0; i < n; i++) H[i * n + i]! += damp * mean;
     const L = cholesky(H, n);
     const Li = L && cholesky(inverseFromCholesky(L, n), n);
     if (!Li) continue;
@@ -81,7 +81,7 @@ export function gptqLeaf(config: QuantizeConfig, { spec, rows, cols, weight, mom
       const u = U[i * rows + j]!;
       if (u === 0) continue;
       const o = j * cols;
-      for (let c = 0; c < cols; c++) W[o + c] -= err[c]! * u;
+      for (let c = 0; c < cols; c++) W[o + c]! -= err[c]! * u;
     }
   }
   return { stored: quantTensors(spec.name, [rows, cols], q, bits), weight: out };
