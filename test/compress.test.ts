@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import type { CompressedLeaf, InputMoments } from "../src/compress/compressor.js";
-import { findCompressor } from "../src/compress/index.js";
+import { compressorNames, findCompressor } from "../src/compress/index.js";
 import { cholesky, gram, inverseFromCholesky, matmul, symmetricEigen } from "../src/linalg.js";
 import { encodeSafetensors, floatToBf16, floatToHalf, memorySource, narrow, readSafetensors, safetensorsHeader, type SafetensorsDtype } from "../src/format/safetensors.js";
 import type { ParamSpec } from "../src/model/params.js";
@@ -214,7 +214,10 @@ test("mcnc compress: every method on a trained MLP, the .mcnc output evaluating 
     ["fwsvd", ["--reduction", "0.5", "--compress", "w1", "--calib-samples", "128"]],
     ["eora", ["--bits", "2", "--rank", "4", "--calib-samples", "128"]],
     ["eora", ["--on", "wanda", "--sparsity", "0.9", "--rank", "4", "--calib-samples", "128"]],
+    ["mcnc-fit", ["--d", "256", "--k", "16", "--steps", "100", "--compress", "w1", "--calib-samples", "128"]],
   ];
+  // Every compressor is run here, as every method is in methods.test.ts: a new one must add its case.
+  assert.deepEqual([...new Set(runs.map(([m]) => m))].sort(), compressorNames().sort());
   const after: Record<string, number> = {};
   for (const [method, flags] of runs) {
     const out = join(dir, `${method}-${flags[1]}.mcnc`);

@@ -172,7 +172,15 @@ test("sampling: temperature 0 is argmax, top-k keeps the k likeliest, the same u
   const seen = new Set<number>();
   for (let u = 0; u < 1; u += 0.001) seen.add(pick(logits, 1, 2, u));
   assert.deepEqual([...seen].sort((a, b) => a - b), [7, 9]);
-  assert.equal(pick(logits, 1, 0, 0.3), pick(logits, 1, 0, 0.3));
+  // Uniforms spread evenly land on each byte as often as softmax says (temperature 1, no top-k).
+  const counts = new Map<number, number>();
+  const n = 100_000;
+  for (let k = 0; k < n; k++) {
+    const byte = pick(logits, 1, 0, (k + 0.5) / n);
+    counts.set(byte, (counts.get(byte) ?? 0) + 1);
+  }
+  const z = logits.reduce((a, l) => a + Math.exp(l), 0);
+  for (const byte of [7, 9, 200]) assert.ok(Math.abs((counts.get(byte) ?? 0) / n - Math.exp(logits[byte]!) / z) < 2e-4, `byte ${byte}`);
 });
 
 test("adapters: every method's residual form starts exactly at the base and trains only its own numbers", async () => {
