@@ -10,6 +10,8 @@ export interface Flag {
   /** Shown in --help; the parsed value is absent when the flag is not given. */
   default?: string;
   choices?: readonly string[];
+  /** The heading it is listed under in --help (none: the command's own flags, listed first). */
+  group?: string;
 }
 
 export interface Parsed {
@@ -109,12 +111,37 @@ export function parseArgs(argv: readonly string[], flags: readonly Flag[], comma
   return out;
 }
 
-export function formatFlags(flags: readonly Flag[]): string {
-  const rows = flags.map((f) => {
-    const value = f.type === "bool" ? "" : ` <${f.choices ? f.choices.join("|") : f.type}>`;
-    const def = f.default !== undefined ? ` (default ${f.default})` : "";
-    return [`  --${f.name}${value}`, `${f.help}${def}`] as const;
-  });
-  const width = Math.max(...rows.map(([l]) => l.length)) + 2;
-  return rows.map(([l, r]) => l.padEnd(width) + r).join("\n");
+/**
+ * Flags by group, each with its help wrapped to `columns`: a flag whose name and values are long gets
+ * its help on the lines below it.
+ */
+export function formatFlags(flags: readonly Flag[], columns = 100): string {
+  const left = (f: Flag) => `  --${f.name}${f.type === "bool" ? "" : ` <${f.choices ? f.choices.join("|") : f.type}>`}`;
+  const width = Math.min(Math.max(...flags.map((f) => left(f).length)) + 2, 34);
+  const groups = new Map<string, Flag[]>();
+  for (const f of flags) groups.set(f.group ?? "", [...(groups.get(f.group ?? "") ?? []), f]);
+  const out: string[] = [];
+  for (const [group, list] of [...groups].sort(([a], [b]) => Number(a !== "") - Number(b !== ""))) {
+    if (group) out.push("", `${group}:`);
+    for (const f of list) {
+      const lines = wrap(`${f.help}${f.default !== undefined ? ` (default ${f.default})` : ""}`, Math.max(columns - width, 30));
+      const name = left(f);
+      if (name.length + 2 > width) out.push(name, ...lines.map((l) => " ".repeat(width) + l));
+      else out.push(name.padEnd(width) + lines[0], ...lines.slice(1).map((l) => " ".repeat(width) + l));
+    }
+  }
+  return out.join("\n");
+}
+
+/** Words in lines of at most `width` characters (a longer word alone on its line). */
+export function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(/\s+/).filter((w) => w !== "")) {
+    if (line !== "" && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line === "" ? word : `${line} ${word}`;
+  }
+  return [...lines, line];
 }

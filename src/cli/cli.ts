@@ -5,7 +5,7 @@
 import { UserError } from "../errors.js";
 import { LIBRARY } from "../format/model-file.js";
 import { DEFAULT_MEMORY_LIMIT, setMemoryLimit } from "../limits.js";
-import { didYouMean, formatFlags, parseArgs, type Flag } from "./args.js";
+import { didYouMean, formatFlags, parseArgs, wrap, type Flag } from "./args.js";
 import type { Command } from "./command.js";
 import { compareCommand } from "./commands/compare.js";
 import { compressCommand } from "./commands/compress.js";
@@ -28,7 +28,7 @@ function mainHelp(): string {
     "",
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}${c.summary}`),
     "",
-    "mcnc <command> --help lists a command's flags.",
+    "mcnc <command> --help (or mcnc help <command>) lists a command's flags, with examples.",
   ].join("\n");
 }
 
@@ -38,16 +38,27 @@ const MAX_MEMORY_FLAG: Flag = {
   type: "int",
   help: "refuse work that would need more memory than this many MiB (checked before allocating)",
   default: String(DEFAULT_MEMORY_LIMIT / 2 ** 20),
+  group: "output",
 };
 
 const flagsOf = (c: Command): Flag[] => [...c.flags(), MAX_MEMORY_FLAG];
 
+/** Help lines fit the terminal; 100 columns when the output is not one. */
+const columns = () => Math.max(60, Math.min(process.stdout.columns ?? 100, 160));
+
 function commandHelp(c: Command): string {
-  return [`usage: ${c.usage}`, "", c.summary, "", formatFlags(flagsOf(c))].join("\n");
+  const examples = c.examples?.length ? ["", "examples:", ...c.examples.map((e) => `  ${e}`)] : [];
+  const usage = wrap(`usage: ${c.usage}`, columns()).map((l, i) => (i === 0 ? l : `    ${l}`));
+  return [...usage, "", c.summary, "", formatFlags(flagsOf(c), columns()), ...examples].join("\n");
 }
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  const asked = name === "help" ? COMMANDS.find((c) => c.name === rest[0]) : undefined;
+  if (asked) {
+    process.stdout.write(`${commandHelp(asked)}\n`);
+    return 0;
+  }
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     process.stdout.write(`${mainHelp()}\n`);
     return name === undefined ? 2 : 0;

@@ -10,11 +10,13 @@ export interface Command {
   summary: string;
   usage: string;
   flags: () => Flag[];
+  /** Command lines shown under --help, each working as written from a clone of the repository. */
+  examples?: string[];
   maxPositionals: number;
   run(flags: Record<string, unknown>, positionals: string[]): Promise<void>;
 }
 
-export const JSON_FLAG: Flag = { name: "json", type: "bool", help: "print one JSON object last on stdout (progress stays on stderr)" };
+export const JSON_FLAG: Flag = { name: "json", type: "bool", help: "print one JSON object last on stdout (progress stays on stderr)", group: "output" };
 const THREADS_FLAG: Flag = {
   name: "threads",
   type: "int",
@@ -29,7 +31,7 @@ const ENGINE_FLAG: Flag = {
   default: "native where onnxruntime-node is installed, else wasm",
 };
 /** The engine's flags, which every command that computes takes. */
-export const ENGINE_FLAGS: Flag[] = [ENGINE_FLAG, THREADS_FLAG];
+export const ENGINE_FLAGS: Flag[] = [ENGINE_FLAG, THREADS_FLAG].map((f) => ({ ...f, group: "engine" }));
 export const MODEL_FLAG: Flag = {
   name: "model",
   type: "string",
@@ -48,12 +50,12 @@ export const EVAL_TOKENS_FLAG: Flag = { name: "eval-tokens", type: "int", help: 
 export const LIMIT_FLAG: Flag = { name: "limit", type: "int", help: "train on the first N samples only (0: all)", default: "0" };
 export const BATCH_FLAG: Flag = { name: "batch", type: "int", help: "minibatch size", default: "128, halved down to 32 until an epoch has 64 steps; 32 for gpt" };
 export const TEST_LIMIT_FLAG: Flag = { name: "test-limit", type: "int", help: "evaluate on the first N test samples only (0: all)", default: "0" };
-export const QUIET_FLAG: Flag = { name: "quiet", type: "bool", help: "no progress on stderr" };
-export const DATA_FLAGS: Flag[] = [
+export const QUIET_FLAG: Flag = { name: "quiet", type: "bool", help: "no progress on stderr", group: "output" };
+export const DATA_FLAGS: Flag[] = ([
   { name: "dataset", type: "string", choices: BUNDLED_NAMES, help: "bundled data set (images: fashion-mnist; tables: wine, digits; text: sotu, moby-dick)", default: "fashion-mnist, or sotu for gpt" },
   { name: "data", type: "string", help: "classes: a directory of IDX or .npy arrays, a CSV/TSV table (or train and test tables in a directory), or folders of PNG/JPEG images by class; gpt: a UTF-8 text file or folder of .txt[.gz] documents" },
   { name: "label-column", type: "string", help: "a table's label column, by header name or 0-based index", default: "label, class or target, else the last" },
-];
+] as Flag[]).map((f) => ({ ...f, group: "data" }));
 
 /** Round for display and JSON without losing what matters. */
 export function round(x: number, digits = 4): number {

@@ -13,7 +13,7 @@ export function optionFlags(owners: readonly OptionOwner[]): Map<string, { flag:
   const out = new Map<string, { flag: Flag; owners: string[]; helps: Map<string, string[]> }>();
   for (const owner of owners) {
     for (const o of owner.options) {
-      const entry = out.get(o.name) ?? { flag: { name: o.name, type: o.type, help: o.help }, owners: [] as string[], helps: new Map<string, string[]>() };
+      const entry = out.get(o.name) ?? { flag: { name: o.name, type: o.type, help: o.help, group: "method options" }, owners: [] as string[], helps: new Map<string, string[]>() };
       entry.owners.push(owner.name);
       entry.helps.set(o.help, [...(entry.helps.get(o.help) ?? []), owner.name]);
       out.set(o.name, entry);

@@ -182,6 +182,9 @@ export const compareCommand: Command = {
   name: "compare",
   summary: "train every method at the same stored budgets and seeds (or adapters on a base); write a table and a plot",
   usage: "mcnc compare [--model mlp | --init BASE.mcnc --dataset D] [--methods ...] [--ratios 200,100,50] [--quant-bits 8,4,2] [--seeds 0,1] [--epochs 3 | --steps N]",
+  examples: [
+    "npx mcnc compare --methods mcnc,pranc --ratios 100 --epochs 1 --limit 2000",
+  ],
   flags: () => [
     MODEL_FLAG,
     { name: "init", type: "string", help: "compare adapters on this base model (its size, frozen), with the base and full fine-tuning as references" },

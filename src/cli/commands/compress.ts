@@ -225,6 +225,10 @@ export const compressCommand: Command = {
   name: "compress",
   summary: "compress a trained model without training (low rank, quantisation, pruning, MCNC fit): quality before and after, bytes",
   usage: "mcnc compress --method gptq --bits 4 --in MODEL(.mcnc|.safetensors|.onnx|model.json) --out OUT(.mcnc or the input's format)",
+  examples: [
+    "npx mcnc compress --method rtn --bits 8 --in data/models/gpt-sotu.mcnc --out gpt-8bit.mcnc",
+    "npx mcnc compress --method gptq --bits 4 --in model.onnx --calib calib/ --out model-4bit.onnx",
+  ],
   flags,
   maxPositionals: 0,
   run,

@@ -82,6 +82,10 @@ export const decompressCommand: Command = {
   name: "decompress",
   summary: "rebuild a .mcnc file's full weights into a .safetensors file, or back into the model its tensors came from",
   usage: "mcnc decompress FILE --out weights.safetensors | mcnc decompress FILE --template MODEL(.onnx|.json|.safetensors) --out OUT",
+  examples: [
+    "npx mcnc decompress data/models/mlp-fashion-mcnc-100x.mcnc --out mlp.safetensors",
+    "npx mcnc decompress small.mcnc --template model.onnx --out rebuilt.onnx",
+  ],
   flags: () => [
     { name: "out", type: "string", help: "output .safetensors file, or with --template a file in the template's format (required)" },
     { name: "template", type: "string", help: "for a file compressed from another tool's model: that model, whose tensors are replaced by the rebuilt ones" },

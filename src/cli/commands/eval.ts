@@ -46,6 +46,10 @@ export const evalCommand: Command = {
   name: "eval",
   summary: "rebuild a .mcnc model (or a base with --adapter) and report its held-out quality and size",
   usage: "mcnc eval FILE [--adapter ADAPTER] [--data PATH] [--json]",
+  examples: [
+    "npx mcnc eval data/models/mlp-fashion-mcnc-100x.mcnc",
+    "npx mcnc eval data/models/gpt-sotu.mcnc --eval-tokens 4096 --json",
+  ],
   flags: () => [ADAPTER_FLAG, TEST_LIMIT_FLAG, EVAL_TOKENS_FLAG, ...DATA_FLAGS, ...ENGINE_FLAGS, JSON_FLAG],
   maxPositionals: 1,
   run,

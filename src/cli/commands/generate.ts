@@ -90,6 +90,10 @@ export const generateCommand: Command = {
   name: "generate",
   summary: "generate text from a GPT (with an adapter, if given), streamed as it is produced",
   usage: 'mcnc generate --model BASE.mcnc [--adapter A.mcnc] --prompt "..." [--tokens N] [--temperature T] [--top-k K] [--seed S]',
+  examples: [
+    "npx mcnc generate --model data/models/gpt-sotu.mcnc --prompt \"The state of the Union\" --tokens 200",
+    "npx mcnc generate --model data/models/gpt-sotu.mcnc --adapter adapter.mcnc --prompt \"Call me\" --temperature 0",
+  ],
   flags: () => [
     { name: "model", type: "string", help: "a GPT file (the base, when --adapter is given)" },
     ADAPTER_FLAG,

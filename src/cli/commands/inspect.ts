@@ -50,6 +50,10 @@ export const inspectCommand: Command = {
   name: "inspect",
   summary: "show a .mcnc file's model, method, stored numbers, bytes and ratios; or another model's inputs and tensors (what --compress and --keep can name)",
   usage: "mcnc inspect FILE(.mcnc|.onnx|.safetensors|model.json) [--json]",
+  examples: [
+    "npx mcnc inspect data/models/gpt-sotu.mcnc",
+    "npx mcnc inspect model.onnx --json",
+  ],
   flags: () => [JSON_FLAG],
   maxPositionals: 1,
   run,

@@ -40,6 +40,9 @@ export const mergeCommand: Command = {
   name: "merge",
   summary: "merge an adapter into its base: one model as .safetensors or a dense .mcnc",
   usage: "mcnc merge --model BASE.mcnc --adapter ADAPTER.mcnc --out merged.safetensors",
+  examples: [
+    "npx mcnc merge --model data/models/gpt-sotu.mcnc --adapter adapter.mcnc --out merged.safetensors",
+  ],
   flags: () => [
     { name: "model", type: "string", help: "the base model file" },
     ADAPTER_FLAG,

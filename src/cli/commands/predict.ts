@@ -94,6 +94,10 @@ export const predictCommand: Command = {
   name: "predict",
   summary: "run a model (.mcnc, with --adapter; or any ONNX) on your own images, CSV rows, arrays or prompt: top-k classes",
   usage: "mcnc predict --in MODEL(.mcnc|.onnx) (--image FILE|DIR | --inputs DIR | --csv FILE | --prompt TEXT) [--top K] [--json]",
+  examples: [
+    "npx mcnc predict --in data/models/mlp-fashion-mcnc-100x.mcnc --image shirt.png --top 3",
+    "npx mcnc predict --in data/models/gpt-sotu.mcnc --prompt \"the United State\" --top 3",
+  ],
   flags: () => [
     { name: "in", type: "string", help: "the model: .mcnc (a classifier or a GPT) or .onnx" },
     ADAPTER_FLAG,

@@ -240,6 +240,10 @@ export const trainCommand: Command = {
   name: "train",
   summary: "train a model in compressed form (or an adapter on a base) and save it as .mcnc",
   usage: "mcnc train [--model mlp|lenet|gpt|SPEC.json] [--method M] [--ratio R | method flags] [--epochs N | --steps N] [--init FILE] [--data PATH] [--out FILE]",
+  examples: [
+    "npx mcnc train --method mcnc --ratio 100 --epochs 1 --limit 2000 --out mlp.mcnc   # about 30 s",
+    "npx mcnc train --dataset wine --method dense --epochs 20 --out wine.mcnc",
+  ],
   flags,
   maxPositionals: 0,
   run: (f) => run(f),
