@@ -152,8 +152,10 @@ test("help and version", () => {
   // `mcnc help CMD` is the same; flags come in groups, wrapped to 100 columns off a terminal, then examples.
   assert.equal(mcnc("help", "train").stdout, t.stdout);
   assert.match(t.stdout, /\nmethod options:\n[^]*\ndata:\n[^]*\nengine:\n[^]*\nexamples:\n  npx mcnc train /);
-  const [flags] = t.stdout.split("\nexamples:\n");
-  for (const line of flags!.split("\n")) assert.ok(line.length <= 100, line);
+  for (const command of ["train", "compress", "compare", "predict"]) {
+    const [flags] = mcnc(command, "--help").stdout.split("\nexamples:\n");
+    for (const line of flags!.split("\n")) assert.ok(line.length <= 100, line);
+  }
   assert.match(mcnc("--version").stdout, /^mcnc \d/);
 });
 

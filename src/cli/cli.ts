@@ -49,7 +49,7 @@ const columns = () => Math.max(60, Math.min(process.stdout.columns ?? 100, 160))
 function commandHelp(c: Command): string {
   const examples = c.examples?.length ? ["", "examples:", ...c.examples.map((e) => `  ${e}`)] : [];
   const usage = wrap(`usage: ${c.usage}`, columns()).map((l, i) => (i === 0 ? l : `    ${l}`));
-  return [...usage, "", c.summary, "", formatFlags(flagsOf(c), columns()), ...examples].join("\n");
+  return [...usage, "", ...wrap(c.summary, columns()), "", formatFlags(flagsOf(c), columns()), ...examples].join("\n");
 }
 
 export async function main(argv: string[]): Promise<number> {
