@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { Progress } from "../src/cli/progress.js";
 import { assertCleanError, lastJson, mcnc } from "./cli-helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "mcnc-cli-"));
@@ -141,6 +142,18 @@ test("post-training compression: a dense file quantised and pruned without train
   // With --init, a reparameterisation trains an adapter on the file (test/gpt-cli.test.ts): its residual form only.
   assertCleanError(mcnc("train", "--method", "mcnc", "--init", dense, "--residual=false"), /--residual false does not apply to an adapter \(--init\): it is always true/);
   assertCleanError(mcnc("train", "--method", "quant", "--init", dense, "--model", "lenet"), /holds a mlp, not --model lenet/);
+});
+
+test("progress of an evaluation: a live percentage on a terminal, cleared at the end; nothing in plain logs", () => {
+  const sink = (tty: boolean) => {
+    const stream = { isTTY: tty, text: "", write(s: string) { this.text += s; return true; } };
+    const shown = new Progress(stream as unknown as NodeJS.WriteStream).fraction("evaluating");
+    for (const done of [0.1, 0.104, 0.5, 1]) shown.update(done);
+    shown.done();
+    return stream.text;
+  };
+  assert.equal(sink(true), "\r\x1b[Kevaluating 10%\r\x1b[Kevaluating 50%\r\x1b[Kevaluating 100%\r\x1b[K");
+  assert.equal(sink(false), "");
 });
 
 test("help and version", () => {

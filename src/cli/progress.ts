@@ -79,4 +79,22 @@ export class Progress {
   message(text: string): void {
     if (this.enabled) this.stream.write(`${text}\n`);
   }
+
+  /**
+   * A reporter for work without steps (an evaluation): its percentage on one live line, on a terminal
+   * only (plain logs get nothing); call `done` to clear the line.
+   */
+  fraction(label: string): { update: (done: number) => void; done: () => void } {
+    const live = this.enabled && this.#tty;
+    let shown = -1;
+    return {
+      update: (done) => {
+        const pct = Math.floor(100 * done);
+        if (!live || pct === shown) return;
+        shown = pct;
+        this.stream.write(`\r\x1b[K${label} ${pct}%`);
+      },
+      done: () => live && shown >= 0 && this.stream.write("\r\x1b[K"),
+    };
+  }
 }

@@ -15,7 +15,7 @@ export function predictor(model: Model): Predictor {
 }
 
 /** Fraction of `split` classified correctly. Does not consume `params`. */
-export async function accuracy(predict: Predictor, params: Record<string, Tensor>, split: Split, imageShape: ImageShape): Promise<number> {
+export async function accuracy(predict: Predictor, params: Record<string, Tensor>, split: Split, imageShape: ImageShape, progress?: (done: number) => void): Promise<number> {
   const sample = split.x.length / split.count;
   const onIt = await onEngine(tree.ref(params));
   let correct = 0;
@@ -24,6 +24,7 @@ export async function accuracy(predict: Predictor, params: Record<string, Tensor
     const x = put(split.x.subarray(start * sample, (start + n) * sample), [n, ...imageShape]);
     const pred = await read<Int32Array>(await predict(tree.ref(onIt), x));
     for (let i = 0; i < n; i++) if (pred[i] === split.y[start + i]) correct++;
+    progress?.((start + n) / split.count);
   }
   tree.dispose(onIt);
   return correct / split.count;

@@ -48,8 +48,8 @@ export interface Task {
    * loop that is done with each batch before it asks for the next: no new array per step).
    */
   batch(seed: number, step: number, size: number, reuse?: boolean): Promise<HostBatch>;
-  /** Scores parameters on either engine; does not consume them. */
-  evaluate(params: Record<string, Tensor>): Promise<Metrics>;
+  /** Scores parameters on either engine; does not consume them. `progress` hears the fraction done. */
+  evaluate(params: Record<string, Tensor>, progress?: (done: number) => void): Promise<Metrics>;
 }
 
 /** Mean cross-entropy of logits [N, V] against target weights [N, V] (one-hot rows). */
@@ -95,9 +95,9 @@ export function imageTask(data: Dataset, model: Model): Task {
       }
       return { x, xShape: [size, ...data.imageShape], y, yShape: [size] };
     },
-    async evaluate(params) {
+    async evaluate(params, progress) {
       predict ??= predictor(model);
-      return { accuracy: await accuracy(predict, params, data.test, data.imageShape) };
+      return { accuracy: await accuracy(predict, params, data.test, data.imageShape, progress) };
     },
   };
 }
@@ -173,7 +173,7 @@ export function textTask(corpus: TextCorpus, model: Model, options: TextTaskOpti
       }
       return { x, xShape: [size, T], y, yShape: [size, T] };
     },
-    async evaluate(params) {
+    async evaluate(params, progress) {
       // Evenly spaced non-overlapping windows of the validation text, the same ones every time.
       const onIt = await onEngine(tree.ref(params));
       let sum = 0;
@@ -192,6 +192,7 @@ export function textTask(corpus: TextCorpus, model: Model, options: TextTaskOpti
         const mean = await nll(tree.ref(onIt), put(x, [rows, T]), put(y, [rows, T]));
         sum += (await read(mean))[0]! * rows * T;
         count += rows * T;
+        progress?.((first + rows) / picked);
       }
       tree.dispose(onIt);
       const loss = sum / count;

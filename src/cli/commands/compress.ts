@@ -29,6 +29,7 @@ import { optionFlags, optionValues } from "../option-flags.js";
 import { openSource, type KnownSource } from "./compress-source.js";
 import { checkForeignMemory, checkMcncLimits, compressToMcnc, tensorsToCompress, writeBackCompressed } from "./compress-tensors.js";
 import { compressOnnx } from "./compress-onnx.js";
+import { Progress } from "../progress.js";
 import { qualityLines, type Quality } from "./compare-outputs.js";
 import { checkForeignCalibration, IMAGE_PREP_FLAGS, imagePrep, ONNX_ONLY } from "./compress-flags.js";
 import { checkWritable, compared, fileSize, jsonSize, metricLine, peakRssMiB, sizeLines, startEngine, taskFor } from "./shared.js";
@@ -88,8 +89,13 @@ function leavesToCompress(model: Model, given: unknown, calibrated: Compressor["
   return chosen;
 }
 
-async function measure(task: Task | undefined, model: Model, weights: HostParams): Promise<Metrics | undefined> {
-  return task?.evaluate(putAll(model.specs, weights));
+/** The model's test score with `weights`, its progress on a terminal under `label`. */
+async function measure(task: Task | undefined, model: Model, weights: HostParams, progress: Progress, label: string): Promise<Metrics | undefined> {
+  if (!task) return undefined;
+  const shown = progress.fraction(label);
+  const metrics = await task.evaluate(putAll(model.specs, weights), shown.update);
+  shown.done();
+  return metrics;
 }
 
 async function compressNetwork(f: Record<string, unknown>, src: KnownSource, compressor: Compressor, config: object, compress: string[], out: string, log: (s: string) => void): Promise<Record<string, unknown>> {
@@ -104,7 +110,8 @@ async function compressNetwork(f: Record<string, unknown>, src: KnownSource, com
     calibration = await calibrationBatches(await taskFor(model, source, f.calib === undefined ? src.meta : undefined), model, samples, seed);
   } else if (f.calib !== undefined || f["calib-samples"] !== undefined) throw new UserError(`--method ${compressor.name} uses no calibration data (drop --calib and --calib-samples)`);
 
-  const before = await measure(task, model, src.weights);
+  const progress = new Progress(process.stderr, !f.quiet && !f.json);
+  const before = await measure(task, model, src.weights, progress, "evaluating the model as given");
   const run = await compressModel(model, src.weights, compressor, config, compress, calibration, src.seed, (p) =>
     log(`[${p.index + 1}/${p.of}] ${p.leaf} ${p.seconds.toFixed(1)}s`),
   );
@@ -122,7 +129,7 @@ async function compressNetwork(f: Record<string, unknown>, src: KnownSource, com
   // What the file rebuilds is what is measured and written, whatever the format.
   const loaded = decodeModelFile(bytes, "the compressed model");
   const weights = (await timedRebuild(loaded, 0)).params;
-  const after = await measure(task, model, weights);
+  const after = await measure(task, model, weights, progress, "evaluating the compressed model");
   if (out.endsWith(".mcnc")) writeFileAtomic(out, bytes);
   else {
     const store = f.store === undefined ? undefined : ({ float32: "F32", float16: "F16", bfloat16: "BF16" } as const)[f.store as "float32"];

@@ -4,6 +4,7 @@ import { UserError } from "../../errors.js";
 import { timedRebuild } from "../../format/model-file.js";
 import { toDevice } from "../../model/params.js";
 import { DATA_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, print, round, TEST_LIMIT_FLAG, ENGINE_FLAGS, type Command } from "../command.js";
+import { Progress } from "../progress.js";
 import { fileSize, jsonReport, metricLine, openModel, sizeLines, startEngine, taskFor } from "./shared.js";
 
 export const ADAPTER_FLAG = { name: "adapter", type: "string" as const, help: "an adapter file to apply to the model (which must be its base)" };
@@ -18,7 +19,9 @@ async function run(f: Record<string, unknown>, [file]: string[]): Promise<void> 
   const task = await taskFor(loaded.model, f, loaded.file.meta, "evaluate");
   const rebuilt = await timedRebuild(loaded, 3, base);
   const params = toDevice(loaded.model.specs, rebuilt.params);
-  const metrics = await task.evaluate(params);
+  const shown = new Progress(process.stderr, !f.json).fraction(`evaluating on ${task.data}`);
+  const metrics = await task.evaluate(params, shown.update);
+  shown.done();
   tree.dispose(params);
   const size = fileSize(loaded);
   if (f.json) {
