@@ -2,6 +2,7 @@
 import { DEFAULT_THREADS } from "../engine/engine.js";
 import { ENGINE_NAMES } from "../engine/program.js";
 import { BUNDLED_NAMES } from "../data/bundled.js";
+import { GPT_DEFAULTS } from "../model/gpt.js";
 import { MODEL_NAMES } from "../model/models.js";
 import type { Flag } from "./args.js";
 
@@ -38,8 +39,6 @@ export const MODEL_FLAG: Flag = {
   help: `network: ${MODEL_NAMES.join(", ")}, or a spec file (.json) of layers, e.g. {"layers": [{"type": "conv3x3", "channels": 16}, "relu", "maxpool2", "flatten", {"type": "dense", "units": 10}]}`,
   default: "mlp",
 };
-/** The GPT's size (a file's header fixes it for --init, eval and generate). */
-export const GPT_DEFAULTS = { layers: 4, width: 128, heads: 4, context: 128, vocab: 256 } as const;
 export const GPT_FLAGS: Flag[] = [
   { name: "layers", type: "int", help: "gpt: transformer blocks", default: String(GPT_DEFAULTS.layers) },
   { name: "width", type: "int", help: "gpt: embedding width", default: String(GPT_DEFAULTS.width) },

@@ -11,6 +11,9 @@ import { dense, gelu, layerNorm, tapOf } from "./layers.js";
 import type { GptConfig, LeafTap, Model, Piece } from "./model.js";
 import type { ParamSpec, Params } from "./params.js";
 
+/** The GPT `--model gpt` builds when no size is given (a file's header fixes it for --init, eval and generate). */
+export const GPT_DEFAULTS = { layers: 4, width: 128, heads: 4, context: 128, vocab: 256 } as const;
+
 /** Bounds on each field of a GPT description (the parameter count is bounded separately). */
 export const GPT_LIMITS = { layers: [1, 64], width: [1, 8192], heads: [1, 256], context: [2, 1 << 16], vocab: [2, 1 << 16] } as const;
 

@@ -15,7 +15,8 @@ import { buildModel, MODEL_NAMES, parseDescription, type Model } from "../../mod
 import { countParams, type HostParams } from "../../model/params.js";
 import { imageTask, textTask, type Metrics, type Task } from "../../train/tasks.js";
 import { didYouMean } from "../args.js";
-import { GPT_DEFAULTS, round } from "../command.js";
+import { GPT_DEFAULTS } from "../../model/gpt.js";
+import { round } from "../command.js";
 
 export async function startEngine(flags: Record<string, unknown>): Promise<void> {
   try {
