@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { qualityPlot } from "../src/cli/commands/svg-plot.js";
 import { Progress } from "../src/cli/progress.js";
 import { assertCleanError, lastJson, mcnc } from "./cli-helpers.js";
 
@@ -142,6 +143,20 @@ test("post-training compression: a dense file quantised and pruned without train
   // With --init, a reparameterisation trains an adapter on the file (test/gpt-cli.test.ts): its residual form only.
   assertCleanError(mcnc("train", "--method", "mcnc", "--init", dense, "--residual=false"), /--residual false does not apply to an adapter \(--init\): it is always true/);
   assertCleanError(mcnc("train", "--method", "quant", "--init", dense, "--model", "lenet"), /holds a mlp, not --model lenet/);
+});
+
+test("the compare plot: every series its own colour and dash past ten, every legend name whole", () => {
+  const series = Array.from({ length: 14 }, (_, i) => ({ name: `mcnc-lora at ratio ${i} (8-bit storage)`, points: [{ x: 1000 * (i + 1), y: 0.5, lo: 0.4, hi: 0.6 }] }));
+  const svg = qualityPlot(series, "t", "accuracy");
+  const styles = [...svg.matchAll(/<polyline fill="none" stroke="([^"]+)" stroke-width="2"(?: stroke-dasharray="([^"]+)")?/g)].map((m) => `${m[1]} ${m[2] ?? ""}`);
+  assert.equal(new Set(styles).size, 14);
+  const [W, H] = [/width="(\d+)"/, /height="(\d+)"/].map((r) => Number(r.exec(svg)![1]));
+  const legend = [...svg.matchAll(/<text x="([\d.]+)" y="([\d.]+)">(mcnc-lora[^<]*)<\/text>/g)];
+  assert.equal(legend.length, 14);
+  for (const m of legend) {
+    assert.ok(Number(m[1]) + 7.5 * m[3]!.length <= W!, `${m[3]} fits across`);
+    assert.ok(Number(m[2]) <= H!, `${m[3]} fits down`);
+  }
 });
 
 test("progress of an evaluation: a live percentage on a terminal, cleared at the end; nothing in plain logs", () => {

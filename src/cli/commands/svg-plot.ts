@@ -5,10 +5,21 @@ export interface Series {
 }
 
 const COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+/** Past ten series the colours come round again, each time with another dash: no two series look alike. */
+const DASHES = ["", "7 4", "2 3", "9 3 2 3"];
+/** Pixels per character of the legend's 12 px sans-serif text, generously: names are never cut. */
+const CHAR = 7.5;
+
+/** The colour and dash of series `i` (a plot of up to 40 distinct styles). */
+export function seriesStyle(i: number): { colour: string; dash: string } {
+  return { colour: COLOURS[i % COLOURS.length]!, dash: DASHES[Math.floor(i / COLOURS.length) % DASHES.length]! };
+}
 const escape = (s: string) => s.replace(/[<>&"]/g, (c) => `&#${c.charCodeAt(0)};`);
 
 export function qualityPlot(series: Series[], title: string, yLabel: string): string {
-  const [W, H, L, R, T, B] = [720, 440, 70, 150, 40, 50];
+  // The legend's column fits the longest name, and the plot is tall enough for every legend row.
+  const R = Math.max(150, 50 + Math.ceil(CHAR * Math.max(...series.map((s) => s.name.length))));
+  const [W, H, L, T, B] = [570 + R, Math.max(440, 90 + 18 * series.length), 70, 40, 50];
   const pts = series.flatMap((s) => s.points);
   const xs = pts.map((p) => Math.log10(p.x));
   const [x0, x1] = [Math.floor(Math.min(...xs)), Math.ceil(Math.max(...xs))];
@@ -30,13 +41,14 @@ export function qualityPlot(series: Series[], title: string, yLabel: string): st
   for (let e = x0; e <= x1; e++) out.push(`<text x="${px(10 ** e)}" y="${H - B + 16}" text-anchor="middle">1e${e}</text>`);
   for (let y = y0; y <= y1 + 1e-9; y += tick) out.push(`<text x="${L - 6}" y="${py(y) + 4}" text-anchor="end">${y.toFixed(2)}</text>`, `<line x1="${L}" y1="${py(y)}" x2="${W - R}" y2="${py(y)}" stroke="#eee"/>`);
   series.forEach((s, i) => {
-    const c = COLOURS[i % COLOURS.length]!;
+    const { colour: c, dash } = seriesStyle(i);
+    const dashed = dash ? ` stroke-dasharray="${dash}"` : "";
     const sorted = [...s.points].sort((a, b) => a.x - b.x);
-    out.push(`<polyline fill="none" stroke="${c}" stroke-width="2" points="${sorted.map((p) => `${px(p.x).toFixed(1)},${py(p.y).toFixed(1)}`).join(" ")}"/>`);
+    out.push(`<polyline fill="none" stroke="${c}" stroke-width="2"${dashed} points="${sorted.map((p) => `${px(p.x).toFixed(1)},${py(p.y).toFixed(1)}`).join(" ")}"/>`);
     for (const p of sorted) {
       out.push(`<line x1="${px(p.x)}" y1="${py(p.lo)}" x2="${px(p.x)}" y2="${py(p.hi)}" stroke="${c}"/>`, `<circle cx="${px(p.x)}" cy="${py(p.y)}" r="3.5" fill="${c}"/>`);
     }
-    out.push(`<rect x="${W - R + 15}" y="${T + 18 * i}" width="12" height="12" fill="${c}"/>`, `<text x="${W - R + 32}" y="${T + 18 * i + 10}">${escape(s.name)}</text>`);
+    out.push(`<line x1="${W - R + 10}" y1="${T + 18 * i + 6}" x2="${W - R + 34}" y2="${T + 18 * i + 6}" stroke="${c}" stroke-width="2"${dashed}/>`, `<text x="${W - R + 40}" y="${T + 18 * i + 10}">${escape(s.name)}</text>`);
   });
   out.push("</svg>");
   return `${out.join("\n")}\n`;
