@@ -63,6 +63,8 @@ async function nodeText(tokens: number, adapter?: Uint8Array): Promise<string> {
 
 test("the web page rebuilds a 9 KB classifier and the GPT in Chromium, classifies, generates Node's text, with an adapter and without", async () => {
   const { server, url } = await startServer(0, MODELS);
+  // A second server on the same port is one clear line, not a stack trace.
+  await assert.rejects(startServer(Number(new URL(url).port), MODELS), /port \d+ is in use: stop what holds it, or give --port N/);
   try {
     await withPage(async (page) => {
       // (The page's globals are the browser's; this file compiles without the DOM library, so predicates are strings.)

@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { DEFAULT_DATA_DIR } from "../src/data/dataset.js";
 import { readIdxFile } from "../src/data/idx.js";
+import { systemReason, UserError } from "../src/errors.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const PAGE = join(ROOT, "web", "page");
@@ -58,7 +59,12 @@ export async function startServer(port: number, modelsDir: string): Promise<{ se
     res.writeHead(200, { "content-type": hit[0], "cache-control": "no-store" }).end(hit[1]);
   });
   // Only this machine: the page is for the person running it.
-  await new Promise<void>((ok) => server.listen(port, "127.0.0.1", ok));
+  await new Promise<void>((ok, fail) => {
+    server.once("error", (e: NodeJS.ErrnoException) =>
+      fail(e.code === "EADDRINUSE" ? new UserError(`port ${port} is in use: stop what holds it, or give --port N (0 picks a free one)`) : new UserError(`cannot serve on port ${port}: ${systemReason(e)}`)),
+    );
+    server.listen(port, "127.0.0.1", ok);
+  });
   return { server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}/` };
 }
 
@@ -71,6 +77,11 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     process.exit(2);
   }
   const modelsDir = resolve(flag("models") ?? join(ROOT, "data", "models"));
-  const { url } = await startServer(port, modelsDir);
+  const started = await startServer(port, modelsDir).catch((e: unknown) => {
+    if (!(e instanceof UserError)) throw e;
+    process.stderr.write(`mcnc web: ${e.message}\n`);
+    process.exit(2);
+  });
+  const { url } = started;
   process.stdout.write(`mcnc web: open ${url} (models from ${modelsDir}; Ctrl-C stops)\n`);
 }
