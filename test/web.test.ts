@@ -78,6 +78,14 @@ test("the web page rebuilds a 9 KB classifier and the GPT in Chromium, classifie
       const sizes = await page.$eval("#sizes", (t) => t.textContent ?? "");
       assert.match(sizes, new RegExp(`this file${statSync(join(MODELS, first)).size.toLocaleString("en-US")} bytes`));
       assert.match(sizes, /float32814,120 bytes/);
+      // Bars to scale: the 9 KB file's is 1/90 of the float32 one (not drawn as a third of it, as on a log scale).
+      const widths = (await page.$$eval("#sizes .bar", (bars) => bars.map((b) => (b as unknown as { style: { width: string } }).style.width))).map(parseFloat);
+      assert.ok(Math.abs(widths[0]! - (300 * statSync(join(MODELS, first)).size) / 814120) < 0.01 && widths[1] === 300, String(widths));
+      // On a phone's width, nothing is wider than the screen.
+      await page.setViewportSize({ width: 375, height: 800 });
+      const wide = `[...document.querySelectorAll("body *")].filter((e) => e.getBoundingClientRect().right > 375).map((e) => e.tagName + "#" + e.id).slice(0, 8).join(" ")`;
+      assert.ok((await page.evaluate("document.documentElement.scrollWidth")) as number <= 375, `wider than a phone: ${String(await page.evaluate(wide))}`);
+      await page.setViewportSize({ width: 1024, height: 800 });
       // Test images it never saw, classified in the page: about as often right as the file's accuracy says.
       const score = await page.$eval("#sample-score", (e) => ({ right: Number(e.dataset.right), total: Number(e.dataset.total) }));
       assert.equal(score.total, 32);
@@ -109,6 +117,7 @@ test("the web page rebuilds a 9 KB classifier and the GPT in Chromium, classifie
       await page.setInputFiles("#file", { name: "lora-adapter.mcnc", mimeType: "application/octet-stream", buffer: Buffer.from(adapter) });
       await ready();
       assert.match(await page.$eval("#status", (e) => e.textContent ?? ""), /an adapter on gpt-sotu\.mcnc/);
+      assert.match(await page.$eval("#sizes", (t) => t.textContent ?? ""), /an adapter: it needs its base beside itgpt-sotu\.mcnc, 3,377,316 bytes/);
       await page.click("#generate");
       await state("generated");
       const adapted = await page.$eval("#gen-out", (e) => e.textContent ?? "");
@@ -123,7 +132,8 @@ test("the web page rebuilds a 9 KB classifier and the GPT in Chromium, classifie
       // A file that is not one is refused in the page, with the reader's own message.
       await page.setInputFiles("#file", { name: "junk.mcnc", mimeType: "application/octet-stream", buffer: Buffer.from("not a model at all, just text") });
       await state("error", 30_000);
-      assert.match(await page.$eval("#status", (e) => e.textContent ?? ""), /junk\.mcnc: junk\.mcnc: (too short|not an \.mcnc file)/);
+      assert.match(await page.$eval("#status", (e) => e.textContent ?? ""), /^junk\.mcnc: (too short|not an \.mcnc file)/);
+      assert.ok(await page.$eval("#sizes", (t) => t.classList.contains("hidden")), "no other model's sizes under an error");
       // Models of one's own data: an 8x8 classifier predicts a drawing by its recorded class names (the
       // 28x28 samples do not fit it); a table's model is rebuilt and sized, but the page draws no rows.
       const own = [

@@ -24,7 +24,7 @@ interface Current {
 }
 let current: Current | undefined;
 /** The last model loaded that is not an adapter: what a dropped adapter is rebuilt on. */
-let base: { name: string; weights: HostParams } | undefined;
+let base: { name: string; weights: HostParams; bytes: number } | undefined;
 
 /** An image classifier's description (the page shows the vision panel only for those). */
 function imageModel(loaded: LoadedModel): { input: [number, number, number]; classes: number } {
@@ -57,13 +57,16 @@ async function classify(c: Current, pixels: Float32Array, n: number): Promise<Fl
   });
 }
 
-function showSizes(loaded: LoadedModel, fileBytes: number, ms: number): void {
+/** The sizes table; `onBase`: the base file an adapter needs beside it. */
+function showSizes(loaded: LoadedModel, fileBytes: number, ms: number, onBase?: { name: string; bytes: number }): void {
   const params = loaded.model.specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
   const dense = 4 * params;
+  const ratio = dense / fileBytes;
   const rows: Array<[string, string, number | undefined]> = [
     ["this file", `${number(fileBytes)} bytes`, fileBytes],
     ["the same network in float32", `${number(dense)} bytes`, dense],
-    ["smaller by", `${(dense / fileBytes).toFixed(1)}x`, undefined],
+    [ratio >= 1 ? "smaller by" : "larger by", `${(ratio >= 1 ? ratio : 1 / ratio).toFixed(1)}x`, undefined],
+    ...(onBase ? ([["an adapter: it needs its base beside it", `${onBase.name}, ${number(onBase.bytes)} bytes`, onBase.bytes]] as Array<[string, string, number]>) : []),
     ["weights rebuilt", `${number(params)} (${loaded.model.name}, method ${loaded.method.name})`, undefined],
     ["rebuild time here", `${ms.toFixed(0)} ms (generator regenerated from the seed, programs compiled)`, undefined],
   ];
@@ -76,21 +79,29 @@ function showSizes(loaded: LoadedModel, fileBytes: number, ms: number): void {
     v.className = "n";
     v.textContent = value;
     const bar = tr.insertCell();
-    if (bytes !== undefined) bar.innerHTML = `<div class="bar${bytes === dense ? " dense" : ""}" style="width:${Math.max(2, (300 * Math.log10(bytes)) / Math.log10(dense))}px"></div>`;
+    // Bars on a linear scale: a file 90x smaller is drawn 90x shorter (2 px at least, to be seen).
+    if (bytes !== undefined) bar.innerHTML = `<div class="bar${bytes === dense ? " dense" : ""}" style="width:${Math.max(2, (300 * bytes) / Math.max(dense, bytes))}px"></div>`;
   }
   table.classList.remove("hidden");
 }
 
+/** An error about file `name`, named once (the readers' messages start with the name already). */
+const named = (name: string, e: unknown) => {
+  const message = (e as Error).message;
+  return message.startsWith(`${name}:`) ? message : `${name}: ${message}`;
+};
+
 async function load(bytes: Uint8Array, name: string): Promise<void> {
   status(`rebuilding ${name}…`, "loading");
-  for (const id of ["vision", "language"]) $(id).classList.add("hidden");
+  // The previous model's panels and sizes go: an error must not sit above another model's numbers.
+  for (const id of ["vision", "language", "sizes"]) $(id).classList.add("hidden");
   if (current) tree.dispose(current.params);
   current = undefined;
   let loaded: LoadedModel;
   try {
     loaded = decodeModelFile(bytes, name);
   } catch (e) {
-    status(`${name}: ${(e as Error).message}`, "error");
+    status(named(name, e), "error");
     return;
   }
   // An adapter is rebuilt on the model loaded before it, if that is the base it was trained on.
@@ -100,15 +111,16 @@ async function load(bytes: Uint8Array, name: string): Promise<void> {
     try {
       onBase = checkBase(loaded, base.weights, base.name);
     } catch (e) {
-      return status(`${name}: ${(e as Error).message}`, "error");
+      return status(named(name, e), "error");
     }
   }
   const started = performance.now();
   const rebuilt = await timedRebuild(loaded, 0, onBase);
   const ms = performance.now() - started;
-  if (!onBase) base = { name, weights: rebuilt.params };
+  const baseFile = onBase ? { name: base!.name, bytes: base!.bytes } : undefined;
+  if (!onBase) base = { name, weights: rebuilt.params, bytes: bytes.length };
   current = { loaded, params: toDevice(loaded.model.specs, rebuilt.params) };
-  showSizes(loaded, bytes.length, ms);
+  showSizes(loaded, bytes.length, ms, baseFile);
   let unused = "";
   try {
     if (loaded.model.kind === "classifier") await showVision(current);
@@ -270,7 +282,7 @@ async function drawChart(): Promise<void> {
   const X = (b: number) => L + ((Math.log10(b) - x0) / (x1 - x0)) * (W - L - R - 30);
   const Y = (a: number) => H - B - ((a - y0) / (y1 - y0)) * (H - B - 10);
   const colours = ["#3d6fd8", "#d8623d", "#2a9d5c", "#9b59b6", "#c49a1a", "#17a2b8", "#e83e8c", "#6c757d", "#343a40"];
-  let svg = `<svg width="${W}" height="${H}" font-size="11">`;
+  let svg = `<svg width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" style="max-width: 100%; height: auto" font-size="11">`;
   for (let e = Math.ceil(x0); e <= x1; e++) svg += `<line x1="${X(10 ** e)}" x2="${X(10 ** e)}" y1="10" y2="${H - B}" stroke="#eee"/><text x="${X(10 ** e)}" y="${H - B + 14}" text-anchor="middle">${number(10 ** e)} B</text>`;
   for (let a = y0; a <= y1 + 1e-9; a += 0.02) svg += `<line x1="${L}" x2="${W - R - 10}" y1="${Y(a)}" y2="${Y(a)}" stroke="#eee"/><text x="${L - 4}" y="${Y(a) + 4}" text-anchor="end">${a.toFixed(2)}</text>`;
   [...points].forEach(([label, series], i) => {
