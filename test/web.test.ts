@@ -118,6 +118,8 @@ test("the web page rebuilds a 9 KB classifier and the GPT in Chromium, classifie
       await ready();
       assert.match(await page.$eval("#status", (e) => e.textContent ?? ""), /an adapter on gpt-sotu\.mcnc/);
       assert.match(await page.$eval("#sizes", (t) => t.textContent ?? ""), /an adapter: it needs its base beside itgpt-sotu\.mcnc, 3,377,316 bytes/);
+      // The list shows what is loaded: a dropped file joins it, selected.
+      assert.equal(await page.$eval("#models", (e) => (e as unknown as { value: string }).value), "dropped:lora-adapter.mcnc");
       await page.click("#generate");
       await state("generated");
       const adapted = await page.$eval("#gen-out", (e) => e.textContent ?? "");
@@ -134,6 +136,7 @@ test("the web page rebuilds a 9 KB classifier and the GPT in Chromium, classifie
       await state("error", 30_000);
       assert.match(await page.$eval("#status", (e) => e.textContent ?? ""), /^junk\.mcnc: (too short|not an \.mcnc file)/);
       assert.ok(await page.$eval("#sizes", (t) => t.classList.contains("hidden")), "no other model's sizes under an error");
+      assert.ok(!(await page.$$eval("#models option", (os) => os.map((o) => (o as unknown as { value: string }).value))).includes("dropped:junk.mcnc"), "a refused file is not listed");
       // Models of one's own data: an 8x8 classifier predicts a drawing by its recorded class names (the
       // 28x28 samples do not fit it); a table's model is rebuilt and sized, but the page draws no rows.
       const own = [

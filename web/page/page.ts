@@ -91,7 +91,8 @@ const named = (name: string, e: unknown) => {
   return message.startsWith(`${name}:`) ? message : `${name}: ${message}`;
 };
 
-async function load(bytes: Uint8Array, name: string): Promise<void> {
+/** Rebuilds and shows a model; false when it was refused (the status says why). */
+async function load(bytes: Uint8Array, name: string): Promise<boolean> {
   status(`rebuilding ${name}…`, "loading");
   // The previous model's panels and sizes go: an error must not sit above another model's numbers.
   for (const id of ["vision", "language", "sizes"]) $(id).classList.add("hidden");
@@ -102,16 +103,16 @@ async function load(bytes: Uint8Array, name: string): Promise<void> {
     loaded = decodeModelFile(bytes, name);
   } catch (e) {
     status(named(name, e), "error");
-    return;
+    return false;
   }
   // An adapter is rebuilt on the model loaded before it, if that is the base it was trained on.
   let onBase: HostParams | undefined;
   if (loaded.file.adapter) {
-    if (!base) return status(`${name} is an adapter: load its base model first, then the adapter`, "error");
+    if (!base) return status(`${name} is an adapter: load its base model first, then the adapter`, "error"), false;
     try {
       onBase = checkBase(loaded, base.weights, base.name);
     } catch (e) {
-      return status(named(name, e), "error");
+      return status(named(name, e), "error"), false;
     }
   }
   const started = performance.now();
@@ -129,6 +130,7 @@ async function load(bytes: Uint8Array, name: string): Promise<void> {
   }
   if (loaded.model.kind === "language") $("language").classList.remove("hidden");
   status(`${name}: rebuilt in ${ms.toFixed(0)} ms${onBase ? `, an adapter on ${base!.name} (pick the base again to switch back)` : ""}${unused}`, "ready");
+  return true;
 }
 
 async function showVision(c: Current): Promise<void> {
@@ -304,8 +306,20 @@ async function main(): Promise<void> {
   const select = $<HTMLSelectElement>("models");
   for (const m of list) select.add(new Option(`${m.name} (${number(m.bytes)} bytes)`, m.name));
   const fetchModel = async (name: string) => load(new Uint8Array(await (await fetch(`models/${encodeURIComponent(name)}`)).arrayBuffer()), name);
-  select.addEventListener("change", () => void fetchModel(select.value));
-  const fromFile = async (file: File) => load(new Uint8Array(await file.arrayBuffer()), file.name);
+  // Dropped files join the list, so that the list shows what is loaded and picking one again reloads it.
+  const dropped = new Map<string, { name: string; bytes: Uint8Array }>();
+  select.addEventListener("change", () => {
+    const file = dropped.get(select.value);
+    void (file ? load(file.bytes, file.name) : fetchModel(select.value));
+  });
+  const fromFile = async (file: File) => {
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    if (!(await load(bytes, file.name))) return;
+    const key = `dropped:${file.name}`;
+    if (!dropped.has(key)) select.add(new Option(`${file.name} (dropped, ${number(bytes.length)} bytes)`, key));
+    dropped.set(key, { name: file.name, bytes });
+    select.value = key;
+  };
   $<HTMLInputElement>("file").addEventListener("change", (e) => {
     const f = (e.target as HTMLInputElement).files?.[0];
     if (f) void fromFile(f);
