@@ -1,7 +1,8 @@
 /**
  * What each data reader says a data set will cost, against what loading it costs: the estimate that
  * --max-memory is checked against (read from its refusal) beside the peak resident memory of
- * `train --steps 1` on the same data, less the same command's peak on a tiny set of the same kind. An estimate at or above the measured cost is what the limit needs; far above wastes the limit.
+ * `train --steps 1` on the same data, less the same command's peak on a tiny set of the same kind. An
+ * estimate at or above the measured cost is what the limit needs; far above it wastes the limit.
  *
  *   node dist/bench/data-estimates.js [--scale 1]   (JSON on stdout)
  */
