@@ -37,18 +37,24 @@ test("the packed tarball installs, imports in Node, bundles for the browser thro
   const installed = npm(["install", "--offline", "--no-audit", "--no-fund", "--ignore-scripts", join(dir, info!.filename), ...deps], project);
   assert.equal(installed.status, 0, installed.stderr);
 
-  // Node: the main entry, its CLI's building blocks and the bundled GPT.
+  // Node: the main entry, its CLI's building blocks and the bundled GPT; the default image set (not
+  // shipped) refused in words an API user can act on, and a table the package ships loaded instead.
   writeFileSync(
     join(project, "node.mjs"),
-    `import { findMethod, readModelFile, methodNames } from "mcnc";
+    `import { bundledPath, findMethod, loadDataset, readModelFile, methodNames } from "mcnc";
      import { createRequire } from "node:module";
      const file = createRequire(import.meta.url).resolve("mcnc/package.json").replace("package.json", "data/models/gpt-sotu.mcnc");
      const loaded = readModelFile(file);
-     console.log(JSON.stringify({ methods: methodNames().length, mcnc: typeof findMethod("mcnc"), model: loaded.model.name }));`,
+     let refused = "";
+     try { loadDataset(); } catch (e) { refused = e.message; }
+     const digits = loadDataset(bundledPath("digits")).numClasses;
+     console.log(JSON.stringify({ methods: methodNames().length, mcnc: typeof findMethod("mcnc"), model: loaded.model.name, refused, digits }));`,
   );
   const node = spawnSync(process.execPath, ["node.mjs"], { cwd: project, encoding: "utf8" });
   assert.equal(node.status, 0, node.stderr);
-  assert.deepEqual(JSON.parse(node.stdout), { methods: methodNames().length, mcnc: "object", model: "gpt" });
+  const said = JSON.parse(node.stdout) as { refused: string };
+  assert.match(said.refused, /loadDataset\(DIR\).*loadDataset\(bundledPath\("digits"\)\)/);
+  assert.deepEqual({ ...said, refused: undefined }, { methods: methodNames().length, mcnc: "object", model: "gpt", refused: undefined, digits: 10 });
 
   // onnxruntime-node is an optional peer: without it the engine says so in one line and runs on wasm.
   writeFileSync(

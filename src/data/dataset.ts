@@ -211,7 +211,8 @@ function readRaw(path: string, options: LoadOptions): RawData {
 export function loadDataset(path: string = DEFAULT_DATA_DIR, options: LoadOptions = {}): Dataset {
   if (!existsSync(path)) {
     // The npm package leaves the 30 MB image set out; the repository carries it.
-    if (path === DEFAULT_DATA_DIR) throw new UserError("the bundled Fashion-MNIST ships with the mcnc repository, not the npm package: give --data DIR (its four IDX files, e.g. data/fashion-mnist of a clone)");
+    // Said for both the API and the CLI: the package's callers are not all at a command line.
+    if (path === DEFAULT_DATA_DIR) throw new UserError('the bundled Fashion-MNIST ships with the mcnc repository, not the npm package: give a data folder (loadDataset(DIR), or --data DIR: four IDX files, e.g. data/fashion-mnist of a clone), or a set the package ships (loadDataset(bundledPath("digits")), or --dataset digits)');
     throw new UserError(`data ${path} does not exist`);
   }
   return finishDataset(readRaw(path, options), path === DEFAULT_DATA_DIR ? "fashion-mnist" : path, options);
