@@ -70,28 +70,32 @@ const compressors = registry<Compressor>("compressor");
 
 /** One line per compressor in compress/index.ts. What any of them returns is checked to be finite. */
 export function registerCompressor<C extends object>(c: Compressor<C>): void {
-  const checked = (leaf: LeafToCompress) => (out: CompressedLeaf) => checkFinite(c.name, leaf, out);
-  compressors.register({
+  compressors.register(seeingLeaves(c, (leaf, out) => checkFinite(c.name, leaf, out)) as unknown as Compressor);
+}
+
+/** `c`, with `see` handed each leaf it compresses (synchronously or not) before the caller gets it. */
+export function seeingLeaves<C extends object>(c: Compressor<C>, see: (leaf: LeafToCompress, out: CompressedLeaf) => void): Compressor<C> {
+  const seen = (leaf: LeafToCompress) => (out: CompressedLeaf) => (see(leaf, out), out);
+  return {
     ...c,
-    compressLeaf: (config: C, leaf: LeafToCompress) => {
+    compressLeaf: (config, leaf) => {
       const out = c.compressLeaf(config, leaf);
-      return out instanceof Promise ? out.then(checked(leaf)) : checked(leaf)(out);
+      return out instanceof Promise ? out.then(seen(leaf)) : seen(leaf)(out);
     },
-  } as unknown as Compressor);
+  };
 }
 
 /**
  * A compressor's output holds only finite numbers, or the command stops before writing: finite weights
  * near float32's limit can overflow inside a decomposition, and an Inf written is a model silently broken.
  */
-function checkFinite(name: string, leaf: LeafToCompress, out: CompressedLeaf): CompressedLeaf {
+function checkFinite(name: string, leaf: LeafToCompress, out: CompressedLeaf): void {
   const count = (a: Float32Array) => a.reduce((n, v) => (Number.isFinite(v) ? n : n + 1), 0);
   const bad = count(out.weight) + out.stored.reduce((n, s) => n + ("data" in s ? count(s.data) : 0), 0);
   if (bad > 0) {
     const largest = leaf.weight.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
     throw new UserError(`${leaf.spec.name}: ${name} gives ${bad} numbers that are not finite (its largest weight is ${largest.toExponential(2)}); nothing is written`);
   }
-  return out;
 }
 
 export const compressorNames = (): string[] => compressors.names();

@@ -6,7 +6,7 @@
  */
 import { UserError } from "../errors.js";
 import type { Graph, Tensor } from "./onnx.js";
-import { fileSource, insideFolder } from "../files.js";
+import { fileSource, insideFolder, regularFileSize } from "../files.js";
 
 /** Bytes per element of TensorProto.DataType (strings have none: they cannot lie outside). */
 const ELEMENT_BYTES: Record<number, number> = { 1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 14: 8, 15: 16, 16: 2 };
@@ -55,9 +55,8 @@ export function externalData(tensor: Tensor, dir: string | undefined, file: stri
   const length = whole("length", count * elementBytes);
   if (length !== count * elementBytes) throw new UserError(`${what}: ${length} bytes, where its shape needs ${count * elementBytes}`);
   const path = insideFolder(dir, location, what);
-  const source = fileSource(path);
-  source.close?.();
-  if (offset + length > source.size) throw new UserError(`${what}, bytes ${offset} to ${offset + length} of ${location.slice(0, 120)}, which holds ${source.size}`);
+  const size = regularFileSize(path);
+  if (offset + length > size) throw new UserError(`${what}, bytes ${offset} to ${offset + length} of ${location.slice(0, 120)}, which holds ${size}`);
   return { path, offset, length };
 }
 

@@ -6,7 +6,7 @@
  */
 import { statSync } from "node:fs";
 import { compressModel } from "../../compress/compress-model.js";
-import { leafWorkingBytes } from "../../compress/compressor.js";
+import { leafWorkingBytes, seeingLeaves } from "../../compress/compressor.js";
 import type { Compressor } from "../../compress/index.js";
 import { UserError } from "../../errors.js";
 import { elements, LIMITS } from "../../format/container.js";
@@ -133,7 +133,13 @@ export async function compressToMcnc(model: ForeignModel, compressor: Compressor
   }
   const description: TensorsDescription = { name: "tensors", format: model.format, params, originals };
   const network = tensorsModel(description);
-  const run = await compressModel(network, weights, afterFirstLeaf(compressor, (stored) => checkMcncLimits(model, chosen.length, stored)), config, chosen, [], 0, (p) => log(`[${p.index + 1}/${p.of}] ${p.leaf} ${p.seconds.toFixed(1)}s`));
+  // The limits again after the first leaf, at the tensors the method stores per leaf.
+  let first = true;
+  const checked = seeingLeaves(compressor, (_leaf, out) => {
+    if (first) checkMcncLimits(model, chosen.length, out.stored.length);
+    first = false;
+  });
+  const run = await compressModel(network, weights, checked, config, chosen, [], 0, (p) => log(`[${p.index + 1}/${p.of}] ${p.leaf} ${p.seconds.toFixed(1)}s`));
   const bytes = encodeModelFile({ model: description, method: run.method, seed: 0, trainable: {}, meta: { compressed: { method: compressor.name, config } } }, network, findMethod(run.method.name)!, {
     encoded: run.stored,
   });
@@ -141,18 +147,4 @@ export async function compressToMcnc(model: ForeignModel, compressor: Compressor
   const loaded = decodeModelFile(bytes, "the compressed model");
   writeFileAtomic(out, bytes);
   return { model: model.format, compressed: chosen.length, storage: run.method.name, compress_seconds: round(run.seconds, 2), size: fileSize(loaded) };
-}
-
-/** The compressor, with `check` told how many tensors its first leaf stored before the others are done. */
-function afterFirstLeaf(compressor: Compressor, check: (stored: number) => void): Compressor {
-  let first = true;
-  const seen = (leaf: Awaited<ReturnType<Compressor["compressLeaf"]>>) => {
-    if (first) check(leaf.stored.length);
-    first = false;
-    return leaf;
-  };
-  return { ...compressor, compressLeaf: (config, leaf) => {
-    const out = compressor.compressLeaf(config, leaf);
-    return out instanceof Promise ? out.then(seen) : seen(out);
-  } };
 }

@@ -1,7 +1,7 @@
 /** Steps several commands take the same way: engine start, data for a model, models and adapters from files, the size summary. */
 import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { basename, dirname } from "node:path";
-import { systemReason, UserError } from "../../errors.js";
+import { UserError } from "../../errors.js";
 import { readWholeFile } from "../../files.js";
 import { initEngine } from "../../engine/engine.js";
 import type { EngineName } from "../../engine/program.js";
@@ -102,13 +102,7 @@ const MAX_SPEC_BYTES = 1 << 16;
 
 /** A model spec file: JSON, `{ "layers": [...] }` (and optionally `input`, `classes`), as model/sequential.ts reads it. */
 function readSpec(path: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = new TextDecoder().decode(readWholeFile(path, "spec file", MAX_SPEC_BYTES));
-  } catch (e) {
-    if (e instanceof UserError) throw e;
-    throw new UserError(`cannot read ${path}: ${systemReason(e)}`);
-  }
+  const text = new TextDecoder().decode(readWholeFile(path, "spec file", MAX_SPEC_BYTES));
   let spec: unknown;
   try {
     spec = JSON.parse(text);
