@@ -10,7 +10,7 @@ import { createServer, type Server } from "node:http";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
-import { DEFAULT_DATA_DIR } from "../src/data/dataset.js";
+import { availableBundled, bundledPath } from "../src/data/bundled.js";
 import { readIdxFile } from "../src/data/idx.js";
 import { systemReason, UserError } from "../src/errors.js";
 
@@ -18,17 +18,18 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const PAGE = join(ROOT, "web", "page");
 const SAMPLES = 32;
 
-/** The first SAMPLES test images of the bundled Fashion-MNIST, or undefined where it is not present. */
+/** SAMPLES test images of the bundled Fashion-MNIST (or the package's subset of it). */
 function samples(): string | undefined {
-  const dir = DEFAULT_DATA_DIR;
+  const dir = bundledPath(availableBundled("fashion-mnist").name);
   const images = join(dir, "t10k-images-idx3-ubyte.gz");
   const labels = join(dir, "t10k-labels-idx1-ubyte.gz");
   if (!existsSync(images) || !existsSync(labels)) return undefined;
   const x = readIdxFile(images);
   const y = readIdxFile(labels);
   const side = x.shape[1]!;
-  // Every 300th image: all ten classes, not the file's first few.
-  const pick = Array.from({ length: SAMPLES }, (_, i) => i * 300);
+  // Evenly spaced: all ten classes, not the file's first few.
+  const stride = Math.floor(x.shape[0]! / SAMPLES);
+  const pick = Array.from({ length: SAMPLES }, (_, i) => i * stride);
   return JSON.stringify({ side, labels: pick.map((i) => y.data[i]!), images: pick.map((i) => Array.from(x.data.subarray(i * side * side, (i + 1) * side * side))) });
 }
 

@@ -51,7 +51,7 @@ export const BATCH_FLAG: Flag = { name: "batch", type: "int", help: "minibatch s
 export const TEST_LIMIT_FLAG: Flag = { name: "test-limit", type: "int", help: "evaluate on the first N test samples only (0: all)", default: "0" };
 export const QUIET_FLAG: Flag = { name: "quiet", type: "bool", help: "no progress on stderr", group: "output" };
 export const DATA_FLAGS: Flag[] = ([
-  { name: "dataset", type: "string", choices: BUNDLED_NAMES, help: "bundled data set (images: fashion-mnist; tables: wine, digits; text: sotu, moby-dick)", default: "fashion-mnist, or sotu for gpt" },
+  { name: "dataset", type: "string", choices: BUNDLED_NAMES, help: "bundled data set (images: fashion-mnist, and fashion-mnist-small, its 4,000-image subset, which the npm package ships in its place; tables: wine, digits; text: sotu, moby-dick)", default: "fashion-mnist, or sotu for gpt" },
   { name: "data", type: "string", help: "classes: a directory of IDX or .npy arrays, a CSV/TSV table (or train and test tables in a directory), or folders of PNG/JPEG images by class; gpt: a UTF-8 text file or folder of .txt[.gz] documents" },
   { name: "label-column", type: "string", help: "a table's label column, by header name or 0-based index", default: "label, class or target, else the last" },
 ] as Flag[]).map((f) => ({ ...f, group: "data" }));

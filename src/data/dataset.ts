@@ -3,12 +3,12 @@
  * holding train and test tables), or a folder of PNG/JPEG images by class. Every reader hands over raw
  * values (data/raw.ts); here they are normalised and their labels checked, the same way for all. The
  * default is Fashion-MNIST, vendored under data/fashion-mnist (MIT, from Debian's
- * dataset-fashion-mnist): nothing is fetched.
+ * dataset-fashion-mnist; the npm package ships a subset): nothing is fetched.
  */
 import { existsSync, statSync } from "node:fs";
 import { UserError } from "../errors.js";
 import { ARRAY_DIR_HELP, findArrayFiles, readArrayDir } from "./array-dir.js";
-import { bundledPath } from "./bundled.js";
+import { availableBundled, bundledPath } from "./bundled.js";
 import { findImageFolders, readImageFolders, IMAGE_FOLDER_HELP } from "./image-folder.js";
 import type { RawData, RawSplit } from "./raw.js";
 import { findTables, readTables, TABLE_HELP } from "./table.js";
@@ -208,12 +208,16 @@ function readRaw(path: string, options: LoadOptions): RawData {
   throw new UserError(`${path} is not a data directory: it needs ${ARRAY_DIR_HELP}, ${TABLE_HELP}, or ${IMAGE_FOLDER_HELP}`);
 }
 
+/**
+ * The default is the bundled Fashion-MNIST, or where it is not installed (the npm package) its
+ * 4,000-image subset: the result's `name` says which.
+ */
 export function loadDataset(path: string = DEFAULT_DATA_DIR, options: LoadOptions = {}): Dataset {
-  if (!existsSync(path)) {
-    // The npm package leaves the 30 MB image set out; the repository carries it.
-    // Said for both the API and the CLI: the package's callers are not all at a command line.
-    if (path === DEFAULT_DATA_DIR) throw new UserError('the bundled Fashion-MNIST ships with the mcnc repository, not the npm package: give a data folder (loadDataset(DIR), or --data DIR: four IDX files, e.g. data/fashion-mnist of a clone), or a set the package ships (loadDataset(bundledPath("digits")), or --dataset digits)');
-    throw new UserError(`data ${path} does not exist`);
+  let name = path;
+  if (path === DEFAULT_DATA_DIR) {
+    const available = availableBundled("fashion-mnist").name;
+    [name, path] = [available, bundledPath(available)];
   }
-  return finishDataset(readRaw(path, options), path === DEFAULT_DATA_DIR ? "fashion-mnist" : path, options);
+  if (!existsSync(path)) throw new UserError(`data ${path} does not exist`);
+  return finishDataset(readRaw(path, options), name, options);
 }

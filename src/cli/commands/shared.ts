@@ -5,7 +5,7 @@ import { UserError } from "../../errors.js";
 import { readWholeFile } from "../../files.js";
 import { initEngine } from "../../engine/engine.js";
 import type { EngineName } from "../../engine/program.js";
-import { BUNDLED, BUNDLED_NAMES, bundledPath, type BundledName } from "../../data/bundled.js";
+import { availableBundled, BUNDLED, BUNDLED_NAMES, bundledPath, type BundledName } from "../../data/bundled.js";
 import { loadDataset, recordedOptions, type Dataset, type LoadOptions } from "../../data/dataset.js";
 import { loadText } from "../../data/text.js";
 import { checkBase, timedRebuild, type LoadedModel, type TimedRebuild } from "../../format/model-file.js";
@@ -41,6 +41,9 @@ function dataSource(flags: Record<string, unknown>, kind: "images" | "text", rec
     name = recorded as BundledName;
   }
   name ??= kind === "images" ? "fashion-mnist" : "sotu";
+  const available = availableBundled(name);
+  if (available.note) process.stderr.write(`mcnc: note: ${available.note}\n`);
+  name = available.name;
   const holds = BUNDLED[name].kind;
   if ((holds === "text") !== (kind === "text")) throw new UserError(`--dataset ${name} holds ${holds === "table" ? "a table" : holds}; this model reads ${kind === "text" ? "text" : "images or tables"}`);
   return { path: bundledPath(name), name };
