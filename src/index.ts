@@ -15,7 +15,8 @@ export { countParams, initParams, toDevice, toHost, type HostParams, type ParamS
 export * from "./methods/index.js";
 export { configureAdapter, producedSpecs, type AdapterInfo } from "./methods/adapter.js";
 export { MCNC_DEFAULTS, type McncConfig } from "./methods/mcnc/config.js";
-export { train, type TrainOptions, type TrainResult, type EpochStats, type StepProgress, type Adapter, type Checkpoint } from "./train/trainer.js";
+export { train, type TrainOptions, type TrainResult, type StepProgress, type Adapter } from "./train/trainer.js";
+export type { Checkpoint, EpochStats } from "./train/run-state.js";
 export { imageTask, textTask, crossEntropy, defaultBatch, type Task, type Metrics } from "./train/tasks.js";
 export { defaultWarmup, type ScheduleOptions } from "./train/schedule.js";
 export { accuracy, predictor } from "./train/evaluate.js";

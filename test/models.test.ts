@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { grad, nn, numpy as np } from "@jax-js/jax";
 import { initEngine } from "../src/engine/engine.js";
+import { LAYER_TYPE_NAMES } from "../src/model/layer-types.js";
 import { conv3x3, maxPool2 } from "../src/model/layers.js";
 import { buildModel, parseDescription } from "../src/model/models.js";
 import { countParams, initParams } from "../src/model/params.js";
@@ -103,6 +104,9 @@ test("sequential: a spec's layers, their gradients against finite differences, a
   const smooth = buildModel(parseDescription(SMOOTH, "spec"));
   const s64 = Object.fromEntries(smooth.specs.map((s, j) => [s.name, Float64Array.from({ length: s.shape.reduce((a, b) => a * b, 1) }, (_, i) => 0.3 * Math.sin(i * 1.3 + j))]));
   await checkModelGradients(smooth, s64, np.array(pseudo(4 * 64, 8)).reshape([4, 8, 8, 1]), np.array(pseudo(4 * 3, 9)).reshape([4, 3]), 1e-3, 2e-3);
+  // A layer type added to the table is added to these specs too.
+  const checked = new Set([...SPEC.layers, ...SMOOTH.layers].map((l) => (typeof l === "string" ? l : l.type)));
+  assert.deepEqual(LAYER_TYPE_NAMES.filter((t) => !checked.has(t)), []);
   // The MLP written as a spec computes the MLP's logits from the same weights.
   const mlp = buildModel({ name: "mlp", input: [8, 8, 1], classes: 3 });
   const asSpec = buildModel(parseDescription({ ...SPEC, layers: ["flatten", { type: "dense", units: 256 }, "relu", { type: "dense", units: 3 }] }, "spec"));

@@ -1,5 +1,6 @@
 /** Progress on stderr: a live bar with rate and ETA on a terminal, a few plain lines otherwise. */
-import type { EpochStats, StepProgress } from "../train/trainer.js";
+import type { EpochStats } from "../train/run-state.js";
+import type { StepProgress } from "../train/trainer.js";
 
 function duration(seconds: number): string {
   if (!Number.isFinite(seconds)) return "?";

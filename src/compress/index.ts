@@ -1,12 +1,27 @@
-/** Every built-in post-training compressor registers itself here: one line each. */
-import "./methods/svd/index.js";
-import "./methods/rom/index.js";
-import "./methods/fwsvd/index.js";
-import "./methods/rtn/index.js";
-import "./methods/gptq/index.js";
-import "./methods/eora/index.js";
-import "./methods/magnitude/index.js";
-import "./methods/wanda/index.js";
-import "./methods/mcnc-fit/index.js";
+/**
+ * Every built-in post-training compressor is registered here, in the order help lists them. A compressor's
+ * folder registers nothing itself, so one may use another's helpers (eora: gptq's and wanda's) without
+ * side effects.
+ */
+import { registerCompressor } from "./compressor.js";
+import { eora } from "./methods/eora/index.js";
+import { fwsvd } from "./methods/fwsvd/index.js";
+import { gptq } from "./methods/gptq/index.js";
+import { magnitude } from "./methods/magnitude/index.js";
+import { mcncFit } from "./methods/mcnc-fit/index.js";
+import { rom } from "./methods/rom/index.js";
+import { rtn } from "./methods/rtn/index.js";
+import { svd } from "./methods/svd/index.js";
+import { wanda } from "./methods/wanda/index.js";
+
+registerCompressor(svd);
+registerCompressor(rom);
+registerCompressor(fwsvd);
+registerCompressor(rtn);
+registerCompressor(gptq);
+registerCompressor(eora);
+registerCompressor(magnitude);
+registerCompressor(wanda);
+registerCompressor(mcncFit);
 
 export { compressorNames, findCompressor, registerCompressor, type Compressor } from "./compressor.js";

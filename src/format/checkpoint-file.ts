@@ -7,7 +7,7 @@
  */
 import { UserError } from "../errors.js";
 import { sizeOf, type HostParams, type NamedShape } from "../model/params.js";
-import type { Checkpoint } from "../train/trainer.js";
+import type { Checkpoint } from "../train/run-state.js";
 import { checkShape, decodeContainer, elements, encodeContainer, type TensorIn } from "./container.js";
 import { LIBRARY } from "./model-file.js";
 

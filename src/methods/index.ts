@@ -1,14 +1,29 @@
-/** Every built-in method registers itself here: one line each. */
-import "./dense/index.js";
-import "./mcnc/index.js";
-import "./lora/index.js";
-import "./mcnc-lora/index.js";
-import "./nola/index.js";
-import "./pranc/index.js";
-import "./prune/index.js";
-import "./quant/index.js";
-import "./quant-lora/index.js";
-import "./prune-lora/index.js";
+/**
+ * Every built-in method is registered here, one line each, in the order help lists them. A method's folder
+ * registers nothing itself, so one method may use another's helpers without side effects.
+ */
+import { dense } from "./dense/index.js";
+import { lora } from "./lora/index.js";
+import { mcnc } from "./mcnc/index.js";
+import { mcncLora } from "./mcnc-lora/index.js";
+import { registerMethod } from "./method.js";
+import { nola } from "./nola/index.js";
+import { pranc } from "./pranc/index.js";
+import { prune } from "./prune/index.js";
+import { pruneLora } from "./prune-lora/index.js";
+import { quant } from "./quant/index.js";
+import { quantLora } from "./quant-lora/index.js";
+
+registerMethod(dense);
+registerMethod(mcnc);
+registerMethod(lora);
+registerMethod(mcncLora);
+registerMethod(nola);
+registerMethod(pranc);
+registerMethod(prune);
+registerMethod(quant);
+registerMethod(quantLora);
+registerMethod(pruneLora);
 
 export {
   findMethod,

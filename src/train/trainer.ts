@@ -16,6 +16,7 @@ import { checkTrainingMemory, runLength, type RunShape } from "./budget.js";
 import type { PlateauOptions } from "./plateau.js";
 import { makeSchedule, type ScheduleOptions } from "./schedule.js";
 import { engineBatch, stepFunction, type EngineAdam, type Tensors } from "./step.js";
+import type { Checkpoint, EpochStats } from "./run-state.js";
 import type { Metrics, Task } from "./tasks.js";
 
 /**
@@ -59,19 +60,6 @@ export interface StepProgress {
   etaSeconds: number;
 }
 
-export interface EpochStats {
-  epoch: number;
-  /** Optimisation steps done by the end of this round. */
-  step: number;
-  /** Mean training loss over the round. */
-  loss: number;
-  metrics: Metrics;
-  lr: number;
-  trainSeconds: number;
-  /** Samples (or tokens) per second over the round. */
-  rate: number;
-}
-
 export interface TrainResult {
   /** What a file stores (for a method with a codec, the weights it encodes). */
   trainable: HostParams;
@@ -86,20 +74,6 @@ export interface TrainResult {
   steps: number;
   /** The engine the steps ran on. */
   engine: EngineName;
-}
-
-/** The whole state of a run between two steps. */
-export interface Checkpoint {
-  step: number;
-  trainable: HostParams;
-  adam: { m: HostParams; v: HostParams };
-  schedule: Record<string, number>;
-  history: EpochStats[];
-  trainSeconds: number;
-  /** Frozen tensors that training changes (pruning masks), for methods that refresh them. */
-  frozen?: { shapes: NamedShape[]; data: HostParams };
-  /** The unfinished round so far: its loss sum, steps and seconds. */
-  round: { lossSum: number; steps: number; seconds: number };
 }
 
 /** The base leaves an adapter leaves as they are, on the engine. */

@@ -1,7 +1,7 @@
 /** The uncompressed reference: every parameter is trained and stored. */
 import type { Params } from "../../model/params.js";
 import { trainsTheWeights } from "../leaves.js";
-import { registerMethod, type Method } from "../method.js";
+import { type Method } from "../method.js";
 
 export const dense: Method<Record<string, never>> = {
   name: "dense",
@@ -15,5 +15,3 @@ export const dense: Method<Record<string, never>> = {
   workingSet: () => 0,
   rebuildFlops: () => 0,
 };
-
-registerMethod(dense);

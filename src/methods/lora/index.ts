@@ -8,7 +8,7 @@ import { UserError } from "../../errors.js";
 import { countParams, initParams, sizeOf, type HostParams, type ParamSpec, type Params } from "../../model/params.js";
 import { seededUniform, STREAM } from "../../rng/seeded.js";
 import { assembleLeaves, chooseCompressed, keptInit, keptShapes, theta0 } from "../leaves.js";
-import { registerMethod, type Method, type OptionValues } from "../method.js";
+import { type Method, type OptionValues } from "../method.js";
 
 export interface LoraConfig {
   rank: number;
@@ -138,5 +138,3 @@ export const lora: Method<LoraConfig> = {
     return specs.filter((s) => config.compress.includes(s.name)).reduce((n, s) => n + 2 * leafRank(config, s.name) * sizeOf(s.shape), 0);
   },
 };
-
-registerMethod(lora);

@@ -12,7 +12,7 @@ import { UserError } from "../../errors.js";
 import { countParams, type ParamSpec, type Params } from "../../model/params.js";
 import { KEPT } from "../leaves.js";
 import { configureLora, DOWN, factorBound, lora, matrixShape, UP, type LoraConfig } from "../lora/index.js";
-import { registerMethod, type Method, type OptionValues } from "../method.js";
+import { type Method, type OptionValues } from "../method.js";
 import { CHUNK_ALIGN, configureMcnc, layoutOf, MCNC_OPTIONS, type McncConfig } from "../mcnc/config.js";
 import { mcnc } from "../mcnc/index.js";
 
@@ -178,5 +178,3 @@ export const mcncLora: Method<McncLoraConfig> = {
     return mcnc.rebuildFlops(p.mcnc, p.factorSpecs) + lora.rebuildFlops(p.lora, specs);
   },
 };
-
-registerMethod(mcncLora);

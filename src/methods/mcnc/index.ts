@@ -6,7 +6,7 @@ import { numpy as np } from "@jax-js/jax";
 import { initParams, type HostParams, type Params } from "../../model/params.js";
 import { seededUniform, STREAM } from "../../rng/seeded.js";
 import { cutLeaves, flattenCompressed, keptInit, keptShapes, theta0 } from "../leaves.js";
-import { registerMethod, type Method, type Stage } from "../method.js";
+import { type Method, type Stage } from "../method.js";
 import { CHUNK_ALIGN, configureMcnc, layoutOf, MCNC_OPTIONS, type McncConfig } from "./config.js";
 import { fused } from "../../engine/fused.js";
 import { generatorDims, generatorFlops, generatorLayer, generatorWeights, onSphere } from "./generator.js";
@@ -128,5 +128,3 @@ const scaledOnSphere = fused("sphere_scale", (h: np.Array, beta: np.Array) => {
   const [m, chunks] = beta.shape as [number, number];
   return onSphere(h).reshape([m, chunks, h.shape[1]!]).mul(beta.reshape([m, chunks, 1]));
 });
-
-registerMethod(mcnc);

@@ -10,7 +10,7 @@ import { countParams, initParams, sizeOf, type HostParams, type ParamSpec, type 
 import { seededUniform, STREAM } from "../../rng/seeded.js";
 import { assembleLeaves, keptInit, keptShapes, theta0 } from "../leaves.js";
 import { configureLora, DOWN, matrixShape, UP } from "../lora/index.js";
-import { registerMethod, type Method, type OptionValues } from "../method.js";
+import { type Method, type OptionValues } from "../method.js";
 
 export interface NolaConfig {
   rank: number;
@@ -133,5 +133,3 @@ export const nola: Method<NolaConfig> = {
       }, 0);
   },
 };
-
-registerMethod(nola);

@@ -14,7 +14,7 @@ import { countParams, initParams, type HostParams, type ParamSpec, type Params }
 import { seededUniform, STREAM } from "../../rng/seeded.js";
 import { chooseCompressed, cutLeaves, flattenCompressed, keptInit, keptShapes, theta0 } from "../leaves.js";
 import { CHUNK_ALIGN } from "../mcnc/config.js";
-import { registerMethod, type Method, type OptionValues } from "../method.js";
+import { type Method, type OptionValues } from "../method.js";
 
 export interface PrancConfig {
   /** Basis vectors (coefficients per chunk). */
@@ -135,5 +135,3 @@ export const pranc: Method<PrancConfig> = {
     return 2 * chunks * config.bases * config.d;
   },
 };
-
-registerMethod(pranc);

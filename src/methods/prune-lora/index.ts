@@ -9,7 +9,7 @@ import { sizeOf } from "../../model/params.js";
 import { chooseCompressed, decodeLeafwise, encodeLeafwise, trainsTheWeights } from "../leaves.js";
 import { matrixShape } from "../lora/index.js";
 import { addCorrection, configureRanks, CORRECTION_OPTIONS, correctionFlops, errorCorrection } from "../low-rank-correction.js";
-import { memoryReader, registerMethod, type Method } from "../method.js";
+import { memoryReader, type Method } from "../method.js";
 import { decodeSurvivors, survivorsOf, survivorTensors } from "../prune/index.js";
 
 export interface PruneLoraConfig {
@@ -60,5 +60,3 @@ export const pruneLora: Method<PruneLoraConfig> = {
   workingSet: () => 0,
   rebuildFlops: (config, specs) => correctionFlops(config.ranks, config.compress, specs),
 };
-
-registerMethod(pruneLora);

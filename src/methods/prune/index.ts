@@ -9,7 +9,7 @@ import { numpy as np } from "@jax-js/jax";
 import { UserError } from "../../errors.js";
 import { countParams, sizeOf, type HostParams, type ParamSpec, type Params } from "../../model/params.js";
 import { chooseCompressed, decodeLeafwise, encodeLeafwise, trainsTheWeights } from "../leaves.js";
-import { registerMethod, type Method, type OptionValues, type StoredReader, type StoredTensor } from "../method.js";
+import { type Method, type OptionValues, type StoredReader, type StoredTensor } from "../method.js";
 import { riceDecode, riceEncode } from "./rice.js";
 
 export interface PruneConfig {
@@ -193,5 +193,3 @@ export const prune: Method<PruneConfig> = {
   workingSet: () => 0,
   rebuildFlops: () => 0,
 };
-
-registerMethod(prune);

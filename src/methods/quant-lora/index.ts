@@ -7,7 +7,7 @@
 import { chooseCompressed, decodeLeafwise, encodeLeafwise, trainsTheWeights } from "../leaves.js";
 import { matrixShape } from "../lora/index.js";
 import { addCorrection, configureRanks, CORRECTION_OPTIONS, correctionFlops, errorCorrection } from "../low-rank-correction.js";
-import { memoryReader, registerMethod, type Method } from "../method.js";
+import { memoryReader, type Method } from "../method.js";
 import { configureGrid, decodeQuantLeaf, QUANT_DEFAULTS, quantizeMatrix, quantTensors, type QuantConfig } from "../quant/index.js";
 
 export interface QuantLoraConfig {
@@ -58,5 +58,3 @@ export const quantLora: Method<QuantLoraConfig> = {
   workingSet: () => 0,
   rebuildFlops: (config, specs) => correctionFlops(config.ranks, config.compress, specs),
 };
-
-registerMethod(quantLora);

@@ -10,7 +10,7 @@ import { UserError } from "../../errors.js";
 import { sizeOf, type ParamSpec, type Params } from "../../model/params.js";
 import { chooseCompressed, decodeLeafwise, encodeLeafwise, trainsTheWeights } from "../leaves.js";
 import { matrixShape } from "../lora/index.js";
-import { registerMethod, type Method, type OptionValues, type StoredReader, type StoredTensor } from "../method.js";
+import { type Method, type OptionValues, type StoredReader, type StoredTensor } from "../method.js";
 
 export interface QuantConfig {
   bits: 8 | 4 | 3 | 2;
@@ -181,5 +181,3 @@ export const quant: Method<QuantConfig> = {
   workingSet: () => 0,
   rebuildFlops: (config, specs) => specs.filter((s) => config.compress.includes(s.name)).reduce((n, s) => n + 2 * sizeOf(s.shape), 0),
 };
-
-registerMethod(quant);

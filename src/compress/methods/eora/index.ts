@@ -10,7 +10,7 @@ import { matmul } from "../../../linalg.js";
 import { weightedOutputMoment } from "../../../output-moment.js";
 import { correctionFactors, correctionTensors } from "../../../methods/low-rank-correction.js";
 import { configureGrid } from "../../../methods/quant/index.js";
-import { registerCompressor, type CompressedLeaf, type Compressor } from "../../compressor.js";
+import { type CompressedLeaf, type Compressor } from "../../compressor.js";
 import { QUANTIZE_OPTIONS, type QuantizeConfig } from "../../quantize.js";
 import { configureSparsify, SPARSIFY_OPTIONS, sparsifyStorage, type SparsifyConfig } from "../../sparsify.js";
 import { gptqLeaf } from "../gptq/index.js";
@@ -64,5 +64,3 @@ export const eora: Compressor<EoraConfig> = {
     return { method: "prune-lora", config: { sparsity, ranks, compress } };
   },
 };
-
-registerCompressor(eora);

@@ -3,7 +3,7 @@
  * diag(s)^-1, where s_j = sqrt of output j's summed Fisher information (squared loss gradients on
  * calibration data): outputs the loss is sensitive to are kept more exactly.
  */
-import { registerCompressor, type Compressor } from "../../compressor.js";
+import { type Compressor } from "../../compressor.js";
 import { configureLowRank, LOW_RANK_OPTIONS, lowRankSkips, lowRankStorage, projectOutputs, rankFor, type LowRankConfig } from "../../low-rank.js";
 
 export const fwsvd: Compressor<LowRankConfig> = {
@@ -26,5 +26,3 @@ export const fwsvd: Compressor<LowRankConfig> = {
   },
   storage: (_config, compressed, compress) => lowRankStorage(compressed, compress),
 };
-
-registerCompressor(fwsvd);

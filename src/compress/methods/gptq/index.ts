@@ -6,7 +6,7 @@
  */
 import { UserError } from "../../../errors.js";
 import { configureGrid, groupScale, quantizeValue, quantTensors, rowGroups, type QuantCodes } from "../../../methods/quant/index.js";
-import { registerCompressor, type CompressedLeaf, type Compressor, type LeafToCompress } from "../../compressor.js";
+import { type CompressedLeaf, type Compressor, type LeafToCompress } from "../../compressor.js";
 import { cholesky, inverseFromCholesky } from "../../../linalg.js";
 import { QUANTIZE_OPTIONS, quantizeStorage, type QuantizeConfig } from "../../quantize.js";
 
@@ -86,5 +86,3 @@ export function gptqLeaf(config: QuantizeConfig, { spec, rows, cols, weight, mom
   }
   return { stored: quantTensors(spec.name, [rows, cols], q, bits), weight: out };
 }
-
-registerCompressor(gptq);

@@ -1,5 +1,5 @@
 /** Magnitude pruning, one shot: the smallest weights of each matrix removed (data-free). */
-import { registerCompressor, type Compressor } from "../../compressor.js";
+import { type Compressor } from "../../compressor.js";
 import { configureSparsify, SPARSIFY_OPTIONS, sparsifyLeaf, sparsifyStorage, survivors, type SparsifyConfig } from "../../sparsify.js";
 
 export const magnitude: Compressor<SparsifyConfig> = {
@@ -14,5 +14,3 @@ export const magnitude: Compressor<SparsifyConfig> = {
   },
   storage: (_config, compressed, compress) => sparsifyStorage(compressed, compress),
 };
-
-registerCompressor(magnitude);

@@ -15,7 +15,7 @@ import { seededUniform, STREAM } from "../../../rng/seeded.js";
 import { adamInit } from "../../../train/adam.js";
 import { adamStep } from "../../../train/step.js";
 import type { Params } from "../../../model/params.js";
-import { registerCompressor, type Compressor } from "../../compressor.js";
+import { type Compressor } from "../../compressor.js";
 
 export interface McncFitConfig {
   k: number;
@@ -159,5 +159,3 @@ export const mcncFit: Compressor<McncFitConfig> = {
     };
   },
 };
-
-registerCompressor(mcncFit);

@@ -5,7 +5,7 @@
  * fed by the already-compressed layers below it, as the paper does.
  */
 import { weightedOutputMoment } from "../../../output-moment.js";
-import { registerCompressor, type Compressor } from "../../compressor.js";
+import { type Compressor } from "../../compressor.js";
 import { configureLowRank, LOW_RANK_OPTIONS, lowRankSkips, lowRankStorage, projectOutputs, rankFor, type LowRankConfig } from "../../low-rank.js";
 
 export const rom: Compressor<LowRankConfig> = {
@@ -18,5 +18,3 @@ export const rom: Compressor<LowRankConfig> = {
   compressLeaf: (config, leaf) => projectOutputs(leaf, weightedOutputMoment(leaf.weight, leaf.moments!.hessian, leaf.rows, leaf.cols), rankFor(config, leaf.rows, leaf.cols)),
   storage: (_config, compressed, compress) => lowRankStorage(compressed, compress),
 };
-
-registerCompressor(rom);

@@ -1,7 +1,7 @@
 /** Round-to-nearest: each weight to the nearest of 2^bits levels spanning its group's range (data-free). */
 import { memoryReader } from "../../../methods/index.js";
 import { configureGrid, decodeQuantLeaf, quantizeMatrix, quantTensors } from "../../../methods/quant/index.js";
-import { registerCompressor, type Compressor } from "../../compressor.js";
+import { type Compressor } from "../../compressor.js";
 import { QUANTIZE_OPTIONS, quantizeStorage, type QuantizeConfig } from "../../quantize.js";
 
 export const rtn: Compressor<QuantizeConfig> = {
@@ -16,5 +16,3 @@ export const rtn: Compressor<QuantizeConfig> = {
   },
   storage: (config, _compressed, compress) => quantizeStorage(config, compress),
 };
-
-registerCompressor(rtn);

@@ -1,5 +1,5 @@
 /** Truncated SVD of each weight matrix (data-free): the best rank-r approximation in Frobenius norm. */
-import { registerCompressor, type Compressor } from "../../compressor.js";
+import { type Compressor } from "../../compressor.js";
 import { configureLowRank, LOW_RANK_OPTIONS, lowRankSkips, lowRankStorage, projectOutputs, rankFor, type LowRankConfig } from "../../low-rank.js";
 
 export const svd: Compressor<LowRankConfig> = {
@@ -13,5 +13,3 @@ export const svd: Compressor<LowRankConfig> = {
   compressLeaf: (config, leaf) => projectOutputs(leaf, { factor: leaf.weight, m: leaf.rows }, rankFor(config, leaf.rows, leaf.cols)),
   storage: (_config, compressed, compress) => lowRankStorage(compressed, compress),
 };
-
-registerCompressor(svd);

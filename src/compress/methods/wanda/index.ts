@@ -2,7 +2,7 @@
  * Wanda (Sun et al. 2023, arXiv 2306.11695): prune by |W_ij| * ||X_i||, the weight's magnitude times
  * the norm of the input it multiplies on calibration data, comparing weights within each output.
  */
-import { registerCompressor, type CompressedLeaf, type Compressor, type LeafToCompress } from "../../compressor.js";
+import { type CompressedLeaf, type Compressor, type LeafToCompress } from "../../compressor.js";
 import { configureSparsify, SPARSIFY_OPTIONS, sparsifyLeaf, sparsifyStorage, survivors, type SparsifyConfig } from "../../sparsify.js";
 
 /** Wanda on one leaf (its input moments given). */
@@ -27,5 +27,3 @@ export const wanda: Compressor<SparsifyConfig> = {
   compressLeaf: wandaLeaf,
   storage: (_config, compressed, compress) => sparsifyStorage(compressed, compress),
 };
-
-registerCompressor(wanda);
