@@ -2,7 +2,7 @@
 import type { EpochStats } from "../train/run-state.js";
 import type { StepProgress } from "../train/trainer.js";
 
-function duration(seconds: number): string {
+export function duration(seconds: number): string {
   if (!Number.isFinite(seconds)) return "?";
   if (seconds < 60) return `${seconds.toFixed(0)}s`;
   if (seconds < 3600) return `${Math.floor(seconds / 60)}m${String(Math.round(seconds % 60)).padStart(2, "0")}s`;
@@ -25,6 +25,8 @@ export class Progress {
   constructor(
     private readonly stream: NodeJS.WriteStream = process.stderr,
     private readonly enabled = true,
+    /** Whether to say, early in the run, how long its training will take. */
+    private readonly estimateRun = true,
   ) {
     this.#tty = Boolean(stream.isTTY);
   }
@@ -38,7 +40,7 @@ export class Progress {
     const rate = `${p.rate.toFixed(0)} ${p.unit}/s`;
     // Once, early in the first round: how long the whole run will take at the pace of ten steps
     // measured after the first two (which compile the programs).
-    if (!this.#estimated && p.epoch === 1) {
+    if (this.estimateRun && !this.#estimated && p.epoch === 1) {
       if (p.step === 3) this.#clock = { step: 3, at: performance.now() };
       const clock = this.#clock;
       if (clock && p.step >= clock.step + 10 && p.step < p.steps) {

@@ -8,7 +8,7 @@ import { UserError } from "../errors.js";
 import type { Model } from "../model/model.js";
 import { countParams, type ParamSpec } from "../model/params.js";
 import { chooseCompressed } from "./leaves.js";
-import type { Method, OptionValues } from "./method.js";
+import { ratioValue, type Method, type OptionValues } from "./method.js";
 
 /** Which leaves an adapter produces, and the base it was trained on. */
 export interface AdapterInfo {
@@ -37,9 +37,8 @@ export function configureAdapter(method: Method, values: OptionValues, model: Mo
   const leaves = chooseCompressed(values.compress ?? model.adapterTargets ?? "weights", model.specs);
   const specs = producedSpecs(model, { leaves });
   const inner: OptionValues = { ...values, ...method.adapterValues, compress: leaves };
-  if (values.ratio !== undefined) {
-    const ratio = values.ratio;
-    if (typeof ratio !== "number" || !Number.isFinite(ratio) || ratio <= 1) throw new UserError(`--ratio must be a number above 1, got ${String(ratio)}`);
+  const ratio = ratioValue(values);
+  if (ratio !== undefined) {
     const adapted = (ratio * countParams(specs)) / countParams(model.specs);
     if (!(adapted > 1)) {
       throw new UserError(`--ratio ${ratio} of the base's ${countParams(model.specs)} parameters allows more numbers than the adapted leaves hold (${countParams(specs)}): adapt more leaves with --compress, or raise --ratio`);

@@ -4,6 +4,7 @@
  * Training differentiates the task loss through `materialize`; rebuilding a file calls it once.
  */
 import { tree } from "@jax-js/jax";
+import { UserError } from "../errors.js";
 import { rebuildProgram } from "../engine/program.js";
 import type { HostParams, ParamSpec, Params } from "../model/params.js";
 import { registry } from "../registry.js";
@@ -173,4 +174,16 @@ export function composeStages(stages: readonly Stage[]): (trainable: Params, fro
     });
     return carry;
   };
+}
+
+/**
+ * --ratio as every method reads it: absent, or a finite number above 1. `instead`: the option it stands
+ * in for (--d, --bases, --sparsity), refused beside it.
+ */
+export function ratioValue(values: OptionValues, instead?: string): number | undefined {
+  const ratio = values.ratio;
+  if (ratio === undefined) return undefined;
+  if (instead !== undefined && values[instead] !== undefined) throw new UserError(`give --${instead} or --ratio, not both`);
+  if (typeof ratio !== "number" || !Number.isFinite(ratio) || ratio <= 1) throw new UserError(`--ratio must be a number above 1, got ${String(ratio)}`);
+  return ratio;
 }

@@ -4,58 +4,16 @@
  * test images it never saw, a GPT generating text (with an adapter dropped on it, or without). It
  * imports what any web page would: mcnc/browser.
  */
-import { numpy as np, tree } from "@jax-js/jax";
-import { checkBase, decodeModelFile, generate, gptDecoder, initEngine, timedRebuild, toDevice, type HostParams, type LoadedModel, type Params } from "mcnc/browser";
+import { tree } from "@jax-js/jax";
+import { checkBase, decodeModelFile, generate, gptDecoder, initEngine, timedRebuild, toDevice, type HostParams, type LoadedModel } from "mcnc/browser";
+import { drawChart } from "./chart.js";
+import { classify, classNames, imageModel, type Current } from "./classify.js";
+import { $, number, status } from "./dom.js";
+import { clearPad, setUpDrawing } from "./drawing.js";
 
-const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
-const status = (text: string, state?: string) => {
-  $("status").textContent = text;
-  if (state) document.body.dataset.state = state;
-};
-const number = (n: number) => n.toLocaleString("en-US");
-
-const FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
-/** Fashion-MNIST's training-set pixel statistics, for files that predate recording them. */
-const FASHION_NORMALISATION = { mean: 0.286, std: 0.353 };
-
-interface Current {
-  loaded: LoadedModel;
-  params: Params;
-}
 let current: Current | undefined;
 /** The last model loaded that is not an adapter: what a dropped adapter is rebuilt on. */
 let base: { name: string; weights: HostParams; bytes: number } | undefined;
-
-/** An image classifier's description (the page shows the vision panel only for those). */
-function imageModel(loaded: LoadedModel): { input: [number, number, number]; classes: number } {
-  const d = loaded.file.model;
-  if (d.name !== "mlp" && d.name !== "lenet" && d.name !== "sequential") throw new Error(`${loaded.model.name} does not classify images`);
-  // A table's model is scaled per column: it reads rows, not pictures.
-  if (Array.isArray((loaded.file.meta?.normalisation as { mean?: unknown } | undefined)?.mean)) throw new Error(`${loaded.model.name} classifies table rows, not images`);
-  if (d.input[2] !== 1) throw new Error(`the drawing pad and the samples are grey; this model reads ${d.input[2]} channels`);
-  return { input: [...d.input], classes: d.classes };
-}
-
-function classNames(loaded: LoadedModel, classes: number): string[] {
-  const named = loaded.file.meta?.classes;
-  if (Array.isArray(named) && named.length === classes) return named.map(String);
-  return loaded.file.meta?.dataset === "fashion-mnist" ? FASHION : Array.from({ length: classes }, (_, i) => `class ${i}`);
-}
-
-/** Class probabilities for n images of raw pixels (0..255, one channel), normalised as in training. */
-async function classify(c: Current, pixels: Float32Array, n: number): Promise<Float32Array[]> {
-  const d = imageModel(c.loaded);
-  const norm = (c.loaded.file.meta?.normalisation as { mean: number; std: number } | undefined) ?? FASHION_NORMALISATION;
-  const x = np.array(pixels.map((p) => (p / 255 - norm.mean) / norm.std)).reshape([n, ...d.input]);
-  const logits = (await c.loaded.model.apply(tree.ref(c.params), x).data()) as Float32Array;
-  return Array.from({ length: n }, (_, i) => {
-    const row = logits.subarray(i * d.classes, (i + 1) * d.classes);
-    const max = Math.max(...row);
-    const e = row.map((v) => Math.exp(v - max));
-    const sum = e.reduce((a, b) => a + b, 0);
-    return e.map((v) => v / sum);
-  });
-}
 
 /** The sizes table; `onBase`: the base file an adapter needs beside it. */
 function showSizes(loaded: LoadedModel, fileBytes: number, ms: number, onBase?: { name: string; bytes: number }): void {
@@ -175,70 +133,6 @@ async function showVision(c: Current): Promise<void> {
   score.dataset.total = String(images.length);
 }
 
-// Drawing: white strokes on black, like the data; classified at the model's input size on each stroke's end.
-const pad = () => $<HTMLCanvasElement>("pad");
-function clearPad(): void {
-  const ctx = pad().getContext("2d")!;
-  ctx.fillStyle = "#000";
-  ctx.fillRect(0, 0, pad().width, pad().height);
-  $("probs").innerHTML = "";
-}
-
-async function classifyDrawing(): Promise<void> {
-  if (!current || current.loaded.model.kind !== "classifier") return;
-  const [h, w] = imageModel(current.loaded).input;
-  const small = document.createElement("canvas");
-  [small.width, small.height] = [w, h];
-  const ctx = small.getContext("2d")!;
-  ctx.drawImage(pad(), 0, 0, w, h);
-  const rgba = ctx.getImageData(0, 0, w, h).data;
-  const pixels = Float32Array.from({ length: w * h }, (_, i) => rgba[4 * i]!);
-  const [p] = await classify(current, pixels, 1);
-  const names = classNames(current.loaded, p!.length);
-  const top = [...p!.keys()].sort((a, b) => p![b]! - p![a]!).slice(0, 3);
-  const table = $<HTMLTableElement>("probs");
-  table.innerHTML = "";
-  for (const k of top) {
-    const tr = table.insertRow();
-    tr.insertCell().textContent = names[k]!;
-    const v = tr.insertCell();
-    v.className = "n";
-    v.textContent = `${(100 * p![k]!).toFixed(1)}%`;
-    tr.insertCell().innerHTML = `<div class="bar" style="width:${Math.round(150 * p![k]!)}px"></div>`;
-  }
-  table.dataset.top = names[top[0]!];
-}
-
-function setUpDrawing(): void {
-  let drawing = false;
-  const at = (e: PointerEvent) => {
-    const r = pad().getBoundingClientRect();
-    return [((e.clientX - r.left) * pad().width) / r.width, ((e.clientY - r.top) * pad().height) / r.height] as const;
-  };
-  const ctx = pad().getContext("2d")!;
-  pad().addEventListener("pointerdown", (e) => {
-    drawing = true;
-    const [x, y] = at(e);
-    ctx.beginPath();
-    ctx.moveTo(x, y);
-  });
-  pad().addEventListener("pointermove", (e) => {
-    if (!drawing) return;
-    const [x, y] = at(e);
-    Object.assign(ctx, { strokeStyle: "#fff", lineWidth: 26, lineCap: "round", lineJoin: "round" });
-    ctx.lineTo(x, y);
-    ctx.stroke();
-  });
-  const end = () => {
-    if (!drawing) return;
-    drawing = false;
-    void classifyDrawing();
-  };
-  pad().addEventListener("pointerup", end);
-  pad().addEventListener("pointerleave", end);
-  $("clear").addEventListener("click", clearPad);
-}
-
 async function generateText(): Promise<void> {
   if (!current || current.loaded.model.kind !== "language") return;
   const out = $("gen-out");
@@ -259,48 +153,9 @@ async function generateText(): Promise<void> {
   document.body.dataset.state = "generated";
 }
 
-/** Accuracy against file bytes from `mcnc compare`'s JSON lines, one series per method, seeds averaged. */
-async function drawChart(): Promise<void> {
-  const response = await fetch("compare.jsonl");
-  if (!response.ok) return;
-  const rows = (await response.text())
-    .trim()
-    .split("\n")
-    .map((l) => JSON.parse(l) as { label: string; budget: string; accuracy: number; file_bytes: number });
-  const points = new Map<string, Map<string, { bytes: number; acc: number[] }>>();
-  for (const r of rows) {
-    const series = points.get(r.label) ?? new Map();
-    const p = series.get(r.budget) ?? { bytes: r.file_bytes, acc: [] };
-    p.acc.push(r.accuracy);
-    series.set(r.budget, p);
-    points.set(r.label, series);
-  }
-  // The plot on the left, the legend in its own column on the right.
-  const [W, H, L, B, R] = [800, 300, 48, 30, 190];
-  const all = rows.map((r) => r.file_bytes);
-  const [x0, x1] = [Math.log10(Math.min(...all)) - 0.1, Math.log10(Math.max(...all)) + 0.1];
-  const accs = rows.map((r) => r.accuracy);
-  const [y0, y1] = [Math.floor(Math.min(...accs) * 50) / 50, Math.ceil(Math.max(...accs) * 50) / 50];
-  const X = (b: number) => L + ((Math.log10(b) - x0) / (x1 - x0)) * (W - L - R - 30);
-  const Y = (a: number) => H - B - ((a - y0) / (y1 - y0)) * (H - B - 10);
-  const colours = ["#3d6fd8", "#d8623d", "#2a9d5c", "#9b59b6", "#c49a1a", "#17a2b8", "#e83e8c", "#6c757d", "#343a40"];
-  let svg = `<svg width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" style="max-width: 100%; height: auto" font-size="11">`;
-  for (let e = Math.ceil(x0); e <= x1; e++) svg += `<line x1="${X(10 ** e)}" x2="${X(10 ** e)}" y1="10" y2="${H - B}" stroke="#eee"/><text x="${X(10 ** e)}" y="${H - B + 14}" text-anchor="middle">${number(10 ** e)} B</text>`;
-  for (let a = y0; a <= y1 + 1e-9; a += 0.02) svg += `<line x1="${L}" x2="${W - R - 10}" y1="${Y(a)}" y2="${Y(a)}" stroke="#eee"/><text x="${L - 4}" y="${Y(a) + 4}" text-anchor="end">${a.toFixed(2)}</text>`;
-  [...points].forEach(([label, series], i) => {
-    const c = colours[i % colours.length];
-    const pts = [...series.values()].map((p) => [X(p.bytes), Y(p.acc.reduce((s, v) => s + v, 0) / p.acc.length)] as const).sort((a, b) => a[0] - b[0]);
-    svg += `<polyline fill="none" stroke="${c}" stroke-width="1.5" points="${pts.map((p) => p.join(",")).join(" ")}"/>`;
-    for (const [x, y] of pts) svg += `<circle cx="${x}" cy="${y}" r="3" fill="${c}"/>`;
-    svg += `<text x="${W - R}" y="${20 + 14 * i}" fill="${c}">${label}</text>`;
-  });
-  $("chart").innerHTML = `${svg}<text x="${(W - R) / 2}" y="${H - 2}" text-anchor="middle">file bytes (log scale); test accuracy, mean of seeds</text></svg>`;
-  $("chart-section").classList.remove("hidden");
-}
-
 async function main(): Promise<void> {
   await initEngine();
-  setUpDrawing();
+  setUpDrawing(() => current);
   $("generate").addEventListener("click", () => void generateText());
   const list = (await (await fetch("models/index.json")).json()) as Array<{ name: string; bytes: number }>;
   const select = $<HTMLSelectElement>("models");

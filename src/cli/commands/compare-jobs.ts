@@ -1,7 +1,8 @@
 /**
  * What mcnc compare runs: its flags read into a plan (methods, budgets, seeds, length, training-set
  * sizes), one job per (method, budget, seed), with the references beside them (dense and quantisation
- * from scratch; or the base and full fine-tuning for adapters), and how a method is held to a budget.
+ * from scratch; or the base and full fine-tuning for adapters), how a method is held to a budget, and
+ * how long the jobs left will take.
  */
 import { UserError } from "../../errors.js";
 import { findMethod, methodNames, type Method } from "../../methods/index.js";
@@ -116,4 +117,23 @@ export function readPlan(f: Record<string, unknown>, adapters: boolean): Omit<Pl
   const limits = list(f.limits, [(f.limit as number | undefined) ?? 0], (v) => (v === "all" ? 0 : Number(v)), "limits");
   if (limits.some((l) => !Number.isInteger(l) || l < 0)) throw new UserError("--limits must be sample counts (or 'all'), comma-separated");
   return { methods, quantBits, ratios, seeds, epochs, steps, limits };
+}
+
+/**
+ * Time left, from the runs done so far: each method's seconds per step where it has run, else the mean
+ * of those that have (methods differ: PRANC's steps cost several of MCNC's).
+ */
+export class TimeLeft {
+  readonly #pace = new Map<string, { seconds: number; steps: number }>();
+  record(method: string, steps: number, seconds: number): void {
+    const p = this.#pace.get(method) ?? { seconds: 0, steps: 0 };
+    this.#pace.set(method, { seconds: p.seconds + seconds, steps: p.steps + steps });
+  }
+  /** Seconds for `jobs` of `steps` steps each; undefined before any run has finished. */
+  estimate(jobs: readonly Job[], steps: number): number | undefined {
+    const paces = [...this.#pace.values()].map((p) => p.seconds / p.steps);
+    if (paces.length === 0) return undefined;
+    const mean = paces.reduce((a, b) => a + b, 0) / paces.length;
+    return jobs.filter((j) => !j.evaluateOnly).reduce((sum, j) => sum + steps * ((p) => (p ? p.seconds / p.steps : mean))(this.#pace.get(j.method)), 0);
+  }
 }

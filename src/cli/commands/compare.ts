@@ -11,7 +11,7 @@ import { decodeModelFile, encodeModelFile, rebuildParams, timedRebuild, type Mod
 import { readModelFile } from "../../format/read-file.js";
 import { weightsHash } from "../../format/weights-hash.js";
 import { configureAdapter, producedSpecs } from "../../methods/adapter.js";
-import { findMethod } from "../../methods/index.js";
+import { findMethod, type Method } from "../../methods/index.js";
 import type { Model } from "../../model/models.js";
 import { countParams, toDevice, type HostParams } from "../../model/params.js";
 import { defaultWarmup } from "../../train/schedule.js";
@@ -19,9 +19,9 @@ import { defaultBatch, type Task } from "../../train/tasks.js";
 import { runLength } from "../../train/budget.js";
 import { train, type Adapter } from "../../train/trainer.js";
 import { BATCH_FLAG, DATA_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, LIMIT_FLAG, MODEL_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, ENGINE_FLAGS, type Command } from "../command.js";
-import { Progress } from "../progress.js";
+import { duration, Progress } from "../progress.js";
 import { fileSize, modelAndTask, startEngine, taskFor } from "./shared.js";
-import { budgetValues, planJobs, readPlan, type Job } from "./compare-jobs.js";
+import { budgetValues, planJobs, readPlan, TimeLeft, type Job } from "./compare-jobs.js";
 import { writeReport } from "./compare-report.js";
 
 export interface Run {
@@ -43,35 +43,126 @@ export interface Run {
   limit?: number;
 }
 
+/** What the jobs at one training-set size share. */
+interface Setting {
+  model: Model;
+  task: Task;
+  params: number;
+  batch: number;
+  /** The base's weights, for adapters. */
+  baseWeights?: HostParams;
+  /** Each seed's dense run, which post-training rows start from. */
+  denseWeights: Map<number, HostParams>;
+}
+
+/** The method's configuration for a job (an adapter's too), held to its budget; UserError where out of reach. */
+function configureJob(job: Job, method: Method, s: Setting, compress: string | undefined): { config: object; adapter?: Adapter } {
+  if (job.adapter) {
+    const adapt = (v: Record<string, unknown>) => configureAdapter(method, { ...(compress === undefined ? {} : { compress }), ...v }, s.model);
+    const storedFor = (v: Record<string, unknown>) => {
+      const a = adapt(v);
+      return countParams(method.trainableShapes(a.config, producedSpecs(s.model, a)));
+    };
+    const a = adapt(budgetValues(method, Number(job.values.ratio), storedFor, s.params));
+    return { config: a.config, adapter: { base: s.baseWeights!, leaves: a.leaves } };
+  }
+  const storedFor = (v: Record<string, unknown>) => countParams(method.trainableShapes(method.configure(v, s.model.specs), s.model.specs));
+  return { config: method.configure(job.values.ratio === undefined ? job.values : budgetValues(method, Number(job.values.ratio), storedFor, s.params), s.model.specs) };
+}
+
+/** One job's rows: trained (or evaluated) and measured from its file, with its 8-bit twin where asked. */
+async function runJob(job: Job, s: Setting, length: { epochs?: number; steps?: number }, compress: string | undefined, progress: Progress, record: Recorder): Promise<void> {
+  const { model, task } = s;
+  if (job.evaluateOnly) {
+    const weights = toDevice(model.specs, s.baseWeights!);
+    record(job, job.label, null, (await task.evaluate(weights))[task.metric]!, 0);
+    tree.dispose(weights);
+    return;
+  }
+  const method = findMethod(job.method)!;
+  let configured: { config: object; adapter?: Adapter };
+  try {
+    configured = configureJob(job, method, s, compress);
+  } catch (e) {
+    if (!(e instanceof UserError)) throw e;
+    // A budget one method cannot reach is a cell of the table, not the end of the comparison.
+    record(job, job.label, null, null, 0, { note: e.message });
+    progress.message(`mcnc compare: ${job.label} at ${job.budget}: ${e.message}`);
+    return;
+  }
+  const { config, adapter } = configured;
+  const r = await train(model, method, config, task, {
+    ...length,
+    batch: s.batch,
+    seed: job.seed,
+    schedule: model.kind === "language" ? { kind: "cosine", warmup: defaultWarmup(runLength(model, task, { ...length, batch: s.batch }).total) } : undefined,
+    start: job.fromDense ? (s.baseWeights ?? s.denseWeights.get(job.seed)) : undefined,
+    adapter,
+    onStep: (p) => progress.step(p),
+    onEpoch: (e) => progress.epoch(e),
+  });
+  if (job.method === "dense") s.denseWeights.set(job.seed, r.params);
+  const file: ModelFile = {
+    model: model.description,
+    method: { name: method.name, config },
+    ...(adapter ? { adapter: { base_sha256: weightsHash(model.specs, adapter.base), leaves: adapter.leaves } } : {}),
+    seed: job.seed,
+    trainable: r.trainable,
+  };
+  record(job, job.label, encodeModelFile(file, model, method), r.metrics[task.metric]!, r.trainSeconds, { config });
+  if (job.alsoEightBit) {
+    const bytes = encodeModelFile(file, model, method, { storeBits: 8 });
+    const stored = await rebuildParams(decodeModelFile(bytes));
+    record(job, `${job.label} (8-bit storage)`, bytes, (await task.evaluate(stored))[task.metric]!, r.trainSeconds);
+    tree.dispose(stored);
+  }
+}
+
+type Recorder = (job: Job, label: string, bytes: Uint8Array | null, score: number | null, seconds: number, extra?: Partial<Run>) => void;
+
+/** The command that reproduces the table: everything that changes one of its numbers. */
+function commandLine(f: Record<string, unknown>, plan: ReturnType<typeof readPlan>, model: Model, initFile: string | undefined): string {
+  const { methods, ratios, quantBits, seeds, steps, epochs } = plan;
+  return [
+    "mcnc compare",
+    ...(initFile ? [`--init ${basename(initFile)}`] : [`--model ${model.name}`]),
+    ...(f.data !== undefined ? [`--data ${String(f.data)}`] : f.dataset !== undefined ? [`--dataset ${String(f.dataset)}`] : []),
+    `--methods ${methods.join(",")}`,
+    `--ratios ${ratios.join(",")}`,
+    ...(initFile ? [] : [`--quant-bits ${quantBits.join(",")}`]),
+    ...(f.compress !== undefined ? [`--compress ${String(f.compress)}`] : []),
+    `--seeds ${seeds.join(",")}`,
+    steps === undefined ? `--epochs ${epochs}` : `--steps ${steps}`,
+    ...(["batch", "eval-tokens", "limit", "limits", "test-limit"] as const).filter((k) => f[k] !== undefined).map((k) => `--${k} ${String(f[k])}`),
+  ].join(" ");
+}
+
 async function run(f: Record<string, unknown>): Promise<void> {
   const initFile = f.init as string | undefined;
   const base = initFile === undefined ? undefined : readModelFile(initFile);
   if (base?.file.adapter) throw new UserError(`--init ${initFile} is an adapter: merge it into its base first (mcnc merge)`);
-  const { methods, quantBits, ratios, seeds, epochs, steps, limits } = readPlan(f, base !== undefined);
+  const plan = readPlan(f, base !== undefined);
+  const { methods, quantBits, ratios, seeds, epochs, steps, limits } = plan;
+  const compress = f.compress as string | undefined;
   const outDir = resolve((f["out-dir"] as string | undefined) ?? "compare");
-  const progress = new Progress(process.stderr, !f.quiet);
+  // compare's own estimate covers all runs; each run's would cover only itself.
+  const progress = new Progress(process.stderr, !f.quiet, false);
 
   await startEngine(f);
-  let model!: Model;
-  let task!: Task;
-  let baseWeights: HostParams | undefined;
+  let s!: Setting;
   const sizes: string[] = [];
   const runs: Run[] = [];
   const jobs = planJobs({ adapters: base !== undefined, methods, ratios, seeds, quantBits });
+  const timeLeft = new TimeLeft();
   // One whole comparison per training-set size: the same jobs on the first N samples.
-  for (const limit of limits) {
-    if (base) {
-      model = base.model;
-      task = await taskFor(model, f);
-      baseWeights = (await timedRebuild(base, 0)).params;
-    } else {
-      ({ model, task } = await modelAndTask({ ...f, limit }));
-    }
-    sizes.push(task.size);
-    const params = countParams(model.specs);
+  for (const [at, limit] of limits.entries()) {
+    const { model, task } = base ? { model: base.model, task: await taskFor(base.model, f) } : await modelAndTask({ ...f, limit });
     const batch = (f.batch as number | undefined) ?? defaultBatch(model, task.samples);
-    const denseWeights = new Map<number, HostParams>();
-    const record = (job: Job, label: string, bytes: Uint8Array | null, score: number | null, seconds: number, extra: Partial<Run> = {}) => {
+    s = { model, task, params: countParams(model.specs), batch, baseWeights: base && (await timedRebuild(base, 0)).params, denseWeights: new Map() };
+    sizes.push(task.size);
+    const runSteps = runLength(model, task, { epochs, steps, batch }).total;
+    if (at === 0) progress.message(`mcnc compare: ${jobs.length * limits.length} runs of up to ${runSteps} steps each; the time left is estimated from the runs as they finish`);
+    const record: Recorder = (job, label, bytes, score, seconds, extra = {}) => {
       const size = bytes ? fileSize(decodeModelFile(bytes)) : null;
       const row: Run = {
         label,
@@ -88,90 +179,25 @@ async function run(f: Record<string, unknown>): Promise<void> {
       };
       runs.push(row);
       if (f.json) {
-        const { score: s, ...rest } = row;
-        print(JSON.stringify({ command: "compare", ...rest, [task.metric]: s }));
+        const { score: sc, ...rest } = row;
+        print(JSON.stringify({ command: "compare", ...rest, [task.metric]: sc }));
       }
     };
     for (const [i, job] of jobs.entries()) {
-      const method = findMethod(job.method)!;
-      progress.message(`mcnc compare: ${i + 1}/${jobs.length} ${job.label} at ${job.budget}, seed ${job.seed}${limits.length > 1 ? `, ${task.size}` : ""}`);
-      if (job.evaluateOnly) {
-        const weights = toDevice(model.specs, baseWeights!);
-        record(job, job.label, null, (await task.evaluate(weights))[task.metric]!, 0);
-        tree.dispose(weights);
-        continue;
-      }
-      let config: object;
-      let adapter: Adapter | undefined;
-      try {
-        if (job.adapter) {
-          const targets = f.compress === undefined ? {} : { compress: f.compress };
-          const adapt = (v: Record<string, unknown>) => configureAdapter(method, { ...targets, ...v }, model);
-          const storedFor = (v: Record<string, unknown>) => {
-            const a = adapt(v);
-            return countParams(method.trainableShapes(a.config, producedSpecs(model, a)));
-          };
-          const a = adapt(budgetValues(method, Number(job.values.ratio), storedFor, params));
-          config = a.config;
-          adapter = { base: baseWeights!, leaves: a.leaves };
-        } else {
-          const storedFor = (v: Record<string, unknown>) => countParams(method.trainableShapes(method.configure(v, model.specs), model.specs));
-          config = method.configure(job.values.ratio === undefined ? job.values : budgetValues(method, Number(job.values.ratio), storedFor, params), model.specs);
-        }
-      } catch (e) {
-        if (!(e instanceof UserError)) throw e;
-        // A budget one method cannot reach is a cell of the table, not the end of the comparison.
-        record(job, job.label, null, null, 0, { note: e.message });
-        progress.message(`mcnc compare: ${job.label} at ${job.budget}: ${e.message}`);
-        continue;
-      }
-      const r = await train(model, method, config, task, {
-        epochs,
-        steps,
-        batch,
-        seed: job.seed,
-        schedule: model.kind === "language" ? { kind: "cosine", warmup: defaultWarmup(runLength(model, task, { epochs, steps, batch }).total) } : undefined,
-        start: job.fromDense ? (baseWeights ?? denseWeights.get(job.seed)) : undefined,
-        adapter,
-        onStep: (p) => progress.step(p),
-        onEpoch: (e) => progress.epoch(e),
-      });
-      if (job.method === "dense") denseWeights.set(job.seed, r.params);
-      const file: ModelFile = {
-        model: model.description,
-        method: { name: method.name, config },
-        ...(adapter ? { adapter: { base_sha256: weightsHash(model.specs, adapter.base), leaves: adapter.leaves } } : {}),
-        seed: job.seed,
-        trainable: r.trainable,
-      };
-      record(job, job.label, encodeModelFile(file, model, method), r.metrics[task.metric]!, r.trainSeconds, { config });
-      if (job.alsoEightBit) {
-        const bytes = encodeModelFile(file, model, method, { storeBits: 8 });
-        const stored = await rebuildParams(decodeModelFile(bytes));
-        record(job, `${job.label} (8-bit storage)`, bytes, (await task.evaluate(stored))[task.metric]!, r.trainSeconds);
-        tree.dispose(stored);
-      }
+      const left = timeLeft.estimate([...jobs.slice(i), ...Array.from({ length: limits.length - 1 - at }, () => jobs).flat()], runSteps);
+      progress.message(`mcnc compare: ${i + 1}/${jobs.length} ${job.label} at ${job.budget}, seed ${job.seed}${limits.length > 1 ? `, ${task.size}` : ""}${left === undefined ? "" : ` (about ${duration(left)} left)`}`);
+      const started = performance.now();
+      await runJob(job, s, { epochs, steps }, compress, progress, record);
+      if (!job.evaluateOnly) timeLeft.record(job.method, runSteps, (performance.now() - started) / 1000);
     }
   }
 
+  const { model, task } = s;
   const params = countParams(model.specs);
   const length = steps === undefined ? `${epochs} epoch${epochs === 1 ? "" : "s"}` : `${steps} steps`;
-  const command = [
-    "mcnc compare",
-    ...(initFile ? [`--init ${basename(initFile)}`] : [`--model ${model.name}`]),
-    ...(f.data !== undefined ? [`--data ${String(f.data)}`] : f.dataset !== undefined ? [`--dataset ${String(f.dataset)}`] : []),
-    `--methods ${methods.join(",")}`,
-    `--ratios ${ratios.join(",")}`,
-    ...(base ? [] : [`--quant-bits ${quantBits.join(",")}`]),
-    ...(f.compress !== undefined ? [`--compress ${String(f.compress)}`] : []),
-    `--seeds ${seeds.join(",")}`,
-    steps === undefined ? `--epochs ${epochs}` : `--steps ${steps}`,
-    // Everything else that changes a number in the table.
-    ...(["batch", "eval-tokens", "limit", "limits", "test-limit"] as const).filter((k) => f[k] !== undefined).map((k) => `--${k} ${String(f[k])}`),
-  ].join(" ");
   const what = base ? `adapters on ${basename(initFile!)} (${params} parameters), ${task.data}` : `${task.data}, ${model.name} (${params} parameters)`;
   const out = join(outDir, `compare-${base ? `${basename(initFile!, ".mcnc")}-adapters` : model.name}`);
-  const lines = writeReport(runs, { out, command, heading: `${what}, ${length}, seeds ${seeds.join(", ")}, ${sizes.join("; ")}.`, metric: task.metric, title: `${base ? "adapters" : model.name}: %s against file bytes (${length})` });
+  const lines = writeReport(runs, { out, command: commandLine(f, plan, model, initFile), heading: `${what}, ${length}, seeds ${seeds.join(", ")}, ${sizes.join("; ")}.`, metric: task.metric, title: `${base ? "adapters" : model.name}: %s against file bytes (${length})` });
   if (!f.json) {
     for (const l of lines.slice(3)) print(l);
     print(`wrote ${out}.md, ${out}.svg and ${out}.jsonl`);

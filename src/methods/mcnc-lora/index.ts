@@ -12,7 +12,7 @@ import { UserError } from "../../errors.js";
 import { countParams, type ParamSpec, type Params } from "../../model/params.js";
 import { KEPT } from "../leaves.js";
 import { configureLora, DOWN, factorBound, lora, matrixShape, UP, type LoraConfig } from "../lora/index.js";
-import { type Method, type OptionValues } from "../method.js";
+import { ratioValue, type Method, type OptionValues } from "../method.js";
 import { CHUNK_ALIGN, configureMcnc, layoutOf, MCNC_OPTIONS, type McncConfig } from "../mcnc/config.js";
 import { mcnc } from "../mcnc/index.js";
 
@@ -78,10 +78,9 @@ function parts(values: OptionValues, specs: readonly ParamSpec[]): Parts {
   const plain = residual ? residualFactorSpecs(loraConfig, specs, 0) : factorSpecsOf(loraConfig, specs);
   const factorNames = (tree: ParamSpec[]) => tree.filter((s) => !specs.some((m) => m.name === s.name)).map((s) => s.name);
   const mcncValues: OptionValues = { k: values.k, d: values.d, hidden: values.hidden, L: values.L, m: values.m, compress: factorNames(plain) };
-  if (values.ratio !== undefined) {
+  const ratio = ratioValue(values);
+  if (ratio !== undefined) {
     // --ratio counts against the model's parameters, not the factors'.
-    const ratio = values.ratio;
-    if (typeof ratio !== "number" || !Number.isFinite(ratio) || ratio <= 1) throw new UserError(`--ratio must be a number above 1, got ${String(ratio)}`);
     const inFactorSpace = (ratio * countParams(plain)) / countParams(specs);
     if (!(inFactorSpace > 1)) {
       throw new UserError(`--rank ${loraConfig.rank} alone already stores fewer numbers than the model's parameters / ${ratio}; use --method lora or raise --ratio`);

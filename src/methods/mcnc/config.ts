@@ -2,7 +2,7 @@
 import { UserError } from "../../errors.js";
 import { sizeOf, type ParamSpec } from "../../model/params.js";
 import { chooseCompressed } from "../leaves.js";
-import type { MethodOption, OptionValues } from "../method.js";
+import { ratioValue, type MethodOption, type OptionValues } from "../method.js";
 
 export interface McncConfig {
   /** Latent size per chunk. */
@@ -100,12 +100,8 @@ export function configureMcnc(values: OptionValues, specs: readonly ParamSpec[])
   const residual = values.residual ?? MCNC_DEFAULTS.residual;
   if (typeof residual !== "boolean") throw new UserError("--residual is a switch (true or false)");
   let compress = chooseCompressed(values.compress, specs);
-  const ratio = values.ratio;
-  if (ratio !== undefined) {
-    if (values.d !== undefined) throw new UserError("give --d or --ratio, not both");
-    if (typeof ratio !== "number" || !Number.isFinite(ratio) || ratio <= 1) throw new UserError(`--ratio must be a number above 1, got ${String(ratio)}`);
-  }
-  const chunkSize = (leaves: string[]) => (ratio === undefined ? int(values, "d", MCNC_DEFAULTS.d, 2, LIMITS.d) : chunkSizeForRatio(ratio as number, k, m, leaves, specs));
+  const ratio = ratioValue(values, "d");
+  const chunkSize = (leaves: string[]) => (ratio === undefined ? int(values, "d", MCNC_DEFAULTS.d, 2, LIMITS.d) : chunkSizeForRatio(ratio, k, m, leaves, specs));
   let d = chunkSize(compress);
   if (values.compress === undefined) {
     // By default a weight leaf shorter than one chunk stays dense: compressed, it would share one

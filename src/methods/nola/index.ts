@@ -10,7 +10,7 @@ import { countParams, initParams, sizeOf, type HostParams, type ParamSpec, type 
 import { seededUniform, STREAM } from "../../rng/seeded.js";
 import { assembleLeaves, keptInit, keptShapes, theta0 } from "../leaves.js";
 import { configureLora, DOWN, matrixShape, UP } from "../lora/index.js";
-import { type Method, type OptionValues } from "../method.js";
+import { ratioValue, type Method, type OptionValues } from "../method.js";
 
 export interface NolaConfig {
   rank: number;
@@ -26,10 +26,8 @@ function configureNola(values: OptionValues, specs: readonly ParamSpec[]): NolaC
   if (values.residual !== undefined) throw new UserError("--residual does not apply to --method nola (it is always theta_0 + down @ up)");
   const { rank, compress } = configureLora({ rank: values.rank ?? NOLA_DEFAULTS.rank, compress: values.compress }, specs);
   let bases: number;
-  if (values.ratio !== undefined) {
-    if (values.bases !== undefined) throw new UserError("give --bases or --ratio, not both");
-    const ratio = values.ratio;
-    if (typeof ratio !== "number" || !(ratio > 1)) throw new UserError(`--ratio must be a number above 1, got ${String(ratio)}`);
+  const ratio = ratioValue(values, "bases");
+  if (ratio !== undefined) {
     const kept = countParams(specs.filter((s) => !compress.includes(s.name)));
     bases = Math.floor((countParams(specs) / ratio - kept) / (2 * compress.length));
     if (bases < 1) throw new UserError(`--ratio ${ratio} is out of reach: the ${kept} dense parameters leave no room for coefficients`);

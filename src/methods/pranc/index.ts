@@ -14,7 +14,7 @@ import { countParams, initParams, type HostParams, type ParamSpec, type Params }
 import { seededUniform, STREAM } from "../../rng/seeded.js";
 import { chooseCompressed, cutLeaves, flattenCompressed, keptInit, keptShapes, theta0 } from "../leaves.js";
 import { CHUNK_ALIGN } from "../mcnc/config.js";
-import { type Method, type OptionValues } from "../method.js";
+import { ratioValue, type Method, type OptionValues } from "../method.js";
 
 export interface PrancConfig {
   /** Basis vectors (coefficients per chunk). */
@@ -53,10 +53,8 @@ function configurePranc(values: OptionValues, specs: readonly ParamSpec[]): Pran
     return v;
   };
   let budget: number;
-  if (values.ratio !== undefined) {
-    if (values.bases !== undefined) throw new UserError("give --bases or --ratio, not both");
-    const ratio = values.ratio;
-    if (typeof ratio !== "number" || !(ratio > 1)) throw new UserError(`--ratio must be a number above 1, got ${String(ratio)}`);
+  const ratio = ratioValue(values, "bases");
+  if (ratio !== undefined) {
     budget = Math.floor(countParams(specs) / ratio) - kept;
     if (budget < 1) throw new UserError(`--ratio ${ratio} is out of reach: the ${kept} dense parameters leave no room for coefficients`);
   } else {

@@ -9,7 +9,7 @@ import { numpy as np } from "@jax-js/jax";
 import { UserError } from "../../errors.js";
 import { countParams, sizeOf, type HostParams, type ParamSpec, type Params } from "../../model/params.js";
 import { chooseCompressed, decodeLeafwise, encodeLeafwise, trainsTheWeights } from "../leaves.js";
-import { type Method, type OptionValues, type StoredReader, type StoredTensor } from "../method.js";
+import { ratioValue, type Method, type OptionValues, type StoredReader, type StoredTensor } from "../method.js";
 import { riceDecode, riceEncode } from "./rice.js";
 
 export interface PruneConfig {
@@ -43,10 +43,8 @@ function configurePrune(given: OptionValues, specs: readonly ParamSpec[]): Prune
   for (const field of ["start", "end", "every", "scope"]) if (values[field] !== undefined) values[`prune-${field}`] ??= values[field];
   const compress = chooseCompressed(values.compress, specs);
   let sparsity: number;
-  if (values.ratio !== undefined) {
-    if (values.sparsity !== undefined) throw new UserError("give --sparsity or --ratio, not both");
-    const ratio = values.ratio;
-    if (typeof ratio !== "number" || !(ratio > 1)) throw new UserError(`--ratio must be a number above 1, got ${String(ratio)}`);
+  const ratio = ratioValue(values, "sparsity");
+  if (ratio !== undefined) {
     const compressed = countParams(specs.filter((s) => compress.includes(s.name)));
     const kept = countParams(specs) - compressed;
     const survivors = Math.floor((4 * (countParams(specs) / ratio) - 4 * kept) / BYTES_PER_SURVIVOR);
