@@ -3,6 +3,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { parseArgs } from "../src/cli/args.js";
+import { COMMANDS, flagsOf } from "../src/cli/cli.js";
 import { qualityPlot } from "../src/cli/commands/svg-plot.js";
 import { Progress } from "../src/cli/progress.js";
 import { assertCleanError, lastJson, mcnc } from "./cli-helpers.js";
@@ -185,6 +187,28 @@ test("help and version", () => {
     for (const line of flags!.split("\n")) assert.ok(line.length <= 100, line);
   }
   assert.match(mcnc("--version").stdout, /^mcnc \d/);
+});
+
+test("flags: each declared once per command, with defaults of its type inside its bounds; parsed typed, bounded and defaulted", () => {
+  const kinds = { int: "number", float: "number", bool: "boolean", string: "string", "int-list": "object" } as const;
+  for (const c of COMMANDS) {
+    const names = flagsOf(c).map((f) => f.name);
+    assert.deepEqual(names.filter((n, i) => names.indexOf(n) !== i), [], c.name);
+    for (const f of flagsOf(c)) {
+      if (f.default === undefined) continue;
+      assert.equal(typeof f.default, kinds[f.type], `${c.name} --${f.name}`);
+      if (typeof f.default === "number") assert.ok(f.default >= (f.min ?? -Infinity) && f.default <= (f.max ?? Infinity), `${c.name} --${f.name}`);
+      if (f.choices) assert.ok(f.choices.includes(String(f.default)), `${c.name} --${f.name}`);
+      assert.equal(f.defaultText, undefined, `${c.name} --${f.name}: a default is a value or words, not both`);
+    }
+  }
+  const train = COMMANDS.find((c) => c.name === "train")!;
+  const parsed = parseArgs(["--epochs", "2", "--ratio", "50"], flagsOf(train), "train", 0).flags;
+  assert.deepEqual([parsed.epochs, parsed.ratio, parsed.method, parsed.seed, parsed["store-bits"], parsed.steps], [2, 50, "mcnc", 0, 32, undefined]);
+  assert.throws(() => parseArgs(["--epochs", "10001"], flagsOf(train), "train", 0), /--epochs must be from 0 to 10000, got 10001/);
+  assert.throws(() => parseArgs(["--batch", "0"], flagsOf(train), "train", 0), /--batch must be from 1 to 65536, got 0/);
+  const merge = COMMANDS.find((c) => c.name === "merge")!;
+  assert.throws(() => parseArgs(["--model", "a.mcnc"], flagsOf(merge), "merge", 0), /mcnc merge needs --adapter: an adapter file/);
 });
 
 test("misspellings get a suggestion; --json reports errors as JSON; a long run says how long it will take", () => {

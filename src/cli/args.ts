@@ -3,18 +3,48 @@ import { UserError } from "../errors.js";
 
 export type FlagType = "int" | "float" | "bool" | "string" | "int-list";
 
+/**
+ * A flag, declared once: parsing, bounds, the default and --help all follow from it. Commands list theirs
+ * `as const`, so that FlagValues types what `run` receives.
+ */
 export interface Flag {
   name: string;
   type: FlagType;
   help: string;
-  /** Shown in --help; the parsed value is absent when the flag is not given. */
-  default?: string;
+  /** Its value when not given; --help prints it. */
+  default?: number | boolean | string | readonly number[];
+  /**
+   * --help's words for a default that is no single value (it depends on the model, the data or other
+   * flags): the value is then absent when the flag is not given, and the command decides.
+   */
+  defaultText?: string;
   choices?: readonly string[];
+  /** An int's or float's bounds, checked when parsed. */
+  min?: number;
+  max?: number;
+  /** Refused when missing, naming what it is. */
+  required?: boolean;
   /** The heading it is listed under in --help (none: the command's own flags, listed first). */
   group?: string;
 }
 
+type ValueOf<F extends Flag> = F["type"] extends "int" | "float"
+  ? number
+  : F["type"] extends "bool"
+    ? boolean
+    : F["type"] extends "int-list"
+      ? number[]
+      : F extends { choices: readonly (infer C extends string)[] }
+        ? C
+        : string;
+
+/** What a list of flags parses to: a flag with a default, or required, is always there; others may be absent. */
+export type FlagValues<Fs extends readonly Flag[]> = {
+  [F in Fs[number] as F["name"]]: F extends { default: unknown } | { required: true } ? ValueOf<F> : ValueOf<F> | undefined;
+};
+
 export interface Parsed {
+  /** Every flag given, and every other flag that has a default. */
   flags: Record<string, unknown>;
   positionals: string[];
 }
@@ -42,6 +72,12 @@ export function didYouMean(given: string, candidates: readonly string[], prefix 
   return best === undefined ? "" : ` (did you mean ${prefix}${best}?)`;
 }
 
+function bounded(flag: Flag, v: number): number {
+  const { min = -Infinity, max = Infinity } = flag;
+  if (v < min || v > max) throw new UserError(`--${flag.name} must be ${max === Infinity ? `at least ${min}` : `from ${min} to ${max}`}, got ${v}`);
+  return v;
+}
+
 function convert(flag: Flag, raw: string): unknown {
   const fail = (what: string) => new UserError(`--${flag.name} expects ${what}, got '${raw}'`);
   switch (flag.type) {
@@ -49,14 +85,14 @@ function convert(flag: Flag, raw: string): unknown {
       if (!/^-?\d+$/.test(raw)) throw fail("an integer");
       const v = Number(raw);
       if (!Number.isSafeInteger(v)) throw fail("an integer");
-      return v;
+      return bounded(flag, v);
     }
     case "float": {
       // Decimal notation only: Number() would also take "0x10", " 5" and "1_0"-free oddities.
       if (!/^-?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(raw)) throw fail("a number");
       const v = Number(raw);
       if (!Number.isFinite(v)) throw fail("a number");
-      return v;
+      return bounded(flag, v);
     }
     case "bool":
       if (raw === "true" || raw === "1") return true;
@@ -108,6 +144,11 @@ export function parseArgs(argv: readonly string[], flags: readonly Flag[], comma
   if (out.positionals.length > maxPositionals) {
     throw new UserError(`unexpected argument '${out.positionals[maxPositionals]}' for 'mcnc ${command}'`);
   }
+  for (const f of flags) {
+    if (f.name in out.flags) continue;
+    if (f.required) throw new UserError(`mcnc ${command} needs --${f.name}: ${f.help}`);
+    if (f.default !== undefined) out.flags[f.name] = Array.isArray(f.default) ? [...f.default] : f.default;
+  }
   return out;
 }
 
@@ -124,13 +165,20 @@ export function formatFlags(flags: readonly Flag[], columns = 100): string {
   for (const [group, list] of [...groups].sort(([a], [b]) => Number(a !== "") - Number(b !== ""))) {
     if (group) out.push("", `${group}:`);
     for (const f of list) {
-      const lines = wrap(`${f.help}${f.default !== undefined ? ` (default ${f.default})` : ""}`, Math.max(columns - width, 30));
+      const lines = wrap(`${f.help}${defaultWords(f)}`, Math.max(columns - width, 30));
       const name = left(f);
       if (name.length + 2 > width) out.push(name, ...lines.map((l) => " ".repeat(width) + l));
       else out.push(name.padEnd(width) + lines[0], ...lines.slice(1).map((l) => " ".repeat(width) + l));
     }
   }
   return out.join("\n");
+}
+
+/** " (default X)" from the flag's value or words; switches are off unless given, which goes without saying. */
+function defaultWords(f: Flag): string {
+  if (f.required) return " (required)";
+  const text = f.defaultText ?? (f.default === undefined || f.default === false ? undefined : Array.isArray(f.default) ? f.default.join(",") : String(f.default));
+  return text === undefined ? "" : ` (default ${text})`;
 }
 
 /** Words in lines of at most `width` characters (a longer word alone on its line). */

@@ -37,11 +37,14 @@ const MAX_MEMORY_FLAG: Flag = {
   name: "max-memory",
   type: "int",
   help: "refuse work that would need more memory than this many MiB (checked before allocating)",
-  default: String(DEFAULT_MEMORY_LIMIT / 2 ** 20),
+  default: DEFAULT_MEMORY_LIMIT / 2 ** 20,
+  min: 1,
+  max: 2 ** 24,
   group: "output",
 };
 
-const flagsOf = (c: Command): Flag[] => [...c.flags(), MAX_MEMORY_FLAG];
+/** Every flag a command takes: its methods' options (listed first in help, after its own ungrouped flags), its own, and --max-memory. */
+export const flagsOf = (c: Command): Flag[] => [...(c.optionFlags?.() ?? []), ...c.flags, MAX_MEMORY_FLAG];
 
 /** Help lines fit the terminal; 100 columns when the output is not one. */
 const columns = () => Math.max(60, Math.min(process.stdout.columns ?? 100, 160));
@@ -74,12 +77,11 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const parsed = parseArgs(rest, flagsOf(command), command.name, command.maxPositionals);
-  const { "max-memory": maxMemory, ...flags } = parsed.flags;
-  if (maxMemory !== undefined) {
-    if (!(typeof maxMemory === "number" && maxMemory >= 1 && maxMemory <= 2 ** 24)) throw new UserError(`--max-memory must be from 1 to ${2 ** 24} MiB, got ${String(maxMemory)}`);
-    setMemoryLimit(maxMemory * 2 ** 20);
-  }
-  await command.run(flags, parsed.positionals);
+  setMemoryLimit((parsed.flags["max-memory"] as number) * 2 ** 20);
+  // The command's own flags, typed; the methods' options go to the method as given.
+  const own = new Set(command.flags.map((f) => f.name));
+  const split = (mine: boolean) => Object.fromEntries(Object.entries(parsed.flags).filter(([k]) => k !== "max-memory" && own.has(k) === mine));
+  await command.run(split(true) as Parameters<Command["run"]>[0], parsed.positionals, split(false));
   return 0;
 }
 

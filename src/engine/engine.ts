@@ -35,13 +35,16 @@ export interface EngineOptions {
   onNote?: (line: string) => void;
 }
 
+/** Worker threads one process may ask for. */
+export const MAX_THREADS = 64;
+
 let started: { threads: number; engine: EngineName } | null = null;
 
 export function resolveThreads(requested?: number): number {
   const fromEnv = onNode() ? process.env.MCNC_THREADS : undefined;
   const t = requested ?? (fromEnv !== undefined && fromEnv !== "" ? Number(fromEnv) : DEFAULT_THREADS);
-  if (!Number.isInteger(t) || t < 1 || t > 64) {
-    throw new RangeError(`threads must be an integer from 1 to 64, got ${String(requested ?? fromEnv)}`);
+  if (!Number.isInteger(t) || t < 1 || t > MAX_THREADS) {
+    throw new RangeError(`threads must be an integer from 1 to ${MAX_THREADS}, got ${String(requested ?? fromEnv)}`);
   }
   return t;
 }

@@ -13,7 +13,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { parseArgs } from "../../src/cli/args.js";
-import { COMMANDS } from "../../src/cli/cli.js";
+import { COMMANDS, flagsOf } from "../../src/cli/cli.js";
 import { initEngine } from "../../src/engine/engine.js";
 import { decodeIdx } from "../../src/data/idx.js";
 import { parseNpy } from "../../src/data/npy.js";
@@ -136,7 +136,7 @@ export function fuzzFlags(cases: number, seed: number): Promise<FuzzReport> {
   const VALUES = ["0", "1", "-1", "3", "16", "1e9", "1e400", "0x10", " 5", "", "nan", "2:4", "0:0", "all", "weights", "w1", "w1,w1", "1,2,3", "none", "true", "--d", "__proto__", "9".repeat(40)];
   return run("flags", cases, seed, (r) => {
     const command = r.pick(COMMANDS);
-    const flags = command.flags();
+    const flags = flagsOf(command);
     const argv: string[] = [];
     for (let n = r.int(6); n > 0; n--) {
       const f = r.pick(flags);

@@ -6,6 +6,7 @@
  */
 import { UserError } from "../../errors.js";
 import { findMethod, methodNames, type Method } from "../../methods/index.js";
+import type { CompareFlags } from "./compare.js";
 
 export interface Job {
   label: string;
@@ -77,16 +78,16 @@ export function budgetValues(method: Method, ratio: number, storedFor: (values: 
   return { rank: best };
 }
 
-function list<T>(raw: unknown, fallback: T[], parse: (s: string) => T, flag: string, allowEmpty = false): T[] {
+function list<T>(raw: string | undefined, fallback: T[], parse: (s: string) => T, flag: string, allowEmpty = false): T[] {
   if (raw === undefined) return fallback;
-  const parts = String(raw).split(",").filter((p) => p !== "");
+  const parts = raw.split(",").filter((p) => p !== "");
   const out = parts.map(parse);
   if ((out.length === 0 && !allowEmpty) || out.some((v) => typeof v === "number" && !Number.isFinite(v))) throw new UserError(`--${flag} must be a comma-separated list`);
   return out;
 }
 
 /** The comparison the flags ask for, each list checked (`adapters`: on a base, with --init). */
-export function readPlan(f: Record<string, unknown>, adapters: boolean): Omit<Plan, "adapters"> & { epochs?: number; steps?: number; limits: number[] } {
+export function readPlan(f: CompareFlags, adapters: boolean): Omit<Plan, "adapters"> & { epochs?: number; steps?: number; limits: number[] } {
   const defaults = adapters ? ["lora", "nola", "mcnc-lora", "mcnc"] : ["mcnc", "mcnc-lora", "nola", "pranc", "prune"];
   const methods = list(f.methods, defaults, String, "methods");
   for (const m of methods) {
@@ -108,13 +109,11 @@ export function readPlan(f: Record<string, unknown>, adapters: boolean): Omit<Pl
   const seeds = list(f.seeds, [0, 1], Number, "seeds");
   if (seeds.some((s) => !Number.isInteger(s) || s < 0)) throw new UserError("--seeds must be non-negative integers");
   if (f.epochs !== undefined && f.steps !== undefined) throw new UserError("give --epochs or --steps, not both");
-  const steps = f.steps as number | undefined;
-  const epochs = steps === undefined ? ((f.epochs as number | undefined) ?? (adapters ? 1 : 3)) : undefined;
-  if (epochs !== undefined && epochs < 1) throw new UserError("--epochs must be at least 1");
-  if (steps !== undefined && steps < 1) throw new UserError("--steps must be at least 1");
+  const steps = f.steps;
+  const epochs = steps === undefined ? (f.epochs ?? (adapters ? 1 : 3)) : undefined;
   if (f.limits !== undefined && f.limit !== undefined) throw new UserError("give --limit or --limits, not both");
   if (f.limits !== undefined && adapters) throw new UserError("--limits applies to image data, not to adapters on a language model");
-  const limits = list(f.limits, [(f.limit as number | undefined) ?? 0], (v) => (v === "all" ? 0 : Number(v)), "limits");
+  const limits = list(f.limits, [f.limit ?? 0], (v) => (v === "all" ? 0 : Number(v)), "limits");
   if (limits.some((l) => !Number.isInteger(l) || l < 0)) throw new UserError("--limits must be sample counts (or 'all'), comma-separated");
   return { methods, quantBits, ratios, seeds, epochs, steps, limits };
 }

@@ -18,7 +18,8 @@ import { defaultWarmup } from "../../train/schedule.js";
 import { defaultBatch, type Task } from "../../train/tasks.js";
 import { runLength } from "../../train/budget.js";
 import { train, type Adapter } from "../../train/trainer.js";
-import { BATCH_FLAG, DATA_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, LIMIT_FLAG, MODEL_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, ENGINE_FLAGS, type Command } from "../command.js";
+import type { FlagValues } from "../args.js";
+import { BATCH_FLAG, command, DATA_FLAGS, ENGINE_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, LIMIT_FLAG, MODEL_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG } from "../command.js";
 import { duration, Progress } from "../progress.js";
 import { fileSize, modelAndTask, startEngine, taskFor } from "./shared.js";
 import { budgetValues, planJobs, readPlan, TimeLeft, type Job } from "./compare-jobs.js";
@@ -42,6 +43,29 @@ export interface Run {
   /** Training samples the run was limited to (--limits), 0 for all. */
   limit?: number;
 }
+
+const FLAGS = [
+  MODEL_FLAG,
+  { name: "init", type: "string", help: "compare adapters on this base model (its size, frozen), with the base and full fine-tuning as references" },
+  { name: "methods", type: "string", help: "methods held to each budget, comma-separated (with --ratio, or LoRA's largest --rank within it)", defaultText: "mcnc,mcnc-lora,nola,pranc,prune; adapters: lora,nola,mcnc-lora,mcnc" },
+  { name: "ratios", type: "string", help: "stored-parameter ratios, comma-separated (pruning: file-size ratios; adapters: the base's parameters over the adapter's numbers)", defaultText: "200,100,50; adapters: 1000,10000" },
+  { name: "quant-bits", type: "string", help: "quantisation rows, trained (QAT) and post-training from the dense run; '' for none", defaultText: "8,4,2" },
+  { name: "compress", type: "string", help: "adapters: the leaves adapted (module names such as c_attn, or 'weights')", defaultText: "the model's adapter targets" },
+  { name: "seeds", type: "string", help: "seeds, comma-separated", defaultText: "0,1" },
+  { name: "epochs", type: "int", help: "epochs per run", min: 1, max: 10000, defaultText: "3; adapters: 1" },
+  { name: "steps", type: "int", help: "steps per run, instead of --epochs", min: 1, max: 1e9 },
+  BATCH_FLAG,
+  EVAL_TOKENS_FLAG,
+  LIMIT_FLAG,
+  { name: "limits", type: "string", help: "training-set sizes, comma-separated ('all': the whole split): the comparison at each, tabled side by side", defaultText: "--limit" },
+  TEST_LIMIT_FLAG,
+  { name: "out-dir", type: "string", help: "where the table, plot and runs go", default: "compare" },
+  ...DATA_FLAGS,
+  ...ENGINE_FLAGS,
+  QUIET_FLAG,
+  JSON_FLAG,
+] as const;
+export type CompareFlags = FlagValues<typeof FLAGS>;
 
 /** What the jobs at one training-set size share. */
 interface Setting {
@@ -121,30 +145,30 @@ async function runJob(job: Job, s: Setting, length: { epochs?: number; steps?: n
 type Recorder = (job: Job, label: string, bytes: Uint8Array | null, score: number | null, seconds: number, extra?: Partial<Run>) => void;
 
 /** The command that reproduces the table: everything that changes one of its numbers. */
-function commandLine(f: Record<string, unknown>, plan: ReturnType<typeof readPlan>, model: Model, initFile: string | undefined): string {
+function commandLine(f: CompareFlags, plan: ReturnType<typeof readPlan>, model: Model, initFile: string | undefined): string {
   const { methods, ratios, quantBits, seeds, steps, epochs } = plan;
   return [
     "mcnc compare",
     ...(initFile ? [`--init ${basename(initFile)}`] : [`--model ${model.name}`]),
-    ...(f.data !== undefined ? [`--data ${String(f.data)}`] : f.dataset !== undefined ? [`--dataset ${String(f.dataset)}`] : []),
+    ...(f.data !== undefined ? [`--data ${f.data}`] : f.dataset !== undefined ? [`--dataset ${f.dataset}`] : []),
     `--methods ${methods.join(",")}`,
     `--ratios ${ratios.join(",")}`,
     ...(initFile ? [] : [`--quant-bits ${quantBits.join(",")}`]),
-    ...(f.compress !== undefined ? [`--compress ${String(f.compress)}`] : []),
+    ...(f.compress !== undefined ? [`--compress ${f.compress}`] : []),
     `--seeds ${seeds.join(",")}`,
     steps === undefined ? `--epochs ${epochs}` : `--steps ${steps}`,
     ...(["batch", "eval-tokens", "limit", "limits", "test-limit"] as const).filter((k) => f[k] !== undefined).map((k) => `--${k} ${String(f[k])}`),
   ].join(" ");
 }
 
-async function run(f: Record<string, unknown>): Promise<void> {
-  const initFile = f.init as string | undefined;
+async function run(f: CompareFlags): Promise<void> {
+  const initFile = f.init;
   const base = initFile === undefined ? undefined : readModelFile(initFile);
   if (base?.file.adapter) throw new UserError(`--init ${initFile} is an adapter: merge it into its base first (mcnc merge)`);
   const plan = readPlan(f, base !== undefined);
   const { methods, quantBits, ratios, seeds, epochs, steps, limits } = plan;
-  const compress = f.compress as string | undefined;
-  const outDir = resolve((f["out-dir"] as string | undefined) ?? "compare");
+  const compress = f.compress;
+  const outDir = resolve(f["out-dir"]);
   // compare's own estimate covers all runs; each run's would cover only itself.
   const progress = new Progress(process.stderr, !f.quiet, false);
 
@@ -157,7 +181,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
   // One whole comparison per training-set size: the same jobs on the first N samples.
   for (const [at, limit] of limits.entries()) {
     const { model, task } = base ? { model: base.model, task: await taskFor(base.model, f) } : await modelAndTask({ ...f, limit });
-    const batch = (f.batch as number | undefined) ?? defaultBatch(model, task.samples);
+    const batch = f.batch ?? defaultBatch(model, task.samples);
     s = { model, task, params: countParams(model.specs), batch, baseWeights: base && (await timedRebuild(base, 0)).params, denseWeights: new Map() };
     sizes.push(task.size);
     const runSteps = runLength(model, task, { epochs, steps, batch }).total;
@@ -204,34 +228,14 @@ async function run(f: Record<string, unknown>): Promise<void> {
   }
 }
 
-export const compareCommand: Command = {
+export const compareCommand = command({
   name: "compare",
   summary: "train every method at the same stored budgets and seeds (or adapters on a base); write a table and a plot",
   usage: "mcnc compare [--model mlp | --init BASE.mcnc --dataset D] [--methods ...] [--ratios 200,100,50] [--quant-bits 8,4,2] [--seeds 0,1] [--epochs 3 | --steps N]",
   examples: [
     "npx mcnc compare --methods mcnc,pranc --ratios 100 --epochs 1 --limit 2000",
   ],
-  flags: () => [
-    MODEL_FLAG,
-    { name: "init", type: "string", help: "compare adapters on this base model (its size, frozen), with the base and full fine-tuning as references" },
-    { name: "methods", type: "string", help: "methods held to each budget, comma-separated (with --ratio, or LoRA's largest --rank within it)", default: "mcnc,mcnc-lora,nola,pranc,prune; adapters: lora,nola,mcnc-lora,mcnc" },
-    { name: "ratios", type: "string", help: "stored-parameter ratios, comma-separated (pruning: file-size ratios; adapters: the base's parameters over the adapter's numbers)", default: "200,100,50; adapters: 1000,10000" },
-    { name: "quant-bits", type: "string", help: "quantisation rows, trained (QAT) and post-training from the dense run; '' for none", default: "8,4,2" },
-    { name: "compress", type: "string", help: "adapters: the leaves adapted (module names such as c_attn, or 'weights')", default: "the model's adapter targets" },
-    { name: "seeds", type: "string", help: "seeds, comma-separated", default: "0,1" },
-    { name: "epochs", type: "int", help: "epochs per run", default: "3; adapters: 1" },
-    { name: "steps", type: "int", help: "steps per run, instead of --epochs" },
-    BATCH_FLAG,
-    EVAL_TOKENS_FLAG,
-    LIMIT_FLAG,
-    { name: "limits", type: "string", help: "training-set sizes, comma-separated ('all': the whole split): the comparison at each, tabled side by side", default: "--limit" },
-    TEST_LIMIT_FLAG,
-    { name: "out-dir", type: "string", help: "where the table, plot and runs go", default: "compare" },
-    ...DATA_FLAGS,
-    ...ENGINE_FLAGS,
-    QUIET_FLAG,
-    JSON_FLAG,
-  ],
+  flags: FLAGS,
   maxPositionals: 0,
   run: (f) => run(f),
-};
+});

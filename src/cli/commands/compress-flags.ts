@@ -3,28 +3,28 @@ import type { Compressor } from "../../compress/compressor.js";
 import type { ImagePrep } from "../../data/model-inputs.js";
 import { UserError } from "../../errors.js";
 import { STORES } from "../../format/foreign-model.js";
-import type { Flag } from "../args.js";
+import type { FlagValues } from "../args.js";
 
 /** How images become an ONNX model's input (compress's --calib and --eval, predict's --image). */
-export const IMAGE_PREP_FLAGS: Flag[] = [
+export const IMAGE_PREP_FLAGS = [
   { name: "input-size", type: "string", help: "ONNX with images: HxW the images are resized to (where the model leaves it free)" },
-  { name: "mean", type: "string", help: "ONNX with images: per-channel mean subtracted from pixels scaled to [0, 1], e.g. 0.485,0.456,0.406", default: "0" },
-  { name: "std", type: "string", help: "ONNX with images: per-channel divisor after the mean", default: "1" },
+  { name: "mean", type: "string", help: "ONNX with images: per-channel mean subtracted from pixels scaled to [0, 1], e.g. 0.485,0.456,0.406", defaultText: "0" },
+  { name: "std", type: "string", help: "ONNX with images: per-channel divisor after the mean", defaultText: "1" },
   { name: "bgr", type: "bool", help: "ONNX with images: feed channels in BGR order" },
-];
+] as const;
 
-function numbers(flag: string, value: unknown): number[] | undefined {
+function numbers(flag: string, value: string | undefined): number[] | undefined {
   if (value === undefined) return undefined;
-  const parts = String(value).split(",").map(Number);
-  if (parts.length === 0 || parts.length > 4 || parts.some((n) => !Number.isFinite(n))) throw new UserError(`--${flag} takes one number or one per channel (e.g. 0.5 or 0.485,0.456,0.406), got ${String(value).slice(0, 60)}`);
+  const parts = value.split(",").map(Number);
+  if (parts.length === 0 || parts.length > 4 || parts.some((n) => !Number.isFinite(n))) throw new UserError(`--${flag} takes one number or one per channel (e.g. 0.5 or 0.485,0.456,0.406), got ${value.slice(0, 60)}`);
   return parts;
 }
 
-export function imagePrep(f: Record<string, unknown>): ImagePrep {
+export function imagePrep(f: FlagValues<typeof IMAGE_PREP_FLAGS>): ImagePrep {
   const prep: ImagePrep = {};
   if (f["input-size"] !== undefined) {
-    const m = /^(\d{1,5})x(\d{1,5})$/.exec(String(f["input-size"]));
-    if (!m || Number(m[1]) < 1 || Number(m[2]) < 1 || Number(m[1]) > 4096 || Number(m[2]) > 4096) throw new UserError(`--input-size takes HxW from 1x1 to 4096x4096 (e.g. 48x320), got ${String(f["input-size"]).slice(0, 40)}`);
+    const m = /^(\d{1,5})x(\d{1,5})$/.exec(f["input-size"]);
+    if (!m || Number(m[1]) < 1 || Number(m[2]) < 1 || Number(m[1]) > 4096 || Number(m[2]) > 4096) throw new UserError(`--input-size takes HxW from 1x1 to 4096x4096 (e.g. 48x320), got ${f["input-size"].slice(0, 40)}`);
     prep.size = [Number(m[1]), Number(m[2])];
   }
   const [mean, std] = [numbers("mean", f.mean), numbers("std", f.std)];
@@ -36,11 +36,11 @@ export function imagePrep(f: Record<string, unknown>): ImagePrep {
 export const ONNX_ONLY = ["eval", "input-size", "mean", "std", "bgr", "float", "qdq"] as const;
 
 /** Calibration and --eval for a model mcnc did not write: which methods and formats take them. */
-export function checkForeignCalibration(format: string, compressor: Compressor, f: Record<string, unknown>): void {
+export function checkForeignCalibration(format: string, compressor: Compressor, f: Partial<Record<(typeof ONNX_ONLY)[number], unknown>> & { store?: string; calib?: string; "calib-samples"?: number }): void {
   const name = compressor.name;
   if (compressor.calibrated === "gradients") throw new UserError(`--method ${name} weighs weights by loss gradients, and a model mcnc did not write has no loss to differentiate: use gptq, wanda, rom or eora with --calib DIR`);
-  if (f.store !== undefined && !STORES[format as keyof typeof STORES]?.includes(f.store as string)) {
-    throw new UserError(`--store ${String(f.store)} does not apply to ${format}${format === "onnx" ? ": ONNX output keeps codes and factors in compact forms (or dense with --float)" : ` (it takes ${STORES[format as keyof typeof STORES]!.join(", ")})`}`);
+  if (f.store !== undefined && !STORES[format as keyof typeof STORES]?.includes(f.store)) {
+    throw new UserError(`--store ${f.store} does not apply to ${format}${format === "onnx" ? ": ONNX output keeps codes and factors in compact forms (or dense with --float)" : ` (it takes ${STORES[format as keyof typeof STORES]!.join(", ")})`}`);
   }
   if (format !== "onnx") {
     if (compressor.calibrated) throw new UserError(`--method ${name} calibrates on the model's inputs, which mcnc runs for ONNX models only (this is ${format}): use svd, rtn or magnitude`);

@@ -12,7 +12,7 @@ import { UserError } from "../../errors.js";
 import { DATA_RECORD_FIELDS } from "../../data/dataset.js";
 import { writeFileAtomic } from "../../format/atomic-write.js";
 import { foreignFormat } from "../../format/foreign-model.js";
-import { asMatrix, type MatrixLayout } from "../../model/tensors.js";
+import { asMatrix } from "../../model/tensors.js";
 import { decodeModelFile, encodeModelFile, timedRebuild } from "../../format/model-file.js";
 import { MODEL_METADATA } from "../../format/safetensors.js";
 import { writeSafetensors } from "../../format/write-safetensors.js";
@@ -23,8 +23,8 @@ import type { HostParams } from "../../model/params.js";
 import { putAll } from "../../engine/program.js";
 import { engineBatch } from "../../train/step.js";
 import type { Metrics, Task } from "../../train/tasks.js";
-import type { Flag } from "../args.js";
-import { DATA_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG, ENGINE_FLAGS, type Command } from "../command.js";
+import type { FlagValues } from "../args.js";
+import { command, DATA_FLAGS, ENGINE_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, print, QUIET_FLAG, round, SEED_FLAG, TEST_LIMIT_FLAG } from "../command.js";
 import { optionFlags, optionValues } from "../option-flags.js";
 import { openSource, type KnownSource } from "./compress-source.js";
 import { checkForeignMemory, checkMcncLimits, compressToMcnc, tensorsToCompress, writeBackCompressed } from "./compress-tensors.js";
@@ -42,32 +42,30 @@ const CALIB_DEFAULT = { language: 128, classifier: 256, tensors: 0 } as const;
 const CALIB_BATCH = { language: 16, classifier: 128, tensors: 0 } as const;
 const MAX_CALIB_SAMPLES = 1 << 16;
 
-function flags(): Flag[] {
-  return [
-    { name: "method", type: "string", choices: compressorNames(), help: "post-training method" },
-    { name: "in", type: "string", help: "the trained model: .mcnc, .safetensors, .onnx, or a TF.js model.json" },
-    { name: "out", type: "string", help: "output: .mcnc (the compressed form), or the input's format with the weights materialised (dtypes kept)" },
-    ...[...optionFlags(compressors()).values()].map(({ flag }) => flag),
-    { name: "compress", type: "string", help: "leaves to compress: names a,b,c", default: "every weight matrix the network multiplies (not embeddings; in ONNX, what Conv, Gemm, MatMul and RNNs multiply)" },
-    { name: "keep", type: "string", help: "leave tensors whose names contain any of a,b,c as they are (e.g. a fixed STFT basis)" },
-    { name: "layout", type: "string", choices: ["in-out", "out-in", "out-first"], help: "how another model's tensors are [inputs, outputs] matrices", default: "ONNX: from the node using it; safetensors: out-in (PyTorch), out-first above 2 axes; TF.js: in-out" },
-    { name: "calib", type: "string", help: "calibration data: text file or folder for the GPT, IDX directory for images; for ONNX, a folder of one .npy per model input (samples first) or of images", default: "the model's training data" },
-    { name: "eval", type: "string", help: "ONNX: your inputs to measure the output change and latency on, in the form --calib takes" },
-    ...IMAGE_PREP_FLAGS,
-    { name: "store", type: "string", choices: ["float32", "float16", "bfloat16", "uint16", "uint8"], help: "safetensors and TF.js: how the written float weights are stored (TF.js: float16, uint16, uint8 as its converter quantises; safetensors: float16, bfloat16)", default: "the input's dtypes" },
-    { name: "qdq", type: "bool", help: "ONNX: 8-bit per-channel codes as DequantizeLinear (for QDQ tools; onnxruntime then dequantises on every call)" },
-    { name: "float", type: "bool", help: "ONNX: write compressed weights as float, not as codes, MatMulNBits or factors" },
-    { name: "calib-samples", type: "int", help: "calibration rows: text windows or images", default: `${CALIB_DEFAULT.language} windows, or ${CALIB_DEFAULT.classifier} images` },
-    { name: "seed", type: "int", help: "seed that picks the calibration samples", default: "0" },
-    { name: "skip-eval", type: "bool", help: "do not measure quality before and after" },
-    EVAL_TOKENS_FLAG,
-    TEST_LIMIT_FLAG,
-    ...DATA_FLAGS,
-    ...ENGINE_FLAGS,
-    QUIET_FLAG,
-    JSON_FLAG,
-  ];
-}
+const FLAGS = [
+  { name: "method", type: "string", choices: compressorNames(), help: "post-training method", required: true },
+  { name: "in", type: "string", help: "the trained model: .mcnc, .safetensors, .onnx, or a TF.js model.json", required: true },
+  { name: "out", type: "string", help: "output: .mcnc (the compressed form), or the input's format with the weights materialised (dtypes kept)", required: true },
+  { name: "compress", type: "string", help: "leaves to compress: names a,b,c", defaultText: "every weight matrix the network multiplies (not embeddings; in ONNX, what Conv, Gemm, MatMul and RNNs multiply)" },
+  { name: "keep", type: "string", help: "leave tensors whose names contain any of a,b,c as they are (e.g. a fixed STFT basis)" },
+  { name: "layout", type: "string", choices: ["in-out", "out-in", "out-first"], help: "how another model's tensors are [inputs, outputs] matrices", defaultText: "ONNX: from the node using it; safetensors: out-in (PyTorch), out-first above 2 axes; TF.js: in-out" },
+  { name: "calib", type: "string", help: "calibration data: text file or folder for the GPT, IDX directory for images; for ONNX, a folder of one .npy per model input (samples first) or of images", defaultText: "the model's training data" },
+  { name: "eval", type: "string", help: "ONNX: your inputs to measure the output change and latency on, in the form --calib takes" },
+  ...IMAGE_PREP_FLAGS,
+  { name: "store", type: "string", choices: ["float32", "float16", "bfloat16", "uint16", "uint8"], help: "safetensors and TF.js: how the written float weights are stored (TF.js: float16, uint16, uint8 as its converter quantises; safetensors: float16, bfloat16)", defaultText: "the input's dtypes" },
+  { name: "qdq", type: "bool", help: "ONNX: 8-bit per-channel codes as DequantizeLinear (for QDQ tools; onnxruntime then dequantises on every call)" },
+  { name: "float", type: "bool", help: "ONNX: write compressed weights as float, not as codes, MatMulNBits or factors" },
+  { name: "calib-samples", type: "int", help: "calibration rows: text windows or images", min: 1, max: MAX_CALIB_SAMPLES, defaultText: `${CALIB_DEFAULT.language} windows, or ${CALIB_DEFAULT.classifier} images` },
+  { ...SEED_FLAG, help: "seed that picks the calibration samples" },
+  { name: "skip-eval", type: "bool", help: "do not measure quality before and after" },
+  EVAL_TOKENS_FLAG,
+  TEST_LIMIT_FLAG,
+  ...DATA_FLAGS,
+  ...ENGINE_FLAGS,
+  QUIET_FLAG,
+  JSON_FLAG,
+] as const;
+type Flags = FlagValues<typeof FLAGS>;
 
 async function calibrationBatches(task: Task, model: Model, samples: number, seed: number): Promise<CalibrationBatch[]> {
   const per = CALIB_BATCH[model.kind];
@@ -98,14 +96,13 @@ async function measure(task: Task | undefined, model: Model, weights: HostParams
   return metrics;
 }
 
-async function compressNetwork(f: Record<string, unknown>, src: KnownSource, compressor: Compressor, config: object, compress: string[], out: string, log: (s: string) => void): Promise<Record<string, unknown>> {
+async function compressNetwork(f: Flags, src: KnownSource, compressor: Compressor, config: object, compress: string[], out: string, log: (s: string) => void): Promise<Record<string, unknown>> {
   const { model } = src;
-  const seed = (f.seed as number | undefined) ?? 0;
+  const seed = f.seed;
   const task = f["skip-eval"] ? undefined : await taskFor(model, f, src.meta);
   let calibration: CalibrationBatch[] = [];
   if (compressor.calibrated) {
-    const samples = (f["calib-samples"] as number | undefined) ?? CALIB_DEFAULT[model.kind];
-    if (!(samples >= 1 && samples <= MAX_CALIB_SAMPLES)) throw new UserError(`--calib-samples must be from 1 to ${MAX_CALIB_SAMPLES}, got ${samples}`);
+    const samples = f["calib-samples"] ?? CALIB_DEFAULT[model.kind];
     const source = f.calib === undefined ? { ...f, "eval-tokens": 1 } : { data: f.calib, "eval-tokens": 1 };
     calibration = await calibrationBatches(await taskFor(model, source, f.calib === undefined ? src.meta : undefined), model, samples, seed);
   } else if (f.calib !== undefined || f["calib-samples"] !== undefined) throw new UserError(`--method ${compressor.name} uses no calibration data (drop --calib and --calib-samples)`);
@@ -132,7 +129,7 @@ async function compressNetwork(f: Record<string, unknown>, src: KnownSource, com
   const after = await measure(task, model, weights, progress, "evaluating the compressed model");
   if (out.endsWith(".mcnc")) writeFileAtomic(out, bytes);
   else {
-    const store = f.store === undefined ? undefined : ({ float32: "F32", float16: "F16", bfloat16: "BF16" } as const)[f.store as "float32"];
+    const store = f.store === undefined ? undefined : ({ float32: "F32", float16: "F16", bfloat16: "BF16" } as const)[f.store as "float32" | "float16" | "bfloat16"];
     const tensors = model.specs.map((s) => ({ name: s.name, shape: s.shape, dtype: store ?? src.dtypes[s.name] ?? "F32", data: weights[s.name]! }));
     writeSafetensors(out, tensors, { [MODEL_METADATA]: JSON.stringify(model.description), compressed_with: compressor.name });
   }
@@ -143,29 +140,27 @@ async function compressNetwork(f: Record<string, unknown>, src: KnownSource, com
 const pick = (meta: Record<string, unknown> | undefined, keys: string[]) => Object.fromEntries(keys.filter((k) => meta?.[k] !== undefined).map((k) => [k, meta![k]]));
 
 /** `names` without those --keep names. */
-function kept(names: string[], keep: unknown): string[] {
+function kept(names: string[], keep: string | undefined): string[] {
   if (keep === undefined) return names;
-  const parts = String(keep).split(",").filter((p) => p !== "");
+  const parts = keep.split(",").filter((p) => p !== "");
   for (const p of parts) if (!names.some((n) => n.includes(p))) throw new UserError(`--keep ${p.slice(0, 100)} matches none of the tensors to compress (mcnc inspect MODEL lists them)`);
   const left = names.filter((n) => !parts.some((p) => n.includes(p)));
   if (left.length === 0) throw new UserError("--keep leaves nothing to compress");
   return left;
 }
 
-async function run(f: Record<string, unknown>): Promise<void> {
-  const compressor = typeof f.method === "string" ? findCompressor(f.method) : undefined;
-  if (!compressor) throw new UserError(`mcnc compress needs --method (one of ${compressorNames().join(", ")})`);
-  if (typeof f.in !== "string" || typeof f.out !== "string" || f.out === "") throw new UserError("mcnc compress needs --in MODEL and --out FILE");
+async function run(f: Flags, _: string[], options: Record<string, unknown>): Promise<void> {
+  const compressor = findCompressor(f.method)!;
   const out = resolve(f.out);
   if (!/\.(mcnc|safetensors|onnx|json)$/.test(out)) throw new UserError("--out must end in .mcnc, .safetensors, .onnx or .json (TF.js)");
   if (out === resolve(f.in)) throw new UserError("--out would overwrite the input file");
-  if (f.store !== undefined && (out.endsWith(".mcnc") || (out.endsWith(".safetensors") && !["float32", "float16", "bfloat16"].includes(f.store as string)))) throw new UserError(`--store ${String(f.store)} does not apply to ${out.endsWith(".mcnc") ? ".mcnc output (it stores the compressed form)" : "safetensors (float32, float16 or bfloat16)"}`);
+  if (f.store !== undefined && (out.endsWith(".mcnc") || (out.endsWith(".safetensors") && !["float32", "float16", "bfloat16"].includes(f.store)))) throw new UserError(`--store ${f.store} does not apply to ${out.endsWith(".mcnc") ? ".mcnc output (it stores the compressed form)" : "safetensors (float32, float16 or bfloat16)"}`);
   checkWritable(out, "--out");
-  const values = optionValues(compressor, compressors(), f);
+  const values = optionValues(compressor, compressors(), options);
   const log = (s: string) => f.quiet || process.stderr.write(`${s}\n`);
   const config = compressor.configure(values);
   // The engine starts only for a network mcnc runs: another model's tensors stream through without it.
-  const src = await openSource(f.in, f.layout as MatrixLayout | undefined, () => startEngine(f));
+  const src = await openSource(f.in, f.layout, () => startEngine(f));
   // What the method cannot compress at this budget stays as it is when chosen by default, and is an error when named.
   const fitting = (named: boolean, leaves: Array<{ name: string; rows: number; cols: number }>) => {
     const reasons: string[] = [];
@@ -200,10 +195,10 @@ async function run(f: Record<string, unknown>): Promise<void> {
       if (toMcnc) checkMcncLimits(model, compress.length, 1);
       if (model.format === "onnx") {
         if (compressor.calibrated || f.eval !== undefined) await startEngine(f);
-        const dirOf = (flag: string, samples: unknown) => (typeof f[flag] === "string" ? { dir: f[flag] as string, ...(typeof samples === "number" ? { samples } : {}) } : undefined);
-        const [calib, evaluate] = [dirOf("calib", f["calib-samples"]), dirOf("eval", f["test-limit"] || undefined)];
+        const dirOf = (dir: string | undefined, samples: number | undefined) => (dir === undefined ? undefined : { dir, ...(samples === undefined ? {} : { samples }) });
+        const [calib, evaluate] = [dirOf(f.calib, f["calib-samples"]), dirOf(f.eval, f["test-limit"] || undefined)];
         report = await compressOnnx(model, { compressor, config, chosen: compress, named: f.compress !== undefined, out, float: Boolean(f.float), qdq: Boolean(f.qdq), prep: imagePrep(f), log, ...(calib ? { calib } : {}), ...(evaluate ? { evaluate } : {}) });
-      } else report = toMcnc ? await compressToMcnc(model, compressor, config, compress, out, log) : writeBackCompressed(model, compressor, config, compress, out, log, f.store as string | undefined);
+      } else report = toMcnc ? await compressToMcnc(model, compressor, config, compress, out, log) : writeBackCompressed(model, compressor, config, compress, out, log, f.store);
     } finally {
       model.close();
     }
@@ -228,7 +223,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
   print(`peak memory      ${summary.peak_rss_mib} MiB`);
 }
 
-export const compressCommand: Command = {
+export const compressCommand = command({
   name: "compress",
   summary: "compress a trained model without training (low rank, quantisation, pruning, MCNC fit): quality before and after, bytes",
   usage: "mcnc compress --method gptq --bits 4 --in MODEL(.mcnc|.safetensors|.onnx|model.json) --out OUT(.mcnc or the input's format)",
@@ -236,7 +231,8 @@ export const compressCommand: Command = {
     "npx mcnc compress --method rtn --bits 8 --in data/models/gpt-sotu.mcnc --out gpt-8bit.mcnc",
     "npx mcnc compress --method gptq --bits 4 --in model.onnx --calib calib/ --out model-4bit.onnx",
   ],
-  flags,
+  flags: FLAGS,
+  optionFlags: () => [...optionFlags(compressors()).values()].map(({ flag }) => flag),
   maxPositionals: 0,
   run,
-};
+});

@@ -13,7 +13,8 @@ import { MODEL_METADATA } from "../../format/safetensors.js";
 import { writeSafetensors } from "../../format/write-safetensors.js";
 import type { HostParams } from "../../model/params.js";
 import { originalTensors, type TensorsDescription } from "../../model/tensors.js";
-import { JSON_FLAG, print, round, ENGINE_FLAGS, type Command } from "../command.js";
+import type { FlagValues } from "../args.js";
+import { command, JSON_FLAG, print, round, ENGINE_FLAGS } from "../command.js";
 import { startEngine } from "./shared.js";
 
 /** The rebuilt tensors put back into `template` (the model they came from), written at `out` in its format. */
@@ -59,18 +60,24 @@ function asSafetensors(out: string, file: string, loaded: LoadedModel, weights: 
   });
 }
 
-async function run(f: Record<string, unknown>, [file]: string[]): Promise<void> {
+const FLAGS = [
+  { name: "out", type: "string", help: "output .safetensors file, or with --template a file in the template's format", required: true },
+  { name: "template", type: "string", help: "for a file compressed from another tool's model: that model, whose tensors are replaced by the rebuilt ones" },
+  ...ENGINE_FLAGS,
+  JSON_FLAG,
+] as const;
+
+async function run(f: FlagValues<typeof FLAGS>, [file]: string[]): Promise<void> {
   if (!file) throw new UserError("mcnc decompress needs a FILE (see mcnc decompress --help)");
-  if (typeof f.out !== "string" || f.out === "") throw new UserError("mcnc decompress needs --out weights.safetensors");
   const out = resolve(f.out);
-  if (out === resolve(file) || (typeof f.template === "string" && out === resolve(f.template))) throw new UserError("--out would overwrite an input file");
+  if (out === resolve(file) || (f.template !== undefined && out === resolve(f.template))) throw new UserError("--out would overwrite an input file");
   const loaded = readModelFile(file);
   const d = loaded.file.model;
   if (f.template !== undefined && d.name !== "tensors") throw new UserError(`--template is for files holding another tool's tensors; ${file} holds mcnc's ${loaded.model.name}`);
   if (f.template === undefined && !out.endsWith(".safetensors")) throw new UserError("--out must end in .safetensors (or give --template MODEL to write into that model's format)");
   await startEngine(f);
   const rebuilt = await timedRebuild(loaded, 0);
-  if (d.name === "tensors" && typeof f.template === "string") intoTemplate(f.template, out, d, rebuilt.params);
+  if (d.name === "tensors" && f.template !== undefined) intoTemplate(f.template, out, d, rebuilt.params);
   else asSafetensors(out, file, loaded, rebuilt.params);
   const bytes = statSync(out).size;
   const tensors = loaded.model.specs.length;
@@ -78,7 +85,7 @@ async function run(f: Record<string, unknown>, [file]: string[]): Promise<void> 
   else print(`wrote ${out} (${bytes} bytes, ${tensors} tensors)`);
 }
 
-export const decompressCommand: Command = {
+export const decompressCommand = command({
   name: "decompress",
   summary: "rebuild a .mcnc file's full weights into a .safetensors file, or back into the model its tensors came from",
   usage: "mcnc decompress FILE --out weights.safetensors | mcnc decompress FILE --template MODEL(.onnx|.json|.safetensors) --out OUT",
@@ -86,12 +93,7 @@ export const decompressCommand: Command = {
     "npx mcnc decompress data/models/mlp-fashion-mcnc-100x.mcnc --out mlp.safetensors",
     "npx mcnc decompress small.mcnc --template model.onnx --out rebuilt.onnx",
   ],
-  flags: () => [
-    { name: "out", type: "string", help: "output .safetensors file, or with --template a file in the template's format (required)" },
-    { name: "template", type: "string", help: "for a file compressed from another tool's model: that model, whose tensors are replaced by the rebuilt ones" },
-    ...ENGINE_FLAGS,
-    JSON_FLAG,
-  ],
+  flags: FLAGS,
   maxPositionals: 1,
   run,
-};
+});

@@ -3,17 +3,16 @@ import { tree } from "@jax-js/jax";
 import { UserError } from "../../errors.js";
 import { timedRebuild } from "../../format/model-file.js";
 import { toDevice } from "../../model/params.js";
-import { DATA_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, print, round, TEST_LIMIT_FLAG, ENGINE_FLAGS, type Command } from "../command.js";
+import type { FlagValues } from "../args.js";
+import { ADAPTER_FLAG, command, DATA_FLAGS, ENGINE_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, print, round, TEST_LIMIT_FLAG } from "../command.js";
 import { Progress } from "../progress.js";
 import { fileSize, jsonReport, metricLine, openModel, sizeLines, startEngine, taskFor } from "./shared.js";
 
-export const ADAPTER_FLAG = { name: "adapter", type: "string" as const, help: "an adapter file to apply to the model (which must be its base)" };
+const FLAGS = [ADAPTER_FLAG, TEST_LIMIT_FLAG, EVAL_TOKENS_FLAG, ...DATA_FLAGS, ...ENGINE_FLAGS, JSON_FLAG] as const;
 
-async function run(f: Record<string, unknown>, [file]: string[]): Promise<void> {
+async function run(f: FlagValues<typeof FLAGS>, [file]: string[]): Promise<void> {
   if (!file) throw new UserError("mcnc eval needs a FILE (see mcnc eval --help)");
-  const testLimit = (f["test-limit"] as number | undefined) ?? 0;
-  if (testLimit < 0) throw new UserError("--test-limit must be 0 or more");
-  const adapterFile = f.adapter as string | undefined;
+  const adapterFile = f.adapter;
   await startEngine(f);
   const { loaded, base } = await openModel(file, adapterFile);
   const task = await taskFor(loaded.model, f, loaded.file.meta, "evaluate");
@@ -45,7 +44,7 @@ async function run(f: Record<string, unknown>, [file]: string[]): Promise<void> 
   }
 }
 
-export const evalCommand: Command = {
+export const evalCommand = command({
   name: "eval",
   summary: "rebuild a .mcnc model (or a base with --adapter) and report its held-out quality and size",
   usage: "mcnc eval FILE [--adapter ADAPTER] [--data PATH] [--json]",
@@ -53,7 +52,7 @@ export const evalCommand: Command = {
     "npx mcnc eval data/models/mlp-fashion-mcnc-100x.mcnc",
     "npx mcnc eval data/models/gpt-sotu.mcnc --eval-tokens 4096 --json",
   ],
-  flags: () => [ADAPTER_FLAG, TEST_LIMIT_FLAG, EVAL_TOKENS_FLAG, ...DATA_FLAGS, ...ENGINE_FLAGS, JSON_FLAG],
+  flags: FLAGS,
   maxPositionals: 1,
   run,
-};
+});

@@ -6,38 +6,42 @@ import { timedRebuild } from "../../format/model-file.js";
 import { gptDecoder } from "../../generate/decoder.js";
 import { generate } from "../../generate/sample.js";
 import { toDevice } from "../../model/params.js";
-import { JSON_FLAG, print, round, ENGINE_FLAGS, type Command } from "../command.js";
-import { ADAPTER_FLAG } from "./eval.js";
+import type { FlagValues } from "../args.js";
+import { ADAPTER_FLAG, command, ENGINE_FLAGS, JSON_FLAG, print, round, SEED_FLAG } from "../command.js";
 import { openModel, startEngine } from "./shared.js";
 
 /** Tokens one command may ask for: streamed, so memory stays bounded (a JSON answer holds them all: fewer). */
 export const MAX_TOKENS = 1e9;
 const MAX_JSON_TOKENS = 1 << 20;
 
-function promptBytes(f: Record<string, unknown>): Uint8Array {
+const FLAGS = [
+  { name: "model", type: "string", help: "a GPT file (the base, when --adapter is given)", required: true },
+  ADAPTER_FLAG,
+  { name: "prompt", type: "string", help: "text to continue (UTF-8; its last context bytes are used)", defaultText: "''" },
+  { name: "prompt-file", type: "string", help: "read the prompt's bytes from a file" },
+  { name: "tokens", type: "int", help: "bytes to generate (streamed)", min: 1, max: MAX_TOKENS, default: 200 },
+  { name: "temperature", type: "float", help: "sampling temperature (0: always the most likely byte)", min: 0, max: 100, default: 0.8 },
+  { name: "top-k", type: "int", help: "sample among the k most likely bytes (0: all)", min: 0, max: 1 << 16, default: 0 },
+  { ...SEED_FLAG, help: "seed of the sampling" },
+  ...ENGINE_FLAGS,
+  JSON_FLAG,
+] as const;
+type Flags = FlagValues<typeof FLAGS>;
+
+function promptBytes(f: Flags): Uint8Array {
   if (f.prompt !== undefined && f["prompt-file"] !== undefined) throw new UserError("give --prompt or --prompt-file, not both");
-  if (typeof f["prompt-file"] === "string") {
-    // Bytes as they are: the model reads bytes, valid UTF-8 or not.
-    return readWholeFile(f["prompt-file"], "prompt file");
-  }
-  return new TextEncoder().encode((f.prompt as string | undefined) ?? "");
+  // Bytes as they are: the model reads bytes, valid UTF-8 or not.
+  if (f["prompt-file"] !== undefined) return readWholeFile(f["prompt-file"], "prompt file");
+  return new TextEncoder().encode(f.prompt ?? "");
 }
 
-async function run(f: Record<string, unknown>): Promise<void> {
-  if (typeof f.model !== "string") throw new UserError("mcnc generate needs --model FILE (a GPT trained with mcnc train --model gpt)");
-  const tokens = (f.tokens as number | undefined) ?? 200;
-  if (!(tokens >= 1 && tokens <= MAX_TOKENS)) throw new UserError(`--tokens must be from 1 to ${MAX_TOKENS}, got ${tokens}`);
+async function run(f: Flags): Promise<void> {
+  const { tokens, temperature, "top-k": topK, seed } = f;
   if (f.json && tokens > MAX_JSON_TOKENS) throw new UserError(`--json holds the text in one object: at most ${MAX_JSON_TOKENS} tokens (stream more without --json)`);
-  const temperature = (f.temperature as number | undefined) ?? 0.8;
-  if (!(temperature >= 0 && temperature <= 100)) throw new UserError(`--temperature must be from 0 to 100, got ${temperature}`);
-  const topK = (f["top-k"] as number | undefined) ?? 0;
-  if (!(topK >= 0 && topK <= 1 << 16)) throw new UserError(`--top-k must be 0 (all) or a positive count, got ${topK}`);
-  const seed = (f.seed as number | undefined) ?? 0;
-  if (!(seed >= 0 && seed <= 2 ** 31 - 1)) throw new UserError(`--seed must be from 0 to ${2 ** 31 - 1}, got ${seed}`);
   const prompt = promptBytes(f);
 
   await startEngine(f);
-  const { loaded, base } = await openModel(f.model, f.adapter as string | undefined);
+  const { loaded, base } = await openModel(f.model, f.adapter);
   const d = loaded.model.description;
   if (d.name !== "gpt") throw new UserError(`generate needs a language model; ${f.model} holds a ${d.name}`);
   const rebuilt = await timedRebuild(loaded, 0, base);
@@ -86,7 +90,7 @@ async function run(f: Record<string, unknown>): Promise<void> {
   }
 }
 
-export const generateCommand: Command = {
+export const generateCommand = command({
   name: "generate",
   summary: "generate text from a GPT (with an adapter, if given), streamed as it is produced",
   usage: 'mcnc generate --model BASE.mcnc [--adapter A.mcnc] --prompt "..." [--tokens N] [--temperature T] [--top-k K] [--seed S]',
@@ -94,18 +98,7 @@ export const generateCommand: Command = {
     "npx mcnc generate --model data/models/gpt-sotu.mcnc --prompt \"The state of the Union\" --tokens 200",
     "npx mcnc generate --model data/models/gpt-sotu.mcnc --adapter adapter.mcnc --prompt \"Call me\" --temperature 0",
   ],
-  flags: () => [
-    { name: "model", type: "string", help: "a GPT file (the base, when --adapter is given)" },
-    ADAPTER_FLAG,
-    { name: "prompt", type: "string", help: "text to continue (UTF-8; its last context bytes are used)", default: "''" },
-    { name: "prompt-file", type: "string", help: "read the prompt's bytes from a file" },
-    { name: "tokens", type: "int", help: `bytes to generate (up to ${MAX_TOKENS}, streamed)`, default: "200" },
-    { name: "temperature", type: "float", help: "sampling temperature (0: always the most likely byte)", default: "0.8" },
-    { name: "top-k", type: "int", help: "sample among the k most likely bytes (0: all)", default: "0" },
-    { name: "seed", type: "int", help: "seed of the sampling", default: "0" },
-    ...ENGINE_FLAGS,
-    JSON_FLAG,
-  ],
+  flags: FLAGS,
   maxPositionals: 0,
   run,
-};
+});

@@ -3,11 +3,14 @@ import { UserError } from "../../errors.js";
 import { readModelFile } from "../../format/read-file.js";
 import { memoryLimit } from "../../limits.js";
 import { rebuildBytes } from "../../methods/index.js";
-import { JSON_FLAG, print, type Command } from "../command.js";
+import type { FlagValues } from "../args.js";
+import { command, JSON_FLAG, print } from "../command.js";
 import { fileSize, jsonSize, sizeLines } from "./shared.js";
 import { inspectForeign, isForeign } from "./inspect-foreign.js";
 
-async function run(f: Record<string, unknown>, [file]: string[]): Promise<void> {
+const FLAGS = [JSON_FLAG] as const;
+
+async function run(f: FlagValues<typeof FLAGS>, [file]: string[]): Promise<void> {
   if (!file) throw new UserError("mcnc inspect needs a FILE (see mcnc inspect --help)");
   if (isForeign(file)) return inspectForeign(file, Boolean(f.json));
   // Reading a header allocates little whatever it claims: inspect shows what a rebuild would cost.
@@ -46,7 +49,7 @@ async function run(f: Record<string, unknown>, [file]: string[]): Promise<void> 
   if (Object.keys(info.meta ?? {}).length > 0) print(`recorded         ${JSON.stringify(info.meta)}`);
 }
 
-export const inspectCommand: Command = {
+export const inspectCommand = command({
   name: "inspect",
   summary: "show a .mcnc file's model, method, stored numbers, bytes and ratios; or another model's inputs and tensors (what --compress and --keep can name)",
   usage: "mcnc inspect FILE(.mcnc|.onnx|.safetensors|model.json) [--json]",
@@ -54,7 +57,7 @@ export const inspectCommand: Command = {
     "npx mcnc inspect data/models/gpt-sotu.mcnc",
     "npx mcnc inspect model.onnx --json",
   ],
-  flags: () => [JSON_FLAG],
+  flags: FLAGS,
   maxPositionals: 1,
   run,
-};
+});

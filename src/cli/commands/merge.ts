@@ -7,16 +7,22 @@ import { encodeModelFile, timedRebuild } from "../../format/model-file.js";
 import { MODEL_METADATA } from "../../format/safetensors.js";
 import { writeSafetensors } from "../../format/write-safetensors.js";
 import { findMethod } from "../../methods/index.js";
-import { JSON_FLAG, print, ENGINE_FLAGS, type Command } from "../command.js";
-import { ADAPTER_FLAG } from "./eval.js";
+import type { FlagValues } from "../args.js";
+import { ADAPTER_FLAG, command, JSON_FLAG, print, ENGINE_FLAGS } from "../command.js";
 import { openModel, startEngine } from "./shared.js";
 
-async function run(f: Record<string, unknown>): Promise<void> {
-  if (typeof f.model !== "string" || typeof f.adapter !== "string") throw new UserError("mcnc merge needs --model BASE.mcnc and --adapter ADAPTER.mcnc");
-  if (typeof f.out !== "string" || f.out === "") throw new UserError("mcnc merge needs --out merged.safetensors (or merged.mcnc)");
+const FLAGS = [
+  { name: "model", type: "string", help: "the base model file", required: true },
+  { ...ADAPTER_FLAG, required: true },
+  { name: "out", type: "string", help: "output file (.safetensors, or .mcnc for a dense mcnc file)", required: true },
+  ...ENGINE_FLAGS,
+  JSON_FLAG,
+] as const;
+
+async function run(f: FlagValues<typeof FLAGS>): Promise<void> {
   const out = resolve(f.out);
   if (!/\.(safetensors|mcnc)$/.test(out)) throw new UserError("--out must end in .safetensors or .mcnc");
-  if ([f.model, f.adapter].some((p) => resolve(p as string) === out)) throw new UserError("--out would overwrite an input file");
+  if ([f.model, f.adapter].some((p) => resolve(p) === out)) throw new UserError("--out would overwrite an input file");
   await startEngine(f);
   const { loaded, base } = await openModel(f.model, f.adapter);
   const { params } = await timedRebuild(loaded, 0, base);
@@ -36,20 +42,14 @@ async function run(f: Record<string, unknown>): Promise<void> {
   else print(`wrote ${out} (${bytes} bytes, ${specs.length} tensors: ${basename(f.model)} with ${basename(f.adapter)} merged in)`);
 }
 
-export const mergeCommand: Command = {
+export const mergeCommand = command({
   name: "merge",
   summary: "merge an adapter into its base: one model as .safetensors or a dense .mcnc",
   usage: "mcnc merge --model BASE.mcnc --adapter ADAPTER.mcnc --out merged.safetensors",
   examples: [
     "npx mcnc merge --model data/models/gpt-sotu.mcnc --adapter adapter.mcnc --out merged.safetensors",
   ],
-  flags: () => [
-    { name: "model", type: "string", help: "the base model file" },
-    ADAPTER_FLAG,
-    { name: "out", type: "string", help: "output file (.safetensors, or .mcnc for a dense mcnc file)" },
-    ...ENGINE_FLAGS,
-    JSON_FLAG,
-  ],
+  flags: FLAGS,
   maxPositionals: 0,
   run,
-};
+});

@@ -13,9 +13,9 @@ import { timedRebuild } from "../../format/model-file.js";
 import { predictOnnx, type Prediction } from "../../predict/predict-onnx.js";
 import { predictNetwork, predictNextByte } from "../../predict/predict-network.js";
 import type { Ranked } from "../../predict/top-k.js";
-import { ENGINE_FLAGS, JSON_FLAG, print, round, type Command } from "../command.js";
+import type { FlagValues } from "../args.js";
+import { ADAPTER_FLAG, command, ENGINE_FLAGS, JSON_FLAG, print, round } from "../command.js";
 import { IMAGE_PREP_FLAGS, imagePrep } from "./compress-flags.js";
-import { ADAPTER_FLAG } from "./eval.js";
 import { openModel, startEngine } from "./shared.js";
 
 const MAX_TOP = 1000;
@@ -41,16 +41,29 @@ function csvRows(path: string): number[][] {
   );
 }
 
-function classNames(path: unknown): string[] | undefined {
-  if (typeof path !== "string") return undefined;
+function classNames(path: string | undefined): string[] | undefined {
+  if (path === undefined) return undefined;
   return utf8(readWholeFile(path, "--classes file", 16 << 20)).split(/\r?\n/).filter((l, i, all) => l !== "" || i < all.length - 1);
 }
 
-async function run(f: Record<string, unknown>): Promise<void> {
-  if (typeof f.in !== "string") throw new UserError("mcnc predict needs --in MODEL (.mcnc or .onnx)");
-  const top = (f.top as number | undefined) ?? 5;
-  if (!(Number.isInteger(top) && top >= 1 && top <= MAX_TOP)) throw new UserError(`--top must be from 1 to ${MAX_TOP}`);
-  const given = ["image", "inputs", "csv", "prompt"].filter((k) => f[k] !== undefined);
+const FLAGS = [
+  { name: "in", type: "string", help: "the model: .mcnc (a classifier or a GPT) or .onnx", required: true },
+  ADAPTER_FLAG,
+  { name: "image", type: "string", help: "a PNG or JPEG image, or a folder of them" },
+  { name: "inputs", type: "string", help: "ONNX: a folder of one .npy array per model input, samples first" },
+  { name: "csv", type: "string", help: "rows of numbers, one sample a row (a header line is skipped)" },
+  { name: "prompt", type: "string", help: "a GPT: the text whose next byte is predicted (mcnc generate continues it)" },
+  { name: "top", type: "int", help: "classes shown per sample", min: 1, max: MAX_TOP, default: 5 },
+  { name: "classes", type: "string", help: "ONNX: a text file of class names, one a line, in index order" },
+  { name: "raw", type: "bool", help: "ONNX: every output's values too (with --json)" },
+  ...IMAGE_PREP_FLAGS,
+  ...ENGINE_FLAGS,
+  JSON_FLAG,
+] as const;
+
+async function run(f: FlagValues<typeof FLAGS>): Promise<void> {
+  const top = f.top;
+  const given = (["image", "inputs", "csv", "prompt"] as const).filter((k) => f[k] !== undefined);
   if (given.length !== 1) throw new UserError("give one of --image FILE|DIR, --inputs DIR (one .npy per model input), --csv FILE or --prompt TEXT");
   await startEngine(f);
   if (f.in.endsWith(".onnx")) {
@@ -58,21 +71,21 @@ async function run(f: Record<string, unknown>): Promise<void> {
     if (f.adapter !== undefined) throw new UserError("--adapter applies to .mcnc models");
     // Read here for its inputs' names and shapes (and its external data checked); onnxruntime reads it by path.
     const graph = readOnnx(readWholeFile(f.in), f.in, { dir: dirname(f.in) }).message;
-    const inputs = openModelInputs((f.image ?? f.inputs) as string, graphInputs(graph), imagePrep(f), f.image !== undefined ? "--image" : "--inputs");
+    const inputs = openModelInputs((f.image ?? f.inputs)!, graphInputs(graph), imagePrep(f), f.image !== undefined ? "--image" : "--inputs");
     const classes = classNames(f.classes);
     for await (const p of predictOnnx(f.in, inputs, { top, ...(classes ? { classes } : {}), raw: Boolean(f.raw) })) printOnnx(p, Boolean(f.json));
     return;
   }
-  for (const flag of ["input-size", "mean", "std", "bgr", "classes", "raw", "inputs"]) if (f[flag] !== undefined) throw new UserError(`--${flag} applies to ONNX models; an .mcnc file records how its inputs are prepared`);
-  const { loaded, base } = await openModel(f.in, f.adapter as string | undefined);
+  for (const flag of ["input-size", "mean", "std", "bgr", "classes", "raw", "inputs"] as const) if (f[flag] !== undefined) throw new UserError(`--${flag} applies to ONNX models; an .mcnc file records how its inputs are prepared`);
+  const { loaded, base } = await openModel(f.in, f.adapter);
   const { params } = await timedRebuild(loaded, 0, base);
-  if (typeof f.prompt === "string") {
+  if (f.prompt !== undefined) {
     const ranked = await predictNextByte(loaded.model, params, new TextEncoder().encode(f.prompt), top);
     print(f.json ? JSON.stringify({ prompt: f.prompt, next: ranked.map((r) => ({ ...r, p: round(r.p, 6) })) }) : `next byte: ${show(ranked)}`);
     return;
   }
-  const files = typeof f.image === "string" ? imagePaths(f.image, "--image") : undefined;
-  const rows = typeof f.csv === "string" ? csvRows(f.csv) : undefined;
+  const files = f.image === undefined ? undefined : imagePaths(f.image, "--image");
+  const rows = f.csv === undefined ? undefined : csvRows(f.csv);
   for (const p of await predictNetwork(loaded.model, params, loaded.file.meta, { ...(files ? { files } : {}), ...(rows ? { rows } : {}) }, top)) {
     print(f.json ? JSON.stringify({ sample: p.sample, top: p.top.map((r) => ({ ...r, p: round(r.p, 6) })) }) : `${p.sample}: ${show(p.top)}`);
   }
@@ -90,7 +103,7 @@ function printOnnx(p: Prediction, json: boolean): void {
   }
 }
 
-export const predictCommand: Command = {
+export const predictCommand = command({
   name: "predict",
   summary: "run a model (.mcnc, with --adapter; or any ONNX) on your own images, CSV rows, arrays or prompt: top-k classes",
   usage: "mcnc predict --in MODEL(.mcnc|.onnx) (--image FILE|DIR | --inputs DIR | --csv FILE | --prompt TEXT) [--top K] [--json]",
@@ -98,20 +111,7 @@ export const predictCommand: Command = {
     "npx mcnc predict --in data/models/mlp-fashion-mcnc-100x.mcnc --image shirt.png --top 3",
     "npx mcnc predict --in data/models/gpt-sotu.mcnc --prompt \"the United State\" --top 3",
   ],
-  flags: () => [
-    { name: "in", type: "string", help: "the model: .mcnc (a classifier or a GPT) or .onnx" },
-    ADAPTER_FLAG,
-    { name: "image", type: "string", help: "a PNG or JPEG image, or a folder of them" },
-    { name: "inputs", type: "string", help: "ONNX: a folder of one .npy array per model input, samples first" },
-    { name: "csv", type: "string", help: "rows of numbers, one sample a row (a header line is skipped)" },
-    { name: "prompt", type: "string", help: "a GPT: the text whose next byte is predicted (mcnc generate continues it)" },
-    { name: "top", type: "int", help: "classes shown per sample", default: "5" },
-    { name: "classes", type: "string", help: "ONNX: a text file of class names, one a line, in index order" },
-    { name: "raw", type: "bool", help: "ONNX: every output's values too (with --json)" },
-    ...IMAGE_PREP_FLAGS,
-    ...ENGINE_FLAGS,
-    JSON_FLAG,
-  ],
+  flags: FLAGS,
   maxPositionals: 0,
   run,
-};
+});

@@ -18,9 +18,28 @@ import { didYouMean } from "../args.js";
 import { GPT_DEFAULTS } from "../../model/gpt.js";
 import { round } from "../command.js";
 
-export async function startEngine(flags: Record<string, unknown>): Promise<void> {
+/** The flags that say which data, and how much of it. */
+export interface DataFlags {
+  data?: string;
+  dataset?: BundledName;
+  "label-column"?: string;
+  limit?: number;
+  "test-limit"?: number;
+  "eval-tokens"?: number;
+}
+
+/** The flags that describe a network to build, besides its data. */
+export interface ModelFlags extends DataFlags {
+  model?: string;
+  layers?: number;
+  width?: number;
+  heads?: number;
+  context?: number;
+}
+
+export async function startEngine(flags: { threads?: number; engine?: EngineName }): Promise<void> {
   try {
-    await initEngine({ threads: flags.threads as number | undefined, engine: flags.engine as EngineName | undefined });
+    await initEngine({ threads: flags.threads, engine: flags.engine });
   } catch (e) {
     if (e instanceof RangeError) throw new UserError(`${/engine/.test(e.message) ? "--engine or MCNC_ENGINE" : "--threads"}: ${e.message}`);
     throw e;
@@ -32,10 +51,10 @@ export async function startEngine(flags: Record<string, unknown>): Promise<void>
  * else the bundled default for the model's kind. A file trained on data outside the bundle is never
  * silently measured on the bundled set.
  */
-function dataSource(flags: Record<string, unknown>, kind: "images" | "text", recorded?: unknown): { path: string; name: string } {
+function dataSource(flags: DataFlags, kind: "images" | "text", recorded?: unknown): { path: string; name: string } {
   if (flags.data !== undefined && flags.dataset !== undefined) throw new UserError("give --dataset or --data, not both");
-  if (typeof flags.data === "string") return { path: flags.data, name: flags.data };
-  let name = flags.dataset as BundledName | undefined;
+  if (flags.data !== undefined) return { path: flags.data, name: flags.data };
+  let name = flags.dataset;
   if (name === undefined && recorded !== undefined) {
     if (!BUNDLED_NAMES.includes(recorded as BundledName)) throw new UserError(`the model was trained on ${String(recorded).slice(0, 200)}: give --data (or --dataset)`);
     name = recorded as BundledName;
@@ -50,12 +69,12 @@ function dataSource(flags: Record<string, unknown>, kind: "images" | "text", rec
 }
 
 /** What the data flags ask of the loader. */
-function dataOptions(flags: Record<string, unknown>): LoadOptions {
-  const labelColumn = flags["label-column"] as string | undefined;
-  return { trainLimit: (flags.limit as number | undefined) ?? 0, testLimit: (flags["test-limit"] as number | undefined) ?? 0, ...(labelColumn !== undefined ? { labelColumn } : {}) };
+function dataOptions(flags: DataFlags): LoadOptions {
+  const labelColumn = flags["label-column"];
+  return { trainLimit: flags.limit ?? 0, testLimit: flags["test-limit"] ?? 0, ...(labelColumn !== undefined ? { labelColumn } : {}) };
 }
 
-export function imageData(flags: Record<string, unknown>, limits: LoadOptions, recorded?: unknown): Dataset {
+export function imageData(flags: DataFlags, limits: LoadOptions, recorded?: unknown): Dataset {
   const { path, name } = dataSource(flags, "images", recorded);
   const data = loadDataset(path, limits);
   return { ...data, name };
@@ -66,12 +85,12 @@ export function imageData(flags: Record<string, unknown>, limits: LoadOptions, r
  * `recorded`: what a trained file says of its data (meta: the data set's name, the pixel statistics it
  * was normalised with), so it is measured on data scaled the same way.
  */
-export async function taskFor(model: Model, flags: Record<string, unknown>, recorded?: Record<string, unknown>, use: "train" | "evaluate" = "train"): Promise<Task> {
+export async function taskFor(model: Model, flags: DataFlags, recorded?: Record<string, unknown>, use: "train" | "evaluate" = "train"): Promise<Task> {
   if (model.kind === "tensors") throw new UserError(`the file holds a ${model.name} model, which mcnc stores but cannot run: decompress it (with --template, back into the model)`);
   if (model.kind === "language") {
-    for (const f of ["limit", "test-limit", "label-column"]) if (flags[f] !== undefined) throw new UserError(`--${f} applies to image data; text runs choose --steps and --eval-tokens`);
+    for (const f of ["limit", "test-limit", "label-column"] as const) if (flags[f] !== undefined) throw new UserError(`--${f} applies to image data; text runs choose --steps and --eval-tokens`);
     const { path, name } = dataSource(flags, "text", recorded?.dataset);
-    return textTask(await loadText(path, { name }), model, { evalTokens: flags["eval-tokens"] as number | undefined });
+    return textTask(await loadText(path, { name }), model, { evalTokens: flags["eval-tokens"] });
   }
   const options = { ...recordedOptions(recorded), ...dataOptions(flags) };
   // Evaluating reads the training split for its labels alone when the file recorded the statistics: its
@@ -83,14 +102,14 @@ export async function taskFor(model: Model, flags: Record<string, unknown>, reco
 }
 
 /** The network the flags describe, and its task (image models take their shape from the data). */
-export async function modelAndTask(flags: Record<string, unknown>): Promise<{ model: Model; task: Task }> {
-  const name = (flags.model as string | undefined) ?? "mlp";
+export async function modelAndTask(flags: ModelFlags): Promise<{ model: Model; task: Task }> {
+  const name = flags.model ?? "mlp";
   if (name === "gpt") {
-    const get = (f: keyof typeof GPT_DEFAULTS) => (flags[f] as number | undefined) ?? GPT_DEFAULTS[f];
+    const get = (f: "layers" | "width" | "heads" | "context") => flags[f] ?? GPT_DEFAULTS[f];
     const model = buildModel(parseDescription({ name, layers: get("layers"), width: get("width"), heads: get("heads"), context: get("context"), vocab: GPT_DEFAULTS.vocab }, "--model gpt"));
     return { model, task: await taskFor(model, flags) };
   }
-  for (const f of ["layers", "width", "heads", "context", "eval-tokens"]) if (flags[f] !== undefined) throw new UserError(`--${f} applies to --model gpt`);
+  for (const f of ["layers", "width", "heads", "context", "eval-tokens"] as const) if (flags[f] !== undefined) throw new UserError(`--${f} applies to --model gpt`);
   const spec = name.endsWith(".json") ? readSpec(name) : undefined;
   if (!spec && name !== "mlp" && name !== "lenet") throw new UserError(`--model must be mlp, lenet, gpt or a spec file (.json), got '${name.slice(0, 64)}'${didYouMean(name.slice(0, 64), MODEL_NAMES)}`);
   const data = imageData(flags, dataOptions(flags));
