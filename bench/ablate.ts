@@ -10,9 +10,9 @@
  */
 import { numpy as np } from "@jax-js/jax";
 import { buildModel, defaultBatch, findMethod, imageTask, initEngine, loadDataset, train, type HostParams, type McncConfig, type Method } from "../src/index.js";
+import { option } from "./bench-args.js";
 
-const args = process.argv.slice(2);
-const opt = (name: string, fallback: string) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1]! : fallback);
+const opt = option;
 const seeds = opt("seeds", "0,1").split(",").map(Number);
 const epochs = Number(opt("epochs", "3"));
 const study = opt("study", "init");

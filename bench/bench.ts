@@ -21,13 +21,13 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { compareTraining, emit, hasTorch, NO_TORCH, type ModelName } from "./train-vs-torch.js";
 import { wasmSimdCeiling } from "./wasm-ceiling.js";
+import { has, option } from "./bench-args.js";
 
-const args = process.argv.slice(2);
-const quick = args.includes("--quick");
-const threadList = (args[args.indexOf("--threads") + 1] && args.includes("--threads") ? args[args.indexOf("--threads") + 1]! : "1,2").split(",").map(Number);
-const isChild = args.includes("--child");
-const only = args.includes("--only") ? args[args.indexOf("--only") + 1]!.split(",") : null;
-const rounds = Number(args.includes("--rounds") ? args[args.indexOf("--rounds") + 1] : quick ? 1 : 3);
+const quick = has("quick");
+const threadList = option("threads", "1,2").split(",").map(Number);
+const isChild = has("child");
+const only = option("only")?.split(",") ?? null;
+const rounds = Number(option("rounds", quick ? "1" : "3"));
 const MATMUL_SIZES = [512, 1024];
 /** Sections: ceiling, matmul, train, rebuild, rebuild-100x, gpt, engine (all by default). */
 const want = (section: string) => only === null || only.includes(section);

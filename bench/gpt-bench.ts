@@ -23,13 +23,14 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { option } from "./bench-args.js";
 
 const args = process.argv.slice(2);
 if (args.includes("--help")) {
   process.stdout.write("node dist/bench/gpt-bench.js [--repeats 3] [--threads 1,2] [--only train,generate,swap] [--base FILE]\nnode dist/bench/gpt-bench.js --only peer-pretrain [--threads 2] [--steps 5000]\n");
   process.exit(0);
 }
-const arg = (name: string, fallback: string) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1]! : fallback);
+const arg = option;
 const repeats = Number(arg("repeats", "3"));
 const threadList = arg("threads", "1,2").split(",").map(Number);
 const only = arg("only", "train,generate,swap").split(",");

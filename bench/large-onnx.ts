@@ -17,6 +17,7 @@ import { openModelSession } from "../src/engine/model-session.js";
 import { f32, Graph } from "../src/engine/onnx/graph.js";
 import { allTensors } from "../src/format/onnx-external.js";
 import { encodeOnnx, readOnnx } from "../src/format/onnx.js";
+import { option } from "./bench-args.js";
 
 const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 
@@ -103,10 +104,7 @@ function compressOnce(input: string, out: string, method: string, maxMemory: str
 }
 
 async function main(): Promise<void> {
-  const flag = (name: string, fallback: string) => {
-    const i = process.argv.indexOf(`--${name}`);
-    return i > 0 ? process.argv[i + 1]! : fallback;
-  };
+  const flag = option;
   const initializers = Number(flag("initializers", "0"));
   if (initializers > 0) {
     // The whole command's wall time, from start to exit: reading, compressing and writing.

@@ -12,11 +12,11 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { withPage } from "../test/browser/chromium.js";
+import { option } from "./bench-args.js";
 
 const model = process.argv[2];
 if (!model) throw new Error("usage: ort-web-check MODEL.onnx [--input-size HxW]");
-const at = process.argv.indexOf("--input-size");
-const [h, w] = (at > 0 ? process.argv[at + 1]! : "48x320").split("x").map(Number) as [number, number];
+const [h, w] = option("input-size", "48x320").split("x").map(Number) as [number, number];
 const ORT_WEB = join(createRequire(import.meta.url).resolve("onnxruntime-web"), "..");
 const bytes = readFileSync(model);
 const input = Float32Array.from({ length: 3 * h * w }, (_, i) => Math.sin(i * 0.013) * 0.8);

@@ -33,7 +33,7 @@ test("the packed tarball installs, imports in Node, bundles for the browser thro
   execFileSync("mkdir", [project]);
   writeFileSync(join(project, "package.json"), JSON.stringify({ name: "app", version: "1.0.0", type: "module", private: true }));
   // Offline: the tarball's dependencies come from this checkout's node_modules (npm ci put them there).
-  const deps = ["@jax-js/jax", "protobufjs", "jpeg-js", "pngjs"].map((d) => join(ROOT, "node_modules", d));
+  const deps = ["@jax-js/jax", "protobufjs", "jpeg-js", "pngjs", "@webgpu/types"].map((d) => join(ROOT, "node_modules", d));
   const installed = npm(["install", "--offline", "--no-audit", "--no-fund", "--ignore-scripts", join(dir, info!.filename), ...deps], project);
   assert.equal(installed.status, 0, installed.stderr);
 
@@ -101,9 +101,16 @@ test("the packed tarball installs, imports in Node, bundles for the browser thro
      // @ts-expect-error: the browser entry has no file reading
      import("mcnc/browser").then((b) => b.readModelFile);\n`,
   );
-  writeFileSync(join(project, "tsconfig.json"), JSON.stringify({ compilerOptions: { module: "NodeNext", moduleResolution: "NodeNext", strict: true, noEmit: true, skipLibCheck: true, types: [], lib: ["ES2023", "DOM"] }, files: ["typed.ts"] }));
-  const typed = spawnSync(process.execPath, [TSC, "-p", project], { cwd: project, encoding: "utf8" });
+  const typecheck = (compilerOptions: Record<string, unknown>) => {
+    writeFileSync(join(project, "tsconfig.json"), JSON.stringify({ compilerOptions: { module: "NodeNext", moduleResolution: "NodeNext", strict: true, noEmit: true, ...compilerOptions }, files: ["typed.ts"] }));
+    return spawnSync(process.execPath, [TSC, "-p", project], { cwd: project, encoding: "utf8" });
+  };
+  const typed = typecheck({ skipLibCheck: true, types: [], lib: ["ES2023", "DOM"] });
   assert.equal(typed.status, 0, typed.stdout + typed.stderr);
+  // Checking every library's types too: jax-js's name Float16Array and WebGPU's types, which the README's
+  // two settings bring.
+  const strict = typecheck({ skipLibCheck: false, types: ["@webgpu/types"], lib: ["ES2023", "ESNext.Float16", "DOM"] });
+  assert.equal(strict.status, 0, strict.stdout + strict.stderr);
   assert.ok(readdirSync(join(project, "node_modules", "mcnc", "dist", "src")).includes("browser.d.ts"));
   assert.ok(statSync(join(project, "node_modules", "mcnc", "data", "models", "gpt-sotu.mcnc")).size > 0);
 });

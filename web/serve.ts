@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { availableBundled, bundledPath } from "../src/data/bundled.js";
 import { readIdxFile } from "../src/data/idx.js";
+import { parseArgs, type FlagValues } from "../src/cli/args.js";
 import { systemReason, UserError } from "../src/errors.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -69,20 +70,25 @@ export async function startServer(port: number, modelsDir: string): Promise<{ se
   return { server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}/` };
 }
 
+const FLAGS = [
+  { name: "port", type: "int", help: "port on 127.0.0.1 (0: any free one)", min: 0, max: 65535, default: 8080 },
+  { name: "models", type: "string", help: "folder of .mcnc files to list", defaultText: "data/models" },
+] as const;
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const args = process.argv.slice(2);
-  const flag = (name: string) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : undefined);
-  const port = Number(flag("port") ?? 8080);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    process.stderr.write(`mcnc web: --port must be 0..65535\n`);
-    process.exit(2);
-  }
-  const modelsDir = resolve(flag("models") ?? join(ROOT, "data", "models"));
-  const started = await startServer(port, modelsDir).catch((e: unknown) => {
+  const fail = (e: unknown): never => {
     if (!(e instanceof UserError)) throw e;
     process.stderr.write(`mcnc web: ${e.message}\n`);
     process.exit(2);
-  });
-  const { url } = started;
+  };
+  const f = (() => {
+    try {
+      return parseArgs(process.argv.slice(2), FLAGS, "web", 0).flags as FlagValues<typeof FLAGS>;
+    } catch (e) {
+      return fail(e);
+    }
+  })();
+  const modelsDir = resolve(f.models ?? join(ROOT, "data", "models"));
+  const { url } = await startServer(f.port, modelsDir).catch(fail);
   process.stdout.write(`mcnc web: open ${url} (models from ${modelsDir}; Ctrl-C stops)\n`);
 }
