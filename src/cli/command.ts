@@ -85,6 +85,9 @@ export const DATA_FLAGS = [
   { name: "label-column", type: "string", help: "a table's label column, by header name or 0-based index", defaultText: "label, class or target, else the last", group: "data" },
 ] as const;
 
+/** What every command that trains or measures on data takes last: the data, the engine, and the output's form. */
+export const DATA_RUN_FLAGS = [...DATA_FLAGS, ...ENGINE_FLAGS, QUIET_FLAG, JSON_FLAG] as const;
+
 /** Round for display and JSON without losing what matters. */
 export function round(x: number, digits = 4): number {
   const f = 10 ** digits;

@@ -19,7 +19,7 @@ import { defaultBatch, type Task } from "../../train/tasks.js";
 import { runLength } from "../../train/budget.js";
 import { train, type Adapter } from "../../train/trainer.js";
 import type { FlagValues } from "../args.js";
-import { BATCH_FLAG, command, DATA_FLAGS, ENGINE_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, LIMIT_FLAG, MODEL_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG } from "../command.js";
+import { BATCH_FLAG, command, DATA_RUN_FLAGS, EVAL_TOKENS_FLAG, LIMIT_FLAG, MODEL_FLAG, print, round, TEST_LIMIT_FLAG } from "../command.js";
 import { duration, Progress } from "../progress.js";
 import { fileSize, modelAndTask, startEngine, taskFor } from "./shared.js";
 import { budgetValues, planJobs, readPlan, TimeLeft, type Job } from "./compare-jobs.js";
@@ -60,10 +60,7 @@ const FLAGS = [
   { name: "limits", type: "string", help: "training-set sizes, comma-separated ('all': the whole split): the comparison at each, tabled side by side", defaultText: "--limit" },
   TEST_LIMIT_FLAG,
   { name: "out-dir", type: "string", help: "where the table, plot and runs go", default: "compare" },
-  ...DATA_FLAGS,
-  ...ENGINE_FLAGS,
-  QUIET_FLAG,
-  JSON_FLAG,
+  ...DATA_RUN_FLAGS,
 ] as const;
 export type CompareFlags = FlagValues<typeof FLAGS>;
 

@@ -24,7 +24,7 @@ import { putAll } from "../../engine/program.js";
 import { engineBatch } from "../../train/step.js";
 import type { Metrics, Task } from "../../train/tasks.js";
 import type { FlagValues } from "../args.js";
-import { command, DATA_FLAGS, ENGINE_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, print, QUIET_FLAG, round, SEED_FLAG, TEST_LIMIT_FLAG } from "../command.js";
+import { command, DATA_RUN_FLAGS, EVAL_TOKENS_FLAG, print, round, SEED_FLAG, TEST_LIMIT_FLAG } from "../command.js";
 import { optionFlags, optionValues } from "../option-flags.js";
 import { openSource, type KnownSource } from "./compress-source.js";
 import { checkForeignMemory, checkMcncLimits, compressToMcnc, tensorsToCompress, writeBackCompressed } from "./compress-tensors.js";
@@ -60,10 +60,7 @@ const FLAGS = [
   { name: "skip-eval", type: "bool", help: "do not measure quality before and after" },
   EVAL_TOKENS_FLAG,
   TEST_LIMIT_FLAG,
-  ...DATA_FLAGS,
-  ...ENGINE_FLAGS,
-  QUIET_FLAG,
-  JSON_FLAG,
+  ...DATA_RUN_FLAGS,
 ] as const;
 type Flags = FlagValues<typeof FLAGS>;
 

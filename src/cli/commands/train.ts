@@ -21,7 +21,7 @@ import { defaultBatch, type Task } from "../../train/tasks.js";
 import { checkTrainingMemory, runLength } from "../../train/budget.js";
 import { train, type Adapter, type TrainResult } from "../../train/trainer.js";
 import type { FlagValues } from "../args.js";
-import { BATCH_FLAG, command, SEED_FLAG, DATA_FLAGS, ENGINE_FLAGS, EVAL_TOKENS_FLAG, GPT_FLAGS, JSON_FLAG, LIMIT_FLAG, MODEL_FLAG, print, QUIET_FLAG, round, TEST_LIMIT_FLAG } from "../command.js";
+import { BATCH_FLAG, command, DATA_RUN_FLAGS, EVAL_TOKENS_FLAG, GPT_FLAGS, LIMIT_FLAG, MODEL_FLAG, print, round, SEED_FLAG, TEST_LIMIT_FLAG } from "../command.js";
 import { optionFlags, optionValues, type OptionOwner } from "../option-flags.js";
 import { Progress } from "../progress.js";
 import { checkWritable, fileSize, jsonReport, metricLine, modelAndTask, sizeLines, startEngine, taskFor } from "./shared.js";
@@ -54,10 +54,7 @@ const FLAGS = [
   { name: "store-bits", type: "int", help: "8: store the method's numbers as 8-bit codes (dense-kept leaves stay float32), or 32", default: 32 },
   LIMIT_FLAG,
   TEST_LIMIT_FLAG,
-  ...DATA_FLAGS,
-  ...ENGINE_FLAGS,
-  QUIET_FLAG,
-  JSON_FLAG,
+  ...DATA_RUN_FLAGS,
 ] as const;
 type Flags = FlagValues<typeof FLAGS>;
 
