@@ -33,7 +33,7 @@ test("the packed tarball installs, imports in Node, bundles for the browser thro
   execFileSync("mkdir", [project]);
   writeFileSync(join(project, "package.json"), JSON.stringify({ name: "app", version: "1.0.0", type: "module", private: true }));
   // Offline: the tarball's dependencies come from this checkout's node_modules (npm ci put them there).
-  const deps = ["@jax-js/jax", "protobufjs", "jpeg-js", "pngjs", "@webgpu/types"].map((d) => join(ROOT, "node_modules", d));
+  const deps = ["@jax-js/jax", "@huggingface/tokenizers", "protobufjs", "jpeg-js", "pngjs", "@webgpu/types"].map((d) => join(ROOT, "node_modules", d));
   const installed = npm(["install", "--offline", "--no-audit", "--no-fund", "--ignore-scripts", join(dir, info!.filename), ...deps], project);
   assert.equal(installed.status, 0, installed.stderr);
 

@@ -7,6 +7,7 @@ import { nn, numpy as np, tree } from "@jax-js/jax";
 import { fused } from "../engine/fused.js";
 import { compile, onEngine, put, read, type Tensor } from "../engine/program.js";
 import { causalAttention, forward } from "../model/gpt.js";
+import { oneHot } from "../model/layers.js";
 import type { GptConfig } from "../model/model.js";
 import type { Params } from "../model/params.js";
 
@@ -58,7 +59,7 @@ export function gptDecoder(c: GptConfig, params: Record<string, Tensor>): Decode
   const D = c.width / c.heads;
   const step = compile(
     (p: Params, cache: Cache, token: np.Array, pos: np.Array) => {
-      const at = nn.oneHot(pos.ref, T).astype(p["wpe.weight"]!.dtype);
+      const at = oneHot(pos.ref, T).astype(p["wpe.weight"]!.dtype);
       const next: Cache = {};
       const positions = np.matmul(at.ref, p["wpe.weight"]!);
       // Positions after this one are not yet written: -inf before the softmax.

@@ -1,5 +1,5 @@
 /**
- * Text from a GPT, byte by byte: temperature and top-k sampling from seeded uniforms (the same seed
+ * Text from a GPT, token by token: temperature and top-k sampling from seeded uniforms (the same seed
  * gives the same text in Node and in a browser), a window that slides when the context is full, and
  * memory bounded by the context, however many tokens are asked for.
  */
@@ -7,21 +7,21 @@ import { seededUniform, STREAM } from "../rng/seeded.js";
 import type { Decoder } from "./decoder.js";
 
 export interface SampleOptions {
-  /** Tokens (bytes) to produce. */
+  /** Tokens (bytes, for mcnc's own GPT) to produce. */
   tokens: number;
-  /** 0: always the most likely byte. */
+  /** 0: always the most likely token. */
   temperature: number;
-  /** Sample among the k most likely bytes only (0: all). */
+  /** Sample among the k most likely tokens only (0: all). */
   topK: number;
   seed: number;
+  /** The token an empty prompt starts from (default: a newline byte, as a document after a paragraph break). */
+  start?: number;
 }
 
 /** Uniforms drawn at once, per key path [sample, block]. */
 const BLOCK = 1024;
-/** A prompt that is empty starts from a newline, as a document does after a paragraph break. */
-const START = 0x0a;
 
-/** The byte to emit for `logits`, given a uniform `u` in [0, 1). Ties go to the lower byte. */
+/** The token to emit for `logits`, given a uniform `u` in [0, 1). Ties go to the lower id. */
 export function pick(logits: Float32Array, temperature: number, topK: number, u: number): number {
   let best = 0;
   for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
@@ -39,12 +39,12 @@ export function pick(logits: Float32Array, temperature: number, topK: number, u:
 }
 
 /**
- * Bytes continuing `prompt`. A prompt longer than the context keeps its last `context` bytes; when
+ * Tokens continuing `prompt`'s. A prompt longer than the context keeps its last `context` tokens; when
  * the cache is full, generation goes on from the last half of the window (re-prefilled).
  */
-export async function* generate(decoder: Decoder, prompt: Uint8Array, o: SampleOptions): AsyncGenerator<number> {
+export async function* generate(decoder: Decoder, prompt: ArrayLike<number>, o: SampleOptions): AsyncGenerator<number> {
   const T = decoder.context;
-  let window = Array.from(prompt.length > 0 ? prompt.subarray(Math.max(0, prompt.length - T)) : [START]);
+  let window = prompt.length > 0 ? Array.from(prompt).slice(Math.max(0, prompt.length - T)) : [o.start ?? 0x0a];
   let logits = await decoder.prefill(window);
   let uniforms: Float32Array = new Float32Array(0);
   for (let i = 0; i < o.tokens; i++) {

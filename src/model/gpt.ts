@@ -7,7 +7,7 @@
  */
 import { nn, numpy as np } from "@jax-js/jax";
 import { fused } from "../engine/fused.js";
-import { dense, gelu, layerNorm, tapOf } from "./layers.js";
+import { dense, gelu, layerNorm, oneHot, tapOf } from "./layers.js";
 import type { GptConfig, LeafTap, Model, Piece } from "./model.js";
 import type { ParamSpec, Params } from "./params.js";
 
@@ -100,7 +100,7 @@ function mlpBlock(x: np.Array, p: Params, h: string, tap?: LeafTap): np.Array {
 export function embed(tokens: np.Array, wte: np.Array, positions: np.Array): np.Array {
   const [B, T] = tokens.shape as [number, number];
   const [vocab, C] = wte.shape as [number, number];
-  return np.matmul(nn.oneHot(tokens, vocab).astype(wte.dtype).reshape([B * T, vocab]), wte).reshape([B, T, C]).add(positions);
+  return np.matmul(oneHot(tokens, vocab).astype(wte.dtype).reshape([B * T, vocab]), wte).reshape([B, T, C]).add(positions);
 }
 
 /** The final LayerNorm and the tied output projection: x [B, T, C] -> logits [B, T, vocab]. Consumes x. */

@@ -90,3 +90,12 @@ export const layerNorm = fused("layer_norm", (x: np.Array, gain: np.Array, bias:
   const variance = centred.ref.mul(centred.ref).mean(-1, { keepdims: true });
   return centred.div(np.sqrt(variance.add(1e-5))).mul(gain).add(bias);
 });
+
+/**
+ * Rows of `n` zeros with a one at each of `indices` (float32), by comparison with 0..n-1: jax-js's
+ * nn.oneHot slices an n x n identity, 10 GB for GPT-2's 50,257 tokens. Consumes `indices`.
+ */
+export function oneHot(indices: np.Array, n: number): np.Array {
+  const shape = indices.shape;
+  return np.equal(indices.reshape([...shape, 1]), np.arange(n).reshape([...shape.map(() => 1), n])).astype(np.float32);
+}

@@ -56,6 +56,7 @@ export async function predictNetwork(model: Model, weights: HostParams, meta: Re
 export async function predictNextByte(model: Model, weights: HostParams, prompt: Uint8Array, top: number): Promise<Ranked[]> {
   const d = model.description;
   if (d.name !== "gpt") throw new UserError(`--prompt needs a language model; this is a ${model.name}`);
+  if (d.vocab !== 256) throw new UserError(`predict --prompt ranks next bytes, for mcnc's byte-level GPT; this one reads ${d.vocab} tokens (mcnc generate runs it)`);
   if (prompt.length === 0) throw new UserError("--prompt is empty");
   const decoder = gptDecoder(d, toDevice(model.specs, weights));
   try {

@@ -9,6 +9,7 @@ import { compile, onEngine, put, read, type Tensor } from "../engine/program.js"
 import { dataRecord, type Dataset } from "../data/dataset.js";
 import type { TextCorpus } from "../data/text.js";
 import { UserError } from "../errors.js";
+import { oneHot } from "../model/layers.js";
 import type { Model } from "../model/model.js";
 import type { Params } from "../model/params.js";
 import { seededBits, seededPermutation, STREAM } from "../rng/seeded.js";
@@ -59,7 +60,7 @@ const weightedCrossEntropy = fused("cross_entropy", (logits: np.Array, weights: 
 export function crossEntropy(logits: np.Array, targets: np.Array): np.Array {
   const V = logits.shape.at(-1)!;
   const n = targets.size;
-  return weightedCrossEntropy(logits.reshape([n, V]), nn.oneHot(targets.reshape([n]), V));
+  return weightedCrossEntropy(logits.reshape([n, V]), oneHot(targets.reshape([n]), V));
 }
 
 export function imageTask(data: Dataset, model: Model): Task {
@@ -130,6 +131,8 @@ export interface TextTaskOptions {
 
 export function textTask(corpus: TextCorpus, model: Model, options: TextTaskOptions = {}): Task {
   if (model.kind !== "language" || model.description.name !== "gpt") throw new UserError(`--model ${model.name} reads images, not text`);
+  // Text here is bytes: a model with its own tokenizer would read byte values as its token ids.
+  if (model.description.vocab !== 256) throw new UserError(`this GPT reads ${model.description.vocab} tokens of its own tokenizer; mcnc's text tasks (eval, train) read bytes, for its own byte-level GPT (for now: generate runs it)`);
   const T = model.description.context;
   for (const [split, bytes] of [
     ["training", corpus.train],

@@ -3,6 +3,8 @@ import { once } from "node:events";
 import { readWholeFile } from "../../files.js";
 import { UserError } from "../../errors.js";
 import { timedRebuild } from "../../format/model-file.js";
+import { BYTES, folderTokenizer } from "../../data/tokenizer.js";
+import { isHfFolder } from "../../format/hf-folder.js";
 import { gptDecoder } from "../../generate/decoder.js";
 import { generate } from "../../generate/sample.js";
 import { toDevice } from "../../model/params.js";
@@ -15,13 +17,13 @@ export const MAX_TOKENS = 1e9;
 const MAX_JSON_TOKENS = 1 << 20;
 
 const FLAGS = [
-  { name: "model", type: "string", help: "a GPT file (the base, when --adapter is given)", required: true },
+  { name: "model", type: "string", help: "a GPT: an .mcnc file, or a Hugging Face GPT-2 folder with its tokenizer (the base, when --adapter is given)", required: true },
   ADAPTER_FLAG,
   { name: "prompt", type: "string", help: "text to continue (UTF-8; its last context bytes are used)", defaultText: "''" },
   { name: "prompt-file", type: "string", help: "read the prompt's bytes from a file" },
-  { name: "tokens", type: "int", help: "bytes to generate (streamed)", min: 1, max: MAX_TOKENS, default: 200 },
-  { name: "temperature", type: "float", help: "sampling temperature (0: always the most likely byte)", min: 0, max: 100, default: 0.8 },
-  { name: "top-k", type: "int", help: "sample among the k most likely bytes (0: all)", min: 0, max: 1 << 16, default: 0 },
+  { name: "tokens", type: "int", help: "tokens to generate (bytes for mcnc's own GPT; streamed)", min: 1, max: MAX_TOKENS, default: 200 },
+  { name: "temperature", type: "float", help: "sampling temperature (0: always the most likely token)", min: 0, max: 100, default: 0.8 },
+  { name: "top-k", type: "int", help: "sample among the k most likely tokens (0: all; 1: greedy)", min: 0, max: 1 << 16, default: 0 },
   { ...SEED_FLAG, help: "seed of the sampling" },
   ...ENGINE_FLAGS,
   JSON_FLAG,
@@ -46,27 +48,31 @@ async function run(f: Flags): Promise<void> {
   if (d.name !== "gpt") throw new UserError(`generate needs a language model; ${f.model} holds a ${d.name}`);
   const rebuilt = await timedRebuild(loaded, 0, base);
   const decoder = gptDecoder(d, toDevice(loaded.model.specs, rebuilt.params));
+  // A Hugging Face folder brings its tokenizer; mcnc's own GPT reads the prompt's bytes as they are.
+  const tokenizer = isHfFolder(f.model) ? folderTokenizer(f.model, d.vocab) : BYTES;
+  const promptTokens = tokenizer === BYTES ? prompt : tokenizer.encode(new TextDecoder().decode(prompt));
 
-  const decoder8 = new TextDecoder("utf-8");
-  const out: number[] = [];
+  const text = tokenizer.streamDecoder();
+  let all = "";
   let pending = "";
   const started = performance.now();
   let produced = 0;
-  for await (const byte of generate(decoder, prompt, { tokens, temperature, topK, seed })) {
+  for await (const token of generate(decoder, promptTokens, { tokens, temperature, topK, seed, start: tokenizer.start })) {
     produced++;
-    const text = decoder8.decode(Uint8Array.of(byte), { stream: true });
+    const piece = text.next(token);
     if (f.json) {
-      out.push(byte);
+      all += piece;
       continue;
     }
-    pending += text;
-    // Flush at line ends and every few bytes: text appears as it is made, without a write per byte.
-    if (pending.length >= 64 || text.includes("\n")) {
+    pending += piece;
+    // Flush at line ends and every few characters: text appears as it is made, without a write per token.
+    if (pending.length >= 64 || piece.includes("\n")) {
       if (!process.stdout.write(pending)) await once(process.stdout, "drain");
       pending = "";
     }
   }
-  pending += decoder8.decode();
+  pending += text.end();
+  all += pending;
   const seconds = (performance.now() - started) / 1000;
   decoder.dispose();
   if (f.json) {
@@ -75,9 +81,9 @@ async function run(f: Flags): Promise<void> {
         command: "generate",
         model: f.model,
         ...(f.adapter ? { adapter: f.adapter } : {}),
-        prompt_tokens: prompt.length,
+        prompt_tokens: promptTokens.length,
         tokens: produced,
-        text: new TextDecoder("utf-8").decode(Uint8Array.from(out)),
+        text: all,
         tokens_per_s: round(produced / seconds, 1),
         seed,
         temperature,

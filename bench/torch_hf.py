@@ -1,0 +1,109 @@
+"""An independent PyTorch reading of a Hugging Face GPT-2 folder, written from the architecture's
+definition and Hugging Face's key names (not from mcnc's code), to check what mcnc computes on it.
+
+GPT-2: token and learned position embeddings; per block, LayerNorm (eps from the config), causal
+self-attention with q|k|v fused in a Conv1D ([in, out], y = x @ W + b) scaled by 1/sqrt(head size), a
+Conv1D projection, LayerNorm, a 4x MLP with GELU (tanh form), each added to its input; a final
+LayerNorm and the output head (lm_head.weight if saved, else the token embedding, tied). Weights come
+from model.safetensors or the shards model.safetensors.index.json lists, F32, F16 or BF16, with or
+without the `transformer.` prefix; the safetensors format is parsed here (header length, JSON header,
+little-endian data).
+
+Usage: python3 torch_hf.py --model DIR --tokens 1,2,3 --logits OUT.f32 [--greedy N]
+Writes the logits of every position ([T, vocab], float32 little-endian) to OUT.f32 and prints one
+JSON line: {"shape": [T, vocab], "greedy": [N tokens]} where greedy decoding recomputes the whole
+window at each step (no cache).
+"""
+import argparse, json, math, os, struct
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def read_safetensors(path):
+    with open(path, 'rb') as f:
+        n = struct.unpack('<Q', f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, e in header.items():
+        if name == '__metadata__':
+            continue
+        b, end = e['data_offsets']
+        raw = data[b:end]
+        if e['dtype'] == 'F32':
+            a = np.frombuffer(raw, dtype='<f4').astype(np.float32)
+        elif e['dtype'] == 'F16':
+            a = np.frombuffer(raw, dtype='<f2').astype(np.float32)
+        elif e['dtype'] == 'BF16':
+            a = (np.frombuffer(raw, dtype='<u2').astype(np.uint32) << 16).view(np.float32)
+        else:
+            raise SystemExit(f'{path}: dtype {e["dtype"]} not read here')
+        out[name] = torch.from_numpy(a.reshape(e['shape']).copy())
+    return out
+
+
+def read_weights(folder):
+    single = os.path.join(folder, 'model.safetensors')
+    if os.path.exists(single):
+        files = [single]
+    else:
+        index = json.load(open(os.path.join(folder, 'model.safetensors.index.json')))
+        files = sorted({os.path.join(folder, f) for f in index['weight_map'].values()})
+    w = {}
+    for f in files:
+        for k, v in read_safetensors(f).items():
+            w[k[len('transformer.'):] if k.startswith('transformer.') else k] = v
+    return w
+
+
+def gpt2_logits(cfg, w, ids):
+    C, H = cfg['n_embd'], cfg['n_head']
+    eps = cfg.get('layer_norm_epsilon', 1e-5)
+    T = len(ids)
+    x = torch.tensor(ids)
+    h = w['wte.weight'][x] + w['wpe.weight'][:T]
+    mask = torch.ones(T, T, dtype=torch.bool).tril()
+    for l in range(cfg['n_layer']):
+        p = f'h.{l}.'
+        a = F.layer_norm(h, (C,), w[p + 'ln_1.weight'], w[p + 'ln_1.bias'], eps)
+        qkv = a @ w[p + 'attn.c_attn.weight'] + w[p + 'attn.c_attn.bias']
+        q, k, v = (t.view(T, H, C // H).transpose(0, 1) for t in qkv.split(C, dim=1))
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(C // H)
+        att = att.masked_fill(~mask, float('-inf')).softmax(-1)
+        y = (att @ v).transpose(0, 1).reshape(T, C)
+        h = h + y @ w[p + 'attn.c_proj.weight'] + w[p + 'attn.c_proj.bias']
+        m = F.layer_norm(h, (C,), w[p + 'ln_2.weight'], w[p + 'ln_2.bias'], eps)
+        m = F.gelu(m @ w[p + 'mlp.c_fc.weight'] + w[p + 'mlp.c_fc.bias'], approximate='tanh')
+        h = h + m @ w[p + 'mlp.c_proj.weight'] + w[p + 'mlp.c_proj.bias']
+    h = F.layer_norm(h, (C,), w['ln_f.weight'], w['ln_f.bias'], eps)
+    head = w.get('lm_head.weight', w['wte.weight'])
+    return h @ head.t()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--model', required=True)
+    ap.add_argument('--tokens', required=True)
+    ap.add_argument('--logits', required=True)
+    ap.add_argument('--greedy', type=int, default=0)
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    cfg = json.load(open(os.path.join(a.model, 'config.json')))
+    if cfg.get('model_type') != 'gpt2':
+        raise SystemExit(f'model_type {cfg.get("model_type")} is not read here')
+    w = read_weights(a.model)
+    ids = [int(t) for t in a.tokens.split(',')]
+    with torch.no_grad():
+        logits = gpt2_logits(cfg, w, ids)
+        logits.numpy().astype('<f4').tofile(a.logits)
+        window, greedy = list(ids), []
+        for _ in range(a.greedy):
+            t = int(gpt2_logits(cfg, w, window[-cfg['n_positions']:])[-1].argmax())
+            greedy.append(t)
+            window.append(t)
+    print(json.dumps({'shape': list(logits.shape), 'greedy': greedy}))
+
+
+if __name__ == '__main__':
+    main()

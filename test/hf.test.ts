@@ -1,0 +1,171 @@
+/**
+ * Hugging Face GPT-2 folders, on tiny random checkpoints written here: read from one file or shards,
+ * F32, F16 or BF16, with or without the `transformer.` prefix; refused in one line where config, weights
+ * or tokenizer disagree; tokenized by GPT-2's real BPE (the vocabulary and merges gpt-3-encoder ships);
+ * and computed as an independent PyTorch reading (bench/torch_hf.py) computes them.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { test } from "node:test";
+import { gunzipSync } from "node:zlib";
+import { numpy as np } from "@jax-js/jax";
+import { bundledPath } from "../src/data/bundled.js";
+import { folderTokenizer } from "../src/data/tokenizer.js";
+import { initEngine } from "../src/engine/engine.js";
+import { timedRebuild } from "../src/format/model-file.js";
+import { readModelFile } from "../src/format/read-file.js";
+import { encodeSafetensors, narrow, widen, type SafetensorsDtype } from "../src/format/safetensors.js";
+import { gptDecoder } from "../src/generate/decoder.js";
+import { generate } from "../src/generate/sample.js";
+import { gptSpecs } from "../src/model/gpt.js";
+import type { GptConfig } from "../src/model/model.js";
+import { toDevice } from "../src/model/params.js";
+import { hasTorch, NO_TORCH } from "../bench/train-vs-torch.js";
+import { assertCleanError, lastJson, mcnc } from "./cli-helpers.js";
+
+await initEngine();
+
+const require = createRequire(import.meta.url);
+const ENCODER = dirname(require.resolve("gpt-3-encoder"));
+const PEER = new URL("../../bench/torch_hf.py", import.meta.url).pathname;
+const root = mkdtempSync(join(tmpdir(), "mcnc-hf-"));
+test.after(() => rmSync(root, { recursive: true, force: true }));
+
+const TINY: GptConfig = { layers: 2, width: 16, heads: 2, context: 32, vocab: 50257 };
+
+interface Variant {
+  dtype?: SafetensorsDtype;
+  /** Save names as GPT2LMHeadModel does, under `transformer.`, with the tied head saved too. */
+  lmHead?: boolean;
+  shards?: boolean;
+  config?: Record<string, unknown>;
+  /** Change the weights after the config is written. */
+  tamper?: (tensors: Array<{ name: string; shape: number[]; data: Float32Array }>) => void;
+  tokenizer?: boolean;
+}
+
+/** A tiny random GPT-2 folder; the weights as they read back after the dtype's rounding. */
+function writeGpt2(name: string, v: Variant = {}): { dir: string; weights: Record<string, Float32Array> } {
+  const dir = join(root, name);
+  mkdirSync(dir);
+  const config = { model_type: "gpt2", n_layer: TINY.layers, n_embd: TINY.width, n_head: TINY.heads, n_positions: TINY.context, vocab_size: TINY.vocab, activation_function: "gelu_new", layer_norm_epsilon: 1e-5, ...v.config };
+  writeFileSync(join(dir, "config.json"), JSON.stringify(config));
+  const dtype = v.dtype ?? "F32";
+  // Every leaf away from its initial value (LayerNorm gains off one, biases off zero), so each one counts.
+  const tensors = gptSpecs(TINY).map((s, j) => {
+    const n = s.shape.reduce((a, b) => a * b, 1);
+    const data = Float32Array.from({ length: n }, (_, i) => (s.role === "gain" ? 1 : 0) + 0.2 * Math.sin(i * 0.37 + j * 1.3));
+    return { name: v.lmHead ? `transformer.${s.name}` : s.name, shape: s.shape, dtype, data };
+  });
+  if (v.lmHead) tensors.push({ ...tensors[0]!, name: "lm_head.weight" });
+  v.tamper?.(tensors);
+  if (v.shards) {
+    const half = Math.ceil(tensors.length / 2);
+    const parts = [tensors.slice(0, half), tensors.slice(half)];
+    const files = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"];
+    parts.forEach((part, i) => writeFileSync(join(dir, files[i]!), encodeSafetensors(part)));
+    const weightMap = Object.fromEntries(parts.flatMap((part, i) => part.map((t) => [t.name, files[i]!])));
+    writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+  } else writeFileSync(join(dir, "model.safetensors"), encodeSafetensors(tensors));
+  if (v.tokenizer !== false) {
+    copyFileSync(join(ENCODER, "encoder.json"), join(dir, "vocab.json"));
+    copyFileSync(join(ENCODER, "vocab.bpe"), join(dir, "merges.txt"));
+  }
+  const weights = Object.fromEntries(tensors.map((t) => [t.name.replace(/^transformer\./, ""), widen(narrow(t.data, dtype), dtype)]));
+  return { dir, weights };
+}
+
+test("GPT-2's tokenizer from vocab.json and merges.txt: its known ids, and real text tokenized as gpt-3-encoder does and decoded back", async () => {
+  const { dir } = writeGpt2("tokenizer");
+  const tokenizer = folderTokenizer(dir, TINY.vocab);
+  assert.deepEqual(tokenizer.encode("Hello world"), [15496, 995]);
+  assert.equal(tokenizer.start, 50256);
+  const chapter = gunzipSync(readFileSync(join(bundledPath("moby-dick"), "chapter_1.txt.gz"))).toString("utf8");
+  const text = `${chapter}\nnaïve café, 😀 — “quoted” <|endoftext|>`;
+  const ids = tokenizer.encode(text);
+  // An independent implementation of the same BPE (gpt-3-encoder's own code) gives the same tokens.
+  const reference = (await import("gpt-3-encoder")) as unknown as { encode(text: string): number[] };
+  assert.deepEqual(ids.slice(0, 2000), reference.encode(chapter).slice(0, 2000));
+  // Streamed a token at a time, characters split across tokens come out whole.
+  const stream = tokenizer.streamDecoder();
+  assert.equal(ids.map((t) => stream.next(t)).join("") + stream.end(), text);
+});
+
+test("a GPT-2 folder reads as mcnc's GPT: one file or shards, F32, F16 or BF16, with or without the transformer. prefix", () => {
+  for (const [name, v] of [
+    ["f32", {}],
+    ["f16-prefixed", { dtype: "F16", lmHead: true }],
+    ["bf16-sharded", { dtype: "BF16", shards: true }],
+  ] as const) {
+    const { dir, weights } = writeGpt2(name, v);
+    const loaded = readModelFile(dir);
+    assert.deepEqual(loaded.model.description, { name: "gpt", ...TINY });
+    for (const s of loaded.model.specs) assert.deepEqual(loaded.file.trainable[s.name], weights[s.name], `${name}: ${s.name}`);
+  }
+});
+
+test("a folder whose config, weights or tokenizer disagree is refused in one line", () => {
+  const refuse = (name: string, v: Variant, pattern: RegExp, command = ["inspect"]) => {
+    const { dir } = writeGpt2(name, v);
+    assertCleanError(mcnc(...command, ...(command[0] === "generate" ? ["--model", dir] : [dir])), pattern);
+  };
+  refuse("llama", { config: { model_type: "llama" } }, /model_type "llama" is not one mcnc reads \(gpt2\)/);
+  refuse("relu", { config: { activation_function: "relu" } }, /activation_function relu is not gelu_new/);
+  refuse("wide", { config: { n_embd: 32 } }, /wte.weight is \[50257, 16\], but config.json makes it \[50257, 32\]/);
+  refuse("untied", { lmHead: true, tamper: (t) => (t[t.length - 1]!.data = t[t.length - 1]!.data.map((x) => x + 1)) }, /lm_head.weight differs from the token embedding/);
+  const { dir: sharded } = writeGpt2("missing-shard", { shards: true });
+  rmSync(join(sharded, "model-00002-of-00002.safetensors"));
+  assertCleanError(mcnc("inspect", sharded), /lists the shard model-00002-of-00002.safetensors, which .* does not hold/);
+  refuse("no-tokenizer", { tokenizer: false }, /has no tokenizer: it needs tokenizer.json, or GPT-2's vocab.json and merges.txt/, ["generate", "--tokens", "2"]);
+  assertCleanError(mcnc("inspect", root), /is a folder without config.json/);
+  // Byte-level tasks would read bytes as its token ids: refused until they tokenize.
+  const { dir } = writeGpt2("bytes-only");
+  assertCleanError(mcnc("eval", dir), /reads 50257 tokens of its own tokenizer; mcnc's text tasks \(eval, train\) read bytes/);
+  assertCleanError(mcnc("predict", "--in", dir, "--prompt", "Hi"), /ranks next bytes, for mcnc's byte-level GPT/);
+});
+
+test("generate and inspect run on a GPT-2 folder, streaming text through its tokenizer", () => {
+  const { dir } = writeGpt2("cli");
+  const r = mcnc("generate", "--model", dir, "--prompt", "Hello world", "--tokens", "6", "--temperature", "0", "--json");
+  assert.equal(r.code, 0, r.stderr);
+  const out = lastJson(r.stdout) as { prompt_tokens: number; tokens: number; text: string };
+  assert.equal(out.prompt_tokens, 2);
+  assert.equal(out.tokens, 6);
+  assert.ok(out.text.length > 0);
+  const inspected = mcnc("inspect", dir, "--json");
+  assert.equal(inspected.code, 0, inspected.stderr);
+  assert.equal((lastJson(inspected.stdout) as { params: number }).params, gptSpecs(TINY).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0));
+});
+
+test("logits and greedy tokens agree with an independent PyTorch reading of the folder", async (t) => {
+  if (!hasTorch()) {
+    t.skip(NO_TORCH);
+    return;
+  }
+  const { dir } = writeGpt2("torch", { dtype: "BF16", lmHead: true, shards: true });
+  const ids = folderTokenizer(dir, TINY.vocab).encode("Call me Ishmael. Some years ago");
+  const out = join(root, "torch-logits.f32");
+  const peer = spawnSync("/usr/bin/python3", [PEER, "--model", dir, "--tokens", ids.join(","), "--logits", out, "--greedy", "12"], { encoding: "utf8" });
+  assert.equal(peer.status, 0, peer.stderr);
+  const { shape, greedy } = JSON.parse(peer.stdout) as { shape: number[]; greedy: number[] };
+  assert.deepEqual(shape, [ids.length, TINY.vocab]);
+  const theirs = new Float32Array(readFileSync(out).buffer.slice(0));
+
+  const loaded = readModelFile(dir);
+  const weights = (await timedRebuild(loaded, 0)).params;
+  const tokens = np.array(Int32Array.from(ids), { dtype: np.int32 }).reshape([1, ids.length]);
+  const ours = (await loaded.model.apply(toDevice(loaded.model.specs, weights), tokens).data()) as Float32Array;
+  let worst = 0;
+  for (let i = 0; i < ours.length; i++) worst = Math.max(worst, Math.abs(ours[i]! - theirs[i]!));
+  assert.ok(worst < 1e-4, `largest logit difference ${worst}`);
+
+  const decoder = gptDecoder(TINY, toDevice(loaded.model.specs, weights));
+  const mine: number[] = [];
+  for await (const token of generate(decoder, ids, { tokens: 12, temperature: 0, topK: 1, seed: 0 })) mine.push(token);
+  decoder.dispose();
+  assert.deepEqual(mine, greedy);
+});
