@@ -117,7 +117,7 @@ test("gpt: bad text input is one line and exit 2", () => {
   assertCleanError(mcnc("train", ...SIZE, "--dataset", "fashion-mnist", "--steps", "1"), /holds images; this model reads text/);
   // Sizes are checked from the flags, before anything is allocated.
   assertCleanError(mcnc("train", "--model", "gpt", "--layers", "64", "--width", "8192", "--steps", "1"), /51549585408 parameters, above the limit of 268435456/);
-  assertCleanError(mcnc("train", "--model", "gpt", "--context", "4096", "--batch", "64", "--steps", "1"), /gpt's attention at --batch 64 \(lower --batch or --context\) needs about [\d,]+ MiB, above the limit of 2,048 MiB/);
+  assertCleanError(mcnc("train", "--model", "gpt", "--context", "4096", "--batch", "64", "--steps", "1"), /gpt's attention and logits at --batch 64 \(lower --batch or --context\) needs about [\d,]+ MiB, above the limit of 2,048 MiB/);
 });
 
 test("a killed run resumes from its checkpoint to the uninterrupted run's file, byte for byte", async () => {

@@ -14,7 +14,7 @@ import { test } from "node:test";
 import { gunzipSync } from "node:zlib";
 import { numpy as np } from "@jax-js/jax";
 import { bundledPath } from "../src/data/bundled.js";
-import { folderTokenizer } from "../src/data/tokenizer.js";
+import { folderTokenizer } from "../src/data/folder-tokenizer.js";
 import { initEngine } from "../src/engine/engine.js";
 import { timedRebuild } from "../src/format/model-file.js";
 import { readModelFile } from "../src/format/read-file.js";
@@ -122,9 +122,7 @@ test("a folder whose config, weights or tokenizer disagree is refused in one lin
   assertCleanError(mcnc("inspect", sharded), /lists the shard model-00002-of-00002.safetensors, which .* does not hold/);
   refuse("no-tokenizer", { tokenizer: false }, /has no tokenizer: it needs tokenizer.json, or GPT-2's vocab.json and merges.txt/, ["generate", "--tokens", "2"]);
   assertCleanError(mcnc("inspect", root), /is a folder without config.json/);
-  // Byte-level tasks would read bytes as its token ids: refused until they tokenize.
   const { dir } = writeGpt2("bytes-only");
-  assertCleanError(mcnc("eval", dir), /reads 50257 tokens of its own tokenizer; mcnc's text tasks \(eval, train\) read bytes/);
   assertCleanError(mcnc("predict", "--in", dir, "--prompt", "Hi"), /ranks next bytes, for mcnc's byte-level GPT/);
 });
 
@@ -139,6 +137,38 @@ test("generate and inspect run on a GPT-2 folder, streaming text through its tok
   const inspected = mcnc("inspect", dir, "--json");
   assert.equal(inspected.code, 0, inspected.stderr);
   assert.equal((lastJson(inspected.stdout) as { params: number }).params, gptSpecs(TINY).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0));
+});
+
+test("eval on a GPT-2 folder: the text tokenized by its tokenizer, bits per byte at its bytes per token, and perplexity per token", () => {
+  const { dir } = writeGpt2("eval");
+  const text = join(root, "text.txt");
+  const chapters = [1, 2, 3, 4, 5, 6].map((i) => gunzipSync(readFileSync(join(bundledPath("moby-dick"), `chapter_${i}.txt.gz`))).toString("utf8"));
+  writeFileSync(text, chapters.join("\n"));
+  const r = mcnc("eval", dir, "--data", text, "--eval-tokens", "0", "--json");
+  assert.equal(r.code, 0, r.stderr);
+  const out = lastJson(r.stdout) as { bits_per_byte: number; perplexity: number };
+  // A random model: bits per token near log2(50,257) = 15.6; English is about 4.5 bytes a GPT-2 token,
+  // so bits per byte are bits per token over that (bytes read as tokens would make them equal).
+  const perToken = Math.log2(out.perplexity);
+  assert.ok(perToken > 12 && perToken < 20, `${perToken} bits per token`);
+  const bytesPerToken = perToken / out.bits_per_byte;
+  assert.ok(bytesPerToken > 3.5 && bytesPerToken < 5.5, `${bytesPerToken} bytes per token`);
+});
+
+test("an adapter trained on a GPT-2 folder: a file of a few KB bound to the folder's weights, and generate applies it", () => {
+  const { dir } = writeGpt2("adapt");
+  const text = join(root, "adapt.txt");
+  writeFileSync(text, gunzipSync(readFileSync(join(bundledPath("moby-dick"), "chapter_2.txt.gz"))).toString("utf8").repeat(3));
+  const adapter = join(root, "adapter.mcnc");
+  const r = mcnc("train", "--init", dir, "--method", "mcnc-lora", "--ratio", "1000", "--data", text, "--steps", "4", "--batch", "4", "--eval-tokens", "256", "--out", adapter, "--json", "--quiet");
+  assert.equal(r.code, 0, r.stderr);
+  const trained = lastJson(r.stdout) as { file_bytes: number; bits_per_byte: number; adapter: { leaves: number } };
+  assert.ok(trained.file_bytes < 8192 && trained.adapter.leaves === TINY.layers && Number.isFinite(trained.bits_per_byte), JSON.stringify(trained));
+  const g = mcnc("generate", "--model", dir, "--adapter", adapter, "--prompt", "Hello", "--tokens", "3", "--json");
+  assert.equal(g.code, 0, g.stderr);
+  // On another base the adapter is refused by its base's hash.
+  const { dir: other } = writeGpt2("other-base", { config: { layer_norm_epsilon: 1e-5 }, tamper: (t) => (t[0]!.data = t[0]!.data.map((x) => -x)) });
+  assertCleanError(mcnc("generate", "--model", other, "--adapter", adapter, "--tokens", "2"), /base/);
 });
 
 test("logits and greedy tokens agree with an independent PyTorch reading of the folder", async (t) => {

@@ -1,13 +1,7 @@
 /**
- * Text to tokens and back. mcnc's own GPT reads bytes; a Hugging Face model folder brings its tokenizer:
- * `tokenizer.json` (with `tokenizer_config.json`), or GPT-2's `vocab.json` and `merges.txt`. Those are run
- * by @huggingface/tokenizers (Hugging Face's JavaScript port), never by a tokenizer written here.
+ * Text to tokens and back. mcnc's own GPT reads bytes; a Hugging Face model folder brings its own
+ * tokenizer (folder-tokenizer.ts).
  */
-import { existsSync } from "node:fs";
-import { join } from "node:path";
-import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
-import { UserError } from "../errors.js";
-import { readWholeFile } from "../files.js";
 
 export interface StreamDecoder {
   next(token: number): string;
@@ -38,81 +32,3 @@ export const BYTES: Tokenizer = {
   // A document after a paragraph break.
   start: 0x0a,
 };
-
-/** Largest tokenizer file read: Llama 3's tokenizer.json is 9 MB. */
-const MAX_TOKENIZER_BYTES = 64 << 20;
-
-function json(path: string, what: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(new TextDecoder().decode(readWholeFile(path, what, MAX_TOKENIZER_BYTES)));
-  } catch (e) {
-    if (e instanceof UserError) throw e;
-    throw new UserError(`${path}: ${what} is not JSON`);
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new UserError(`${path}: ${what} is not a JSON object`);
-  return value as Record<string, unknown>;
-}
-
-/** GPT-2's byte-level BPE as tokenizer.json states it, from its vocab.json and merges.txt. */
-function gpt2TokenizerJson(dir: string): Record<string, unknown> {
-  const vocab = json(join(dir, "vocab.json"), "vocab.json");
-  const lines = new TextDecoder().decode(readWholeFile(join(dir, "merges.txt"), "merges.txt", MAX_TOKENIZER_BYTES)).split("\n");
-  const merges = lines.filter((l, i) => l.trim() !== "" && !(i === 0 && l.startsWith("#version")));
-  const end = vocab["<|endoftext|>"];
-  const byteLevel = { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true };
-  return {
-    added_tokens: typeof end === "number" ? [{ id: end, content: "<|endoftext|>", single_word: false, lstrip: false, rstrip: false, normalized: true, special: true }] : [],
-    normalizer: null,
-    pre_tokenizer: byteLevel,
-    post_processor: byteLevel,
-    decoder: byteLevel,
-    model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: "", end_of_word_suffix: "", fuse_unk: false, byte_fallback: false, vocab, merges },
-  };
-}
-
-/** Text exactly as the tokens spell it: special tokens shown, no spaces tidied away. */
-const DECODE = { skip_special_tokens: false, clean_up_tokenization_spaces: false };
-
-/** The tokenizer a model folder holds; `vocab`: the model's vocabulary size, which the tokenizer must fit. */
-export function folderTokenizer(dir: string, vocab: number): Tokenizer {
-  const hasJson = existsSync(join(dir, "tokenizer.json"));
-  if (!hasJson && !(existsSync(join(dir, "vocab.json")) && existsSync(join(dir, "merges.txt")))) {
-    throw new UserError(`${dir} has no tokenizer: it needs tokenizer.json, or GPT-2's vocab.json and merges.txt`);
-  }
-  const spec = hasJson ? json(join(dir, "tokenizer.json"), "tokenizer.json") : gpt2TokenizerJson(dir);
-  const config = existsSync(join(dir, "tokenizer_config.json")) ? json(join(dir, "tokenizer_config.json"), "tokenizer_config.json") : {};
-  let tokenizer: HfTokenizer;
-  try {
-    tokenizer = new HfTokenizer(spec, config);
-  } catch (e) {
-    throw new UserError(`${dir}: the tokenizer cannot be read: ${(e as Error).message}`);
-  }
-  const ids = Object.values((spec.model as { vocab?: Record<string, number> } | undefined)?.vocab ?? {});
-  const largest = Math.max(-1, ...ids.filter((v) => typeof v === "number"), ...(((spec.added_tokens as Array<{ id?: unknown }> | undefined) ?? []).map((t) => Number(t.id)).filter(Number.isFinite)));
-  if (largest >= vocab) throw new UserError(`${dir}: the tokenizer has token ${largest}, beyond the model's vocabulary of ${vocab}`);
-  const eos = typeof config.eos_token === "string" ? tokenizer.token_to_id(config.eos_token) : undefined;
-  const start = eos ?? tokenizer.token_to_id("<|endoftext|>") ?? 0;
-  return {
-    name: hasJson ? "tokenizer.json" : "vocab.json + merges.txt",
-    vocab,
-    encode: (text) => tokenizer.encode(text, { add_special_tokens: false }).ids,
-    streamDecoder() {
-      // Tokens held back while they end inside a character (decoded as U+FFFD), at most four of them.
-      let pending: number[] = [];
-      const flush = () => {
-        const text = pending.length === 0 ? "" : tokenizer.decode(pending, DECODE);
-        pending = [];
-        return text;
-      };
-      return {
-        next(token) {
-          pending.push(token);
-          return pending.length < 4 && tokenizer.decode(pending, DECODE).endsWith("\uFFFD") ? "" : flush();
-        },
-        end: flush,
-      };
-    },
-    start,
-  };
-}

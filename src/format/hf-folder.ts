@@ -6,6 +6,8 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { folderTokenizer } from "../data/folder-tokenizer.js";
+import type { Tokenizer } from "../data/tokenizer.js";
 import { UserError } from "../errors.js";
 import { fileSource, insideFolder, readWholeFile } from "../files.js";
 import { checkMemory } from "../limits.js";
@@ -85,7 +87,9 @@ const BUFFER = /\.attn\.(masked_)?bias$/;
 export function readHfModel(dir: string): LoadedModel {
   const description = gpt2Config(readJson(join(dir, "config.json"), "config.json"), dir);
   checkMemory(4 * gptParamCount(description), `the weights of ${dir}`);
-  const model = buildModel({ name: "gpt", ...description });
+  let tokenizer: Tokenizer | undefined;
+  // Read when first asked for: inspect needs none, and a folder without one still opens.
+  const model: Model = { ...buildModel({ name: "gpt", ...description }), tokenizer: () => (tokenizer ??= folderTokenizer(dir, description.vocab)) };
   const files = weightFiles(dir);
   const sources = files.map((f) => fileSource(f));
   try {

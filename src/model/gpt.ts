@@ -24,11 +24,13 @@ export function gptParamCount(c: GptConfig): number {
 }
 
 /**
- * Bytes a training step holds for attention alone: per block, scores and probabilities
- * [batch, heads, T, T] kept for the backward pass, in float32. What bounds --batch and --context.
+ * Bytes a training step holds beyond the weights where they grow with batch, context and vocabulary:
+ * per block, attention scores and probabilities [batch, heads, T, T] kept for the backward pass; and the
+ * tokens' one-hot rows, the logits and the one-hot targets, [batch, T, vocab] each. In float32. What
+ * bounds --batch and --context (and, at GPT-2's 50,257 tokens, mostly the vocabulary's share).
  */
 export function attentionBytes(c: GptConfig, batch: number): number {
-  return c.layers * 2 * batch * c.heads * c.context * c.context * 4;
+  return c.layers * 2 * batch * c.heads * c.context * c.context * 4 + 3 * batch * c.context * c.vocab * 4;
 }
 
 /** GPT-2's initial spread: std 0.02, residual projections 0.02 / sqrt(2 layers) (drawn uniform with that std). */

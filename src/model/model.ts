@@ -1,4 +1,5 @@
 /** What a network is to the rest of mcnc: a parameter list and a pure function of the parameter tree. */
+import type { Tokenizer } from "../data/tokenizer.js";
 import type { numpy as np } from "@jax-js/jax";
 import type { ParamSpec, Params } from "./params.js";
 import type { SequentialDescription } from "./sequential.js";
@@ -57,4 +58,6 @@ export interface Model {
    * whole network once per matrix.
    */
   pieces?: Piece[];
+  /** A language model's own tokenizer, where its tokens are not bytes (a Hugging Face folder's): read when first asked for. */
+  tokenizer?: () => Tokenizer;
 }

@@ -8,6 +8,7 @@ import { fused } from "../engine/fused.js";
 import { compile, onEngine, put, read, type Tensor } from "../engine/program.js";
 import { dataRecord, type Dataset } from "../data/dataset.js";
 import type { TextCorpus } from "../data/text.js";
+import { BYTES } from "../data/tokenizer.js";
 import { UserError } from "../errors.js";
 import { oneHot } from "../model/layers.js";
 import type { Model } from "../model/model.js";
@@ -131,35 +132,44 @@ export interface TextTaskOptions {
 
 export function textTask(corpus: TextCorpus, model: Model, options: TextTaskOptions = {}): Task {
   if (model.kind !== "language" || model.description.name !== "gpt") throw new UserError(`--model ${model.name} reads images, not text`);
-  // Text here is bytes: a model with its own tokenizer would read byte values as its token ids.
-  if (model.description.vocab !== 256) throw new UserError(`this GPT reads ${model.description.vocab} tokens of its own tokenizer; mcnc's text tasks (eval, train) read bytes, for its own byte-level GPT (for now: generate runs it)`);
+  const V = model.description.vocab;
+  // Bytes are the tokens of mcnc's own GPT; a model with its own tokenizer reads the text as it splits it.
+  const tokenizer = model.tokenizer?.() ?? BYTES;
+  if (tokenizer.vocab !== V) throw new UserError(`this GPT reads ${V} tokens, and text here is ${tokenizer.name} (${tokenizer.vocab}): give it its tokenizer (a Hugging Face folder's)`);
+  const tokens = (bytes: Uint8Array) => (tokenizer === BYTES ? bytes : Int32Array.from(tokenizer.encode(new TextDecoder().decode(bytes))));
+  const train = tokens(corpus.train);
+  const valid = tokens(corpus.valid);
   const T = model.description.context;
-  for (const [split, bytes] of [
-    ["training", corpus.train],
-    ["validation", corpus.valid],
+  for (const [split, text] of [
+    ["training", train],
+    ["validation", valid],
   ] as const) {
-    if (bytes.length < T + 1) {
-      throw new UserError(`${corpus.name}: ${bytes.length} bytes of ${split} text; one context of ${T} tokens needs at least ${T + 1} (give more text or a smaller --context)`);
+    if (text.length < T + 1) {
+      throw new UserError(`${corpus.name}: ${text.length} tokens of ${split} text; one context of ${T} tokens needs at least ${T + 1} (give more text or a smaller --context)`);
     }
   }
   const evalTokens = options.evalTokens ?? DEFAULT_EVAL_TOKENS;
   if (!Number.isInteger(evalTokens) || evalTokens < 0) throw new UserError(`--eval-tokens must be 0 (all) or a positive integer, got ${evalTokens}`);
-  const windows = Math.floor((corpus.valid.length - 1) / T);
+  const windows = Math.floor((valid.length - 1) / T);
   const picked = evalTokens === 0 ? windows : Math.max(1, Math.min(windows, Math.ceil(evalTokens / T)));
-  const span = corpus.train.length - T;
+  // Bits per byte from bits per token, at the held-out text's own bytes per token (exactly 1 for bytes).
+  const tokensPerByte = valid.length / corpus.valid.length;
+  // Scores and one-hot targets are [rows, T, V]: at a large vocabulary, fewer windows at once.
+  const evalRows = Math.max(1, Math.min(EVAL_ROWS, Math.floor(2 ** 25 / (T * V))));
+  const span = train.length - T;
   let offsets: { seed: number; block: number; bits: Uint32Array } | null = null;
   const nll = compile((params: Params, x: np.Array, y: np.Array) => crossEntropy(model.apply(params, x), y), { name: `${model.name} loss` });
 
   return {
     data: corpus.name,
-    size: `${corpus.train.length} bytes of training text in ${corpus.documents.train} documents (${corpus.valid.length} held out in ${corpus.documents.valid})`,
+    size: `${corpus.train.length} bytes of training text in ${corpus.documents.train} documents (${corpus.valid.length} held out in ${corpus.documents.valid})${tokenizer === BYTES ? "" : `, ${train.length} and ${valid.length} tokens`}`,
     metric: "bits_per_byte",
     higherIsBetter: false,
     unit: "tokens",
     unitsPerRow: T,
-    stepsPerEpoch: (batch) => Math.max(1, Math.floor(corpus.train.length / (batch * T))),
+    stepsPerEpoch: (batch) => Math.max(1, Math.floor(train.length / (batch * T))),
     async batch(seed, step, size) {
-      // Windows of T + 1 bytes at seeded offsets, anywhere in the training text.
+      // Windows of T + 1 tokens at seeded offsets, anywhere in the training text.
       const block = Math.floor(step / OFFSET_BLOCK);
       if (offsets?.block !== block || offsets.seed !== seed || offsets.bits.length !== OFFSET_BLOCK * size) {
         offsets = { seed, block, bits: await seededBits(seed, [STREAM.shuffle, block], OFFSET_BLOCK * size) };
@@ -170,8 +180,8 @@ export function textTask(corpus: TextCorpus, model: Model, options: TextTaskOpti
       for (let r = 0; r < size; r++) {
         const at = Math.floor((offsets.bits[first + r]! / 2 ** 32) * span);
         for (let t = 0; t < T; t++) {
-          x[r * T + t] = corpus.train[at + t]!;
-          y[r * T + t] = corpus.train[at + t + 1]!;
+          x[r * T + t] = train[at + t]!;
+          y[r * T + t] = train[at + t + 1]!;
         }
       }
       return { x, xShape: [size, T], y, yShape: [size, T] };
@@ -181,15 +191,15 @@ export function textTask(corpus: TextCorpus, model: Model, options: TextTaskOpti
       const onIt = await onEngine(tree.ref(params));
       let sum = 0;
       let count = 0;
-      for (let first = 0; first < picked; first += EVAL_ROWS) {
-        const rows = Math.min(EVAL_ROWS, picked - first);
+      for (let first = 0; first < picked; first += evalRows) {
+        const rows = Math.min(evalRows, picked - first);
         const x = new Int32Array(rows * T);
         const y = new Int32Array(rows * T);
         for (let r = 0; r < rows; r++) {
           const at = Math.floor(((first + r) * windows) / picked) * T;
           for (let t = 0; t < T; t++) {
-            x[r * T + t] = corpus.valid[at + t]!;
-            y[r * T + t] = corpus.valid[at + t + 1]!;
+            x[r * T + t] = valid[at + t]!;
+            y[r * T + t] = valid[at + t + 1]!;
           }
         }
         const mean = await nll(tree.ref(onIt), put(x, [rows, T]), put(y, [rows, T]));
@@ -199,7 +209,7 @@ export function textTask(corpus: TextCorpus, model: Model, options: TextTaskOpti
       }
       tree.dispose(onIt);
       const loss = sum / count;
-      return { bits_per_byte: loss / Math.LN2, perplexity: Math.exp(loss), loss };
+      return { bits_per_byte: (loss / Math.LN2) * tokensPerByte, perplexity: Math.exp(loss), loss };
     },
   };
 }

@@ -3,8 +3,7 @@ import { once } from "node:events";
 import { readWholeFile } from "../../files.js";
 import { UserError } from "../../errors.js";
 import { timedRebuild } from "../../format/model-file.js";
-import { BYTES, folderTokenizer } from "../../data/tokenizer.js";
-import { isHfFolder } from "../../format/hf-folder.js";
+import { BYTES } from "../../data/tokenizer.js";
 import { gptDecoder } from "../../generate/decoder.js";
 import { generate } from "../../generate/sample.js";
 import { toDevice } from "../../model/params.js";
@@ -49,7 +48,7 @@ async function run(f: Flags): Promise<void> {
   const rebuilt = await timedRebuild(loaded, 0, base);
   const decoder = gptDecoder(d, toDevice(loaded.model.specs, rebuilt.params));
   // A Hugging Face folder brings its tokenizer; mcnc's own GPT reads the prompt's bytes as they are.
-  const tokenizer = isHfFolder(f.model) ? folderTokenizer(f.model, d.vocab) : BYTES;
+  const tokenizer = loaded.model.tokenizer?.() ?? BYTES;
   const promptTokens = tokenizer === BYTES ? prompt : tokenizer.encode(new TextDecoder().decode(prompt));
 
   const text = tokenizer.streamDecoder();
