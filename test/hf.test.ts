@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -18,7 +18,7 @@ import { folderTokenizer } from "../src/data/folder-tokenizer.js";
 import { initEngine } from "../src/engine/engine.js";
 import { timedRebuild } from "../src/format/model-file.js";
 import { readModelFile } from "../src/format/read-file.js";
-import { encodeSafetensors, narrow, widen, type SafetensorsDtype } from "../src/format/safetensors.js";
+import { encodeSafetensors, memorySource, narrow, readSafetensors, widen, type SafetensorsDtype } from "../src/format/safetensors.js";
 import { gptDecoder } from "../src/generate/decoder.js";
 import { generate } from "../src/generate/sample.js";
 import { gptSpecs } from "../src/model/gpt.js";
@@ -166,9 +166,36 @@ test("an adapter trained on a GPT-2 folder: a file of a few KB bound to the fold
   assert.ok(trained.file_bytes < 8192 && trained.adapter.leaves === TINY.layers && Number.isFinite(trained.bits_per_byte), JSON.stringify(trained));
   const g = mcnc("generate", "--model", dir, "--adapter", adapter, "--prompt", "Hello", "--tokens", "3", "--json");
   assert.equal(g.code, 0, g.stderr);
+  // Merged, it is a folder of the base's kind: its names, its dtype, its config and tokenizer; the same
+  // weights as the merged safetensors.
+  const merged = join(root, "merged");
+  assert.equal(mcnc("merge", "--model", dir, "--adapter", adapter, "--out", merged).code, 0);
+  assert.equal(mcnc("merge", "--model", dir, "--adapter", adapter, "--out", `${merged}.safetensors`).code, 0);
+  assert.deepEqual(readdirSync(merged).sort(), ["config.json", "merges.txt", "model.safetensors", "vocab.json"]);
+  const header = readSafetensors(memorySource(readFileSync(join(merged, "model.safetensors"))));
+  assert.deepEqual(header.entries.map((e) => [e.name, e.dtype]), readSafetensors(memorySource(readFileSync(join(dir, "model.safetensors")))).entries.map((e) => [e.name, e.dtype]));
+  const flat = readSafetensors(memorySource(readFileSync(`${merged}.safetensors`)));
+  for (const s of gptSpecs(TINY)) assert.deepEqual(readModelFile(merged).file.trainable[s.name], flat.read(s.name), s.name);
+  assertCleanError(mcnc("merge", "--model", dir, "--adapter", adapter, "--out", merged), /--out .*merged exists: give a new folder/);
   // On another base the adapter is refused by its base's hash.
   const { dir: other } = writeGpt2("other-base", { config: { layer_norm_epsilon: 1e-5 }, tamper: (t) => (t[0]!.data = t[0]!.data.map((x) => -x)) });
   assertCleanError(mcnc("generate", "--model", other, "--adapter", adapter, "--tokens", "2"), /base/);
+});
+
+test("compress writes a GPT-2 folder back as one, in its names and dtypes (or --store's)", () => {
+  const { dir, weights } = writeGpt2("compress", { dtype: "F16", lmHead: true });
+  const out = join(root, "compressed");
+  const r = mcnc("compress", "--method", "rtn", "--bits", "8", "--in", dir, "--out", out, "--skip-eval", "--json");
+  assert.equal(r.code, 0, r.stderr);
+  const written = readSafetensors(memorySource(readFileSync(join(out, "model.safetensors"))));
+  assert.ok(written.entries.some((e) => e.name === "transformer.h.0.attn.c_attn.weight") && written.entries.every((e) => e.dtype === "F16"));
+  const back = readModelFile(out).file.trainable;
+  const w = weights["h.0.attn.c_attn.weight"]!;
+  const err = back["h.0.attn.c_attn.weight"]!.reduce((m, v, i) => Math.max(m, Math.abs(v - w[i]!)), 0);
+  assert.ok(err > 0 && err < 0.01, `8-bit error ${err}`);
+  const bf16 = join(root, "compressed-bf16");
+  assert.equal(mcnc("compress", "--method", "rtn", "--bits", "8", "--in", dir, "--out", bf16, "--skip-eval", "--store", "bfloat16").code, 0);
+  assert.ok(readSafetensors(memorySource(readFileSync(join(bf16, "model.safetensors")))).entries.every((e) => e.dtype === "BF16"));
 });
 
 test("logits and greedy tokens agree with an independent PyTorch reading of the folder", async (t) => {

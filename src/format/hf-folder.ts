@@ -63,7 +63,7 @@ export function gpt2Config(config: Record<string, unknown>, dir: string): GptCon
 }
 
 /** The safetensors files the weights are in: one, or the shards an index lists (each checked present). */
-function weightFiles(dir: string): string[] {
+export function hfWeightFiles(dir: string): string[] {
   if (existsSync(join(dir, "model.safetensors"))) return [join(dir, "model.safetensors")];
   const index = join(dir, "model.safetensors.index.json");
   if (!existsSync(index)) throw new UserError(`${dir} has no model.safetensors nor model.safetensors.index.json (PyTorch .bin weights: convert them to safetensors first)`);
@@ -75,7 +75,7 @@ function weightFiles(dir: string): string[] {
 }
 
 /** Names as mcnc's GPT has them: without the `transformer.` prefix GPT2LMHeadModel saves them under. */
-const leafName = (name: string) => name.replace(/^transformer\./, "");
+export const leafName = (name: string): string => name.replace(/^transformer\./, "");
 
 /** Buffers some checkpoints carry (the causal mask), which are not weights. */
 const BUFFER = /\.attn\.(masked_)?bias$/;
@@ -90,7 +90,7 @@ export function readHfModel(dir: string): LoadedModel {
   let tokenizer: Tokenizer | undefined;
   // Read when first asked for: inspect needs none, and a folder without one still opens.
   const model: Model = { ...buildModel({ name: "gpt", ...description }), tokenizer: () => (tokenizer ??= folderTokenizer(dir, description.vocab)) };
-  const files = weightFiles(dir);
+  const files = hfWeightFiles(dir);
   const sources = files.map((f) => fileSource(f));
   try {
     return loaded(dir, model, files, readWeights(dir, model, files, sources));

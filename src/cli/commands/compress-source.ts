@@ -1,11 +1,12 @@
 /**
- * A trained model as `mcnc compress` takes it in: an .mcnc file (rebuilt), a safetensors file that
+ * A trained model as `mcnc compress` takes it in: an .mcnc file (rebuilt) or a Hugging Face GPT-2 folder, a safetensors file that
  * mcnc wrote (its network named in the metadata), or any other safetensors, ONNX or TF.js model,
  * whose tensors are compressed as matrices without a network to run them (data-free methods only).
  */
 import { UserError } from "../../errors.js";
 import { timedRebuild } from "../../format/model-file.js";
 import { fileSource } from "../../files.js";
+import { isHfFolder } from "../../format/hf-folder.js";
 import { readModelFile } from "../../format/read-file.js";
 import { foreignFormat, openForeign, type ForeignModel } from "../../format/foreign-model.js";
 import type { MatrixLayout } from "../../model/tensors.js";
@@ -30,7 +31,7 @@ export interface ForeignSource {
 }
 
 export async function openSource(path: string, layout: MatrixLayout | undefined, startEngine: () => Promise<void>): Promise<KnownSource | ForeignSource> {
-  if (path.endsWith(".mcnc")) {
+  if (path.endsWith(".mcnc") || isHfFolder(path)) {
     await startEngine();
     const loaded = readModelFile(path);
     if (loaded.file.adapter) throw new UserError(`${path} is an adapter: merge it into its base first (mcnc merge), then compress the merged model`);

@@ -10,6 +10,8 @@ import { compressModel, matrixLeaves, probeInput, type CalibrationBatch } from "
 import { compressorNames, findCompressor, type Compressor } from "../../compress/index.js";
 import { UserError } from "../../errors.js";
 import { DATA_RECORD_FIELDS } from "../../data/dataset.js";
+import { isHfFolder } from "../../format/hf-folder.js";
+import { checkNewFolder, writeHfFolder } from "../../format/hf-folder-write.js";
 import { writeFileAtomic } from "../../format/atomic-write.js";
 import { foreignFormat } from "../../format/foreign-model.js";
 import { asMatrix } from "../../model/tensors.js";
@@ -124,9 +126,10 @@ async function compressNetwork(f: Flags, src: KnownSource, compressor: Compresso
   const loaded = decodeModelFile(bytes, "the compressed model");
   const weights = (await timedRebuild(loaded, 0)).params;
   const after = await measure(task, model, weights, progress, "evaluating the compressed model");
+  const store = f.store === undefined ? undefined : ({ float32: "F32", float16: "F16", bfloat16: "BF16" } as const)[f.store as "float32" | "float16" | "bfloat16"];
   if (out.endsWith(".mcnc")) writeFileAtomic(out, bytes);
+  else if (isHfFolder(f.in) && !out.endsWith(".safetensors")) writeHfFolder(f.in, out, weights, { compressed_with: compressor.name }, store);
   else {
-    const store = f.store === undefined ? undefined : ({ float32: "F32", float16: "F16", bfloat16: "BF16" } as const)[f.store as "float32" | "float16" | "bfloat16"];
     const tensors = model.specs.map((s) => ({ name: s.name, shape: s.shape, dtype: store ?? src.dtypes[s.name] ?? "F32", data: weights[s.name]! }));
     writeSafetensors(out, tensors, { [MODEL_METADATA]: JSON.stringify(model.description), compressed_with: compressor.name });
   }
@@ -149,9 +152,12 @@ function kept(names: string[], keep: string | undefined): string[] {
 async function run(f: Flags, _: string[], options: Record<string, unknown>): Promise<void> {
   const compressor = findCompressor(f.method)!;
   const out = resolve(f.out);
-  if (!/\.(mcnc|safetensors|onnx|json)$/.test(out)) throw new UserError("--out must end in .mcnc, .safetensors, .onnx or .json (TF.js)");
+  // A Hugging Face folder is written back as one, where --out names no file of another format.
+  const toFolder = isHfFolder(f.in) && !/\.(mcnc|safetensors|onnx|json)$/.test(out);
+  if (!toFolder && !/\.(mcnc|safetensors|onnx|json)$/.test(out)) throw new UserError("--out must end in .mcnc, .safetensors, .onnx or .json (TF.js), or name a new folder for a Hugging Face model");
+  if (toFolder) checkNewFolder(out, "--out");
   if (out === resolve(f.in)) throw new UserError("--out would overwrite the input file");
-  if (f.store !== undefined && (out.endsWith(".mcnc") || (out.endsWith(".safetensors") && !["float32", "float16", "bfloat16"].includes(f.store)))) throw new UserError(`--store ${f.store} does not apply to ${out.endsWith(".mcnc") ? ".mcnc output (it stores the compressed form)" : "safetensors (float32, float16 or bfloat16)"}`);
+  if (f.store !== undefined && (out.endsWith(".mcnc") || ((out.endsWith(".safetensors") || toFolder) && !["float32", "float16", "bfloat16"].includes(f.store)))) throw new UserError(`--store ${f.store} does not apply to ${out.endsWith(".mcnc") ? ".mcnc output (it stores the compressed form)" : "safetensors (float32, float16 or bfloat16)"}`);
   checkWritable(out, "--out");
   const values = optionValues(compressor, compressors(), options);
   const log = (s: string) => f.quiet || process.stderr.write(`${s}\n`);
@@ -173,7 +179,7 @@ async function run(f: Flags, _: string[], options: Record<string, unknown>): Pro
   };
   let report: Record<string, unknown>;
   if (src.kind === "network") {
-    if (!/\.(mcnc|safetensors)$/.test(out)) throw new UserError("a network mcnc runs is written as .mcnc (the compressed form) or .safetensors (its weights)");
+    if (!toFolder && !/\.(mcnc|safetensors)$/.test(out)) throw new UserError("a network mcnc runs is written as .mcnc (the compressed form) or .safetensors (its weights)");
     for (const flag of ONNX_ONLY) if (f[flag] !== undefined) throw new UserError(`--${flag} applies to ONNX models; a network mcnc runs is measured on its test data`);
     const chosen = kept(leavesToCompress(src.model, f.compress, compressor.calibrated), f.keep);
     const specs = src.model.specs.filter((s) => new Set(chosen).has(s.name));
