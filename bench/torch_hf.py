@@ -9,7 +9,10 @@ from model.safetensors or the shards model.safetensors.index.json lists, F32, F1
 without the `transformer.` prefix; the safetensors format is parsed here (header length, JSON header,
 little-endian data).
 
-Usage: python3 torch_hf.py --model DIR --tokens 1,2,3 --logits OUT.f32 [--greedy N]
+With --peft ADAPTER_DIR, a PEFT LoRA adapter (adapter_config.json, adapter_model.safetensors) is
+merged first as PEFT merges one: W += (B @ A)^T * lora_alpha / r for Conv1D layers (fan_in_fan_out).
+
+Usage: python3 torch_hf.py --model DIR --tokens 1,2,3 --logits OUT.f32 [--greedy N] [--peft DIR]
 Writes the logits of every position ([T, vocab], float32 little-endian) to OUT.f32 and prints one
 JSON line: {"shape": [T, vocab], "greedy": [N tokens]} where greedy decoding recomputes the whole
 window at each step (no cache).
@@ -57,6 +60,22 @@ def read_weights(folder):
     return w
 
 
+def merge_peft(w, folder):
+    cfg = json.load(open(os.path.join(folder, 'adapter_config.json')))
+    if cfg.get('peft_type') != 'LORA' or not cfg.get('fan_in_fan_out'):
+        raise SystemExit('only LoRA on Conv1D layers (fan_in_fan_out) is merged here')
+    scale = cfg['lora_alpha'] / cfg['r']
+    factors = read_safetensors(os.path.join(folder, 'adapter_model.safetensors'))
+    for key, a in factors.items():
+        if not key.endswith('.lora_A.weight'):
+            continue
+        b = factors[key.replace('lora_A', 'lora_B')]
+        module = key[len('base_model.model.'):-len('.lora_A.weight')]
+        if module.startswith('transformer.'):
+            module = module[len('transformer.'):]
+        w[module + '.weight'] = w[module + '.weight'] + (b @ a).t() * scale
+
+
 def gpt2_logits(cfg, w, ids):
     C, H = cfg['n_embd'], cfg['n_head']
     eps = cfg.get('layer_norm_epsilon', 1e-5)
@@ -87,12 +106,15 @@ def main():
     ap.add_argument('--tokens', required=True)
     ap.add_argument('--logits', required=True)
     ap.add_argument('--greedy', type=int, default=0)
+    ap.add_argument('--peft')
     a = ap.parse_args()
     torch.set_num_threads(1)
     cfg = json.load(open(os.path.join(a.model, 'config.json')))
     if cfg.get('model_type') != 'gpt2':
         raise SystemExit(f'model_type {cfg.get("model_type")} is not read here')
     w = read_weights(a.model)
+    if a.peft:
+        merge_peft(w, a.peft)
     ids = [int(t) for t in a.tokens.split(',')]
     with torch.no_grad():
         logits = gpt2_logits(cfg, w, ids)

@@ -264,7 +264,7 @@ test("bad input: one line, exit 2, nothing half-written", () => {
   assertCleanError(mcnc("train", "--out", join(plain, "missing", "x.mcnc")), /cannot write to/);
   assertCleanError(mcnc("eval", join(dir, "nope.mcnc")), /cannot read .*ENOENT/);
   assertCleanError(mcnc("eval"), /needs a FILE/);
-  assertCleanError(mcnc("inspect", dir), /is not a regular file/);
+  assertCleanError(mcnc("inspect", dir), /is a folder without config.json: give a .mcnc file or a Hugging Face model folder/);
 
   const corrupt = join(dir, "corrupt.mcnc");
   const bytes = readFileSync(model);

@@ -160,6 +160,43 @@ test("compress writes a GPT-2 folder back as one, in its names and dtypes (or --
   assert.ok(readSafetensors(memorySource(readFileSync(join(bf16, "model.safetensors")))).entries.every((e) => e.dtype === "BF16"));
 });
 
+test("a LoRA adapter written in PEFT's format, merged by the PyTorch reading as PEFT merges, gives mcnc's merged logits", async (t) => {
+  if (!hasTorch()) {
+    t.skip(NO_TORCH);
+    return;
+  }
+  const { dir } = writeGpt2("peft-base");
+  const text = join(root, "peft.txt");
+  writeFileSync(text, gunzipSync(readFileSync(join(bundledPath("moby-dick"), "chapter_3.txt.gz"))).toString("utf8"));
+  const adapter = join(root, "lora.mcnc");
+  const trained = mcnc("train", "--init", dir, "--method", "lora", "--rank", "2", "--compress", "c_attn,c_fc", "--data", text, "--steps", "3", "--batch", "2", "--lr", "0.05", "--eval-tokens", "128", "--out", adapter, "--quiet");
+  assert.equal(trained.code, 0, trained.stderr);
+  const peft = join(root, "peft-adapter");
+  assert.equal(mcnc("decompress", adapter, "--out", peft).code, 0);
+  const config = JSON.parse(readFileSync(join(peft, "adapter_config.json"), "utf8")) as { r: number; target_modules: string[] };
+  assert.deepEqual([config.r, config.target_modules], [2, ["c_attn", "c_fc"]]);
+  const keys = readSafetensors(memorySource(readFileSync(join(peft, "adapter_model.safetensors")))).entries.map((e) => `${e.name} ${e.shape.join("x")}`);
+  assert.ok(keys.includes("base_model.model.transformer.h.0.attn.c_attn.lora_A.weight 2x16") && keys.includes("base_model.model.transformer.h.1.mlp.c_fc.lora_B.weight 64x2"), keys.join("; "));
+
+  const merged = join(root, "peft-merged");
+  assert.equal(mcnc("merge", "--model", dir, "--adapter", adapter, "--out", merged).code, 0);
+  const ids = folderTokenizer(dir, TINY.vocab).encode("It was a black night");
+  const out = join(root, "peft-logits.f32");
+  const peer = spawnSync("/usr/bin/python3", [PEER, "--model", dir, "--peft", peft, "--tokens", ids.join(","), "--logits", out], { encoding: "utf8" });
+  assert.equal(peer.status, 0, peer.stderr);
+  const theirs = new Float32Array(readFileSync(out).buffer.slice(0));
+  const loaded = readModelFile(merged);
+  const tokens = np.array(Int32Array.from(ids), { dtype: np.int32 }).reshape([1, ids.length]);
+  const ours = (await loaded.model.apply(toDevice(loaded.model.specs, loaded.file.trainable), tokens).data()) as Float32Array;
+  let worst = 0;
+  for (let i = 0; i < ours.length; i++) worst = Math.max(worst, Math.abs(ours[i]! - theirs[i]!));
+  assert.ok(worst < 1e-4, `largest logit difference ${worst}`);
+  // The adapter moved the model: the PEFT merge is not the base.
+  const base = readModelFile(dir);
+  const before = (await base.model.apply(toDevice(base.model.specs, base.file.trainable), np.array(Int32Array.from(ids), { dtype: np.int32 }).reshape([1, ids.length])).data()) as Float32Array;
+  assert.ok(before.some((v, i) => Math.abs(v - ours[i]!) > 1e-3));
+});
+
 test("logits and greedy tokens agree with an independent PyTorch reading of the folder", async (t) => {
   if (!hasTorch()) {
     t.skip(NO_TORCH);

@@ -8,7 +8,7 @@
  * that process is gone.
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { systemReason, UserError } from "../errors.js";
 
@@ -133,5 +133,28 @@ export function writeFileAtomicBy(path: string, produce: (write: (bytes: Uint8Ar
       // renamed already, or never written
     }
     throw e instanceof UserError || !(e as NodeJS.ErrnoException).code ? e : cannot(e);
+  }
+}
+
+/** Refuse an output folder that exists (before any work): a model folder is not merged into another. */
+export function checkNewFolder(path: string, flag: string): void {
+  if (existsSync(path)) throw new UserError(`${flag} ${path} exists: give a new folder`);
+}
+
+/**
+ * A new folder written whole or not at all: `produce` fills a temporary folder beside `path`, which is
+ * renamed into place (or removed, when it throws). `path` must not exist.
+ */
+export function writeFolderAtomic(path: string, produce: (dir: string) => void): void {
+  checkNewFolder(path, "the output");
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(8).toString("hex")}.tmp`);
+  try {
+    mkdirSync(tmp, { recursive: true });
+    produce(tmp);
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    if (e instanceof UserError) throw e;
+    throw new UserError(`cannot write ${path}: ${systemReason(e)}`);
   }
 }

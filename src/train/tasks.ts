@@ -145,7 +145,7 @@ export function textTask(corpus: TextCorpus, model: Model, options: TextTaskOpti
     ["validation", valid],
   ] as const) {
     if (text.length < T + 1) {
-      throw new UserError(`${corpus.name}: ${text.length} tokens of ${split} text; one context of ${T} tokens needs at least ${T + 1} (give more text or a smaller --context)`);
+      throw new UserError(`${corpus.name}: ${text.length} ${tokenizer === BYTES ? "bytes" : "tokens"} of ${split} text; one context of ${T} tokens needs at least ${T + 1} (give more text or a smaller --context)`);
     }
   }
   const evalTokens = options.evalTokens ?? DEFAULT_EVAL_TOKENS;

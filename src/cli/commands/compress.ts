@@ -11,8 +11,8 @@ import { compressorNames, findCompressor, type Compressor } from "../../compress
 import { UserError } from "../../errors.js";
 import { DATA_RECORD_FIELDS } from "../../data/dataset.js";
 import { isHfFolder } from "../../format/hf-folder.js";
-import { checkNewFolder, writeHfFolder } from "../../format/hf-folder-write.js";
-import { writeFileAtomic } from "../../format/atomic-write.js";
+import { writeHfFolder } from "../../format/hf-folder-write.js";
+import { checkNewFolder, writeFileAtomic } from "../../format/atomic-write.js";
 import { foreignFormat } from "../../format/foreign-model.js";
 import { asMatrix } from "../../model/tensors.js";
 import { decodeModelFile, encodeModelFile, timedRebuild } from "../../format/model-file.js";

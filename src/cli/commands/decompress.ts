@@ -8,6 +8,8 @@ import { resolve } from "node:path";
 import { UserError } from "../../errors.js";
 import { foreignFormat, openForeign } from "../../format/foreign-model.js";
 import { timedRebuild, type LoadedModel } from "../../format/model-file.js";
+import { checkNewFolder } from "../../format/atomic-write.js";
+import { writePeftAdapter } from "../../format/peft.js";
 import { readModelFile } from "../../format/read-file.js";
 import { MODEL_METADATA } from "../../format/safetensors.js";
 import { writeSafetensors } from "../../format/write-safetensors.js";
@@ -61,7 +63,7 @@ function asSafetensors(out: string, file: string, loaded: LoadedModel, weights: 
 }
 
 const FLAGS = [
-  { name: "out", type: "string", help: "output .safetensors file, or with --template a file in the template's format", required: true },
+  { name: "out", type: "string", help: "output .safetensors file, or with --template a file in the template's format; for a LoRA adapter, a new folder in PEFT's format", required: true },
   { name: "template", type: "string", help: "for a file compressed from another tool's model: that model, whose tensors are replaced by the rebuilt ones" },
   ...ENGINE_FLAGS,
   JSON_FLAG,
@@ -73,6 +75,14 @@ async function run(f: FlagValues<typeof FLAGS>, [file]: string[]): Promise<void>
   if (out === resolve(file) || (f.template !== undefined && out === resolve(f.template))) throw new UserError("--out would overwrite an input file");
   const loaded = readModelFile(file);
   const d = loaded.file.model;
+  // An adapter's factors as PEFT writes them: a folder, which PEFT loads onto the base.
+  if (loaded.file.adapter && !out.endsWith(".safetensors")) {
+    checkNewFolder(out, "--out");
+    writePeftAdapter(out, loaded, String(loaded.file.meta?.init ?? "gpt2"));
+    if (f.json) print(JSON.stringify({ command: "decompress", file, out, format: "peft" }));
+    else print(`wrote ${out} (a PEFT LoRA adapter: adapter_config.json, adapter_model.safetensors)`);
+    return;
+  }
   if (f.template !== undefined && d.name !== "tensors") throw new UserError(`--template is for files holding another tool's tensors; ${file} holds mcnc's ${loaded.model.name}`);
   if (f.template === undefined && !out.endsWith(".safetensors")) throw new UserError("--out must end in .safetensors (or give --template MODEL to write into that model's format)");
   await startEngine(f);

@@ -2,9 +2,9 @@
 import { statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { UserError } from "../../errors.js";
-import { writeFileAtomic } from "../../format/atomic-write.js";
+import { checkNewFolder, writeFileAtomic } from "../../format/atomic-write.js";
 import { isHfFolder } from "../../format/hf-folder.js";
-import { checkNewFolder, writeHfFolder } from "../../format/hf-folder-write.js";
+import { writeHfFolder } from "../../format/hf-folder-write.js";
 import { encodeModelFile, timedRebuild } from "../../format/model-file.js";
 import { MODEL_METADATA } from "../../format/safetensors.js";
 import { writeSafetensors } from "../../format/write-safetensors.js";
