@@ -62,6 +62,19 @@ export function readWholeFile(path: string, what = "file", maxBytes = MAX_FILE_B
   }
 }
 
+/** A JSON file that must hold an object (a config, a tokenizer), its size checked first. */
+export function readJsonObject(path: string, what: string, maxBytes: number): Record<string, unknown> {
+  const bytes = readWholeFile(path, what, maxBytes);
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw new UserError(`${path}: ${what} is not JSON`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new UserError(`${path}: ${what} is not a JSON object`);
+  return value as Record<string, unknown>;
+}
+
 /** A file's first `n` bytes (fewer if it is shorter): enough to read a header without reading the data. */
 export function readStart(path: string, n: number): Uint8Array {
   const source = fileSource(path);

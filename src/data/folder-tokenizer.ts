@@ -7,23 +7,13 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { UserError } from "../errors.js";
-import { readWholeFile } from "../files.js";
+import { readJsonObject, readWholeFile } from "../files.js";
 import type { Tokenizer } from "./tokenizer.js";
 
 /** Largest tokenizer file read: Llama 3's tokenizer.json is 9 MB. */
 const MAX_TOKENIZER_BYTES = 64 << 20;
 
-function json(path: string, what: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(new TextDecoder().decode(readWholeFile(path, what, MAX_TOKENIZER_BYTES)));
-  } catch (e) {
-    if (e instanceof UserError) throw e;
-    throw new UserError(`${path}: ${what} is not JSON`);
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new UserError(`${path}: ${what} is not a JSON object`);
-  return value as Record<string, unknown>;
-}
+const json = (path: string, what: string) => readJsonObject(path, what, MAX_TOKENIZER_BYTES);
 
 /** GPT-2's byte-level BPE as tokenizer.json states it, from its vocab.json and merges.txt. */
 function gpt2TokenizerJson(dir: string): Record<string, unknown> {

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { folderTokenizer } from "../data/folder-tokenizer.js";
 import type { Tokenizer } from "../data/tokenizer.js";
 import { UserError } from "../errors.js";
-import { fileSource, insideFolder, readWholeFile } from "../files.js";
+import { fileSource, insideFolder, readJsonObject } from "../files.js";
 import { checkMemory } from "../limits.js";
 import { findMethod } from "../methods/index.js";
 import { GPT_LIMITS, gptParamCount } from "../model/gpt.js";
@@ -19,6 +19,10 @@ import type { HostParams } from "../model/params.js";
 import type { DecodeOptions, LoadedModel } from "./model-file.js";
 import { readSafetensors, type ByteSource, type SafetensorsReader } from "./safetensors.js";
 
+/**
+ * Float32 copies the weights pass through on their way to the engine (read, widened, the file's, rebuilt,
+ * on the engine), as the memory check counts them: measured, eval of GPT-2 small's shape peaks at 3,048 MiB.
+ */
 const WEIGHT_COPIES = 5;
 
 /** Whether `path` is a folder a Hugging Face model is saved in. */
@@ -26,24 +30,16 @@ export function isHfFolder(path: string): boolean {
   return existsSync(path) && statSync(path).isDirectory() && existsSync(join(path, "config.json"));
 }
 
-function readJson(path: string, what: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(new TextDecoder().decode(readWholeFile(path, what, 16 << 20)));
-  } catch (e) {
-    if (e instanceof UserError) throw e;
-    throw new UserError(`${path}: ${what} is not JSON`);
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new UserError(`${path}: ${what} is not a JSON object`);
-  return value as Record<string, unknown>;
-}
+/** Largest config or index read: a few kilobytes each. */
+const MAX_JSON_BYTES = 16 << 20;
+const readJson = (path: string, what: string) => readJsonObject(path, what, MAX_JSON_BYTES);
 
 /** GPT-2's config.json as mcnc's GPT description; anything mcnc's GPT computes differently is refused. */
 export function gpt2Config(config: Record<string, unknown>, dir: string): GptConfig {
   const type = config.model_type;
   if (type !== "gpt2") throw new UserError(`${dir}/config.json: model_type ${JSON.stringify(type)?.slice(0, 40)} is not one mcnc reads (gpt2)`);
-  const field = (name: string, [lo, hi]: readonly [number, number], fallback?: number): number => {
-    const v = config[name] ?? fallback;
+  const field = (name: string, [lo, hi]: readonly [number, number]): number => {
+    const v = config[name];
     if (!Number.isInteger(v) || (v as number) < lo || (v as number) > hi) throw new UserError(`${dir}/config.json: ${name} must be an integer from ${lo} to ${hi}, got ${JSON.stringify(v)?.slice(0, 40)}`);
     return v as number;
   };
@@ -88,8 +84,6 @@ const BUFFER = /\.attn\.(masked_)?bias$/;
  */
 export function readHfModel(dir: string, options: DecodeOptions = {}): LoadedModel {
   const description = gpt2Config(readJson(join(dir, "config.json"), "config.json"), dir);
-  // The weights pass through about five float32 copies on their way to the engine (read, widened, the
-  // file's, rebuilt, on the engine): measured, eval of GPT-2 small's shape peaks at 3,048 MiB.
   checkMemory(WEIGHT_COPIES * 4 * gptParamCount(description), `the weights of ${dir}`, options.memoryLimit);
   let tokenizer: Tokenizer | undefined;
   // Read when first asked for: inspect needs none, and a folder without one still opens.
