@@ -13,7 +13,7 @@ import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import { numpy as np } from "@jax-js/jax";
@@ -90,25 +90,38 @@ const SHAPES: Record<string, GptConfig> = {
 
 const emit = (row: Record<string, unknown>): void => void process.stdout.write(`${JSON.stringify({ bench: "hf-check", ...row })}\n`);
 
-/** mcnc's logits and greedy tokens against the PyTorch reading's. */
-async function againstTorch(dir: string, shape: GptConfig, ids: number[]): Promise<void> {
-  if (!hasTorch()) return emit({ skipped: NO_TORCH });
-  const out = join(dir, "..", "torch-logits.f32");
-  const peer = spawnSync("/usr/bin/python3", [PEER, "--model", dir, "--tokens", ids.join(","), "--logits", out, "--greedy", "8"], { encoding: "utf8" });
+/** The PyTorch reading's logits ([tokens, vocab]) for `ids`, and `greedy` tokens after them; with a PEFT adapter merged first. */
+export function torchReading(dir: string, ids: number[], options: { greedy?: number; peft?: string } = {}): { logits: Float32Array; greedy: number[] } {
+  const out = join(dirname(dir), `${basename(dir)}-torch-logits.f32`);
+  const args = [PEER, "--model", dir, "--tokens", ids.join(","), "--logits", out, "--greedy", String(options.greedy ?? 0), ...(options.peft ? ["--peft", options.peft] : [])];
+  const peer = spawnSync("/usr/bin/python3", args, { encoding: "utf8" });
   if (peer.status !== 0) throw new Error(peer.stderr);
-  const { greedy } = JSON.parse(peer.stdout) as { greedy: number[] };
-  const theirs = new Float32Array(readFileSync(out).buffer.slice(0));
-  const loaded = readModelFile(dir);
+  return { logits: new Float32Array(readFileSync(out).buffer.slice(0)), greedy: (JSON.parse(peer.stdout) as { greedy: number[] }).greedy };
+}
+
+/** mcnc's logits for `ids` from the folder (or .mcnc file) at `path`, and `greedy` tokens after them through the KV cache. */
+export async function mcncReading(path: string, ids: number[], greedy = 0): Promise<{ logits: Float32Array; greedy: number[] }> {
+  const loaded = readModelFile(path);
+  const d = loaded.model.description;
+  if (d.name !== "gpt") throw new Error(`${path} holds no GPT`);
   const weights = (await timedRebuild(loaded, 0)).params;
   const tokens = np.array(Int32Array.from(ids), { dtype: np.int32 }).reshape([1, ids.length]);
-  const ours = (await loaded.model.apply(toDevice(loaded.model.specs, weights), tokens).data()) as Float32Array;
-  let worst = 0;
-  for (let i = 0; i < ours.length; i++) worst = Math.max(worst, Math.abs(ours[i]! - theirs[i]!));
-  const decoder = gptDecoder(shape, toDevice(loaded.model.specs, weights));
-  const mine: number[] = [];
-  for await (const t of generate(decoder, ids, { tokens: 8, temperature: 0, topK: 1, seed: 0 })) mine.push(t);
+  const logits = (await loaded.model.apply(toDevice(loaded.model.specs, weights), tokens).data()) as Float32Array;
+  const decoder = gptDecoder(d, toDevice(loaded.model.specs, weights));
+  const next: number[] = [];
+  for await (const t of generate(decoder, ids, { tokens: Math.max(greedy, 1), temperature: 0, topK: 1, seed: 0 })) next.push(t);
   decoder.dispose();
-  emit({ check: "against PyTorch", tokens: ids.length, max_logit_difference: worst, greedy_mcnc: mine, greedy_pytorch: greedy });
+  return { logits, greedy: next.slice(0, greedy) };
+}
+
+export const maxDifference = (a: Float32Array, b: Float32Array): number => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+
+/** mcnc's logits and greedy tokens against the PyTorch reading's. */
+async function againstTorch(dir: string, ids: number[]): Promise<void> {
+  if (!hasTorch()) return emit({ skipped: NO_TORCH });
+  const theirs = torchReading(dir, ids, { greedy: 8 });
+  const ours = await mcncReading(dir, ids, 8);
+  emit({ check: "against PyTorch", tokens: ids.length, max_logit_difference: maxDifference(ours.logits, theirs.logits), greedy_mcnc: ours.greedy, greedy_pytorch: theirs.greedy });
 }
 
 /** One CLI command's wall time and its JSON answer (with its peak memory). */
@@ -141,7 +154,7 @@ async function main(): Promise<void> {
     const ids = tokenizer.encode(text);
     const seconds = (performance.now() - started) / 1000;
     emit({ step: "tokenizer", load_ms: Math.round(loadMs), bytes: Buffer.byteLength(text), tokens: ids.length, tokens_per_s: Math.round(ids.length / seconds) });
-    if (size === "tiny") await againstTorch(dir, shape, ids.slice(0, 16));
+    if (size === "tiny") await againstTorch(dir, ids.slice(0, 16));
     const { params } = timed(["inspect", dir]) as { params?: number };
     emit({ step: "inspect", params });
     emit({ step: "eval", ...pick(timed(["eval", dir, "--data", join(root, "text.txt"), "--eval-tokens", "4096", ...memory]), ["seconds", "bits_per_byte", "perplexity", "peak_rss_mib", "error"]) });

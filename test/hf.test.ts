@@ -5,31 +5,24 @@
  * and computed as an independent PyTorch reading (bench/torch_hf.py) computes them.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { gunzipSync } from "node:zlib";
-import { numpy as np } from "@jax-js/jax";
 import { bundledPath } from "../src/data/bundled.js";
 import { folderTokenizer } from "../src/data/folder-tokenizer.js";
 import { initEngine } from "../src/engine/engine.js";
-import { timedRebuild } from "../src/format/model-file.js";
 import { readModelFile } from "../src/format/read-file.js";
 import { memorySource, readSafetensors } from "../src/format/safetensors.js";
-import { gptDecoder } from "../src/generate/decoder.js";
-import { generate } from "../src/generate/sample.js";
 import { gptSpecs } from "../src/model/gpt.js";
 import type { GptConfig } from "../src/model/model.js";
-import { toDevice } from "../src/model/params.js";
-import { writeGpt2Folder, type GptFolderOptions } from "../bench/hf-check.js";
+import { maxDifference, mcncReading, torchReading, writeGpt2Folder, type GptFolderOptions } from "../bench/hf-check.js";
 import { hasTorch, NO_TORCH } from "../bench/train-vs-torch.js";
 import { assertCleanError, lastJson, mcnc } from "./cli-helpers.js";
 
 await initEngine();
 
-const PEER = new URL("../../bench/torch_hf.py", import.meta.url).pathname;
 const root = mkdtempSync(join(tmpdir(), "mcnc-hf-"));
 test.after(() => rmSync(root, { recursive: true, force: true }));
 
@@ -181,20 +174,13 @@ test("a LoRA adapter written in PEFT's format, merged by the PyTorch reading as 
   const merged = join(root, "peft-merged");
   assert.equal(mcnc("merge", "--model", dir, "--adapter", adapter, "--out", merged).code, 0);
   const ids = folderTokenizer(dir, TINY.vocab).encode("It was a black night");
-  const out = join(root, "peft-logits.f32");
-  const peer = spawnSync("/usr/bin/python3", [PEER, "--model", dir, "--peft", peft, "--tokens", ids.join(","), "--logits", out], { encoding: "utf8" });
-  assert.equal(peer.status, 0, peer.stderr);
-  const theirs = new Float32Array(readFileSync(out).buffer.slice(0));
-  const loaded = readModelFile(merged);
-  const tokens = np.array(Int32Array.from(ids), { dtype: np.int32 }).reshape([1, ids.length]);
-  const ours = (await loaded.model.apply(toDevice(loaded.model.specs, loaded.file.trainable), tokens).data()) as Float32Array;
-  let worst = 0;
-  for (let i = 0; i < ours.length; i++) worst = Math.max(worst, Math.abs(ours[i]! - theirs[i]!));
+  const theirs = torchReading(dir, ids, { peft });
+  const ours = await mcncReading(merged, ids);
+  const worst = maxDifference(ours.logits, theirs.logits);
   assert.ok(worst < 1e-4, `largest logit difference ${worst}`);
   // The adapter moved the model: the PEFT merge is not the base.
-  const base = readModelFile(dir);
-  const before = (await base.model.apply(toDevice(base.model.specs, base.file.trainable), np.array(Int32Array.from(ids), { dtype: np.int32 }).reshape([1, ids.length])).data()) as Float32Array;
-  assert.ok(before.some((v, i) => Math.abs(v - ours[i]!) > 1e-3));
+  const before = await mcncReading(dir, ids);
+  assert.ok(maxDifference(before.logits, ours.logits) > 1e-3);
 });
 
 test("logits and greedy tokens agree with an independent PyTorch reading of the folder", async (t) => {
@@ -204,24 +190,10 @@ test("logits and greedy tokens agree with an independent PyTorch reading of the 
   }
   const { dir } = writeGpt2("torch", { dtype: "BF16", lmHead: true, shards: true });
   const ids = folderTokenizer(dir, TINY.vocab).encode("Call me Ishmael. Some years ago");
-  const out = join(root, "torch-logits.f32");
-  const peer = spawnSync("/usr/bin/python3", [PEER, "--model", dir, "--tokens", ids.join(","), "--logits", out, "--greedy", "12"], { encoding: "utf8" });
-  assert.equal(peer.status, 0, peer.stderr);
-  const { shape, greedy } = JSON.parse(peer.stdout) as { shape: number[]; greedy: number[] };
-  assert.deepEqual(shape, [ids.length, TINY.vocab]);
-  const theirs = new Float32Array(readFileSync(out).buffer.slice(0));
-
-  const loaded = readModelFile(dir);
-  const weights = (await timedRebuild(loaded, 0)).params;
-  const tokens = np.array(Int32Array.from(ids), { dtype: np.int32 }).reshape([1, ids.length]);
-  const ours = (await loaded.model.apply(toDevice(loaded.model.specs, weights), tokens).data()) as Float32Array;
-  let worst = 0;
-  for (let i = 0; i < ours.length; i++) worst = Math.max(worst, Math.abs(ours[i]! - theirs[i]!));
+  const theirs = torchReading(dir, ids, { greedy: 12 });
+  const ours = await mcncReading(dir, ids, 12);
+  assert.equal(theirs.logits.length, ids.length * TINY.vocab);
+  const worst = maxDifference(ours.logits, theirs.logits);
   assert.ok(worst < 1e-4, `largest logit difference ${worst}`);
-
-  const decoder = gptDecoder(TINY, toDevice(loaded.model.specs, weights));
-  const mine: number[] = [];
-  for await (const token of generate(decoder, ids, { tokens: 12, temperature: 0, topK: 1, seed: 0 })) mine.push(token);
-  decoder.dispose();
-  assert.deepEqual(mine, greedy);
+  assert.deepEqual(ours.greedy, theirs.greedy);
 });
