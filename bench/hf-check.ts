@@ -155,8 +155,7 @@ async function main(): Promise<void> {
     const seconds = (performance.now() - started) / 1000;
     emit({ step: "tokenizer", load_ms: Math.round(loadMs), bytes: Buffer.byteLength(text), tokens: ids.length, tokens_per_s: Math.round(ids.length / seconds) });
     if (size === "tiny") await againstTorch(dir, ids.slice(0, 16));
-    const { params } = timed(["inspect", dir]) as { params?: number };
-    emit({ step: "inspect", params });
+    emit({ step: "inspect", ...pick(timed(["inspect", dir]), ["seconds", "params", "peak_rss_mib", "error"]) });
     emit({ step: "eval", ...pick(timed(["eval", dir, "--data", join(root, "text.txt"), "--eval-tokens", "4096", ...memory]), ["seconds", "bits_per_byte", "perplexity", "peak_rss_mib", "error"]) });
     const adapter = join(root, "adapter.mcnc");
     const trained = timed(["train", "--init", dir, "--method", "mcnc-lora", "--ratio", "1000", "--data", join(root, "text.txt"), "--steps", "3", "--batch", "1", "--eval-tokens", "1024", "--out", adapter, "--quiet", ...memory]);

@@ -91,14 +91,14 @@ export function readHfModel(dir: string, options: DecodeOptions = {}): LoadedMod
   const files = hfWeightFiles(dir);
   const sources = files.map((f) => fileSource(f));
   try {
-    return loaded(dir, model, files, readWeights(dir, model, files, sources));
+    return loaded(dir, model, files, readWeights(dir, model, files, sources, options.weights !== false));
   } finally {
     for (const source of sources) source.close?.();
   }
 }
 
-/** The model's leaves from the checkpoint's tensors, each checked against the config's shape. */
-function readWeights(dir: string, model: Model, files: string[], sources: ByteSource[]): HostParams {
+/** The model's leaves from the checkpoint's tensors, each checked against the config's shape (`read`: and read). */
+function readWeights(dir: string, model: Model, files: string[], sources: ByteSource[], read: boolean): HostParams {
   const where = new Map<string, { reader: SafetensorsReader; name: string; shape: number[] }>();
   sources.forEach((source, i) => {
     const reader = readSafetensors(source, files[i]);
@@ -109,11 +109,11 @@ function readWeights(dir: string, model: Model, files: string[], sources: ByteSo
     const found = where.get(s.name);
     if (!found) throw new UserError(`${dir}: no tensor ${s.name} (or transformer.${s.name}) in ${files.length === 1 ? "model.safetensors" : "its shards"}`);
     if (found.shape.join("x") !== s.shape.join("x")) throw new UserError(`${dir}: ${found.name} is [${found.shape.join(", ")}], but config.json makes it [${s.shape.join(", ")}]`);
-    weights[s.name] = found.reader.read(found.name);
+    if (read) weights[s.name] = found.reader.read(found.name);
   }
   // A head saved beside a tied config must still be the embedding.
   const head = where.get("lm_head.weight");
-  if (head && !head.reader.read(head.name).every((v, i) => v === weights["wte.weight"]![i])) throw new UserError(`${dir}: lm_head.weight differs from the token embedding; mcnc's GPT ties them`);
+  if (read && head && !head.reader.read(head.name).every((v, i) => v === weights["wte.weight"]![i])) throw new UserError(`${dir}: lm_head.weight differs from the token embedding; mcnc's GPT ties them`);
   const extra = [...where.keys()].filter((n) => n !== "lm_head.weight" && !model.specs.some((s) => s.name === n));
   if (extra.length > 0) throw new UserError(`${dir}: tensors a GPT-2 does not have: ${extra.slice(0, 3).join(", ")}${extra.length > 3 ? ` and ${extra.length - 3} more` : ""}`);
   return weights;

@@ -91,6 +91,8 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 export interface DecodeOptions {
   /** Bytes a rebuild may take (default: the process's memory limit); Infinity to read a header whatever it implies. */
   memoryLimit?: number;
+  /** false: what a model says of itself, without reading its numbers where they are apart (a Hugging Face folder's weights). */
+  weights?: boolean;
 }
 
 export function decodeModelFile(bytes: Uint8Array, name = "file", options: DecodeOptions = {}): LoadedModel {

@@ -14,7 +14,7 @@ async function run(f: FlagValues<typeof FLAGS>, [file]: string[]): Promise<void>
   if (!file) throw new UserError("mcnc inspect needs a FILE (see mcnc inspect --help)");
   if (isForeign(file)) return inspectForeign(file, Boolean(f.json));
   // Reading a header allocates little whatever it claims: inspect shows what a rebuild would cost.
-  const loaded = readModelFile(file, { memoryLimit: Infinity });
+  const loaded = readModelFile(file, { memoryLimit: Infinity, weights: false });
   const { model, method, config } = loaded;
   const size = fileSize(loaded);
   const tensors = loaded.stored.map((t) => ({ ...t, dtype: loaded.storage[t.name] }));
