@@ -71,7 +71,7 @@ test("a folder whose config, weights or tokenizer disagree is refused in one lin
   refuse("llama", { config: { model_type: "llama" } }, /model_type "llama" is not one mcnc reads \(gpt2\)/);
   refuse("relu", { config: { activation_function: "relu" } }, /activation_function relu is not gelu_new/);
   refuse("wide", { config: { n_embd: 32 } }, /wte.weight is \[50257, 16\], but config.json makes it \[50257, 32\]/);
-  refuse("untied", { lmHead: true, tamper: (t) => (t[t.length - 1]!.data = t[t.length - 1]!.data.map((x) => x + 1)) }, /lm_head.weight differs from the token embedding/);
+  refuse("untied", { lmHead: true, tamper: (t) => (t[t.length - 1]!.data = t[t.length - 1]!.data.map((x) => x + 1)) }, /lm_head.weight differs from the token embedding/, ["generate", "--tokens", "1"]);
   const { dir: sharded } = writeGpt2("missing-shard", { shards: true });
   rmSync(join(sharded, "model-00002-of-00002.safetensors"));
   assertCleanError(mcnc("inspect", sharded), /lists the shard model-00002-of-00002.safetensors, which .* does not hold/);
