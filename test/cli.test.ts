@@ -237,7 +237,7 @@ test("a model of one's own: trained from a spec file of layers, and its file rel
   assert.equal(lastJson(mcnc("eval", out, "--test-limit", "500", "--json").stdout).accuracy, trained.accuracy);
   assert.match(mcnc("inspect", out).stdout, /sequential \(28x28x1 -> 10 classes\)/);
   writeFileSync(join(dir, "bad.json"), "{ layers: nope");
-  assertCleanError(mcnc("train", "--model", join(dir, "bad.json")), /bad\.json: not JSON/);
+  assertCleanError(mcnc("train", "--model", join(dir, "bad.json")), /bad\.json: spec file \(an object with "layers"\) is not JSON/);
   writeFileSync(join(dir, "wide.json"), JSON.stringify({ layers: ["flatten", { type: "dense", units: 65536 }, { type: "dense", units: 65536 }, { type: "dense", units: 10 }] }));
   assertCleanError(mcnc("train", "--model", join(dir, "wide.json"), "--limit", "256"), /more than 268435456 parameters/);
 });

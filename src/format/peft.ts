@@ -8,17 +8,11 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../errors.js";
+import { transpose } from "../linalg.js";
 import { DOWN, leafRank, matrixShape, UP, type LoraConfig } from "../methods/lora/index.js";
 import type { LoadedModel } from "./model-file.js";
 import { writeFolderAtomic } from "./atomic-write.js";
 import { writeSafetensors } from "./write-safetensors.js";
-
-/** `rows` x `cols` row-major, transposed. */
-function transposed(a: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(a.length);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = a[i * cols + j]!;
-  return out;
-}
 
 /** PEFT's module path of an mcnc GPT leaf (`h.0.attn.c_attn.weight`), in GPT2LMHeadModel. */
 const modulePath = (leaf: string) => `base_model.model.transformer.${leaf.replace(/\.weight$/, "")}`;
@@ -38,8 +32,8 @@ export function writePeftAdapter(out: string, adapter: LoadedModel, baseName: st
     const down = adapter.file.trainable[s.name + DOWN]!;
     const up = adapter.file.trainable[s.name + UP]!;
     return [
-      { name: `${modulePath(s.name)}.lora_A.weight`, shape: [r, rows], data: transposed(down, rows, r) },
-      { name: `${modulePath(s.name)}.lora_B.weight`, shape: [cols, r], data: transposed(up, r, cols) },
+      { name: `${modulePath(s.name)}.lora_A.weight`, shape: [r, rows], data: Float32Array.from(transpose(down, rows, r)) },
+      { name: `${modulePath(s.name)}.lora_B.weight`, shape: [cols, r], data: Float32Array.from(transpose(up, r, cols)) },
     ];
   });
   const targets = [...new Set(specs.map((s) => s.name.split(".").at(-2)!))];

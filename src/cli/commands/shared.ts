@@ -2,7 +2,7 @@
 import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { UserError } from "../../errors.js";
-import { readWholeFile } from "../../files.js";
+import { readJsonObject } from "../../files.js";
 import { initEngine } from "../../engine/engine.js";
 import type { EngineName } from "../../engine/program.js";
 import { availableBundled, BUNDLED, BUNDLED_NAMES, bundledPath, type BundledName } from "../../data/bundled.js";
@@ -123,17 +123,7 @@ export async function modelAndTask(flags: ModelFlags): Promise<{ model: Model; t
 const MAX_SPEC_BYTES = 1 << 16;
 
 /** A model spec file: JSON, `{ "layers": [...] }` (and optionally `input`, `classes`), as model/sequential.ts reads it. */
-function readSpec(path: string): Record<string, unknown> {
-  const text = new TextDecoder().decode(readWholeFile(path, "spec file", MAX_SPEC_BYTES));
-  let spec: unknown;
-  try {
-    spec = JSON.parse(text);
-  } catch {
-    throw new UserError(`${path}: not JSON`);
-  }
-  if (typeof spec !== "object" || spec === null || Array.isArray(spec)) throw new UserError(`${path}: a spec is an object with "layers"`);
-  return spec as Record<string, unknown>;
-}
+const readSpec = (path: string): Record<string, unknown> => readJsonObject(path, 'spec file (an object with "layers")', MAX_SPEC_BYTES);
 
 export function checkDataFits(data: Dataset, model: Model): void {
   const d = model.description;
