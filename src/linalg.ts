@@ -231,8 +231,7 @@ export function gram(a: ArrayLike<number>, rows: number, cols: number): Float64A
   return out;
 }
 
-export function transpose(a: ArrayLike<number>, rows: number, cols: number): Float64Array {
-  const out = new Float64Array(rows * cols);
+export function transpose<T extends Float64Array | Float32Array = Float64Array>(a: ArrayLike<number>, rows: number, cols: number, out: T = new Float64Array(rows * cols) as T): T {
   for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = a[i * cols + j]!;
   return out;
 }

@@ -1,8 +1,8 @@
 /**
  * The native engine (jaxprs lowered to ONNX, run by onnxruntime-node) against the Wasm reference, for
- * every method on the MLP, LeNet, a convolutional spec and a small GPT: the same loss and gradients,
- * the same 20 Adam steps, and a model trained natively scoring, once saved and rebuilt on Wasm, what
- * the trainer reported. jax-js is pinned in package.json: an upgrade that changes its primitives or
+ * every method on the MLP, LeNet, a convolutional spec, a small GPT and a small LLaMA: the same loss
+ * and gradients, the same 20 Adam steps, and a model trained natively scoring, once saved and rebuilt on
+ * Wasm, what the trainer reported. jax-js is pinned in package.json: an upgrade that changes its primitives or
  * their parameters fails here.
  */
 import assert from "node:assert/strict";
@@ -98,6 +98,13 @@ const CASES: Array<{ name: string; model: () => Model; task: (m: Model) => Task 
   {
     name: "GPT",
     model: () => buildModel({ name: "gpt", layers: 2, width: 16, heads: 2, context: 16, vocab: 256 }),
+    task: async (m) => textTask(await corpus, m, { evalTokens: 4096 }),
+    batch: 4,
+  },
+  {
+    // Rotary positions, grouped key/value heads, RMSNorm, SwiGLU and q, k, v biases, on bytes.
+    name: "LLaMA",
+    model: () => buildModel({ name: "llama", layers: 2, width: 16, heads: 4, kvHeads: 2, headDim: 4, hidden: 24, context: 16, vocab: 256, ropeTheta: 10000, normEps: 1e-5, attentionBias: "qkv", tied: false }),
     task: async (m) => textTask(await corpus, m, { evalTokens: 4096 }),
     batch: 4,
   },

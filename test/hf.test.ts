@@ -17,7 +17,7 @@ import { readModelFile } from "../src/format/read-file.js";
 import { memorySource, readSafetensors } from "../src/format/safetensors.js";
 import { gptSpecs } from "../src/model/gpt.js";
 import type { GptConfig } from "../src/model/model.js";
-import { maxDifference, mcncReading, torchReading, writeGpt2Folder, type GptFolderOptions } from "../bench/hf-check.js";
+import { maxDifference, mcncReading, torchReading, writeGpt2Folder, type HfFolderOptions } from "../bench/hf-check.js";
 import { hasTorch, NO_TORCH } from "../bench/train-vs-torch.js";
 import { assertCleanError, lastJson, mcnc } from "./cli-helpers.js";
 
@@ -29,7 +29,7 @@ test.after(() => rmSync(root, { recursive: true, force: true }));
 const TINY: GptConfig = { layers: 2, width: 16, heads: 2, context: 32, vocab: 50257 };
 
 /** A tiny random GPT-2 folder under the test's root; the weights as they read back after the dtype's rounding. */
-function writeGpt2(name: string, v: GptFolderOptions = {}): { dir: string; weights: Record<string, Float32Array> } {
+function writeGpt2(name: string, v: HfFolderOptions = {}): { dir: string; weights: Record<string, Float32Array> } {
   const dir = join(root, name);
   return { dir, weights: writeGpt2Folder(dir, TINY, v) };
 }
@@ -64,11 +64,11 @@ test("a GPT-2 folder reads as mcnc's GPT: one file or shards, F32, F16 or BF16, 
 });
 
 test("a folder whose config, weights or tokenizer disagree is refused in one line", () => {
-  const refuse = (name: string, v: GptFolderOptions, pattern: RegExp, command = ["inspect"]) => {
+  const refuse = (name: string, v: HfFolderOptions, pattern: RegExp, command = ["inspect"]) => {
     const { dir } = writeGpt2(name, v);
     assertCleanError(mcnc(...command, ...(command[0] === "generate" ? ["--model", dir] : [dir])), pattern);
   };
-  refuse("llama", { config: { model_type: "llama" } }, /model_type "llama" is not one mcnc reads \(gpt2\)/);
+  refuse("bert", { config: { model_type: "bert" } }, /model_type "bert" is not one mcnc reads \(gpt2, llama, mistral, qwen2\)/);
   refuse("relu", { config: { activation_function: "relu" } }, /activation_function relu is not gelu_new/);
   refuse("wide", { config: { n_embd: 32 } }, /wte.weight is \[50257, 16\], but config.json makes it \[50257, 32\]/);
   refuse("untied", { lmHead: true, tamper: (t) => (t[t.length - 1]!.data = t[t.length - 1]!.data.map((x) => x + 1)) }, /lm_head.weight differs from the token embedding/, ["generate", "--tokens", "1"]);

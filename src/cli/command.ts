@@ -26,7 +26,7 @@ export function command<const Fs extends readonly Flag[]>(c: Command<Fs>): Comma
   return c as unknown as Command;
 }
 
-export const ADAPTER_FLAG = { name: "adapter", type: "string", help: "an adapter file to apply to the model (which must be its base)" } as const;
+export const ADAPTER_FLAG = { name: "adapter", type: "string", help: "an adapter to apply to the model: an .mcnc file (the model must be its base), or a PEFT LoRA folder" } as const;
 export const SEED_FLAG = { name: "seed", type: "int", help: "seed", min: 0, max: MAX_SEED, default: 0 } as const;
 export const JSON_FLAG = { name: "json", type: "bool", help: "print one JSON object last on stdout (progress stays on stderr)", group: "output" } as const;
 export const QUIET_FLAG = { name: "quiet", type: "bool", help: "no progress on stderr", group: "output" } as const;
@@ -61,8 +61,10 @@ export const GPT_FLAGS = [
   { name: "layers", type: "int", help: "gpt: transformer blocks", defaultText: String(GPT_DEFAULTS.layers) },
   { name: "width", type: "int", help: "gpt: embedding width", defaultText: String(GPT_DEFAULTS.width) },
   { name: "heads", type: "int", help: "gpt: attention heads (dividing the width)", defaultText: String(GPT_DEFAULTS.heads) },
-  { name: "context", type: "int", help: "gpt: tokens (bytes) of context", defaultText: String(GPT_DEFAULTS.context) },
+  { name: "context", type: "int", help: "gpt: tokens (bytes) of context; with --init, a LLaMA-family folder's window", defaultText: String(GPT_DEFAULTS.context) },
 ] as const;
+/** The window a LLaMA-family folder is run over: its positions can far exceed what a CPU attends over. */
+export const WINDOW_FLAG = { name: "context", type: "int", help: "a LLaMA-family folder's window in tokens", min: 2, max: 1 << 16, defaultText: "max_position_embeddings, at most 2048" } as const;
 export const EVAL_TOKENS_FLAG = { name: "eval-tokens", type: "int", help: "gpt: validation tokens scored per evaluation, evenly spaced (0: all)", defaultText: String(DEFAULT_EVAL_TOKENS) } as const;
 export const LIMIT_FLAG = { name: "limit", type: "int", help: "train on the first N samples only (0: all)", min: 0, defaultText: "0" } as const;
 export const BATCH_FLAG = { name: "batch", type: "int", help: "minibatch size", min: 1, max: 65536, defaultText: "128, halved down to 32 until an epoch has 64 steps; 32 for gpt" } as const;

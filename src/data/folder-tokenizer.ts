@@ -16,7 +16,7 @@ const MAX_TOKENIZER_BYTES = 64 << 20;
 const json = (path: string, what: string) => readJsonObject(path, what, MAX_TOKENIZER_BYTES);
 
 /** GPT-2's byte-level BPE as tokenizer.json states it, from its vocab.json and merges.txt. */
-function gpt2TokenizerJson(dir: string): Record<string, unknown> {
+export function gpt2TokenizerJson(dir: string): Record<string, unknown> {
   const vocab = json(join(dir, "vocab.json"), "vocab.json");
   const lines = new TextDecoder().decode(readWholeFile(join(dir, "merges.txt"), "merges.txt", MAX_TOKENIZER_BYTES)).split("\n");
   const merges = lines.filter((l, i) => l.trim() !== "" && !(i === 0 && l.startsWith("#version")));

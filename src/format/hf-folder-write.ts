@@ -1,14 +1,15 @@
 /**
  * A Hugging Face model folder written back: the source folder's config and tokenizer files copied, the
- * weights in one model.safetensors under the source's own tensor names (with or without `transformer.`,
- * the tied head where it was saved) and dtypes, so that transformers loads it as it loaded the source.
+ * weights in one model.safetensors under the source's own tensor names (with or without the prefix, the
+ * tied head where it was saved), layouts and dtypes, so that transformers loads it as it loaded the source.
  */
 import { copyFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileSource } from "../files.js";
 import type { HostParams } from "../model/params.js";
 import { writeFolderAtomic } from "./atomic-write.js";
-import { hfWeightFiles, leafName } from "./hf-folder.js";
+import { transpose } from "../linalg.js";
+import { hfWeightFiles, leafName, readHfArchitecture } from "./hf-folder.js";
 import { readSafetensors, type SafetensorsDtype } from "./safetensors.js";
 import { writeSafetensors } from "./write-safetensors.js";
 
@@ -29,10 +30,17 @@ function sourceLayout(dir: string): Array<{ name: string; dtype: SafetensorsDtyp
 
 /** `dtype`: every tensor in this dtype instead of the source's. */
 export function writeHfFolder(source: string, out: string, weights: HostParams, metadata: Record<string, string>, dtype?: SafetensorsDtype): void {
+  const arch = readHfArchitecture(source);
   // The tied head, where the source saved it, is the embedding; buffers (the causal mask) are left out.
-  const tensors = sourceLayout(source)
-    .map((t) => ({ ...t, dtype: dtype ?? t.dtype, data: weights[t.name === "lm_head.weight" ? "wte.weight" : leafName(t.name)] }))
-    .filter((t): t is typeof t & { data: Float32Array } => t.data !== undefined);
+  const leafOf = (name: string) => (name === "lm_head.weight" && arch.tiedTo ? arch.tiedTo : leafName(arch, name));
+  const tensors = sourceLayout(source).flatMap((t) => {
+    const leaf = leafOf(t.name);
+    const data = weights[leaf];
+    if (!data) return [];
+    const [rows, cols] = t.shape as [number, number];
+    const laid = arch.transposed(leaf, t.shape) ? transpose(data, cols, rows, new Float32Array(data.length)) : data;
+    return [{ ...t, dtype: dtype ?? t.dtype, data: laid }];
+  });
   writeFolderAtomic(out, (dir) => {
     for (const name of CARRIED) if (existsSync(join(source, name))) copyFileSync(join(source, name), join(dir, name));
     writeSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt", ...metadata });

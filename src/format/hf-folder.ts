@@ -1,8 +1,8 @@
 /**
  * A Hugging Face model folder: `config.json`, the weights in `model.safetensors` (or shards listed by
- * `model.safetensors.index.json`; F32, F16 or BF16) and a tokenizer. GPT-2 checkpoints map onto mcnc's
- * GPT as they are: its leaves carry GPT-2's names and Conv1D [in, out] layouts. What a config or its
- * weights say is checked against the other before anything is rebuilt.
+ * `model.safetensors.index.json`; F32, F16 or BF16) and a tokenizer. GPT-2 and LLaMA-family checkpoints
+ * map onto mcnc's GPT and LLaMA, whose leaves carry transformers' names (hf-config.ts says how they lie).
+ * What a config or its weights say is checked against the other before anything is rebuilt.
  */
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -11,10 +11,11 @@ import type { Tokenizer } from "../data/tokenizer.js";
 import { UserError } from "../errors.js";
 import { fileSource, insideFolder, readJsonObject } from "../files.js";
 import { checkMemory } from "../limits.js";
+import { transpose } from "../linalg.js";
 import { findMethod } from "../methods/index.js";
-import { GPT_LIMITS, gptParamCount } from "../model/gpt.js";
-import type { GptConfig, Model } from "../model/model.js";
+import type { Model } from "../model/model.js";
 import { buildModel } from "../model/models.js";
+import { hfArchitecture, type HfArchitecture } from "./hf-config.js";
 import type { HostParams } from "../model/params.js";
 import type { DecodeOptions, LoadedModel } from "./model-file.js";
 import { readSafetensors, type ByteSource, type SafetensorsReader } from "./safetensors.js";
@@ -34,32 +35,6 @@ export function isHfFolder(path: string): boolean {
 const MAX_JSON_BYTES = 16 << 20;
 const readJson = (path: string, what: string) => readJsonObject(path, what, MAX_JSON_BYTES);
 
-/** GPT-2's config.json as mcnc's GPT description; anything mcnc's GPT computes differently is refused. */
-export function gpt2Config(config: Record<string, unknown>, dir: string): GptConfig {
-  const type = config.model_type;
-  if (type !== "gpt2") throw new UserError(`${dir}/config.json: model_type ${JSON.stringify(type)?.slice(0, 40)} is not one mcnc reads (gpt2)`);
-  const field = (name: string, [lo, hi]: readonly [number, number]): number => {
-    const v = config[name];
-    if (!Number.isInteger(v) || (v as number) < lo || (v as number) > hi) throw new UserError(`${dir}/config.json: ${name} must be an integer from ${lo} to ${hi}, got ${JSON.stringify(v)?.slice(0, 40)}`);
-    return v as number;
-  };
-  const c: GptConfig = {
-    layers: field("n_layer", GPT_LIMITS.layers),
-    width: field("n_embd", GPT_LIMITS.width),
-    heads: field("n_head", GPT_LIMITS.heads),
-    context: field("n_positions", GPT_LIMITS.context),
-    vocab: field("vocab_size", GPT_LIMITS.vocab),
-  };
-  if (c.width % c.heads !== 0) throw new UserError(`${dir}/config.json: n_embd ${c.width} is not a multiple of n_head ${c.heads}`);
-  const differs = (name: string, expected: unknown) => config[name] !== undefined && config[name] !== null && config[name] !== expected;
-  if (differs("n_inner", 4 * c.width)) throw new UserError(`${dir}/config.json: n_inner ${String(config.n_inner)} is not 4 x n_embd, the MLP mcnc's GPT has`);
-  if (differs("activation_function", "gelu_new")) throw new UserError(`${dir}/config.json: activation_function ${String(config.activation_function)} is not gelu_new (GELU, tanh form), the one mcnc's GPT has`);
-  if (differs("layer_norm_epsilon", 1e-5)) throw new UserError(`${dir}/config.json: layer_norm_epsilon ${String(config.layer_norm_epsilon)} is not 1e-5, the one mcnc's GPT has`);
-  if (config.scale_attn_weights === false || config.scale_attn_by_inverse_layer_idx === true) throw new UserError(`${dir}/config.json: attention scaled otherwise than by 1/sqrt(head size), as mcnc's GPT does`);
-  if (config.tie_word_embeddings === false) throw new UserError(`${dir}/config.json: an output head not tied to the token embedding; mcnc's GPT ties them`);
-  return c;
-}
-
 /** The safetensors files the weights are in: one, or the shards an index lists (each checked present). */
 export function hfWeightFiles(dir: string): string[] {
   if (existsSync(join(dir, "model.safetensors"))) return [join(dir, "model.safetensors")];
@@ -72,8 +47,11 @@ export function hfWeightFiles(dir: string): string[] {
   return files.map((f) => insideFolder(dir, f, "a shard"));
 }
 
-/** Names as mcnc's GPT has them: without the `transformer.` prefix GPT2LMHeadModel saves them under. */
-export const leafName = (name: string): string => name.replace(/^transformer\./, "");
+/** A saved tensor's leaf: its name without the prefix transformers saves the model's body under. */
+export const leafName = (arch: HfArchitecture, name: string): string => (name.startsWith(arch.prefix) ? name.slice(arch.prefix.length) : name);
+
+/** The folder's config as a model and how its leaves are saved. */
+export const readHfArchitecture = (dir: string, window?: number): HfArchitecture => hfArchitecture(readJson(join(dir, "config.json"), "config.json"), dir, window);
 
 /** Buffers some checkpoints carry (the causal mask), which are not weights. */
 const BUFFER = /\.attn\.(masked_)?bias$/;
@@ -83,39 +61,47 @@ const BUFFER = /\.attn\.(masked_)?bias$/;
  * the weight files, so sizes are reported against what the user has on disk.
  */
 export function readHfModel(dir: string, options: DecodeOptions = {}): LoadedModel {
-  const description = gpt2Config(readJson(join(dir, "config.json"), "config.json"), dir);
-  checkMemory(WEIGHT_COPIES * 4 * gptParamCount(description), `the weights of ${dir}`, options.memoryLimit);
+  const arch = readHfArchitecture(dir, options.context);
+  checkMemory(WEIGHT_COPIES * 4 * arch.params, `the weights of ${dir}`, options.memoryLimit);
   let tokenizer: Tokenizer | undefined;
   // Read when first asked for: inspect needs none, and a folder without one still opens.
-  const model: Model = { ...buildModel({ name: "gpt", ...description }), tokenizer: () => (tokenizer ??= folderTokenizer(dir, description.vocab)) };
+  const model: Model = { ...buildModel(arch.description), tokenizer: () => (tokenizer ??= folderTokenizer(dir, arch.description.vocab)) };
   const files = hfWeightFiles(dir);
   const sources = files.map((f) => fileSource(f));
   try {
-    return loaded(dir, model, files, readWeights(dir, model, files, sources, options.weights !== false));
+    return loaded(dir, model, files, readWeights(dir, arch, model, files, sources, options.weights !== false));
   } finally {
     for (const source of sources) source.close?.();
   }
 }
 
 /** The model's leaves from the checkpoint's tensors, each checked against the config's shape (`read`: and read). */
-function readWeights(dir: string, model: Model, files: string[], sources: ByteSource[], read: boolean): HostParams {
+function readWeights(dir: string, arch: HfArchitecture, model: Model, files: string[], sources: ByteSource[], read: boolean): HostParams {
   const where = new Map<string, { reader: SafetensorsReader; name: string; shape: number[] }>();
   sources.forEach((source, i) => {
     const reader = readSafetensors(source, files[i]);
-    for (const e of reader.entries) if (!BUFFER.test(e.name)) where.set(leafName(e.name), { reader, name: e.name, shape: e.shape });
+    for (const e of reader.entries) if (!BUFFER.test(e.name)) where.set(leafName(arch, e.name), { reader, name: e.name, shape: e.shape });
   });
   const weights: HostParams = {};
+  const saved = files.length === 1 ? "model.safetensors" : "its shards";
   for (const s of model.specs) {
     const found = where.get(s.name);
-    if (!found) throw new UserError(`${dir}: no tensor ${s.name} (or transformer.${s.name}) in ${files.length === 1 ? "model.safetensors" : "its shards"}`);
-    if (found.shape.join("x") !== s.shape.join("x")) throw new UserError(`${dir}: ${found.name} is [${found.shape.join(", ")}], but config.json makes it [${s.shape.join(", ")}]`);
-    if (read) weights[s.name] = found.reader.read(found.name);
+    if (!found) throw new UserError(`${dir}: no tensor ${s.name} (or ${arch.prefix}${s.name}) in ${saved}`);
+    const flipped = arch.transposed(s.name, s.shape);
+    const expected = flipped ? [...s.shape].reverse() : s.shape;
+    if (found.shape.join("x") !== expected.join("x")) throw new UserError(`${dir}: ${found.name} is [${found.shape.join(", ")}], but config.json makes it [${expected.join(", ")}]`);
+    if (read) {
+      const data = found.reader.read(found.name);
+      weights[s.name] = flipped ? transpose(data, expected[0]!, expected[1]!, new Float32Array(data.length)) : data;
+    }
   }
   // A head saved beside a tied config must still be the embedding.
   const head = where.get("lm_head.weight");
-  if (read && head && !head.reader.read(head.name).every((v, i) => v === weights["wte.weight"]![i])) throw new UserError(`${dir}: lm_head.weight differs from the token embedding; mcnc's GPT ties them`);
-  const extra = [...where.keys()].filter((n) => n !== "lm_head.weight" && !model.specs.some((s) => s.name === n));
-  if (extra.length > 0) throw new UserError(`${dir}: tensors a GPT-2 does not have: ${extra.slice(0, 3).join(", ")}${extra.length > 3 ? ` and ${extra.length - 3} more` : ""}`);
+  if (read && head && arch.tiedTo && !head.reader.read(head.name).every((v, i) => v === weights[arch.tiedTo!]![i])) {
+    throw new UserError(`${dir}: lm_head.weight differs from the token embedding, which config.json ties it to`);
+  }
+  const extra = [...where.keys()].filter((n) => !(n === "lm_head.weight" && arch.tiedTo) && !model.specs.some((s) => s.name === n));
+  if (extra.length > 0) throw new UserError(`${dir}: tensors a ${model.name} of this config does not have: ${extra.slice(0, 3).join(", ")}${extra.length > 3 ? ` and ${extra.length - 3} more` : ""}`);
   return weights;
 }
 

@@ -93,6 +93,8 @@ export interface DecodeOptions {
   memoryLimit?: number;
   /** false: what a model says of itself, without reading its numbers where they are apart (a Hugging Face folder's weights). */
   weights?: boolean;
+  /** A LLaMA-family folder's window: the tokens it attends over (its description's context). */
+  context?: number;
 }
 
 export function decodeModelFile(bytes: Uint8Array, name = "file", options: DecodeOptions = {}): LoadedModel {

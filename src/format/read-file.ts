@@ -7,6 +7,7 @@ import { decodeModelFile, type DecodeOptions, type LoadedModel } from "./model-f
 
 export function readModelFile(path: string, options?: DecodeOptions): LoadedModel {
   if (isHfFolder(path)) return readHfModel(path, options);
+  if (options?.context !== undefined) throw new UserError(`--context sets the window of a Hugging Face LLaMA-family folder; ${path} is none (an .mcnc file keeps its own)`);
   if (existsSync(path) && statSync(path).isDirectory()) throw new UserError(`${path} is a folder without config.json: give a .mcnc file or a Hugging Face model folder`);
   return decodeModelFile(readWholeFile(path, ".mcnc"), path, options);
 }

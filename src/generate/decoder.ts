@@ -1,18 +1,19 @@
 /**
- * The GPT one token at a time with a KV cache: each new token costs one step over cached keys and
- * values, not a pass over the whole window. Prefill and step run the model's own forward function
- * (model/gpt.ts) with a different attention, so they compute what training computes.
+ * A causal language model one token at a time with a KV cache: each new token costs one step over
+ * cached keys and values, not a pass over the whole window. Prefill and step run the model's own forward
+ * function (its CausalLm) with a different attention, so they compute what training computes.
  */
 import { nn, numpy as np, tree } from "@jax-js/jax";
 import { fused } from "../engine/fused.js";
 import { compile, onEngine, put, read, type Tensor } from "../engine/program.js";
-import { causalAttention, forward } from "../model/gpt.js";
+import { causal } from "../model/attention.js";
+import { gpt } from "../model/gpt.js";
 import { oneHot } from "../model/layers.js";
-import type { GptConfig } from "../model/model.js";
+import type { CausalLm, GptConfig } from "../model/model.js";
 import type { Params } from "../model/params.js";
 
 /**
- * Keys and values of every block, `k0`, `v0`, `k1`, ...: [1, heads, context, D] each, heads first, so
+ * Keys and values of every block, `k0`, `v0`, `k1`, ...: [1, kvHeads, context, D] each, heads first, so
  * a step's attention reads them as they lie (no transpose of the whole cache per token).
  */
 type Cache = Record<string, np.Array>;
@@ -40,37 +41,44 @@ const cacheWrite = fused("cache_write", (cache: np.Array, row: np.Array, at: np.
 
 /** A decoder over `params` (a full GPT tree on either engine, which it keeps until disposed). */
 export function gptDecoder(c: GptConfig, params: Record<string, Tensor>): Decoder {
+  return languageDecoder(gpt(c).lm!, params);
+}
+
+/** A decoder of the language model `c` over `params` (its full tree on either engine, kept until disposed). */
+export function languageDecoder(c: CausalLm, params: Record<string, Tensor>): Decoder {
   const T = c.context;
   // One compiled prefill: the window padded to the context. Causal attention makes the padding
   // invisible to every real position, and later steps mask it out of the cache.
   const prefill = compile(
     (p: Params, tokens: np.Array) => {
       const cache: Cache = {};
-      const logits = forward(c, p, tokens, p["wpe.weight"]!, (q, k, v, l) => {
+      const logits = c.forward(p, tokens, null, (q, k, v, l) => {
         cache[`k${l}`] = k.ref.transpose([0, 2, 1, 3]);
         cache[`v${l}`] = v.ref.transpose([0, 2, 1, 3]);
-        return causalAttention(q, k, v);
+        return causal(q, k, v, l);
       });
       return { logits: logits.reshape([T, c.vocab]), cache };
     },
     { name: "gpt prefill" },
   );
 
-  const D = c.width / c.heads;
+  const D = c.headDim;
   const step = compile(
     (p: Params, cache: Cache, token: np.Array, pos: np.Array) => {
-      const at = oneHot(pos.ref, T).astype(p["wpe.weight"]!.dtype);
+      const at = oneHot(pos.ref, T);
       const next: Cache = {};
-      const positions = np.matmul(at.ref, p["wpe.weight"]!);
       // Positions after this one are not yet written: -inf before the softmax.
       const unwritten = np.where(np.arange(T).less(pos.add(1)), 0, -Infinity);
-      const logits = forward(c, p, token, positions, (q, k, v, l) => {
+      const logits = c.forward(p, token, at.ref, (q, k, v, l) => {
         const K = cacheWrite(cache[`k${l}`]!, k.transpose([0, 2, 1, 3]), at.ref.reshape([T]));
         const V = cacheWrite(cache[`v${l}`]!, v.transpose([0, 2, 1, 3]), at.ref.reshape([T]));
         next[`k${l}`] = K.ref;
         next[`v${l}`] = V.ref;
-        const scores = np.matmul(q.transpose([0, 2, 1, 3]).mul(1 / Math.sqrt(D)), K.transpose([0, 1, 3, 2])).add(unwritten.ref);
-        return np.matmul(softmax(scores), V).transpose([0, 2, 1, 3]);
+        // Query heads in groups, one group per cached key/value head: [1, kvHeads, heads / kvHeads, D].
+        const heads = q.shape[2]!;
+        const grouped = q.reshape([1, c.kvHeads, heads / c.kvHeads, D]).mul(1 / Math.sqrt(D));
+        const scores = np.matmul(grouped, K.transpose([0, 1, 3, 2])).add(unwritten.ref);
+        return np.matmul(softmax(scores), V).reshape([1, 1, heads, D]);
       });
       at.dispose();
       unwritten.dispose();

@@ -19,6 +19,14 @@ export interface MethodOption {
 /** Flag values as parsed from the command line or read back from a file's header. */
 export type OptionValues = Record<string, unknown>;
 
+/** One adapted leaf's update as LoRA factors: the leaf becomes W + down @ up (down [rows, rank], up [rank, cols]). */
+export interface LoraFactors {
+  leaf: string;
+  rank: number;
+  down: Float32Array;
+  up: Float32Array;
+}
+
 export interface Method<Config extends object = object> {
   name: string;
   summary: string;
@@ -58,6 +66,12 @@ export interface Method<Config extends object = object> {
    * into matmul loads, and a generator's backward pass fused whole ran 15x slower (docs/results.md).
    */
   stages(config: Config, specs: readonly ParamSpec[]): Stage[];
+  /**
+   * Where an adapter's update of each leaf is a low-rank product (LoRA; MCNC and NOLA over LoRA
+   * factors): those factors, from the stored tensors and the seed, so that a tool that knows only LoRA
+   * (PEFT) can load the adapter. On the host; UserError for a configuration that is no adapter.
+   */
+  loraFactors?(config: Config, specs: readonly ParamSpec[], trainable: HostParams, seed: number): Promise<LoraFactors[]>;
   /** Advice about a valid but poor configuration (shown, never fatal). */
   notes?(config: Config, specs: readonly ParamSpec[]): string[];
   /** Floating-point operations to rebuild all weights once (for rebuild-speed reports). */

@@ -5,10 +5,10 @@
  * Hugging Face's GPT-2 (`h.0.attn.c_attn.weight` is Conv1D, [in, out], q|k|v fused), so weights move
  * between the two with no renaming.
  */
-import { nn, numpy as np } from "@jax-js/jax";
-import { fused } from "../engine/fused.js";
+import { numpy as np } from "@jax-js/jax";
+import { causal, type Attend } from "./attention.js";
 import { dense, gelu, layerNorm, oneHot, tapOf } from "./layers.js";
-import type { GptConfig, LeafTap, Model, Piece } from "./model.js";
+import type { CausalLm, GptConfig, LeafTap, Model, Piece } from "./model.js";
 import type { ParamSpec, Params } from "./params.js";
 
 /** The GPT `--model gpt` builds when no size is given (a file's header fixes it for --init, eval and generate). */
@@ -70,15 +70,6 @@ function linear(x: np.Array, p: Params, name: string, tap?: LeafTap): np.Array {
   return dense(x, p[`${name}.weight`]!, p[`${name}.bias`]!, tapOf(tap, `${name}.weight`));
 }
 
-/**
- * Attention of queries over keys and values, each [B, T, heads, D], for block `layer`: causal over the
- * window in training, or over a cache of earlier positions when generating.
- */
-export type Attend = (q: np.Array, k: np.Array, v: np.Array, layer: number) => np.Array;
-
-export const causalAttention = fused("causal_attention", (q: np.Array, k: np.Array, v: np.Array) => nn.dotProductAttention(q, k, v, { isCausal: true }));
-export const causal: Attend = (q, k, v) => causalAttention(q, k, v);
-
 /** Self-attention over x [B, T, C]. Consumes x. */
 function attention(x: np.Array, p: Params, l: number, heads: number, attend: Attend, tap?: LeafTap): np.Array {
   const [B, T, C] = x.shape as [number, number, number];
@@ -113,13 +104,15 @@ export function head(x: np.Array, p: Params): np.Array {
   return np.matmul(h, wte.transpose()).reshape([B, T, wte.shape[0]!]);
 }
 
-/**
- * The network on tokens [B, T] whose position embeddings are `positions` ([T, C]), attending with
- * `attend`: training and generation run this same function. Reads wpe only through `positions`.
- */
-export function forward(c: GptConfig, p: Params, tokens: np.Array, positions: np.Array, attend: Attend, tap?: LeafTap): np.Array {
+/** Position embeddings of positions given as one-hot rows [T, context], or of 0..T-1 where null. Consumes at and wpe. */
+function positionsOf(p: Params, at: np.Array | null, T: number): np.Array {
+  return at ? np.matmul(at, p["wpe.weight"]!) : p["wpe.weight"]!.slice([0, T]);
+}
+
+/** The network on tokens [B, T] at positions `at` (CausalLm's), attending with `attend`: training and generation run it. */
+function forward(c: GptConfig, p: Params, tokens: np.Array, at: np.Array | null, attend: Attend, tap?: LeafTap): np.Array {
   // wte is read twice: here and in the tied output projection.
-  let x = embed(tokens, p["wte.weight"]!.ref, positions);
+  let x = embed(tokens, p["wte.weight"]!.ref, positionsOf(p, at, tokens.shape[1]!));
   for (let l = 0; l < c.layers; l++) x = block(x, p, l, c.heads, attend, tap);
   return head(x, p);
 }
@@ -135,13 +128,14 @@ function block(x: np.Array, p: Params, l: number, heads: number, attend: Attend,
 function gptPieces(c: GptConfig, specs: readonly ParamSpec[]): Piece[] {
   const named = (prefix: string) => specs.filter((s) => s.name.startsWith(prefix)).map((s) => s.name);
   return [
-    { leaves: ["wte.weight", "wpe.weight"], run: (p, tokens) => embed(tokens, p["wte.weight"]!, p["wpe.weight"]!.slice([0, tokens.shape[1]!])) },
+    { leaves: ["wte.weight", "wpe.weight"], run: (p, tokens) => embed(tokens, p["wte.weight"]!, positionsOf(p, null, tokens.shape[1]!)) },
     ...Array.from({ length: c.layers }, (_, l): Piece => ({ leaves: named(`h.${l}.`), run: (p, x, tap) => block(x, p, l, c.heads, causal, tap) })),
     { leaves: ["ln_f.weight", "ln_f.bias", "wte.weight"], run: (p, x) => head(x, p) },
   ];
 }
 
 export function gpt(c: GptConfig): Model {
+  const lm: CausalLm = { context: c.context, vocab: c.vocab, layers: c.layers, kvHeads: c.heads, headDim: c.width / c.heads, forward: (p, tokens, at, attend, tap) => forward(c, p, tokens, at, attend, tap) };
   return {
     name: "gpt",
     kind: "language",
@@ -150,6 +144,7 @@ export function gpt(c: GptConfig): Model {
     pieces: gptPieces(c, gptSpecs(c)),
     adapterTargets: "c_attn",
     activationBytes: (batch) => attentionBytes(c, batch),
-    apply: (p, tokens, tap) => forward(c, p, tokens, p["wpe.weight"]!.slice([0, tokens.shape[1]!]), causal, tap),
+    lm,
+    apply: (p, tokens, tap) => lm.forward(p, tokens, null, causal, tap),
   };
 }

@@ -1,6 +1,7 @@
 /** What a network is to the rest of mcnc: a parameter list and a pure function of the parameter tree. */
 import type { Tokenizer } from "../data/tokenizer.js";
 import type { numpy as np } from "@jax-js/jax";
+import type { Attend } from "./attention.js";
 import type { ParamSpec, Params } from "./params.js";
 import type { SequentialDescription } from "./sequential.js";
 import type { TensorsDescription } from "./tensors.js";
@@ -19,8 +20,41 @@ export interface GptConfig {
   vocab: number;
 }
 
+/**
+ * A LLaMA-family decoder (LLaMA, Mistral, Qwen2 and their kin): RMSNorm, rotary positions, SwiGLU MLP,
+ * grouped-query attention, a head tied to the embedding or not.
+ */
+export interface LlamaConfig {
+  layers: number;
+  /** hidden_size. */
+  width: number;
+  heads: number;
+  /** Key/value heads (num_key_value_heads), dividing `heads`. */
+  kvHeads: number;
+  /** Width of each head (head_dim; hidden_size / heads unless the config says). */
+  headDim: number;
+  /** The SwiGLU MLP's width (intermediate_size). */
+  hidden: number;
+  /** The window mcnc trains, evaluates and decodes over: max_position_embeddings, capped (hf-config.ts). */
+  context: number;
+  vocab: number;
+  ropeTheta: number;
+  /** Llama 3's rescaled rotary frequencies (rope_scaling of rope_type "llama3"), where the config has them. */
+  ropeScaling?: { factor: number; lowFreqFactor: number; highFreqFactor: number; originalContext: number };
+  normEps: number;
+  /** Biases on the query, key and value projections (Qwen2's), or on those and the output (attention_bias). */
+  attentionBias: "none" | "qkv" | "qkvo";
+  /** The output head is the token embedding (tie_word_embeddings). */
+  tied: boolean;
+}
+
 /** Enough to rebuild the network: what a file's header stores. */
-export type ModelDescription = { name: "mlp" | "lenet"; input: ImageShape; classes: number } | ({ name: "gpt" } & GptConfig) | SequentialDescription | TensorsDescription;
+export type ModelDescription =
+  | { name: "mlp" | "lenet"; input: ImageShape; classes: number }
+  | ({ name: "gpt" } & GptConfig)
+  | ({ name: "llama" } & LlamaConfig)
+  | SequentialDescription
+  | TensorsDescription;
 
 /**
  * Sees, for the weight leaf `leaf`, the rows [N, in] it multiplies: a dense layer's inputs, a
@@ -35,6 +69,25 @@ export type LeafTap = (leaf: string, rows: np.Array) => void;
 export interface Piece {
   leaves: string[];
   run(params: Params, x: np.Array, tap?: LeafTap): np.Array;
+}
+
+/**
+ * A causal language model's forward pass with its positions and its attention given, so that training
+ * (positions 0..T-1, causal attention) and the KV-cache decoder (one position, attending to a cache) run
+ * the same function.
+ */
+export interface CausalLm {
+  context: number;
+  vocab: number;
+  layers: number;
+  /** Key/value heads and their width: what the decoder caches per block. */
+  kvHeads: number;
+  headDim: number;
+  /**
+   * Logits [B, T, vocab] of tokens [B, T] at positions given as one-hot rows `at` [T, context], or at
+   * 0..T-1 where `at` is null. Consumes params, tokens and at.
+   */
+  forward(params: Params, tokens: np.Array, at: np.Array | null, attend: Attend, tap?: LeafTap): np.Array;
 }
 
 export interface Model {
@@ -58,6 +111,8 @@ export interface Model {
    * whole network once per matrix.
    */
   pieces?: Piece[];
+  /** What a language model is beyond `apply`. */
+  lm?: CausalLm;
   /** A language model's own tokenizer, where its tokens are not bytes (a Hugging Face folder's): read when first asked for. */
   tokenizer?: () => Tokenizer;
 }

@@ -4,12 +4,14 @@
  */
 import { UserError } from "../errors.js";
 import { gpt, GPT_LIMITS, gptParamCount } from "./gpt.js";
+import { parseLlama } from "./llama-description.js";
+import { llama } from "./llama.js";
 import { namedModel } from "./named-specs.js";
 import { parseSequential, sequential } from "./sequential.js";
 import { parseTensorsDescription, tensorsModel } from "./tensors.js";
 import type { ImageShape, Model, ModelDescription } from "./model.js";
 
-export type { GptConfig, ImageShape, Model, ModelDescription } from "./model.js";
+export type { GptConfig, ImageShape, LlamaConfig, Model, ModelDescription } from "./model.js";
 
 export const MODEL_NAMES = ["mlp", "lenet", "gpt"] as const;
 /** Largest model a file or a flag may describe: 2^28 parameters (1 GiB of float32). */
@@ -23,6 +25,8 @@ export function buildModel(d: ModelDescription): Model {
       return namedModel(d.name, d.input, d.classes);
     case "gpt":
       return gpt(d);
+    case "llama":
+      return llama(d);
     case "tensors":
       return tensorsModel(d);
     case "sequential":
@@ -61,6 +65,8 @@ export function parseDescription(raw: unknown, what = "model"): ModelDescription
       if (count > MAX_MODEL_PARAMS) throw new UserError(`${what}: ${count} parameters, above the limit of ${MAX_MODEL_PARAMS}`);
       return d;
     }
+    case "llama":
+      return parseLlama(raw, what, MAX_MODEL_PARAMS);
     case "tensors":
       return parseTensorsDescription(raw, what, MAX_MODEL_PARAMS);
     case "sequential":

@@ -7,7 +7,7 @@ import { compile, put, putAll, read } from "../engine/program.js";
 import { UserError } from "../errors.js";
 import { recordedOptions } from "../data/dataset.js";
 import { prepareImage } from "../data/prepare-image.js";
-import { gptDecoder } from "../generate/decoder.js";
+import { languageDecoder } from "../generate/decoder.js";
 import type { Model } from "../model/model.js";
 import { toDevice, type HostParams, type Params } from "../model/params.js";
 import { topK, type Ranked } from "./top-k.js";
@@ -20,7 +20,7 @@ export interface NetworkPrediction {
 /** Class rankings for `samples` (image files, or rows of numbers), prepared as `meta` records. */
 export async function predictNetwork(model: Model, weights: HostParams, meta: Record<string, unknown> | undefined, samples: { files?: string[]; rows?: number[][] }, top: number): Promise<NetworkPrediction[]> {
   const d = model.description;
-  if (d.name === "gpt" || d.name === "tensors") throw new UserError(`${model.name} does not classify images or rows`);
+  if (d.name === "gpt" || d.name === "llama" || d.name === "tensors") throw new UserError(`${model.name} does not classify images or rows`);
   const [h, w, c] = d.input;
   const { normalisation, classNames } = recordedOptions(meta);
   const x: Float32Array[] = [];
@@ -54,13 +54,13 @@ export async function predictNetwork(model: Model, weights: HostParams, meta: Re
 
 /** A GPT's most likely next bytes after `prompt`. */
 export async function predictNextByte(model: Model, weights: HostParams, prompt: Uint8Array, top: number): Promise<Ranked[]> {
-  const d = model.description;
-  if (d.name !== "gpt") throw new UserError(`--prompt needs a language model; this is a ${model.name}`);
-  if (d.vocab !== 256) throw new UserError(`predict --prompt ranks next bytes, for mcnc's byte-level GPT; this one reads ${d.vocab} tokens (mcnc generate runs it)`);
+  const lm = model.lm;
+  if (!lm) throw new UserError(`--prompt needs a language model; this is a ${model.name}`);
+  if (lm.vocab !== 256) throw new UserError(`predict --prompt ranks next bytes, for mcnc's byte-level GPT; this one reads ${lm.vocab} tokens (mcnc generate runs it)`);
   if (prompt.length === 0) throw new UserError("--prompt is empty");
-  const decoder = gptDecoder(d, toDevice(model.specs, weights));
+  const decoder = languageDecoder(lm, toDevice(model.specs, weights));
   try {
-    const logits = await decoder.prefill(prompt.subarray(Math.max(0, prompt.length - d.context)));
+    const logits = await decoder.prefill(prompt.subarray(Math.max(0, prompt.length - lm.context)));
     const show = (b: number) => (b > 32 && b < 127 ? String.fromCharCode(b) : b === 32 ? "' '" : `0x${b.toString(16).padStart(2, "0")}`);
     return topK(logits, top, Array.from({ length: logits.length }, (_, b) => show(b)));
   } finally {

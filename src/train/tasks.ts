@@ -131,15 +131,15 @@ export interface TextTaskOptions {
 }
 
 export function textTask(corpus: TextCorpus, model: Model, options: TextTaskOptions = {}): Task {
-  if (model.kind !== "language" || model.description.name !== "gpt") throw new UserError(`--model ${model.name} reads images, not text`);
-  const V = model.description.vocab;
+  if (!model.lm) throw new UserError(`--model ${model.name} reads images, not text`);
+  const V = model.lm.vocab;
   // Bytes are the tokens of mcnc's own GPT; a model with its own tokenizer reads the text as it splits it.
   const tokenizer = model.tokenizer?.() ?? BYTES;
-  if (tokenizer.vocab !== V) throw new UserError(`this GPT reads ${V} tokens, and text here is ${tokenizer.name} (${tokenizer.vocab}): give it its tokenizer (a Hugging Face folder's)`);
+  if (tokenizer.vocab !== V) throw new UserError(`this ${model.name} reads ${V} tokens, and text here is ${tokenizer.name} (${tokenizer.vocab}): give it its tokenizer (a Hugging Face folder's)`);
   const tokens = (bytes: Uint8Array) => (tokenizer === BYTES ? bytes : Int32Array.from(tokenizer.encode(new TextDecoder().decode(bytes))));
   const train = tokens(corpus.train);
   const valid = tokens(corpus.valid);
-  const T = model.description.context;
+  const T = model.lm.context;
   for (const [split, text] of [
     ["training", train],
     ["validation", valid],

@@ -78,7 +78,8 @@ async function run(f: FlagValues<typeof FLAGS>, [file]: string[]): Promise<void>
   // An adapter's factors as PEFT writes them: a folder, which PEFT loads onto the base.
   if (loaded.file.adapter && !out.endsWith(".safetensors")) {
     checkNewFolder(out, "--out");
-    writePeftAdapter(out, loaded, String(loaded.file.meta?.init ?? "gpt2"));
+    await startEngine(f);
+    await writePeftAdapter(out, loaded, String(loaded.file.meta?.init ?? "gpt2"));
     if (f.json) print(JSON.stringify({ command: "decompress", file, out, format: "peft" }));
     else print(`wrote ${out} (a PEFT LoRA adapter: adapter_config.json, adapter_model.safetensors)`);
     return;

@@ -1,14 +1,14 @@
-/** mcnc generate --model BASE [--adapter A] --prompt TEXT: stream text from a GPT as it is produced. */
+/** mcnc generate --model BASE [--adapter A] --prompt TEXT: stream text from a language model as it is produced. */
 import { once } from "node:events";
 import { readWholeFile } from "../../files.js";
 import { UserError } from "../../errors.js";
 import { timedRebuild } from "../../format/model-file.js";
 import { BYTES } from "../../data/tokenizer.js";
-import { gptDecoder } from "../../generate/decoder.js";
+import { languageDecoder } from "../../generate/decoder.js";
 import { generate } from "../../generate/sample.js";
 import { toDevice } from "../../model/params.js";
 import type { FlagValues } from "../args.js";
-import { ADAPTER_FLAG, command, ENGINE_FLAGS, JSON_FLAG, print, round, SEED_FLAG } from "../command.js";
+import { ADAPTER_FLAG, command, ENGINE_FLAGS, JSON_FLAG, print, round, SEED_FLAG, WINDOW_FLAG } from "../command.js";
 import { openModel, startEngine } from "./shared.js";
 
 /** Tokens one command may ask for: streamed, so memory stays bounded (a JSON answer holds them all: fewer). */
@@ -16,7 +16,7 @@ export const MAX_TOKENS = 1e9;
 const MAX_JSON_TOKENS = 1 << 20;
 
 const FLAGS = [
-  { name: "model", type: "string", help: "a GPT: an .mcnc file, or a Hugging Face GPT-2 folder with its tokenizer (the base, when --adapter is given)", required: true },
+  { name: "model", type: "string", help: "a language model: an .mcnc file, or a Hugging Face GPT-2 or LLaMA-family folder with its tokenizer (the base, when --adapter is given)", required: true },
   ADAPTER_FLAG,
   { name: "prompt", type: "string", help: "text to continue (UTF-8; its last context bytes are used)", defaultText: "''" },
   { name: "prompt-file", type: "string", help: "read the prompt's bytes from a file" },
@@ -24,6 +24,7 @@ const FLAGS = [
   { name: "temperature", type: "float", help: "sampling temperature (0: always the most likely token)", min: 0, max: 100, default: 0.8 },
   { name: "top-k", type: "int", help: "sample among the k most likely tokens (0: all; 1: greedy)", min: 0, max: 1 << 16, default: 0 },
   { ...SEED_FLAG, help: "seed of the sampling" },
+  WINDOW_FLAG,
   ...ENGINE_FLAGS,
   JSON_FLAG,
 ] as const;
@@ -42,11 +43,11 @@ async function run(f: Flags): Promise<void> {
   const prompt = promptBytes(f);
 
   await startEngine(f);
-  const { loaded, base } = await openModel(f.model, f.adapter);
-  const d = loaded.model.description;
-  if (d.name !== "gpt") throw new UserError(`generate needs a language model; ${f.model} holds a ${d.name}`);
+  const { loaded, base } = await openModel(f.model, f.adapter, f.context);
+  const lm = loaded.model.lm;
+  if (!lm) throw new UserError(`generate needs a language model; ${f.model} holds a ${loaded.model.name}`);
   const rebuilt = await timedRebuild(loaded, 0, base);
-  const decoder = gptDecoder(d, toDevice(loaded.model.specs, rebuilt.params));
+  const decoder = languageDecoder(lm, toDevice(loaded.model.specs, rebuilt.params));
   // A Hugging Face folder brings its tokenizer; mcnc's own GPT reads the prompt's bytes as they are.
   const tokenizer = loaded.model.tokenizer?.() ?? BYTES;
   const promptTokens = tokenizer === BYTES ? prompt : tokenizer.encode(new TextDecoder().decode(prompt));
@@ -97,7 +98,7 @@ async function run(f: Flags): Promise<void> {
 
 export const generateCommand = command({
   name: "generate",
-  summary: "generate text from a GPT (with an adapter, if given), streamed as it is produced",
+  summary: "generate text from a language model (with an adapter, if given), streamed as it is produced",
   usage: 'mcnc generate --model BASE.mcnc [--adapter A.mcnc] --prompt "..." [--tokens N] [--temperature T] [--top-k K] [--seed S]',
   examples: [
     "npx mcnc generate --model data/models/gpt-sotu.mcnc --prompt \"The state of the Union\" --tokens 200",

@@ -39,7 +39,9 @@ async function run(f: FlagValues<typeof FLAGS>, [file]: string[]): Promise<void>
   }
   const d = loaded.file.model;
   const shape =
-    d.name === "gpt" ? `${d.layers} layers, width ${d.width}, ${d.heads} heads, context ${d.context}` : d.name === "tensors" ? `${d.params.length} tensors` : `${d.input.join("x")} -> ${d.classes} classes`;
+    d.name === "gpt" || d.name === "llama"
+      ? `${d.layers} layers, width ${d.width}, ${d.heads} heads${d.name === "llama" && d.kvHeads !== d.heads ? ` (${d.kvHeads} key/value)` : ""}, context ${d.context}`
+      : d.name === "tensors" ? `${d.params.length} tensors` : `${d.input.join("x")} -> ${d.classes} classes`;
   print(`${file}: ${model.name} (${shape}), method ${method.name}, seed ${info.seed}`);
   if (loaded.file.adapter) print(`adapter          on ${loaded.file.adapter.leaves.length} leaves of the base with weights SHA-256 ${loaded.file.adapter.base_sha256.slice(0, 16)}...`);
   print(`config           ${JSON.stringify(config)}`);

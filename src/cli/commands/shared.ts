@@ -9,6 +9,7 @@ import { availableBundled, BUNDLED, BUNDLED_NAMES, bundledPath, type BundledName
 import { loadDataset, recordedOptions, type Dataset, type LoadOptions } from "../../data/dataset.js";
 import { loadText } from "../../data/text.js";
 import { checkBase, timedRebuild, type LoadedModel, type TimedRebuild } from "../../format/model-file.js";
+import { isPeftFolder, readPeftAdapter } from "../../format/peft-read.js";
 import { readModelFile } from "../../format/read-file.js";
 import { sizeReport, type SizeReport } from "../../format/size-report.js";
 import { buildModel, MODEL_NAMES, parseDescription, type Model } from "../../model/models.js";
@@ -127,7 +128,7 @@ const readSpec = (path: string): Record<string, unknown> => readJsonObject(path,
 
 export function checkDataFits(data: Dataset, model: Model): void {
   const d = model.description;
-  if (d.name === "gpt" || d.name === "tensors") return;
+  if (d.name === "gpt" || d.name === "llama" || d.name === "tensors") return;
   if (data.imageShape.some((v, i) => v !== d.input[i]) || data.numClasses > d.classes) {
     throw new UserError(`the data (${data.imageShape.join("x")}, ${data.numClasses} classes) does not fit this model (${d.input.join("x")}, ${d.classes} classes)`);
   }
@@ -143,10 +144,17 @@ export interface OpenedModel {
 }
 
 /** FILE, or BASE with --adapter FILE: the adapter is checked against its base before anything is built. */
-export async function openModel(file: string, adapterFile?: string): Promise<OpenedModel> {
-  const first = readModelFile(file);
+/** `context`: a LLaMA-family folder's window (not with an adapter, whose window is the one it was trained over). */
+export async function openModel(file: string, adapterFile?: string, context?: number): Promise<OpenedModel> {
+  if (context !== undefined && adapterFile !== undefined) throw new UserError("--context does not apply with --adapter: the adapter runs over the window it was trained over");
+  const first = readModelFile(file, { context });
   if (first.file.adapter) throw new UserError(`${file} is an adapter: give its base model, and the adapter with --adapter ${basename(file)}`);
   if (adapterFile === undefined) return { loaded: first };
+  // PEFT's adapters name no base: they are read onto this one.
+  if (isPeftFolder(adapterFile)) {
+    const base = (await timedRebuild(first, 0)).params;
+    return { loaded: readPeftAdapter(adapterFile, first, base), base, baseFile: file };
+  }
   const adapter = readModelFile(adapterFile);
   if (!adapter.file.adapter) throw new UserError(`${adapterFile} is not an adapter (it holds a whole ${adapter.model.name})`);
   const base = (await timedRebuild(first, 0)).params;

@@ -61,10 +61,10 @@ type Flags = FlagValues<typeof FLAGS>;
 /** Where the weights start: a file's (fine-tuning all of them), or a base under an adapter. */
 function startingFile(f: Flags): LoadedModel | undefined {
   if (f.init === undefined) return undefined;
-  const startFrom = readModelFile(f.init);
+  const startFrom = readModelFile(f.init, { context: f.context });
   if (startFrom.file.adapter) throw new UserError(`--init ${f.init} is an adapter: merge it into its base first (mcnc merge)`);
   if (f.model !== undefined && f.model !== startFrom.model.name) throw new UserError(`--init ${f.init} holds a ${startFrom.model.name}, not --model ${f.model}`);
-  for (const g of GPT_FLAGS) if (f[g.name] !== undefined) throw new UserError(`--${g.name}: the size comes from --init ${f.init}`);
+  for (const g of GPT_FLAGS) if (g.name !== "context" && f[g.name] !== undefined) throw new UserError(`--${g.name}: the size comes from --init ${f.init}`);
   return startFrom;
 }
 

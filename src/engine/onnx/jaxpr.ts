@@ -43,29 +43,38 @@ export function elementType(dtype: string): ElementType | null {
 
 /**
  * The program with every nested `jit` inlined but those `keep` holds: jax-js jits internally (its
- * GELU, its rounding), and differentiating a jitted function leaves `<name>_jvp_peval` and
- * `<name>_jvp_resid_t` jits behind; the engine's fused operations are kept whole.
+ * GELU, SiLU, rounding), and differentiating a jitted function leaves `<name>_jvp_peval` and
+ * `<name>_jvp_resid_t` jits behind; the engine's fused operations are kept whole. jax-js caches a
+ * jit's program by its input shapes, so one program can be inlined at several places (SiLU in every
+ * block): each inlining gets variables of its own, or the lowering, which keys values and
+ * cotangents by variable, would merge them.
  */
 export function inline(jaxpr: Jaxpr, keep: (e: Eqn) => boolean): Program {
   const subst = new Map<Var, Atom>();
   const resolve = (a: Atom): Atom => (isLit(a) ? a : (subst.get(a) ?? a));
+  let fresh = 0;
+  const renamed = (v: Var): Var => {
+    const own: Var = { id: -++fresh, aval: v.aval };
+    subst.set(v, own);
+    return own;
+  };
   const eqns: Eqn[] = [];
-  const visit = (j: Program) => {
+  const visit = (j: Program, nested: boolean) => {
     for (const e of j.eqns) {
       const inputs = e.inputs.map(resolve);
       if (e.primitive === "jit" && !keep(e)) {
         const inner = e.params.jaxpr as Program;
         inner.inBinders.forEach((v, i) => subst.set(v, inputs[i]!));
-        visit(inner);
+        visit(inner, true);
         inner.outs.forEach((o, k) => subst.set(e.outBinders[k]!, resolve(o)));
       } else {
         // `source`: the equation as traced, which the lowering names when it asks for one to be inlined.
-        eqns.push({ primitive: e.primitive, inputs, params: e.params, outBinders: e.outBinders, source: e });
+        eqns.push({ primitive: e.primitive, inputs, params: e.params, outBinders: nested ? e.outBinders.map(renamed) : e.outBinders, source: e });
       }
     }
   };
   const top = jaxpr as unknown as Program;
-  visit(top);
+  visit(top, false);
   return { inBinders: top.inBinders, eqns, outs: top.outs.map(resolve) };
 }
 

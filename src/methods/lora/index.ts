@@ -121,6 +121,11 @@ export const lora: Method<LoraConfig> = {
     return out;
   },
 
+  async loraFactors(config, specs, trainable) {
+    if (!config.residual) throw new UserError("this LoRA file holds weights trained from scratch (no --residual), not an adapter");
+    return specs.filter((s) => config.compress.includes(s.name)).map((s) => ({ leaf: s.name, rank: leafRank(config, s.name), down: trainable[s.name + DOWN]!, up: trainable[s.name + UP]! }));
+  },
+
   stages(config, specs) {
     return [
       (_carry, trainable, frozen) =>

@@ -9,10 +9,10 @@
  * beta = 0 (the norm of their zero initialisation), so the product is zero until training moves them.
  */
 import { UserError } from "../../errors.js";
-import { countParams, type ParamSpec, type Params } from "../../model/params.js";
+import { countParams, toDevice, type ParamSpec, type Params } from "../../model/params.js";
 import { KEPT } from "../leaves.js";
 import { configureLora, DOWN, factorBound, lora, matrixShape, UP, type LoraConfig } from "../lora/index.js";
-import { ratioValue, type Method, type OptionValues } from "../method.js";
+import { composeStages, ratioValue, type LoraFactors, type Method, type OptionValues } from "../method.js";
 import { CHUNK_ALIGN, configureMcnc, layoutOf, MCNC_OPTIONS, type McncConfig } from "../mcnc/config.js";
 import { mcnc } from "../mcnc/index.js";
 
@@ -149,6 +149,18 @@ export const mcncLora: Method<McncLoraConfig> = {
     const p = partsOf(config, specs);
     return { ...(await mcnc.frozen(p.mcnc, p.factorSpecs, seed)), ...(await lora.frozen(p.lora, specs, seed, base)) };
   },
+  async loraFactors(config, specs, trainable, seed) {
+    if (!config.residual) throw new UserError("this mcnc-lora file holds weights generated from scratch (no --residual), not an adapter");
+    const p = partsOf(config, specs);
+    // MCNC's stages alone: the factor tree, before LoRA's product.
+    const shapes = mcnc.trainableShapes(p.mcnc, p.factorSpecs);
+    const tree = composeStages(mcnc.stages(p.mcnc, p.factorSpecs))(toDevice(shapes, trainable), await mcnc.frozen(p.mcnc, p.factorSpecs, seed));
+    const out: LoraFactors[] = [];
+    for (const leaf of p.lora.compress) out.push({ leaf, rank: p.lora.rank, down: (await tree[leaf + DOWN]!.ref.data()) as Float32Array, up: (await tree[leaf + UP]!.ref.data()) as Float32Array });
+    for (const value of Object.values(tree)) value.dispose();
+    return out;
+  },
+
   stages(config, specs) {
     const p = partsOf(config, specs);
     const [product] = lora.stages(p.lora, specs);

@@ -6,11 +6,11 @@
  */
 import { numpy as np } from "@jax-js/jax";
 import { UserError } from "../../errors.js";
-import { countParams, initParams, sizeOf, type HostParams, type ParamSpec, type Params } from "../../model/params.js";
+import { countParams, initParams, sizeOf, toDevice, type HostParams, type ParamSpec, type Params } from "../../model/params.js";
 import { seededUniform, STREAM } from "../../rng/seeded.js";
 import { assembleLeaves, keptInit, keptShapes, theta0 } from "../leaves.js";
 import { configureLora, DOWN, matrixShape, UP } from "../lora/index.js";
-import { ratioValue, type Method, type OptionValues } from "../method.js";
+import { ratioValue, type LoraFactors, type Method, type OptionValues } from "../method.js";
 
 export interface NolaConfig {
   rank: number;
@@ -36,6 +36,27 @@ function configureNola(values: OptionValues, specs: readonly ParamSpec[]): NolaC
   }
   if (!Number.isInteger(bases) || bases < 1 || bases > LIMIT_BASES) throw new UserError(`--bases must be an integer from 1 to ${LIMIT_BASES}, got ${bases}`);
   return { rank, bases, compress };
+}
+
+/** The seeded random matrices each factor combines: [bases, rows * r] for downs, [bases, r * cols] for ups. */
+async function bases(config: NolaConfig, specs: readonly ParamSpec[], seed: number): Promise<Params> {
+  const out: Params = {};
+  const b = 1 / Math.sqrt(config.bases);
+  for (const [i, s] of specs.entries()) {
+    if (!config.compress.includes(s.name)) continue;
+    const [rows, cols] = matrixShape(s.shape);
+    const r = config.rank;
+    out[s.name + DOWN] = np.array(await seededUniform(seed, [STREAM.generator, i, 0], config.bases * rows * r, -b, b)).reshape([config.bases, rows * r]);
+    out[s.name + UP] = np.array(await seededUniform(seed, [STREAM.generator, i, 1], config.bases * r * cols, -b, b)).reshape([config.bases, r * cols]);
+  }
+  return out;
+}
+
+/** Leaf `s`'s factors down [rows, r] and up [r, cols] from its coefficients. Consumes the two coefficient and basis arrays. */
+function factors(config: NolaConfig, s: ParamSpec, trainable: Params, frozen: Params): [np.Array, np.Array] {
+  const [rows, cols] = matrixShape(s.shape);
+  const combine = (part: string, shape: number[]) => np.matmul(trainable[s.name + part]!.reshape([1, config.bases]), frozen[s.name + part]!).reshape(shape);
+  return [combine(DOWN, [rows, config.rank]), combine(UP, [config.rank, cols])];
 }
 
 export const nola: Method<NolaConfig> = {
@@ -86,27 +107,26 @@ export const nola: Method<NolaConfig> = {
 
   async frozen(config, specs, seed, baseWeights) {
     const base = await theta0(specs, seed, baseWeights);
-    const out: Params = {};
-    const b = 1 / Math.sqrt(config.bases);
-    for (const [i, s] of specs.entries()) {
-      if (!config.compress.includes(s.name)) continue;
-      const [rows, cols] = matrixShape(s.shape);
-      const r = config.rank;
-      out[s.name + DOWN] = np.array(await seededUniform(seed, [STREAM.generator, i, 0], config.bases * rows * r, -b, b)).reshape([config.bases, rows * r]);
-      out[s.name + UP] = np.array(await seededUniform(seed, [STREAM.generator, i, 1], config.bases * r * cols, -b, b)).reshape([config.bases, r * cols]);
-      out[s.name] = np.array(base[s.name]!).reshape(s.shape);
+    const out = await bases(config, specs, seed);
+    for (const s of specs) if (config.compress.includes(s.name)) out[s.name] = np.array(base[s.name]!).reshape(s.shape);
+    return out;
+  },
+
+  async loraFactors(config, specs, trainable, seed) {
+    const frozen = await bases(config, specs, seed);
+    const out: LoraFactors[] = [];
+    for (const s of specs.filter((s) => config.compress.includes(s.name))) {
+      const [down, up] = factors(config, s, toDevice([{ name: s.name + DOWN, shape: [config.bases] }, { name: s.name + UP, shape: [config.bases] }], trainable), frozen);
+      out.push({ leaf: s.name, rank: config.rank, down: (await down.data()) as Float32Array, up: (await up.data()) as Float32Array });
     }
     return out;
   },
 
   stages(config, specs) {
-    const r = config.rank;
     return [
       (_carry, trainable, frozen) =>
         assembleLeaves(specs, config.compress, trainable, (s) => {
-          const [rows, cols] = matrixShape(s.shape);
-          const down = np.matmul(trainable[s.name + DOWN]!.reshape([1, config.bases]), frozen[s.name + DOWN]!).reshape([rows, r]);
-          const up = np.matmul(trainable[s.name + UP]!.reshape([1, config.bases]), frozen[s.name + UP]!).reshape([r, cols]);
+          const [down, up] = factors(config, s, trainable, frozen);
           return np.matmul(down, up).reshape(s.shape).add(frozen[s.name]!);
         }),
     ];
