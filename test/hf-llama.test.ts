@@ -5,7 +5,7 @@
  * them; every LM command on them; adapters of every LoRA kind written in PEFT's format.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -85,6 +85,8 @@ test("a folder whose config or weights disagree with what mcnc computes is refus
   // A head saved beside a tied config (inspect reads headers only; generate reads the weights).
   const { dir } = writeLlama("tied-but-not", TINY, { config: { tie_word_embeddings: true } });
   assertCleanError(mcnc("generate", "--model", dir, "--tokens", "1"), /lm_head.weight differs from the token embedding, which config.json ties it to/);
+  // A checkpoint larger than the memory limit allows is refused with its size, before its weights are read.
+  assertCleanError(mcnc("eval", writeLlama("big").dir, "--data", text, "--max-memory", "16"), /reading .*big \(1612144 parameters\) needs about 31 MiB, above the limit of 16 MiB/);
   refuse("extra", { tamper: (t) => t.push({ ...t[0]!, name: "model.rotary_emb.extra" }) }, /tensors a llama of this config does not have: rotary_emb.extra/);
 });
 
@@ -210,4 +212,22 @@ test("a PEFT adapter is read back as an adapter on the base it is given, at PEFT
   assertCleanError(mcnc("generate", "--model", dir, "--adapter", peft, "--tokens", "1"), /use_dora: DoRA rescales each column/);
   writeFileSync(join(peft, "adapter_config.json"), JSON.stringify({ ...config, fan_in_fan_out: true }));
   assertCleanError(mcnc("generate", "--model", dir, "--adapter", peft, "--tokens", "1"), /fan_in_fan_out true, but a llama's layers are Linear/);
+});
+
+test("an .mcnc file compressed from a folder reads text with the folder's tokenizer, or --tokenizer's", () => {
+  const { dir } = writeLlama("moving");
+  const packed = join(root, "moving-4bit.mcnc");
+  const c = mcnc("compress", "--method", "rtn", "--bits", "4", "--in", dir, "--out", packed, "--skip-eval");
+  assert.equal(c.code, 0, c.stderr);
+  const prompt = ["--prompt", "Hello world", "--tokens", "2", "--top-k", "1", "--json"];
+  const g = mcnc("generate", "--model", packed, ...prompt);
+  assert.equal(g.code, 0, g.stderr);
+  assert.equal((lastJson(g.stdout) as { prompt_tokens: number }).prompt_tokens, 2);
+  // The folder moved: said in one line, and --tokenizer names where it is now.
+  const moved = join(root, "moved");
+  renameSync(dir, moved);
+  assertCleanError(mcnc("generate", "--model", packed, ...prompt), /reads text with the tokenizer of .*moving, which is not there: give the folder with --tokenizer DIR/);
+  const again = mcnc("generate", "--model", packed, "--tokenizer", moved, ...prompt);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(lastJson(again.stdout).text, lastJson(g.stdout).text);
 });

@@ -63,6 +63,7 @@ export const GPT_FLAGS = [
   { name: "heads", type: "int", help: "gpt: attention heads (dividing the width)", defaultText: String(GPT_DEFAULTS.heads) },
   { name: "context", type: "int", help: "gpt: tokens (bytes) of context; with --init, a LLaMA-family folder's window", defaultText: String(GPT_DEFAULTS.context) },
 ] as const;
+export const TOKENIZER_FLAG = { name: "tokenizer", type: "string", help: "a folder whose tokenizer.json (or vocab.json + merges.txt) reads the text", defaultText: "the model folder's, or the one its file records" } as const;
 /** The window a LLaMA-family folder is run over: its positions can far exceed what a CPU attends over. */
 export const WINDOW_FLAG = { name: "context", type: "int", help: "a LLaMA-family folder's window in tokens", min: 2, max: 1 << 16, defaultText: "max_position_embeddings, at most 2048" } as const;
 export const EVAL_TOKENS_FLAG = { name: "eval-tokens", type: "int", help: "gpt: validation tokens scored per evaluation, evenly spaced (0: all)", defaultText: String(DEFAULT_EVAL_TOKENS) } as const;

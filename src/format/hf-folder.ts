@@ -5,7 +5,7 @@
  * What a config or its weights say is checked against the other before anything is rebuilt.
  */
 import { existsSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { folderTokenizer } from "../data/folder-tokenizer.js";
 import type { Tokenizer } from "../data/tokenizer.js";
 import { UserError } from "../errors.js";
@@ -62,7 +62,7 @@ const BUFFER = /\.attn\.(masked_)?bias$/;
  */
 export function readHfModel(dir: string, options: DecodeOptions = {}): LoadedModel {
   const arch = readHfArchitecture(dir, options.context);
-  checkMemory(WEIGHT_COPIES * 4 * arch.params, `the weights of ${dir}`, options.memoryLimit);
+  checkMemory(WEIGHT_COPIES * 4 * arch.params, `reading ${dir} (${arch.params} parameters)`, options.memoryLimit);
   let tokenizer: Tokenizer | undefined;
   // Read when first asked for: inspect needs none, and a folder without one still opens.
   const model: Model = { ...buildModel(arch.description), tokenizer: () => (tokenizer ??= folderTokenizer(dir, arch.description.vocab)) };
@@ -108,7 +108,7 @@ function readWeights(dir: string, arch: HfArchitecture, model: Model, files: str
 function loaded(dir: string, model: Model, files: string[], weights: HostParams): LoadedModel {
   const dense = findMethod("dense")!;
   return {
-    file: { model: model.description, method: { name: "dense", config: {} }, seed: 0, trainable: weights, meta: { huggingface: dir } },
+    file: { model: model.description, method: { name: "dense", config: {} }, seed: 0, trainable: weights, meta: { huggingface: dir, tokenizer_folder: resolve(dir) } },
     model,
     method: dense,
     config: {},

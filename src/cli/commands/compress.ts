@@ -117,7 +117,7 @@ async function compressNetwork(f: Flags, src: KnownSource, compressor: Compresso
   }
   const method = findMethod(run.method.name)!;
   const bytes = encodeModelFile(
-    { model: model.description, method: run.method, seed: src.seed, trainable: {}, meta: { compressed: { method: compressor.name, config }, ...pick(src.meta, ["dataset", ...DATA_RECORD_FIELDS]) } },
+    { model: model.description, method: run.method, seed: src.seed, trainable: {}, meta: { compressed: { method: compressor.name, config }, ...pick(src.meta, ["dataset", "tokenizer_folder", ...DATA_RECORD_FIELDS]) } },
     model,
     method,
     { encoded: run.stored },

@@ -4,17 +4,17 @@ import { UserError } from "../../errors.js";
 import { timedRebuild } from "../../format/model-file.js";
 import { toDevice } from "../../model/params.js";
 import type { FlagValues } from "../args.js";
-import { ADAPTER_FLAG, command, DATA_FLAGS, ENGINE_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, print, round, TEST_LIMIT_FLAG, WINDOW_FLAG } from "../command.js";
+import { ADAPTER_FLAG, command, DATA_FLAGS, ENGINE_FLAGS, EVAL_TOKENS_FLAG, JSON_FLAG, print, round, TEST_LIMIT_FLAG, TOKENIZER_FLAG, WINDOW_FLAG } from "../command.js";
 import { Progress } from "../progress.js";
 import { fileSize, jsonReport, metricLine, openModel, sizeLines, startEngine, taskFor } from "./shared.js";
 
-const FLAGS = [ADAPTER_FLAG, TEST_LIMIT_FLAG, EVAL_TOKENS_FLAG, WINDOW_FLAG, ...DATA_FLAGS, ...ENGINE_FLAGS, JSON_FLAG] as const;
+const FLAGS = [ADAPTER_FLAG, TEST_LIMIT_FLAG, EVAL_TOKENS_FLAG, WINDOW_FLAG, TOKENIZER_FLAG, ...DATA_FLAGS, ...ENGINE_FLAGS, JSON_FLAG] as const;
 
 async function run(f: FlagValues<typeof FLAGS>, [file]: string[]): Promise<void> {
   if (!file) throw new UserError("mcnc eval needs a FILE (see mcnc eval --help)");
   const adapterFile = f.adapter;
   await startEngine(f);
-  const { loaded, base } = await openModel(file, adapterFile, f.context);
+  const { loaded, base } = await openModel(file, adapterFile, { context: f.context, tokenizer: f.tokenizer });
   const task = await taskFor(loaded.model, f, loaded.file.meta, "evaluate");
   const rebuilt = await timedRebuild(loaded, 3, base);
   const params = toDevice(loaded.model.specs, rebuilt.params);

@@ -8,7 +8,7 @@ import { languageDecoder } from "../../generate/decoder.js";
 import { generate } from "../../generate/sample.js";
 import { toDevice } from "../../model/params.js";
 import type { FlagValues } from "../args.js";
-import { ADAPTER_FLAG, command, ENGINE_FLAGS, JSON_FLAG, print, round, SEED_FLAG, WINDOW_FLAG } from "../command.js";
+import { ADAPTER_FLAG, command, ENGINE_FLAGS, JSON_FLAG, print, round, SEED_FLAG, TOKENIZER_FLAG, WINDOW_FLAG } from "../command.js";
 import { openModel, startEngine } from "./shared.js";
 
 /** Tokens one command may ask for: streamed, so memory stays bounded (a JSON answer holds them all: fewer). */
@@ -25,6 +25,7 @@ const FLAGS = [
   { name: "top-k", type: "int", help: "sample among the k most likely tokens (0: all; 1: greedy)", min: 0, max: 1 << 16, default: 0 },
   { ...SEED_FLAG, help: "seed of the sampling" },
   WINDOW_FLAG,
+  TOKENIZER_FLAG,
   ...ENGINE_FLAGS,
   JSON_FLAG,
 ] as const;
@@ -43,7 +44,7 @@ async function run(f: Flags): Promise<void> {
   const prompt = promptBytes(f);
 
   await startEngine(f);
-  const { loaded, base } = await openModel(f.model, f.adapter, f.context);
+  const { loaded, base } = await openModel(f.model, f.adapter, { context: f.context, tokenizer: f.tokenizer });
   const lm = loaded.model.lm;
   if (!lm) throw new UserError(`generate needs a language model; ${f.model} holds a ${loaded.model.name}`);
   const rebuilt = await timedRebuild(loaded, 0, base);

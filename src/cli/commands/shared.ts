@@ -145,9 +145,9 @@ export interface OpenedModel {
 
 /** FILE, or BASE with --adapter FILE: the adapter is checked against its base before anything is built. */
 /** `context`: a LLaMA-family folder's window (not with an adapter, whose window is the one it was trained over). */
-export async function openModel(file: string, adapterFile?: string, context?: number): Promise<OpenedModel> {
-  if (context !== undefined && adapterFile !== undefined) throw new UserError("--context does not apply with --adapter: the adapter runs over the window it was trained over");
-  const first = readModelFile(file, { context });
+export async function openModel(file: string, adapterFile?: string, options: { context?: number; tokenizer?: string } = {}): Promise<OpenedModel> {
+  if (options.context !== undefined && adapterFile !== undefined) throw new UserError("--context does not apply with --adapter: the adapter runs over the window it was trained over");
+  const first = readModelFile(file, options);
   if (first.file.adapter) throw new UserError(`${file} is an adapter: give its base model, and the adapter with --adapter ${basename(file)}`);
   if (adapterFile === undefined) return { loaded: first };
   // PEFT's adapters name no base: they are read onto this one.

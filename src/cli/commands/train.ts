@@ -142,6 +142,8 @@ async function run(f: Flags, _: string[], options: Record<string, unknown>): Pro
     [`${task.metric}_f32`]: result.metrics[task.metric],
     ...task.recorded,
     ...(f.init === undefined ? {} : { init: basename(f.init) }),
+    // A whole model fine-tuned from a Hugging Face folder reads text with that folder's tokenizer.
+    ...(startFrom?.file.meta?.tokenizer_folder !== undefined && !adapter ? { tokenizer_folder: startFrom.file.meta.tokenizer_folder } : {}),
   };
   const file: ModelFile = {
     model: model.description,
