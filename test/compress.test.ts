@@ -98,6 +98,19 @@ test("symmetric eigendecomposition and Cholesky inverse are exact to rounding", 
   assert.equal(cholesky(Float64Array.of(1, 2, 2, 1), 2), null);
 });
 
+test("at a small rank of a large matrix, svd iterates on a subspace and still makes the best rank-r approximation", () => {
+  const next = lcg(9);
+  const [rows, cols, r] = [560, 520, 24];
+  // Columns scaled down along the matrix, as trained weights' spectra fall.
+  const w = Float32Array.from({ length: rows * cols }, (_, i) => next() / Math.sqrt(1 + (i % cols) / 8));
+  const started = performance.now();
+  const svd = leaf("svd", { rank: r }, w, rows, cols);
+  const seconds = (performance.now() - started) / 1000;
+  const tail = symmetricEigen(gram(w, rows, cols), cols).values.slice(r).reduce((s, v) => s + v, 0);
+  const err = w.reduce((s, v, i) => s + (v - svd.weight[i]!) ** 2, 0);
+  assert.ok(err >= tail * (1 - 1e-9) && err - tail < 1e-6 * tail, `error ${err} against the tail ${tail} (${seconds.toFixed(1)} s)`);
+});
+
 test("rom recovers a layer whose outputs are exactly low rank; svd at the same rank does not", () => {
   const next = lcg(4);
   const [n, rows, cols, r] = [200, 16, 12, 3];

@@ -181,6 +181,10 @@ test("a LoRA adapter written in PEFT's format, merged by the PyTorch reading as 
   // The adapter moved the model: the PEFT merge is not the base.
   const before = await mcncReading(dir, ids);
   assert.ok(maxDifference(before.logits, ours.logits) > 1e-3);
+  // Read back as an adapter (Conv1D layers: fan_in_fan_out), the PEFT folder merges to the same weights.
+  const again = join(root, "peft-merged-again");
+  assert.equal(mcnc("merge", "--model", dir, "--adapter", peft, "--out", again).code, 0);
+  assert.ok(maxDifference((await mcncReading(again, ids)).logits, ours.logits) < 1e-5);
 });
 
 test("logits and greedy tokens agree with an independent PyTorch reading of the folder", async (t) => {

@@ -26,7 +26,7 @@ export function command<const Fs extends readonly Flag[]>(c: Command<Fs>): Comma
   return c as unknown as Command;
 }
 
-export const ADAPTER_FLAG = { name: "adapter", type: "string", help: "an adapter to apply to the model: an .mcnc file (the model must be its base), or a PEFT LoRA folder" } as const;
+export const ADAPTER_FLAG = { name: "adapter", type: "string", help: "an adapter file to apply to the model (an .mcnc file whose base it is, or a PEFT LoRA folder)" } as const;
 export const SEED_FLAG = { name: "seed", type: "int", help: "seed", min: 0, max: MAX_SEED, default: 0 } as const;
 export const JSON_FLAG = { name: "json", type: "bool", help: "print one JSON object last on stdout (progress stays on stderr)", group: "output" } as const;
 export const QUIET_FLAG = { name: "quiet", type: "bool", help: "no progress on stderr", group: "output" } as const;
