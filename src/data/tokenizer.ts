@@ -13,9 +13,16 @@ export interface Tokenizer {
   name: string;
   /** Token ids run from 0 to vocab - 1. */
   vocab: number;
-  encode(text: string): number[];
-  /** A decoder for a stream of tokens: `next` gives the text a token completes (a character may span tokens), `end` what is left. */
-  streamDecoder(): StreamDecoder;
+  /**
+   * `prompt`: as a prompt is encoded, with the special tokens the tokenizer puts around a text (a
+   * LLaMA's <s> before it), as transformers' tokenizer(text) does; else the text's own tokens.
+   */
+  encode(text: string, prompt?: boolean): number[];
+  /**
+   * A decoder for a stream of tokens: `next` gives the text a token completes (a character may span
+   * tokens), `end` what is left. `after`: tokens the stream continues (a prompt shown elsewhere).
+   */
+  streamDecoder(after?: ArrayLike<number>): StreamDecoder;
   /** The token a generation starts from when the prompt is empty. */
   start: number;
 }

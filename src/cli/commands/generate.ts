@@ -51,9 +51,9 @@ async function run(f: Flags): Promise<void> {
   const decoder = languageDecoder(lm, toDevice(loaded.model.specs, rebuilt.params));
   // A Hugging Face folder brings its tokenizer; mcnc's own GPT reads the prompt's bytes as they are.
   const tokenizer = loaded.model.tokenizer?.() ?? BYTES;
-  const promptTokens = tokenizer === BYTES ? prompt : tokenizer.encode(new TextDecoder().decode(prompt));
+  const promptTokens = tokenizer === BYTES ? prompt : tokenizer.encode(new TextDecoder().decode(prompt), true);
 
-  const text = tokenizer.streamDecoder();
+  const text = tokenizer.streamDecoder(promptTokens);
   let all = "";
   let pending = "";
   const started = performance.now();
