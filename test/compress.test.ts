@@ -145,6 +145,28 @@ test("fwsvd keeps the outputs the loss is sensitive to: lower Fisher-weighted er
   assert.deepEqual(out.stored.map((t) => t.shape), [[rows, r], [r, cols]]);
 });
 
+test("a grouped Conv's columns are calibrated on their own group's moment: gptq and wanda as if each group were its own layer", () => {
+  const next = lcg(6);
+  const [n, rows, cols] = [256, 12, 8];
+  // Two groups whose inputs differ: the second's correlated, the first's not, and their scales rising
+  // along the inputs in one and falling in the other.
+  const xs = [Float64Array.from({ length: n * rows }, (_, i) => next() * ((i % rows) + 1)), matmul(Float64Array.from({ length: n * rows }, (_, i) => next() * (rows - (i % rows))), Float64Array.from({ length: rows * rows }, next), n, rows, rows)];
+  const hs = xs.map((x) => gram(x, n, rows));
+  const w = Float32Array.from({ length: rows * cols }, next);
+  const half = (m: Float32Array, g: number) => Float32Array.from({ length: rows * (cols / 2) }, (_, i) => m[Math.floor(i / (cols / 2)) * cols + g * (cols / 2) + (i % (cols / 2))]!);
+  const moments = { hessian: hs[0]!.map((v, k) => v + hs[1]![k]!), columnGroups: hs };
+  for (const [name, config] of [
+    ["gptq", { bits: 3, group: 0 }],
+    ["wanda", { sparsity: 0.5 }],
+  ] as const) {
+    const whole = leaf(name, config, w, rows, cols, moments);
+    for (const g of [0, 1]) assert.deepEqual(half(whole.weight, g), leaf(name, config, half(w, g), rows, cols / 2, { hessian: hs[g]! }).weight, `${name} group ${g}`);
+    // On the groups' sum instead, the outputs of at least one group come out otherwise.
+    const shared = leaf(name, config, w, rows, cols, { hessian: moments.hessian });
+    assert.ok([0, 1].some((g) => half(shared.weight, g).some((v, i) => v !== half(whole.weight, g)[i])), name);
+  }
+});
+
 test("gptq's output error is below round-to-nearest's on correlated inputs, on the same grid", () => {
   const next = lcg(5);
   const [n, rows, cols] = [512, 32, 16];

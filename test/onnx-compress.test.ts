@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { calibrateOnnx } from "../src/compress/calibrate-onnx.js";
+import type { InputMoments } from "../src/compress/compressor.js";
 import { openModelInputs } from "../src/data/model-inputs.js";
 import { initEngine } from "../src/engine/engine.js";
 import { openModelSession } from "../src/engine/model-session.js";
@@ -74,17 +75,17 @@ function inputs(folder: string, n: number, seed: number): string {
 const CALIB = inputs("calib", 64, 11);
 const EVAL = inputs("eval", 48, 21);
 
-test("calibration captures what each MatMul, Gemm and Conv multiplies: X^T X against im2col here", async () => {
+test("calibration captures what each MatMul, Gemm and Conv multiplies: X^T X against im2col here, a grouped Conv's group by group", async () => {
   await initEngine({ engine: "native" });
   const model = readOnnx(readFileSync(MODEL));
   const leaves = model.weights.filter((w) => w.multiplied).map((w) => ({ name: w.name, shape: w.shape, layout: w.layout, value: w.value }));
   assert.equal(leaves.length, 4);
   const data = openModelInputs(CALIB, graphInputs(model.message), {}, "--calib");
-  const seen = new Map<string, Float64Array>();
+  const seen = new Map<string, InputMoments>();
   const waves: number[] = [];
   // Weights left as they are: every wave sees the original model.
   await calibrateOnnx(model, model.message, leaves, data, async (leaf, _i, moments) => {
-    seen.set(leaf.name, moments.hessian);
+    seen.set(leaf.name, moments);
     return { stored: [], weight: asMatrix(leaf.shape, leaf.layout).toMatrix(model.read(leaf.name)) };
   }, (p) => waves.push(p.leaves));
   assert.deepEqual(waves, [1, 1, 1, 1], "four layers feeding one another: four waves");
@@ -97,10 +98,11 @@ test("calibration captures what each MatMul, Gemm and Conv multiplies: X^T X aga
   const feeds = data.batch(0, data.samples);
   const out: Record<string, { data: ArrayLike<number>; dims: readonly number[] }> = { ...(await session.run(feeds)), x: feeds.x! } as never;
   await session.close();
-  const convMoment = (act: { data: ArrayLike<number>; dims: readonly number[] }, perGroup: number, groups: number, stride: number) => {
+  /** The moment of each group's patches. */
+  const convMoments = (act: { data: ArrayLike<number>; dims: readonly number[] }, perGroup: number, groups: number, stride: number) => {
     const [n, , h, w] = act.dims as number[];
     const rows = perGroup * 9;
-    const H = new Float64Array(rows * rows);
+    const Hs = Array.from({ length: groups }, () => new Float64Array(rows * rows));
     const oh = Math.floor((h! + 2 - 3) / stride) + 1;
     for (let s = 0; s < n!; s++)
       for (let g = 0; g < groups; g++)
@@ -113,24 +115,30 @@ test("calibration captures what each MatMul, Gemm and Conv multiplies: X^T X aga
                   const [iy, ix] = [y * stride + ky - 1, x * stride + kx - 1];
                   if (iy >= 0 && ix >= 0 && iy < h! && ix < w!) patch[c * 9 + ky * 3 + kx] = Number(act.data[((s * perGroup * groups + g * perGroup + c) * h! + iy) * w! + ix]);
                 }
-            for (let i = 0; i < rows; i++) for (let j = 0; j < rows; j++) H[i * rows + j]! += patch[i]! * patch[j]!;
+            for (let i = 0; i < rows; i++) for (let j = 0; j < rows; j++) Hs[g]![i * rows + j]! += patch[i]! * patch[j]!;
           }
-    return H;
+    return Hs;
   };
+  const summed = (Hs: Float64Array[]) => Hs.reduce((sum, H) => sum.map((v, k) => v + H[k]!));
   const matMoment = (act: { data: ArrayLike<number>; dims: readonly number[] }) => {
     const k = act.dims.at(-1)!;
     const H = new Float64Array(k * k);
     for (let r = 0; r < act.data.length / k; r++) for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) H[i * k + j]! += Number(act.data[r * k + i]) * Number(act.data[r * k + j]);
     return H;
   };
-  const expected = [convMoment(out[acts[0]!]!, 3, 1, 1), convMoment(out[acts[1]!]!, 4, 2, 2), matMoment(out[acts[2]!]!), matMoment(out[acts[3]!]!)];
-  leaves.forEach((leaf, i) => {
-    const got = seen.get(leaf.name)!;
-    const want = expected[i]!;
-    assert.equal(got.length, want.length, leaf.name);
+  const grouped = convMoments(out[acts[1]!]!, 4, 2, 2);
+  const expected = [summed(convMoments(out[acts[0]!]!, 3, 1, 1)), summed(grouped), matMoment(out[acts[2]!]!), matMoment(out[acts[3]!]!)];
+  const close = (got: Float64Array, want: Float64Array, what: string) => {
+    assert.equal(got.length, want.length, what);
     const scale = Math.max(...want.map(Math.abs));
-    for (let k = 0; k < want.length; k++) assert.ok(Math.abs(got[k]! - want[k]!) <= 1e-5 * scale, `${leaf.name}[${k}]: ${got[k]} against ${want[k]}`);
-  });
+    for (let k = 0; k < want.length; k++) assert.ok(Math.abs(got[k]! - want[k]!) <= 1e-5 * scale, `${what}[${k}]: ${got[k]} against ${want[k]}`);
+  };
+  leaves.forEach((leaf, i) => close(seen.get(leaf.name)!.hessian, expected[i]!, leaf.name));
+  // The grouped Conv's two groups see different input channels: each its own moment, for its half of the outputs.
+  const groups = seen.get(leaves[1]!.name)!.columnGroups!;
+  assert.equal(groups.length, 2);
+  groups.forEach((H, g) => close(H, grouped[g]!, `${leaves[1]!.name} group ${g}`));
+  assert.ok([0, 2, 3].every((i) => seen.get(leaves[i]!.name)!.columnGroups === undefined));
 });
 
 const run = (...args: string[]) => {

@@ -66,8 +66,11 @@ export function uncalibratable(model: OnnxModel, graph: ModelMessage, leaf: Onnx
 const int64s = (values: readonly number[]) => new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer);
 const floats = (values: Float32Array) => new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
 
-/** Nodes that make X^T X ([rows, rows], float32) of what `use` multiplies by a weight of `shape`. */
-function momentNodes(use: WeightUse, shape: readonly number[], rows: number, id: string, add: GraphAddition): string {
+/**
+ * Nodes that make X^T X of what `use` multiplies by a weight of `shape`: [groups, rows, rows] (float32),
+ * one moment per group of a grouped Conv (one for anything else).
+ */
+function momentNodes(use: WeightUse, shape: readonly number[], rows: number, id: string, add: GraphAddition): { name: string; groups: number } {
   const v = (s: string) => `mcnc_${id}_${s}`;
   add.nodes.push(makeNode("Cast", [use.activation], [v("x")], [{ name: "to", i: ONNX_TYPE.float, type: 2 }]));
   let x = v("x");
@@ -91,12 +94,33 @@ function momentNodes(use: WeightUse, shape: readonly number[], rows: number, id:
     add.nodes.push(makeNode("Transpose", [v("patches")], [v("last")], [{ name: "perm", ints: [0, ...Array.from({ length: axes - 2 }, (_, i) => i + 2), 1], type: 7 }]));
     x = v("last");
   }
-  add.initializers.push(makeTensor(v("shape"), [2], ONNX_TYPE.int64, int64s([-1, rows])));
-  add.nodes.push(makeNode("Reshape", [x, v("shape")], [v("rows")]));
-  add.nodes.push(makeNode("Transpose", [v("rows")], [v("cols")]));
+  // Rows [samples, groups, rows]: group g's patches are its own block of the last axis.
+  const groups = use.op === "Conv" ? intAttribute(use.node, "group", 1) : 1;
+  add.initializers.push(makeTensor(v("shape"), [3], ONNX_TYPE.int64, int64s([-1, groups, rows])));
+  add.nodes.push(makeNode("Reshape", [x, v("shape")], [v("rows3")]));
+  add.nodes.push(makeNode("Transpose", [v("rows3")], [v("rows")], [{ name: "perm", ints: [1, 0, 2], type: 7 }]));
+  add.nodes.push(makeNode("Transpose", [v("rows3")], [v("cols")], [{ name: "perm", ints: [1, 2, 0], type: 7 }]));
   add.nodes.push(makeNode("MatMul", [v("cols"), v("rows")], [v("moment")]));
   add.outputs.push(v("moment"));
-  return v("moment");
+  return { name: v("moment"), groups };
+}
+
+/**
+ * A leaf's moments from each of its uses': their sum over uses and groups, and, where every use is a
+ * Conv of the same G > 1 groups, each group's own (summed over uses).
+ */
+function leafMoments(sums: Float64Array[], uses: Array<{ groups: number }>, rows: number): InputMoments {
+  const n = rows * rows;
+  const hessian = new Float64Array(n);
+  for (const s of sums) for (let k = 0; k < s.length; k++) hessian[k % n]! += s[k]!;
+  const G = uses[0]!.groups;
+  if (G === 1 || uses.some((u) => u.groups !== G)) return { hessian };
+  const columnGroups = Array.from({ length: G }, (_, g) => {
+    const own = new Float64Array(n);
+    for (const s of sums) for (let k = 0; k < n; k++) own[k]! += s[g * n + k]!;
+    return own;
+  });
+  return { hessian, columnGroups };
 }
 
 export interface CalibrationProgress {
@@ -133,25 +157,26 @@ export async function calibrateOnnx(
       if ("why" in found) throw new UserError(`${leaf.name}: ${found.why}`);
       return { leaf, rows, names: found.uses.map((use, j) => momentNodes(use, leaf.shape, rows, `${wave}_${i}_${j}`, add)) };
     });
-    checkMemory(outputsOf.reduce((n, o) => n + o.rows * o.rows * 12, 0), `the input moments of wave ${wave + 1}`);
+    checkMemory(outputsOf.reduce((n, o) => n + o.names.reduce((g, u) => g + u.groups, 0) * o.rows * o.rows * 12, 0), `the input moments of wave ${wave + 1}`);
     const session = await openModelSession(encodeWith(graph, add, () => encodeOnnx(graph)), "the model with its calibration outputs");
-    const sums = outputsOf.map((o) => new Float64Array(o.rows * o.rows));
+    // Per use, each group's moment summed over batches.
+    const sums = outputsOf.map((o) => o.names.map((u) => new Float64Array(u.groups * o.rows * o.rows)));
     try {
       for (let from = 0; from < inputs.samples; from += inputs.batchSize) {
         const out = await session.run(inputs.batch(from, Math.min(inputs.samples, from + inputs.batchSize)), add.outputs);
-        outputsOf.forEach((o, i) => {
-          for (const name of o.names) {
-            const m = out[name]!.data as Float32Array;
-            const sum = sums[i]!;
+        outputsOf.forEach((o, i) =>
+          o.names.forEach((u, j) => {
+            const m = out[u.name]!.data as Float32Array;
+            const sum = sums[i]![j]!;
             for (let k = 0; k < m.length; k++) sum[k]! += m[k]!;
-          }
-        });
+          }),
+        );
       }
     } finally {
       await session.close();
     }
     for (const [i, o] of outputsOf.entries()) {
-      const compressed = await compressLeaf(o.leaf, leaves.indexOf(o.leaf), { hessian: sums[i]! });
+      const compressed = await compressLeaf(o.leaf, leaves.indexOf(o.leaf), leafMoments(sums[i]!, o.names, o.rows));
       model.write(o.leaf.name, asMatrix(o.leaf.shape, o.leaf.layout).fromMatrix(compressed.weight));
       done.set(o.leaf.name, compressed.stored);
     }

@@ -13,6 +13,17 @@ import { registry } from "../registry.js";
 /** The inputs a leaf multiplies, summarised: H = X^T X over the calibration rows, [in, in] row-major. */
 export interface InputMoments {
   hessian: Float64Array;
+  /**
+   * A grouped Conv's: each group's own moment, for its block of output columns (in order, equal
+   * blocks); `hessian` is their sum. Columnwise methods use each block's own.
+   */
+  columnGroups?: Float64Array[];
+}
+
+/** The moment output column `c` of `cols` sees: its group's, or the leaf's. */
+export function momentOfColumn(moments: InputMoments, c: number, cols: number): Float64Array {
+  const groups = moments.columnGroups;
+  return groups ? groups[Math.floor((c * groups.length) / cols)]! : moments.hessian;
 }
 
 export interface LeafToCompress {
@@ -50,8 +61,8 @@ export interface Compressor<Config extends object = object> {
   calibrated: false | "inputs" | "gradients";
   /**
    * Each output column is compressed on its own, its error spread over its rows (GPTQ, Wanda): a
-   * grouped Conv, whose columns see different input channels, can then share one input moment (the
-   * groups' sum) as an approximation. Methods that mix columns (low rank) cannot.
+   * grouped Conv, whose columns see different input channels, is then calibrated group by group, each
+   * block of columns on its group's moment. Methods that mix columns (low rank) cannot be.
    */
   columnwise?: boolean;
   /** Validate the flags. Throws UserError. */

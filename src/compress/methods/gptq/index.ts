@@ -41,22 +41,33 @@ export const gptq: Compressor<QuantizeConfig> = {
   storage: (config, _compressed, compress) => quantizeStorage(config, compress),
 };
 
-/** GPTQ on one leaf (its input moments given). */
+/**
+ * GPTQ on one leaf (its input moments given): on the whole matrix, or, for a grouped Conv, on each
+ * group's block of columns with that group's own moment.
+ */
 export function gptqLeaf(config: QuantizeConfig, { spec, rows, cols, weight, moments }: LeafToCompress): CompressedLeaf {
-  const { bits, group } = config;
-  const H = Float64Array.from(moments!.hessian);
+  const groups = rowGroups(rows, config.group);
+  const q: QuantCodes = { codes: new Uint8Array(rows * cols), mins: new Float32Array(groups.length * cols), steps: new Float32Array(groups.length * cols) };
+  const out = new Float32Array(rows * cols);
   const W = Float64Array.from(weight);
+  const blocks = moments!.columnGroups ?? [moments!.hessian];
+  const width = cols / blocks.length;
+  blocks.forEach((h, b) => gptqColumns(config, h, W, [rows, cols], [b * width, (b + 1) * width], q, out));
+  return { stored: quantTensors(spec.name, [rows, cols], q, config.bits), weight: out };
+}
+
+/** GPTQ on columns [c0, c1) of W [rows, cols] (changed in place by the error feedback), under moment `h`; codes and weights into q and out. */
+function gptqColumns({ bits, group }: QuantizeConfig, h: Float64Array, W: Float64Array, [rows, cols]: [number, number], [c0, c1]: [number, number], q: QuantCodes, out: Float32Array): void {
+  const H = Float64Array.from(h);
   // An input never seen in calibration carries no error signal: its weights do not matter there.
   for (let i = 0; i < rows; i++) {
     if (H[i * rows + i] === 0) {
       H[i * rows + i] = 1;
-      W.fill(0, i * cols, (i + 1) * cols);
+      W.fill(0, i * cols + c0, i * cols + c1);
     }
   }
   const U = inverseHessianFactor(H, rows);
   const groups = rowGroups(rows, group);
-  const q: QuantCodes = { codes: new Uint8Array(rows * cols), mins: new Float32Array(groups.length * cols), steps: new Float32Array(groups.length * cols) };
-  const out = new Float32Array(rows * cols);
   const err = new Float64Array(cols);
   let g = -1;
   for (let i = 0; i < rows; i++) {
@@ -64,14 +75,14 @@ export function gptqLeaf(config: QuantizeConfig, { spec, rows, cols, weight, mom
     if (g + 1 < groups.length && groups[g + 1]![0] === i) {
       g++;
       const [a, b] = groups[g]!;
-      for (let c = 0; c < cols; c++) {
+      for (let c = c0; c < c1; c++) {
         const { min, step } = groupScale(W, cols, c, a, b, bits);
         q.mins[g * cols + c] = min;
         q.steps[g * cols + c] = step;
       }
     }
     const d = U[i * rows + i]!;
-    for (let c = 0; c < cols; c++) {
+    for (let c = c0; c < c1; c++) {
       const { code, value } = quantizeValue(W[i * cols + c]!, q.mins[g * cols + c]!, q.steps[g * cols + c]!, bits);
       q.codes[i * cols + c] = code;
       out[i * cols + c] = value;
@@ -81,8 +92,7 @@ export function gptqLeaf(config: QuantizeConfig, { spec, rows, cols, weight, mom
       const u = U[i * rows + j]!;
       if (u === 0) continue;
       const o = j * cols;
-      for (let c = 0; c < cols; c++) W[o + c]! -= err[c]! * u;
+      for (let c = c0; c < c1; c++) W[o + c]! -= err[c]! * u;
     }
   }
-  return { stored: quantTensors(spec.name, [rows, cols], q, bits), weight: out };
 }

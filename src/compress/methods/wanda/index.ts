@@ -2,17 +2,16 @@
  * Wanda (Sun et al. 2023, arXiv 2306.11695): prune by |W_ij| * ||X_i||, the weight's magnitude times
  * the norm of the input it multiplies on calibration data, comparing weights within each output.
  */
-import { type CompressedLeaf, type Compressor, type LeafToCompress } from "../../compressor.js";
+import { momentOfColumn, type CompressedLeaf, type Compressor, type LeafToCompress } from "../../compressor.js";
 import { configureSparsify, SPARSIFY_OPTIONS, sparsifyLeaf, sparsifyStorage, survivors, type SparsifyConfig } from "../../sparsify.js";
 
-/** Wanda on one leaf (its input moments given). */
+/** Wanda on one leaf (its input moments given; each column on its group's, for a grouped Conv). */
 export function wandaLeaf(config: SparsifyConfig, leaf: LeafToCompress): CompressedLeaf {
   const { rows, cols, weight } = leaf;
-  const h = leaf.moments!.hessian;
   const score = new Float64Array(rows * cols);
-  for (let r = 0; r < rows; r++) {
-    const norm = Math.sqrt(h[r * rows + r]!);
-    for (let c = 0; c < cols; c++) score[r * cols + c] = Math.abs(weight[r * cols + c]!) * norm;
+  for (let c = 0; c < cols; c++) {
+    const h = momentOfColumn(leaf.moments!, c, cols);
+    for (let r = 0; r < rows; r++) score[r * cols + c] = Math.abs(weight[r * cols + c]!) * Math.sqrt(h[r * rows + r]!);
   }
   return sparsifyLeaf(leaf, survivors(score, rows, cols, config, true));
 }
