@@ -87,6 +87,9 @@ test("a folder whose config or weights disagree with what mcnc computes is refus
   assertCleanError(mcnc("generate", "--model", dir, "--tokens", "1"), /lm_head.weight differs from the token embedding, which config.json ties it to/);
   // A checkpoint larger than the memory limit allows is refused with its size, before its weights are read.
   assertCleanError(mcnc("eval", writeLlama("big").dir, "--data", text, "--max-memory", "16"), /reading .*big \(1612144 parameters\) needs about 31 MiB, above the limit of 16 MiB/);
+  // Older checkpoints' rotary buffers are not weights: read past, not refused.
+  const { dir: buffered } = writeLlama("inv-freq", TINY, { tamper: (t) => t.push({ ...t[1]!, name: "model.layers.0.self_attn.rotary_emb.inv_freq", shape: [2], data: Float32Array.of(1, 0.01) }) });
+  assert.equal(mcnc("inspect", buffered).code, 0);
   refuse("extra", { tamper: (t) => t.push({ ...t[0]!, name: "model.rotary_emb.extra" }) }, /tensors a llama of this config does not have: rotary_emb.extra/);
 });
 

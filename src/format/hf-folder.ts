@@ -53,8 +53,8 @@ export const leafName = (arch: HfArchitecture, name: string): string => (name.st
 /** The folder's config as a model and how its leaves are saved. */
 export const readHfArchitecture = (dir: string, window?: number): HfArchitecture => hfArchitecture(readJson(join(dir, "config.json"), "config.json"), dir, window);
 
-/** Buffers some checkpoints carry (the causal mask), which are not weights. */
-const BUFFER = /\.attn\.(masked_)?bias$/;
+/** Buffers some checkpoints carry (GPT-2's causal mask, older LLaMAs' rotary frequencies), which are not weights. */
+const BUFFER = /(\.attn\.(masked_)?bias|\.rotary_emb\.inv_freq)$/;
 
 /**
  * The folder as a loaded model: mcnc's GPT with the checkpoint's weights, stored dense. `bytes` counts
