@@ -59,7 +59,7 @@ export function languageDecoder(c: CausalLm, params: Record<string, Tensor>): De
       });
       return { logits: logits.reshape([T, c.vocab]), cache };
     },
-    { name: "gpt prefill" },
+    { name: "decoder prefill" },
   );
 
   const D = c.headDim;
@@ -85,7 +85,7 @@ export function languageDecoder(c: CausalLm, params: Record<string, Tensor>): De
       return { logits: logits.reshape([c.vocab]), cache: next };
     },
     // Each step's cache is the next step's input; the logits are copied out at once.
-    { name: "gpt generation step", recycle: 2 },
+    { name: "decoder step", recycle: 2 },
   );
 
   let cache: EngineCache | null = null;

@@ -16,7 +16,7 @@ export type Attend = (q: np.Array, k: np.Array, v: np.Array, layer: number) => n
 export const causalAttention = fused("causal_attention", (q: np.Array, k: np.Array, v: np.Array) => nn.dotProductAttention(q, k, v, { isCausal: true }));
 
 /** Each of k's heads (axis 2) repeated to `heads`. Consumes k. */
-export function repeatHeads(k: np.Array, heads: number): np.Array {
+function repeatHeads(k: np.Array, heads: number): np.Array {
   const kvHeads = k.shape[2]!;
   return kvHeads === heads ? k : np.repeat(k, heads / kvHeads, 2);
 }

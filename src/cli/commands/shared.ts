@@ -143,8 +143,11 @@ export interface OpenedModel {
   baseFile?: string;
 }
 
-/** FILE, or BASE with --adapter FILE: the adapter is checked against its base before anything is built. */
-/** `context`: a LLaMA-family folder's window (not with an adapter, whose window is the one it was trained over). */
+/**
+ * FILE, or BASE with --adapter FILE: an .mcnc adapter is checked against its base before anything is
+ * built; a PEFT folder is read onto the base. `context`: a LLaMA-family folder's window (not with an
+ * adapter, which runs over the window it was trained over); `tokenizer`: a folder whose tokenizer reads the text.
+ */
 export async function openModel(file: string, adapterFile?: string, options: { context?: number; tokenizer?: string } = {}): Promise<OpenedModel> {
   if (options.context !== undefined && adapterFile !== undefined) throw new UserError("--context does not apply with --adapter: the adapter runs over the window it was trained over");
   const first = readModelFile(file, options);
