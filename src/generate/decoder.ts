@@ -47,17 +47,21 @@ export function gptDecoder(c: GptConfig, params: Record<string, Tensor>): Decode
 /** A decoder of the language model `c` over `params` (its full tree on either engine, kept until disposed). */
 export function languageDecoder(c: CausalLm, params: Record<string, Tensor>): Decoder {
   const T = c.context;
-  // One compiled prefill: the window padded to the context. Causal attention makes the padding
-  // invisible to every real position, and later steps mask it out of the cache.
+  // The prompt padded to a power of two (at least 16, at most the context): one compiled prefill per
+  // length, and a short prompt costs a short pass, not one over the whole window. Causal attention makes
+  // the padding invisible to every real position; the cache is padded on to the context, and later steps
+  // mask out what is not yet written.
   const prefill = compile(
     (p: Params, tokens: np.Array) => {
+      const P = tokens.shape[1]!;
       const cache: Cache = {};
+      const cached = (x: np.Array) => np.pad(x.transpose([0, 2, 1, 3]), [[0, 0], [0, 0], [0, T - P], [0, 0]]);
       const logits = c.forward(p, tokens, null, (q, k, v, l) => {
-        cache[`k${l}`] = k.ref.transpose([0, 2, 1, 3]);
-        cache[`v${l}`] = v.ref.transpose([0, 2, 1, 3]);
+        cache[`k${l}`] = cached(k.ref);
+        cache[`v${l}`] = cached(v.ref);
         return causal(q, k, v, l);
       });
-      return { logits: logits.reshape([T, c.vocab]), cache };
+      return { logits: logits.reshape([P, c.vocab]), cache };
     },
     { name: "decoder prefill" },
   );
@@ -102,10 +106,11 @@ export function languageDecoder(c: CausalLm, params: Record<string, Tensor>): De
     async prefill(tokens) {
       const n = tokens.length;
       if (n < 1 || n > T) throw new RangeError(`prefill takes 1 to ${T} tokens, got ${n}`);
-      const padded = new Array<number>(T).fill(0);
+      const P = Math.min(T, Math.max(16, 2 ** Math.ceil(Math.log2(n))));
+      const padded = new Array<number>(P).fill(0);
       for (let i = 0; i < n; i++) padded[i] = tokens[i]!;
       if (cache) tree.dispose(cache);
-      const out = await prefill(tree.ref(await weights()), int32(padded, [1, T]));
+      const out = await prefill(tree.ref(await weights()), int32(padded, [1, P]));
       cache = out.cache;
       position = n;
       const all = await read(out.logits);
