@@ -8,7 +8,7 @@
  */
 import { openModelSession } from "../engine/model-session.js";
 import { UserError } from "../errors.js";
-import { checkMemory, memoryLimit } from "../limits.js";
+import { checkMemory } from "../limits.js";
 import type { ModelInputs } from "../data/model-inputs.js";
 import { encodeWith, intAttribute, makeNode, makeTensor, ONNX_TYPE, waves, weightUses, type GraphAddition, type WeightUse } from "../format/onnx-graph.js";
 import { encodeOnnx, type ModelMessage, type OnnxModel } from "../format/onnx.js";
@@ -128,33 +128,6 @@ export interface CalibrationProgress {
   waves: number;
   leaves: number;
   seconds: number;
-  /** Samples a batch: as many as onnxruntime's values for them fit the memory limit (calibrationBatch). */
-  batch: number;
-}
-
-/**
- * Samples a calibration batch may hold: each of the calibration graph's values (the model's activations,
- * the moment nodes' patches) made an output and measured on one sample, their sum a bound on what
- * onnxruntime holds a sample (it reuses buffers), and as many samples as fit the memory limit.
- */
-async function calibrationBatch(graph: ModelMessage, leaves: readonly OnnxLeaf[], inputs: ModelInputs): Promise<number> {
-  const add: GraphAddition = { nodes: [], initializers: [], outputs: [] };
-  leaves.forEach((leaf, i) => {
-    const found = weightUses(graph, leaf.value);
-    if (!("why" in found)) found.uses.forEach((use, j) => momentNodes(use, leaf.shape, asMatrix(leaf.shape, leaf.layout).rows, `probe_${i}_${j}`, add));
-  });
-  const outputs = new Set(graph.graph.output.map((o) => o.name));
-  add.outputs = [...new Set([...graph.graph.node, ...add.nodes].flatMap((n) => n.output))].filter((name) => name && !outputs.has(name));
-  const session = await openModelSession(encodeWith(graph, add, () => encodeOnnx(graph)), "the model with every value an output");
-  let sampleBytes = 0;
-  try {
-    const out = await session.run(inputs.batch(0, 1), add.outputs);
-    for (const name of add.outputs) sampleBytes += (out[name]?.data as { byteLength?: number } | undefined)?.byteLength ?? 0;
-  } finally {
-    await session.close();
-  }
-  checkMemory(sampleBytes, "calibrating on one sample (onnxruntime's activations and the Convs' patches)");
-  return Math.max(1, Math.min(inputs.batchSize, Math.floor(memoryLimit() / sampleBytes)));
 }
 
 /**
@@ -173,7 +146,6 @@ export async function calibrateOnnx(
   const waveOf = waves(graph, leaves.map((l) => l.value));
   const last = Math.max(...leaves.map((l) => waveOf.get(l.value) ?? 0));
   const done = new Map<string, StoredTensor[]>();
-  const batch = await calibrationBatch(graph, leaves, inputs);
   for (let wave = 0; wave <= last; wave++) {
     const started = performance.now();
     const group = leaves.filter((l) => (waveOf.get(l.value) ?? 0) === wave);
@@ -190,8 +162,8 @@ export async function calibrateOnnx(
     // Per use, each group's moment summed over batches.
     const sums = outputsOf.map((o) => o.names.map((u) => new Float64Array(u.groups * o.rows * o.rows)));
     try {
-      for (let from = 0; from < inputs.samples; from += batch) {
-        const out = await session.run(inputs.batch(from, Math.min(inputs.samples, from + batch)), add.outputs);
+      for (let from = 0; from < inputs.samples; from += inputs.batchSize) {
+        const out = await session.run(inputs.batch(from, Math.min(inputs.samples, from + inputs.batchSize)), add.outputs);
         outputsOf.forEach((o, i) =>
           o.names.forEach((u, j) => {
             const m = out[u.name]!.data as Float32Array;
@@ -208,7 +180,7 @@ export async function calibrateOnnx(
       model.write(o.leaf.name, asMatrix(o.leaf.shape, o.leaf.layout).fromMatrix(compressed.weight));
       done.set(o.leaf.name, compressed.stored);
     }
-    onWave?.({ wave: wave + 1, waves: last + 1, leaves: group.length, seconds: (performance.now() - started) / 1000, batch });
+    onWave?.({ wave: wave + 1, waves: last + 1, leaves: group.length, seconds: (performance.now() - started) / 1000 });
   }
   return done;
 }

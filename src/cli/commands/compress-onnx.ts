@@ -97,17 +97,15 @@ export async function compressOnnx(model: ForeignModel, job: OnnxJob): Promise<R
   const filesIn = { bytes: model.files.reduce((n, f) => n + statSync(f).size, 0), gzip: await gzippedSize(model.files) };
   // What each leaf stores; the weights it rebuilds go into the model at once (the model is not held twice).
   let done = new Map<string, StoredTensor[]>();
-  let calibrationBatch: number | undefined;
   if (job.calib && calibInputs) {
     const inputs = calibInputs;
     onnx.inlineExternal();
     const graph = await calibrationGraph(onnx, inputs);
     leaves = calibratable(onnx, graph, leaves, job);
     log(`calibrating on ${inputs.samples} samples of ${job.calib.dir}`);
-    done = await calibrateOnnx(onnx, graph, leaves, inputs, async (leaf, index, moments) => compressor.compressLeaf(config, { ...leafOf(leaf, index), moments }), (p) => {
-      calibrationBatch = p.batch;
-      log(`[wave ${p.wave}/${p.waves}] ${p.leaves} matri${p.leaves === 1 ? "x" : "ces"} in batches of ${p.batch}, ${p.seconds.toFixed(1)}s`);
-    });
+    done = await calibrateOnnx(onnx, graph, leaves, inputs, async (leaf, index, moments) => compressor.compressLeaf(config, { ...leafOf(leaf, index), moments }), (p) =>
+      log(`[wave ${p.wave}/${p.waves}] ${p.leaves} matri${p.leaves === 1 ? "x" : "ces"} ${p.seconds.toFixed(1)}s`),
+    );
   } else {
     for (const [i, leaf] of leaves.entries()) {
       const t = performance.now();
@@ -135,7 +133,6 @@ export async function compressOnnx(model: ForeignModel, job: OnnxJob): Promise<R
   }
   // The original is read again from its file(s): its bytes in memory now hold the compressed weights.
   if (evalInputs) report.quality = await compareOutputs(model.files[0]!, written, evalInputs);
-  if (calibrationBatch !== undefined) report.calibration_batch = calibrationBatch;
   return report;
 }
 
