@@ -75,22 +75,19 @@ function iteratedTopVectors(om: OutputMoment, cols: number, r: number): Float64A
   });
   orthonormalRows(X, k, cols);
   let previous = 0;
-  for (let step = 0; step < 100; step++) {
+  for (let step = 1; ; step++) {
     const Y = times(X);
     // Rayleigh-Ritz: the block's own moment X M X^T, and its eigenvectors carried back to the block.
     const { values, vectors } = symmetricEigen(matmul(X, transpose(Y, k, cols), k, cols, k), k);
     const captured = values.slice(0, r).reduce((s, v) => s + v, 0);
-    const settled = captured - previous <= 1e-7 * captured;
-    previous = captured;
-    if (settled) {
+    if (captured - previous <= 1e-7 * captured || step === 100) {
       const ritz = matmul(transpose(vectors, k, k), X, k, k, cols);
       return transpose(ritz.subarray(0, r * cols), r, cols);
     }
+    previous = captured;
     X = Y;
     orthonormalRows(X, k, cols);
   }
-  const { vectors } = symmetricEigen(matmul(X, transpose(times(X), k, cols), k, cols, k), k);
-  return transpose(matmul(transpose(vectors, k, k), X, k, k, cols).subarray(0, r * cols), r, cols);
 }
 
 /** Rows of X [k, n] made orthonormal in place: Gram-Schmidt, twice, a row that vanishes left at zero. */

@@ -11,6 +11,15 @@ import { LLAMA_LIMITS, llamaParamCount } from "../model/llama.js";
 import type { GptConfig, LlamaConfig } from "../model/model.js";
 import { MAX_MODEL_PARAMS } from "../model/models.js";
 
+/**
+ * How transformers lays out each of mcnc's language models: the module its body is saved under, and
+ * whether its layers are Conv1D ([in, out], as mcnc's matrices; PEFT's `fan_in_fan_out`) or Linear.
+ */
+export const TRANSFORMERS_LAYOUTS: Record<string, { body: string; conv1d: boolean }> = {
+  gpt: { body: "transformer.", conv1d: true },
+  llama: { body: "model.", conv1d: false },
+};
+
 export interface HfArchitecture {
   description: ({ name: "gpt" } & GptConfig) | ({ name: "llama" } & LlamaConfig);
   params: number;
@@ -26,9 +35,9 @@ export interface HfArchitecture {
  * Longest window mcnc trains, evaluates and decodes a LLaMA-family model over (positions beyond it are
  * never computed): the decoder's cache and a training window are this long, whatever the model allows.
  */
-export const LLAMA_WINDOW = 2048;
+const LLAMA_WINDOW = 2048;
 
-export const LLAMA_TYPES = ["llama", "mistral", "qwen2"] as const;
+const LLAMA_TYPES = ["llama", "mistral", "qwen2"] as const;
 
 /** `window`: the context a LLaMA-family model is run over (default: its positions, at most LLAMA_WINDOW). */
 export function hfArchitecture(config: Record<string, unknown>, dir: string, window?: number): HfArchitecture {
@@ -36,14 +45,14 @@ export function hfArchitecture(config: Record<string, unknown>, dir: string, win
   if (type === "gpt2") {
     if (window !== undefined && window !== config.n_positions) throw new UserError(`--context: a GPT-2's window is its n_positions (${String(config.n_positions)}), which its position embedding fixes`);
     const description = { name: "gpt" as const, ...gpt2Config(config, dir) };
-    return { description, params: gptParamCount(description), prefix: "transformer.", transposed: () => false, tiedTo: "wte.weight" };
+    return { description, params: gptParamCount(description), prefix: TRANSFORMERS_LAYOUTS.gpt!.body, transposed: () => false, tiedTo: "wte.weight" };
   }
   if (LLAMA_TYPES.includes(type as (typeof LLAMA_TYPES)[number])) {
     const description = llamaConfig(config, type as string, dir, window);
     return {
       description,
       params: llamaParamCount(description),
-      prefix: "model.",
+      prefix: TRANSFORMERS_LAYOUTS.llama!.body,
       transposed: (leaf, shape) => shape.length === 2 && leaf !== "embed_tokens.weight",
       ...(description.tied ? { tiedTo: "embed_tokens.weight" } : {}),
     };
@@ -61,7 +70,7 @@ function integer(config: Record<string, unknown>, name: string, dir: string, [lo
 }
 
 /** GPT-2's config.json as mcnc's GPT description. */
-export function gpt2Config(config: Record<string, unknown>, dir: string): GptConfig {
+function gpt2Config(config: Record<string, unknown>, dir: string): GptConfig {
   const field = (name: string, bounds: readonly [number, number]) => integer(config, name, dir, bounds);
   const c: GptConfig = {
     layers: field("n_layer", GPT_LIMITS.layers),

@@ -15,7 +15,7 @@ import { findMethod } from "../methods/index.js";
 import { DOWN, matrixShape, UP } from "../methods/lora/index.js";
 import type { HostParams } from "../model/params.js";
 import type { LoadedModel } from "./model-file.js";
-import { LAYOUTS } from "./peft.js";
+import { TRANSFORMERS_LAYOUTS } from "./hf-config.js";
 import { readSafetensors } from "./safetensors.js";
 import { weightsHash } from "./weights-hash.js";
 
@@ -43,10 +43,10 @@ const KEY = /^base_model\.model\.(.+)\.lora_([AB])(?:\.[^.]+)?\.weight$/;
 
 /** The PEFT adapter at `dir` as an mcnc LoRA adapter on `base` (whose weights are `baseWeights`). */
 export function readPeftAdapter(dir: string, base: LoadedModel, baseWeights: HostParams): LoadedModel {
-  const layout = LAYOUTS[base.model.description.name];
+  const layout = TRANSFORMERS_LAYOUTS[base.model.description.name];
   if (!layout) throw new UserError(`a PEFT adapter applies to a GPT or LLaMA; the base is a ${base.model.name}`);
   const { rank, scale, fanInFanOut } = peftConfig(dir);
-  if (fanInFanOut !== layout.fanInFanOut) throw new UserError(`${dir}/adapter_config.json: fan_in_fan_out ${fanInFanOut}, but a ${base.model.name}'s layers are ${layout.fanInFanOut ? "Conv1D" : "Linear"}`);
+  if (fanInFanOut !== layout.conv1d) throw new UserError(`${dir}/adapter_config.json: fan_in_fan_out ${fanInFanOut}, but a ${base.model.name}'s layers are ${layout.conv1d ? "Conv1D" : "Linear"}`);
   const file = join(dir, "adapter_model.safetensors");
   if (!existsSync(file)) throw new UserError(`${dir} has no adapter_model.safetensors (PyTorch .bin adapters: save with safe_serialization)`);
   const source = fileSource(file);

@@ -13,20 +13,16 @@ import { transpose } from "../linalg.js";
 import { matrixShape } from "../methods/lora/index.js";
 import type { LoadedModel } from "./model-file.js";
 import { writeFolderAtomic } from "./atomic-write.js";
+import { TRANSFORMERS_LAYOUTS } from "./hf-config.js";
 import { writeSafetensors } from "./write-safetensors.js";
 
-/** Where transformers keeps each model's body, and whether its layers are Conv1D ([in, out]). */
-export const LAYOUTS: Record<string, { body: string; fanInFanOut: boolean }> = {
-  gpt: { body: "transformer.", fanInFanOut: true },
-  llama: { body: "model.", fanInFanOut: false },
-};
 
 /**
  * `adapter`, an adapter on a GPT or LLaMA whose update is LoRA factors (lora; mcnc-lora and NOLA, their
  * factors expanded from the seed), written at the new folder `out` in PEFT's format.
  */
 export async function writePeftAdapter(out: string, adapter: LoadedModel, baseName: string): Promise<void> {
-  const layout = LAYOUTS[adapter.model.description.name];
+  const layout = TRANSFORMERS_LAYOUTS[adapter.model.description.name];
   const { method } = adapter;
   if (!adapter.file.adapter || !method.loraFactors || !layout) {
     throw new UserError(`PEFT's format holds LoRA adapters on a GPT or LLaMA; this file holds ${adapter.file.adapter ? `a ${method.name} adapter` : "no adapter"} on a ${adapter.model.name} (lora, mcnc-lora and nola adapters expand to LoRA)`);
@@ -52,7 +48,7 @@ export async function writePeftAdapter(out: string, adapter: LoadedModel, baseNa
     lora_alpha: r,
     lora_dropout: 0,
     target_modules: targets,
-    fan_in_fan_out: layout.fanInFanOut,
+    fan_in_fan_out: layout.conv1d,
     bias: "none",
     inference_mode: true,
     base_model_name_or_path: baseName,

@@ -34,7 +34,7 @@ export function llamaParamCount(c: LlamaConfig): number {
 }
 
 /** Bytes a training step holds beyond the weights where they grow: as the GPT's (gpt.ts attentionBytes). */
-export function llamaActivationBytes(c: LlamaConfig, batch: number): number {
+function llamaActivationBytes(c: LlamaConfig, batch: number): number {
   return c.layers * 2 * batch * c.heads * c.context * c.context * 4 + 3 * batch * c.context * c.vocab * 4;
 }
 
@@ -73,7 +73,7 @@ export function llamaSpecs(c: LlamaConfig): ParamSpec[] {
  * Rotary inverse frequencies as transformers computes them in float32 (Llama 3's rescaling where the
  * config asks for it), so positions turn by the same angles.
  */
-export function inverseFrequencies(c: LlamaConfig): Float64Array {
+function inverseFrequencies(c: LlamaConfig): Float64Array {
   const f = Math.fround;
   const D = c.headDim;
   const inv = Float64Array.from({ length: D / 2 }, (_, i) => f(1 / f(Math.pow(c.ropeTheta, f((2 * i) / D)))));
@@ -130,7 +130,7 @@ function rotate(x: np.Array, cos: np.Array, sin: np.Array): np.Array {
   return x.mul(cos.ref.reshape([1, T, 1, D])).add(turned.mul(sin.ref.reshape([1, T, 1, D])));
 }
 
-export function rmsNorm(x: np.Array, gain: np.Array, eps: number): np.Array {
+function rmsNorm(x: np.Array, gain: np.Array, eps: number): np.Array {
   const meanSquare = x.ref.mul(x.ref).mean(-1, { keepdims: true });
   return x.div(np.sqrt(meanSquare.add(eps))).mul(gain);
 }
