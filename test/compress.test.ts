@@ -309,7 +309,7 @@ test("mcnc compress: safetensors in and out, dtypes kept; a file without a netwo
   const mlp16 = join(dir, "mlp-f16.safetensors");
   assert.equal(mcnc("compress", "--method", "rtn", "--bits", "8", "--in", model, "--out", mlp16, "--store", "float16", "--skip-eval").code, 0);
   assert.ok(readSafetensors(memorySource(readFileSync(mlp16))).entries.every((e) => e.dtype === "F16"));
-  assertCleanError(mcnc("compress", "--method", "gptq", "--in", foreign, "--out", join(dir, "no.safetensors")), /runs for ONNX models only \(this is safetensors\)/);
+  assertCleanError(mcnc("compress", "--method", "gptq", "--in", foreign, "--out", join(dir, "no.safetensors")), /runs for ONNX and TF.js graph models \(a safetensors file holds no graph\)/);
   // Or stored compressed (the factors, 8 x (64 + 32) numbers), then rebuilt into the model as it was.
   const small = join(dir, "foreign-svd.mcnc");
   const m = mcnc("compress", "--method", "svd", "--rank", "8", "--in", foreign, "--out", small, "--json");

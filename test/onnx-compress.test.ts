@@ -214,6 +214,27 @@ test("compress on a model users bring: bad calibration data, methods and pattern
   assert.throws(() => statSync(out), "no output file after an error");
 });
 
+test("calibration measures what onnxruntime holds for one sample, and refuses, in one line, activations the memory limit has no room for", () => {
+  // A 3x3 Conv over 4 x 384 x 384: tiny weights, but each sample's patches fill tens of MiB inside onnxruntime.
+  const g = new Graph();
+  const x = g.input("x", f32([1, 4, 384, 384]));
+  g.output("y", g.op("Conv", [x, g.constant("float32", [8, 4, 3, 3], noise(288, 9, 0.3))], f32([1, 8, 384, 384]), { pads: [1, 1, 1, 1] }));
+  const model = readOnnx(g.encode());
+  model.message.graph.input[0]!.type!.tensorType!.shape!.dim[0] = { dimParam: "batch" };
+  model.message.graph.output[0]!.type!.tensorType!.shape!.dim[0] = { dimParam: "batch" };
+  const path = join(dir, "wide.onnx");
+  writeFileSync(path, model.encode());
+  const calib = join(dir, "wide-calib");
+  mkdirSync(calib);
+  writeFileSync(join(calib, "x.npy"), npy("<f4", [3, 4, 384, 384], noise(3 * 4 * 384 * 384, 10, 1)));
+  const gptq = (...more: string[]) => mcnc("compress", "--method", "gptq", "--bits", "4", "--in", path, "--out", join(dir, "wide-4bit.onnx"), "--calib", calib, ...more);
+  // A batch of 8 such inputs, as read, fits in 48 MiB (37.7); what onnxruntime makes of one sample does not.
+  assertCleanError(gptq("--max-memory", "48", "--quiet"), /calibrating in onnxruntime \(one sample's activations measured at \d+ MiB, beside the model's copies\) needs about .* above the limit of 48 MiB/);
+  const r = gptq("--json");
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(lastJson(r.stdout).compressed, 1);
+});
+
 test("an If that the calibration data always decides the same way is calibrated through the branch it takes", async () => {
   await initEngine({ engine: "native" });
   // y = flag ? relu(x W1) W2 : x W3, the weights outside the If, as exporters write them.

@@ -86,7 +86,7 @@ test("predict with any ONNX model: arrays or images in, the model's own top clas
   assert.equal(p.code, 0, p.stderr);
   assert.match(p.stdout, /a\.png: scores: \d \d+\.\d%, \d \d+\.\d%/);
   assertCleanError(mcnc("predict", "--in", path), /give one of --image/);
-  assertCleanError(mcnc("predict", "--in", path, "--prompt", "hi"), /an ONNX model takes --image or --inputs/);
+  assertCleanError(mcnc("predict", "--in", path, "--prompt", "hi"), /an ONNX or TF.js model takes --image or --inputs/);
   assertCleanError(mcnc("predict", "--in", "data/models/gpt-sotu.mcnc", "--image", images), /does not classify images/);
-  assertCleanError(mcnc("predict", "--in", "data/models/mlp-fashion-mcnc-100x.mcnc", "--image", images, "--bgr"), /--bgr applies to ONNX models/);
+  assertCleanError(mcnc("predict", "--in", "data/models/mlp-fashion-mcnc-100x.mcnc", "--image", images, "--bgr"), /--bgr applies to ONNX and TF.js models/);
 });

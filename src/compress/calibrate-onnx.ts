@@ -8,7 +8,7 @@
  */
 import { openModelSession } from "../engine/model-session.js";
 import { UserError } from "../errors.js";
-import { checkMemory } from "../limits.js";
+import { checkMemory, memoryLimit } from "../limits.js";
 import type { ModelInputs } from "../data/model-inputs.js";
 import { encodeWith, intAttribute, makeNode, makeTensor, ONNX_TYPE, waves, weightUses, type GraphAddition, type WeightUse } from "../format/onnx-graph.js";
 import { encodeOnnx, type ModelMessage, type OnnxModel } from "../format/onnx.js";
@@ -16,6 +16,7 @@ import { ifNodes, inlineBranches } from "../format/onnx-inline.js";
 import { asMatrix, type MatrixLayout } from "../model/tensors.js";
 import type { StoredTensor } from "../methods/index.js";
 import type { CompressedLeaf, InputMoments } from "./compressor.js";
+import { calibrateInWaves, type CalibrationProgress } from "./calibrate-waves.js";
 import { MAX_CALIBRATED_INPUTS } from "./compress-model.js";
 
 export interface OnnxLeaf {
@@ -123,17 +124,11 @@ function leafMoments(sums: Float64Array[], uses: Array<{ groups: number }>, rows
   return { hessian, columnGroups };
 }
 
-export interface CalibrationProgress {
-  wave: number;
-  waves: number;
-  leaves: number;
-  seconds: number;
-}
-
 /**
  * Each leaf compressed by `compressLeaf` on its input moments, wave by wave, the model's weights
  * replaced by what the compressed ones rebuild as it goes. Returns what each leaf stores, by name (the
- * weights rebuilt are in the model).
+ * weights rebuilt are in the model). `held`: the bytes the caller holds (the model's copies), which
+ * onnxruntime's activations must fit beside under the memory limit.
  */
 export async function calibrateOnnx(
   model: OnnxModel,
@@ -142,45 +137,45 @@ export async function calibrateOnnx(
   inputs: ModelInputs,
   compressLeaf: (leaf: OnnxLeaf, index: number, moments: InputMoments) => Promise<CompressedLeaf>,
   onWave?: (p: CalibrationProgress) => void,
+  held = 0,
 ): Promise<Map<string, StoredTensor[]>> {
   const waveOf = waves(graph, leaves.map((l) => l.value));
-  const last = Math.max(...leaves.map((l) => waveOf.get(l.value) ?? 0));
-  const done = new Map<string, StoredTensor[]>();
-  for (let wave = 0; wave <= last; wave++) {
-    const started = performance.now();
-    const group = leaves.filter((l) => (waveOf.get(l.value) ?? 0) === wave);
-    if (group.length === 0) continue;
+  let perSample = 0;
+  const measure = async (group: OnnxLeaf[], wave: number): Promise<InputMoments[]> => {
     const add: GraphAddition = { nodes: [], initializers: [], outputs: [] };
     const outputsOf = group.map((leaf, i) => {
       const { rows } = asMatrix(leaf.shape, leaf.layout);
       const found = weightUses(graph, leaf.value);
       if ("why" in found) throw new UserError(`${leaf.name}: ${found.why}`);
-      return { leaf, rows, names: found.uses.map((use, j) => momentNodes(use, leaf.shape, rows, `${wave}_${i}_${j}`, add)) };
+      return { rows, names: found.uses.map((use, j) => momentNodes(use, leaf.shape, rows, `${wave}_${i}_${j}`, add)) };
     });
     checkMemory(outputsOf.reduce((n, o) => n + o.names.reduce((g, u) => g + u.groups, 0) * o.rows * o.rows * 12, 0), `the input moments of wave ${wave + 1}`);
     const session = await openModelSession(encodeWith(graph, add, () => encodeOnnx(graph)), "the model with its calibration outputs");
     // Per use, each group's moment summed over batches.
     const sums = outputsOf.map((o) => o.names.map((u) => new Float64Array(u.groups * o.rows * o.rows)));
+    const run = async (from: number, to: number) => {
+      const out = await session.run(inputs.batch(from, to), add.outputs);
+      outputsOf.forEach((o, i) => o.names.forEach((u, j) => addInto(sums[i]![j]!, out[u.name]!.data as Float32Array)));
+    };
     try {
-      for (let from = 0; from < inputs.samples; from += inputs.batchSize) {
-        const out = await session.run(inputs.batch(from, Math.min(inputs.samples, from + inputs.batchSize)), add.outputs);
-        outputsOf.forEach((o, i) =>
-          o.names.forEach((u, j) => {
-            const m = out[u.name]!.data as Float32Array;
-            const sum = sums[i]![j]!;
-            for (let k = 0; k < m.length; k++) sum[k]! += m[k]!;
-          }),
-        );
-      }
+      // The first sample alone, to measure what onnxruntime holds for one (its arena keeps what it took):
+      // the batches after it are as large as the memory limit leaves room for. The largest measure so
+      // far counts, since a later wave's session may reuse memory an earlier one gave back.
+      const before = process.memoryUsage().rss;
+      await run(0, 1);
+      perSample = Math.max(perSample, process.memoryUsage().rss - before);
+      checkMemory(held + perSample, `calibrating in onnxruntime (one sample's activations measured at ${Math.ceil(perSample / 2 ** 20)} MiB, beside the model's copies)`);
+      const batch = Math.max(1, Math.min(inputs.batchSize, Math.floor((memoryLimit() - held) / Math.max(perSample, 1))));
+      for (let from = 1; from < inputs.samples; from += batch) await run(from, Math.min(inputs.samples, from + batch));
     } finally {
       await session.close();
     }
-    for (const [i, o] of outputsOf.entries()) {
-      const compressed = await compressLeaf(o.leaf, leaves.indexOf(o.leaf), leafMoments(sums[i]!, o.names, o.rows));
-      model.write(o.leaf.name, asMatrix(o.leaf.shape, o.leaf.layout).fromMatrix(compressed.weight));
-      done.set(o.leaf.name, compressed.stored);
-    }
-    onWave?.({ wave: wave + 1, waves: last + 1, leaves: group.length, seconds: (performance.now() - started) / 1000 });
-  }
-  return done;
+    return outputsOf.map((o, i) => leafMoments(sums[i]!, o.names, o.rows));
+  };
+  return calibrateInWaves(leaves, { waveOf: (l) => waveOf.get(l.value) ?? 0, measure, write: (l, w) => model.write(l.name, w) }, compressLeaf, onWave);
+}
+
+/** `sum += m`, elementwise. */
+export function addInto(sum: Float64Array, m: ArrayLike<number>): void {
+  for (let k = 0; k < m.length; k++) sum[k]! += m[k]!;
 }

@@ -39,7 +39,7 @@ export interface LeafProgress {
 export function probeInput(model: Model): np.Array {
   const d = model.description;
   if (d.name === "tensors") throw new UserError(`${model.name} cannot be run`);
-  return d.name === "gpt" || d.name === "llama" ? np.zeros([1, 2], { dtype: np.int32 }) : np.zeros([1, ...d.input]);
+  return d.name === "gpt" || d.name === "llama" || d.name === "sequential-lm" ? np.zeros([1, 2], { dtype: np.int32 }) : np.zeros([1, ...d.input]);
 }
 
 /** Leaves the model multiplies as matrices (what the tap sees), in forward order. */

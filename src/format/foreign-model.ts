@@ -7,7 +7,7 @@ import { dirname } from "node:path";
 import { UserError } from "../errors.js";
 import { writeFileAtomic, writeFileAtomicBy } from "./atomic-write.js";
 import { readOnnx, type OnnxModel } from "./onnx.js";
-import { openTfjs, TFJS_STORES } from "./tfjs.js";
+import { openTfjs, TFJS_STORES, type TfjsGraph } from "./tfjs.js";
 
 export { openTfjs };
 import { fileSource, readWholeFile } from "../files.js";
@@ -30,6 +30,8 @@ export interface ForeignModel {
   read(name: string): Float32Array;
   /** An ONNX model's decoded graph (for calibration and compact writing). */
   onnx?: OnnxModel;
+  /** A TF.js graph model's topology and the model TF.js runs (for calibration and --eval). */
+  tfjs?: TfjsGraph;
   /**
    * The model in its own format at `out`, each tensor through `map` (streamed where the format allows),
    * float tensors stored as `store` says (one of STORES[format]; the input's dtypes by default).

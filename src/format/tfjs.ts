@@ -14,18 +14,13 @@ import type { ForeignModel, ForeignTensor } from "./foreign-model.js";
 import { insideFolder, readWholeFile, regularFileSize } from "../files.js";
 import { narrow, widen } from "./safetensors.js";
 import type { MatrixLayout } from "../model/tensors.js";
+import { MULTIPLIES, producerOf, useLayout, type TfjsTopology } from "./tfjs-graph.js";
 
 interface TfjsWeight {
   name: string;
   shape: number[];
   dtype: string;
   quantization?: unknown;
-}
-
-interface TfjsNode {
-  name?: string;
-  op?: string;
-  input?: string[];
 }
 
 const TFJS_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1 };
@@ -35,19 +30,17 @@ const SHARD = 4 * 1024 * 1024;
 export const TFJS_STORES = ["float32", "float16", "uint16", "uint8"] as const;
 export type TfjsStore = (typeof TFJS_STORES)[number];
 
-/** Ops of a graph model that multiply their second input, a weight, into their first. */
-const MULTIPLIES = new Set(["MatMul", "BatchMatMul", "BatchMatMulV2", "_FusedMatMul", "Conv2D", "_FusedConv2D", "Conv1D", "Conv3D", "DepthwiseConv2dNative", "FusedDepthwiseConv2dNative", "Conv2DBackpropInput"]);
-
 /**
- * The weights a layer multiplies by: in a graph model, the second input of MatMul and Conv ops (an
- * embedding table, read by a Gather, is not one); in a layers model, the kernels.
+ * The weights a layer multiplies by, with the layout it multiplies them in: in a graph model, the
+ * second input of MatMul and Conv ops (an embedding table, read by a Gather, is not one); in a layers
+ * model, the kernels.
  */
-function multipliedWeights(json: Record<string, unknown>, names: string[]): Set<string> {
-  const nodes = (json.modelTopology as { node?: TfjsNode[] } | undefined)?.node;
-  if (!Array.isArray(nodes)) return new Set(names.filter((n) => /kernel$/.test(n)));
-  const used = new Set<string>();
-  for (const node of nodes) if (MULTIPLIES.has(node.op ?? "") && typeof node.input?.[1] === "string") used.add(node.input[1].replace(/^\^/, "").replace(/:\d+$/, ""));
-  return new Set(names.filter((n) => used.has(n)));
+function multipliedWeights(json: Record<string, unknown>, names: string[]): Map<string, MatrixLayout | undefined> {
+  const nodes = (json.modelTopology as TfjsTopology | undefined)?.node;
+  if (!Array.isArray(nodes)) return new Map(names.filter((n) => /kernel$/.test(n)).map((n) => [n, undefined]));
+  const used = new Map<string, MatrixLayout>();
+  for (const node of nodes) if (MULTIPLIES.has(node.op ?? "") && typeof node.input?.[1] === "string") used.set(producerOf(node.input[1]), useLayout(node));
+  return new Map(names.filter((n) => used.has(n)).map((n) => [n, used.get(n)]));
 }
 
 /** A float tensor's bytes as `store` keeps them, and the manifest's note of how. */
@@ -64,7 +57,39 @@ function stored(data: Float32Array, store: TfjsStore): { bytes: Uint8Array; quan
   return { bytes: new Uint8Array(out.buffer), quantization: { dtype: store, min, scale, original_dtype: "float32" } };
 }
 
-export function openTfjs(path: string, layout: MatrixLayout = "in-out"): ForeignModel {
+/** A graph model as TF.js loads it from memory (tf.io.fromMemory): weights back to back in manifest order. */
+export interface TfjsArtifacts {
+  modelTopology: TfjsTopology;
+  weightSpecs: TfjsWeight[];
+  weightData: ArrayBuffer;
+}
+
+/** A graph model's topology, and the model TF.js runs with some of its float32 weights replaced. */
+export interface TfjsGraph {
+  topology: TfjsTopology;
+  artifacts(replaced?: ReadonlyMap<string, Float32Array>): TfjsArtifacts;
+}
+
+/**
+ * A model.json mcnc wrote, as TF.js loads it (quantised weights included: TF.js dequantises them).
+ * Its shards are read whole, in manifest order; openTfjs has checked the model it came from.
+ */
+export function readTfjsArtifacts(path: string): TfjsArtifacts {
+  const json = JSON.parse(new TextDecoder().decode(readWholeFile(path))) as { modelTopology: TfjsTopology; weightsManifest: Array<{ paths: string[]; weights: TfjsWeight[] }> };
+  const parts = json.weightsManifest.flatMap((g) => g.paths.map((p) => readWholeFile(insideFolder(dirname(path), p, `${path}: a shard`))));
+  return { modelTopology: runnable(json.modelTopology), weightSpecs: json.weightsManifest.flatMap((g) => g.weights), weightData: concat(parts).buffer as ArrayBuffer };
+}
+
+/** tfjs-converter reads the topology's `versions`, which hand-written graphs may lack. */
+const runnable = (topology: TfjsTopology): TfjsTopology => ({ versions: {}, ...topology });
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((at, p) => (all.set(p, at), at + p.length), 0);
+  return all;
+}
+
+export function openTfjs(path: string, layout?: MatrixLayout): ForeignModel {
   let json: { weightsManifest?: Array<{ paths: string[]; weights: TfjsWeight[] }> } & Record<string, unknown>;
   try {
     json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(readWholeFile(path)));
@@ -98,24 +123,26 @@ export function openTfjs(path: string, layout: MatrixLayout = "in-out"): Foreign
   });
   type Group = (typeof groups)[number];
   const byName = new Map(groups.flatMap((g) => g.weights.map((w) => [w.weight.name, { group: g, span: w }] as const)));
-  const load = (g: Group) => {
-    const all = new Uint8Array(g.bytes);
-    let at = 0;
-    for (const s of g.shards) {
-      const part = readWholeFile(s);
-      all.set(part, at);
-      at += part.length;
-    }
-    return all;
-  };
+  const load = (g: Group) => concat(g.shards.map((s) => readWholeFile(s)));
   const cache = new Map<Group, Uint8Array>();
   const bytesOf = (g: Group) => cache.get(g) ?? (cache.set(g, load(g)), cache.get(g)!);
   const floats = groups.flatMap((g) => g.weights.filter((w) => w.weight.dtype === "float32"));
   const multiplied = multipliedWeights(json, floats.map((w) => w.weight.name));
-  const tensorOf = (w: (typeof floats)[number]): ForeignTensor => ({ name: w.weight.name, dtype: "F32", shape: w.shape, layout, weight: multiplied.has(w.weight.name) });
+  const tensorOf = (w: (typeof floats)[number]): ForeignTensor => ({ name: w.weight.name, dtype: "F32", shape: w.shape, layout: layout ?? multiplied.get(w.weight.name) ?? "in-out", weight: multiplied.has(w.weight.name) });
+  const topology = (json.modelTopology ?? {}) as TfjsTopology;
+  const specs = groups.flatMap((g) => g.weights.map((w) => w.weight));
+  const weightBytes = (replaced?: ReadonlyMap<string, Float32Array>) =>
+    groups.flatMap((g) =>
+      g.weights.map((w) => {
+        const r = replaced?.get(w.weight.name);
+        return r ? narrow(r, "F32") : bytesOf(g).subarray(w.begin, w.end);
+      }),
+    );
   return {
     format: "tfjs",
     tensors: floats.map(tensorOf),
+    // A layers model (Keras topology) would need tfjs-layers to run; only graph models are run here.
+    ...(Array.isArray(topology.node) ? { tfjs: { topology, artifacts: (replaced) => ({ modelTopology: runnable(topology), weightSpecs: specs, weightData: concat(weightBytes(replaced)).buffer as ArrayBuffer }) } } : {}),
     read(name) {
       const hit = byName.get(name);
       if (!hit || hit.span.weight.dtype !== "float32") throw new UserError(`${path}: no float32 weight ${name}`);
@@ -140,8 +167,7 @@ export function openTfjs(path: string, layout: MatrixLayout = "in-out"): Foreign
             parts.push(s.bytes);
             return { ...w.weight, ...(s.quantization ? { quantization: s.quantization } : {}) };
           });
-          const data = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-          parts.reduce((at, p) => (data.set(p, at), at + p.length), 0);
+          const data = concat(parts);
           const count = Math.max(1, Math.ceil(data.length / SHARD));
           const paths = Array.from({ length: count }, (_, k) => {
             const shard = `${stem}.group${gi + 1}-shard${k + 1}of${count}.bin`;

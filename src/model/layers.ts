@@ -5,6 +5,7 @@
  */
 import { nn, numpy as np } from "@jax-js/jax";
 import { fused } from "../engine/fused.js";
+import { causalAttention } from "./attention.js";
 import type { LeafTap } from "./model.js";
 
 /** Sees the rows [N, in] a weight matrix multiplies (calibration for post-training methods); consumes them. */
@@ -98,4 +99,87 @@ export const layerNorm = fused("layer_norm", (x: np.Array, gain: np.Array, bias:
 export function oneHot(indices: np.Array, n: number): np.Array {
   const shape = indices.shape;
   return np.equal(indices.reshape([...shape, 1]), np.arange(n).reshape([...shape.map(() => 1), n])).astype(np.float32);
+}
+
+/** Padding before and after, and the outputs, of one axis of a convolution (TF's and PyTorch's 'same' split: the odd one after). */
+function convAxis(size: number, k: number, stride: number, same: boolean): { out: number; before: number; after: number } {
+  const out = same ? Math.ceil(size / stride) : Math.floor((size - k) / stride) + 1;
+  const pad = same ? Math.max(0, (out - 1) * stride + k - size) : 0;
+  // Enough after for every tap's strided run of `out * stride` to be sliced whole.
+  const extra = Math.max(0, k - 1 + out * stride - (size + pad));
+  return { out, before: Math.floor(pad / 2), after: pad - Math.floor(pad / 2) + extra };
+}
+
+/** The output side of a convolution along one axis. */
+export const convOutput = (size: number, k: number, stride: number, same: boolean) => convAxis(size, k, stride, same).out;
+
+/**
+ * Every `stride`-th of `count` entries along `axis` of x, from `start`: a slice of count * stride,
+ * reshaped so that the stride is its own axis, and its first entry taken (jax-js slices without steps).
+ */
+function strided(x: np.Array, axis: number, start: number, count: number, stride: number): np.Array {
+  const run = x.slice(...x.shape.map((_, i): [] | [number, number] => (i === axis ? [start, start + count * stride] : [])));
+  if (stride === 1) return run;
+  const shape = [...run.shape];
+  shape.splice(axis, 1, count, stride);
+  return run.reshape(shape).slice(...shape.map((_, i): [] | number => (i === axis + 1 ? 0 : [])));
+}
+
+/**
+ * A k x k convolution with stride and 'same' or 'valid' zero padding, as one im2col matmul. x:
+ * [B,H,W,C], w: [k,k,C,O], b: [O] or none. The patches are built in two stages (the k column runs,
+ * then the k row runs of those), as conv3x3's are; a tap sees them as rows [B*H'*W', k*k*C].
+ */
+export function conv(x: np.Array, w: np.Array, b: np.Array | undefined, stride: number, same: boolean, tap?: RowsTap): np.Array {
+  const [batch, h, wd, c] = x.shape as [number, number, number, number];
+  const [k, , , out] = w.shape as [number, number, number, number];
+  const [y, z] = [convAxis(h, k, stride, same), convAxis(wd, k, stride, same)];
+  const padded = np.pad(x, [[0, 0], [y.before, y.after], [z.before, z.after], [0, 0]]);
+  const cols = np.concatenate(Array.from({ length: k }, (_, j) => strided(padded.ref, 2, j, z.out, stride)), 3);
+  padded.dispose();
+  const patches = np.concatenate(Array.from({ length: k }, (_, i) => strided(cols.ref, 1, i, y.out, stride)), 3).reshape([batch * y.out * z.out, k * k * c]);
+  cols.dispose();
+  tap?.(patches.ref);
+  const product = np.matmul(patches, w.reshape([k * k * c, out]));
+  return (b ? product.add(b) : product).reshape([batch, y.out, z.out, out]);
+}
+
+/**
+ * Group normalisation (eps 1e-5): the last axis's C channels in `groups` groups, each normalised over
+ * its channels and every position; then scaled and shifted per channel. With one group over features,
+ * a LayerNorm. Consumes its arguments.
+ */
+export function groupNorm(x: np.Array, gain: np.Array, bias: np.Array, groups: number): np.Array {
+  const shape = x.shape;
+  const c = shape.at(-1)!;
+  const grouped = x.reshape([shape[0]!, -1, groups, c / groups]);
+  const centred = grouped.ref.sub(grouped.mean([1, 3], { keepdims: true }));
+  const variance = centred.ref.mul(centred.ref).mean([1, 3], { keepdims: true });
+  return centred.div(np.sqrt(variance.add(1e-5))).reshape(shape).mul(gain).add(bias);
+}
+
+/** A dense layer on the last axis of features [B, F] or a sequence [B, T, F]. */
+export function denseLast(x: np.Array, w: np.Array, b: np.Array, tap?: RowsTap): np.Array {
+  if (x.shape.length === 2) return dense(x, w, b, tap);
+  const [batch, t, f] = x.shape as [number, number, number];
+  return dense(x.reshape([batch * t, f]), w, b, tap).reshape([batch, t, w.shape[1]!]);
+}
+
+/** The mean over an image's positions or a sequence's tokens: [B,H,W,C] or [B,T,C] to [B,C]. */
+export const meanPool = (x: np.Array): np.Array => x.mean(x.shape.length === 4 ? [1, 2] : [1]);
+
+/**
+ * Multi-head self-attention over x [B, T, C]: q|k|v from one projection (GPT-2's c_attn layout, [C,
+ * 3C]), softmax(q k^T / sqrt(D)) v per head, then the output projection. Causal: a position sees only
+ * itself and those before (the language models' fused rule); else every position. Consumes x.
+ */
+export function selfAttention(x: np.Array, qkvW: np.Array, qkvB: np.Array, projW: np.Array, projB: np.Array, heads: number, isCausal: boolean, tap?: (leaf: "qkv" | "proj", rows: np.Array) => void): np.Array {
+  const [batch, t, c] = x.shape as [number, number, number];
+  const d = c / heads;
+  const qkv = dense(x.reshape([batch * t, c]), qkvW, qkvB, tap && ((rows) => tap("qkv", rows))).reshape([batch, t, 3, heads, d]);
+  const part = (i: number) => qkv.ref.slice([], [], i).reshape([batch, t, heads, d]);
+  const [q, k, v] = [part(0), part(1), part(2)];
+  qkv.dispose();
+  const y = isCausal ? causalAttention(q, k, v) : nn.dotProductAttention(q, k, v);
+  return dense(y.reshape([batch * t, c]), projW, projB, tap && ((rows) => tap("proj", rows))).reshape([batch, t, c]);
 }

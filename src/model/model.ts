@@ -4,6 +4,7 @@ import type { numpy as np } from "@jax-js/jax";
 import type { Attend } from "./attention.js";
 import type { ParamSpec, Params } from "./params.js";
 import type { SequentialDescription } from "./sequential.js";
+import type { SequentialLmDescription } from "./sequential-lm.js";
 import type { TensorsDescription } from "./tensors.js";
 
 export type ImageShape = readonly [height: number, width: number, channels: number];
@@ -54,6 +55,7 @@ export type ModelDescription =
   | ({ name: "gpt" } & GptConfig)
   | ({ name: "llama" } & LlamaConfig)
   | SequentialDescription
+  | SequentialLmDescription
   | TensorsDescription;
 
 /**

@@ -8,6 +8,7 @@ import { parseLlama } from "./llama-description.js";
 import { llama } from "./llama.js";
 import { namedModel } from "./named-specs.js";
 import { parseSequential, sequential } from "./sequential.js";
+import { parseSequentialLm, sequentialLm } from "./sequential-lm.js";
 import { parseTensorsDescription, tensorsModel } from "./tensors.js";
 import type { ImageShape, Model, ModelDescription } from "./model.js";
 
@@ -31,6 +32,8 @@ export function buildModel(d: ModelDescription): Model {
       return tensorsModel(d);
     case "sequential":
       return sequential(d);
+    case "sequential-lm":
+      return sequentialLm(d);
     default:
       throw new UserError(`unknown model '${(d as { name: unknown }).name}' (choose from ${MODEL_NAMES.join(", ")})`);
   }
@@ -71,6 +74,8 @@ export function parseDescription(raw: unknown, what = "model"): ModelDescription
       return parseTensorsDescription(raw, what, MAX_MODEL_PARAMS);
     case "sequential":
       return parseSequential(raw, what, MAX_MODEL_PARAMS);
+    case "sequential-lm":
+      return parseSequentialLm(raw, what, MAX_MODEL_PARAMS);
     default:
       throw new UserError(`unknown model '${raw.name}' (choose from ${MODEL_NAMES.join(", ")})`);
   }

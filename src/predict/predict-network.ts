@@ -20,7 +20,7 @@ export interface NetworkPrediction {
 /** Class rankings for `samples` (image files, or rows of numbers), prepared as `meta` records. */
 export async function predictNetwork(model: Model, weights: HostParams, meta: Record<string, unknown> | undefined, samples: { files?: string[]; rows?: number[][] }, top: number): Promise<NetworkPrediction[]> {
   const d = model.description;
-  if (d.name === "gpt" || d.name === "llama" || d.name === "tensors") throw new UserError(`${model.name} does not classify images or rows`);
+  if (d.name === "gpt" || d.name === "llama" || d.name === "sequential-lm" || d.name === "tensors") throw new UserError(`${model.name} does not classify images or rows`);
   const [h, w, c] = d.input;
   const { normalisation, classNames } = recordedOptions(meta);
   const x: Float32Array[] = [];

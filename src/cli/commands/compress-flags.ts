@@ -7,10 +7,10 @@ import type { FlagValues } from "../args.js";
 
 /** How images become an ONNX model's input (compress's --calib and --eval, predict's --image). */
 export const IMAGE_PREP_FLAGS = [
-  { name: "input-size", type: "string", help: "ONNX with images: HxW the images are resized to (where the model leaves it free)" },
-  { name: "mean", type: "string", help: "ONNX with images: per-channel mean subtracted from pixels scaled to [0, 1], e.g. 0.485,0.456,0.406", defaultText: "0" },
-  { name: "std", type: "string", help: "ONNX with images: per-channel divisor after the mean", defaultText: "1" },
-  { name: "bgr", type: "bool", help: "ONNX with images: feed channels in BGR order" },
+  { name: "input-size", type: "string", help: "ONNX and TF.js with images: HxW the images are resized to (where the model leaves it free)" },
+  { name: "mean", type: "string", help: "with images: per-channel mean subtracted from pixels scaled to [0, 1], e.g. 0.485,0.456,0.406", defaultText: "0" },
+  { name: "std", type: "string", help: "with images: per-channel divisor after the mean", defaultText: "1" },
+  { name: "bgr", type: "bool", help: "with images: feed channels in BGR order" },
 ] as const;
 
 function numbers(flag: string, value: string | undefined): number[] | undefined {
@@ -32,19 +32,23 @@ export function imagePrep(f: FlagValues<typeof IMAGE_PREP_FLAGS>): ImagePrep {
   return { ...prep, ...(mean ? { mean } : {}), ...(std ? { std } : {}), ...(f.bgr ? { bgr: true } : {}) };
 }
 
-/** Flags that only ONNX output and onnxruntime runs take. */
-export const ONNX_ONLY = ["eval", "input-size", "mean", "std", "bgr", "float", "qdq"] as const;
+/** Flags for a model mcnc runs in its own runtime (ONNX in onnxruntime, TF.js graph models in TF.js). */
+export const RUN_FLAGS = ["eval", "input-size", "mean", "std", "bgr"] as const;
+/** Flags for ONNX output only. */
+const ONNX_OUTPUT = ["float", "qdq"] as const;
+export const FOREIGN_ONLY = [...RUN_FLAGS, ...ONNX_OUTPUT] as const;
 
 /** Calibration and --eval for a model mcnc did not write: which methods and formats take them. */
-export function checkForeignCalibration(format: string, compressor: Compressor, f: Partial<Record<(typeof ONNX_ONLY)[number], unknown>> & { store?: string; calib?: string; "calib-samples"?: number }): void {
+export function checkForeignCalibration(format: string, compressor: Compressor, f: Partial<Record<(typeof FOREIGN_ONLY)[number], unknown>> & { store?: string; calib?: string; "calib-samples"?: number }): void {
   const name = compressor.name;
   if (compressor.calibrated === "gradients") throw new UserError(`--method ${name} weighs weights by loss gradients, and a model mcnc did not write has no loss to differentiate: use gptq, wanda, rom or eora with --calib DIR`);
   if (f.store !== undefined && !STORES[format as keyof typeof STORES]?.includes(f.store)) {
     throw new UserError(`--store ${f.store} does not apply to ${format}${format === "onnx" ? ": ONNX output keeps codes and factors in compact forms (or dense with --float)" : ` (it takes ${STORES[format as keyof typeof STORES]!.join(", ")})`}`);
   }
-  if (format !== "onnx") {
-    if (compressor.calibrated) throw new UserError(`--method ${name} calibrates on the model's inputs, which mcnc runs for ONNX models only (this is ${format}): use svd, rtn or magnitude`);
-    for (const flag of ONNX_ONLY) if (f[flag] !== undefined) throw new UserError(`--${flag} applies to ONNX models (this is ${format})`);
+  for (const flag of format === "onnx" ? [] : ONNX_OUTPUT) if (f[flag] !== undefined) throw new UserError(`--${flag} applies to ONNX output (this is ${format})`);
+  if (format === "safetensors") {
+    if (compressor.calibrated) throw new UserError(`--method ${name} calibrates on the model's inputs, which mcnc runs for ONNX and TF.js graph models (a safetensors file holds no graph): use svd, rtn or magnitude`);
+    for (const flag of RUN_FLAGS) if (f[flag] !== undefined) throw new UserError(`--${flag} applies to ONNX and TF.js models, which mcnc can run (this is safetensors)`);
     return;
   }
   if (compressor.calibrated && f.calib === undefined) throw new UserError(`--method ${name} is calibrated on the model's inputs: give --calib DIR (one .npy per model input, samples first, or a folder of images)`);

@@ -4,24 +4,20 @@
  * (format/onnx-compact.ts), or as .mcnc; and measured on the user's inputs (`--eval DIR`) against the
  * original, in the same run.
  */
-import { createReadStream, statSync } from "node:fs";
-import { Readable, Writable } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import { createGzip } from "node:zlib";
+import { statSync } from "node:fs";
 import { calibrateOnnx, calibrationGraph, uncalibratable, type OnnxLeaf } from "../../compress/calibrate-onnx.js";
 import type { Compressor } from "../../compress/compressor.js";
 import { openModelInputs, type ImagePrep } from "../../data/model-inputs.js";
-import { UserError } from "../../errors.js";
 import { writeFileAtomic } from "../../format/atomic-write.js";
 import type { ForeignModel } from "../../format/foreign-model.js";
 import { writeCompactAll, type CompactForm } from "../../format/onnx-compact.js";
 import { graphInputs } from "../../format/onnx-graph.js";
-import type { ModelMessage, OnnxModel } from "../../format/onnx.js";
+import { openModelSession } from "../../engine/model-session.js";
+import type { OnnxModel } from "../../format/onnx.js";
 import type { StoredTensor } from "../../methods/index.js";
-import { asMatrix } from "../../model/tensors.js";
 import { round } from "../command.js";
 import { compareOutputs } from "./compare-outputs.js";
-import { compressToMcnc } from "./compress-tensors.js";
+import { compressEach, foreignLeaf, gzippedSize, leafSpec, mcncOfCompressed, reachable, waveLine } from "./compress-tensors.js";
 
 export interface OnnxJob {
   compressor: Compressor;
@@ -38,20 +34,6 @@ export interface OnnxJob {
   evaluate?: { dir: string; samples?: number };
   prep: ImagePrep;
   log(line: string): void;
-}
-
-/** The chosen weights calibration can reach; the others stay as they are (named ones are an error). */
-function calibratable(model: OnnxModel, graph: ModelMessage, leaves: OnnxLeaf[], job: OnnxJob): OnnxLeaf[] {
-  const { named, log } = job;
-  const reached = leaves.filter((leaf) => {
-    const { name } = leaf;
-    const why = uncalibratable(model, graph, leaf, job.compressor.columnwise);
-    if (why && named) throw new UserError(`--compress: ${name}: ${why}`);
-    if (why) log(`stays as it is: ${name}: ${why}`);
-    return !why;
-  });
-  if (reached.length === 0) throw new UserError("calibration reaches none of the chosen weights");
-  return reached;
 }
 
 /** What a compressed leaf stores, as a compact form for ONNX, where it is one. */
@@ -82,14 +64,7 @@ export async function compressOnnx(model: ForeignModel, job: OnnxJob): Promise<R
     const t = tensorOf.get(name)!;
     return { name, shape: t.shape, layout: t.layout, value: weightOf.get(name)!.value };
   });
-  const specOf = (leaf: OnnxLeaf) => {
-    const { rows, cols } = asMatrix(leaf.shape, leaf.layout);
-    return { name: leaf.name, shape: [rows, cols], role: "weight" as const, fanIn: rows };
-  };
-  const leafOf = (leaf: OnnxLeaf, index: number) => {
-    const view = asMatrix(leaf.shape, leaf.layout);
-    return { spec: specOf(leaf), rows: view.rows, cols: view.cols, weight: view.toMatrix(onnx.read(leaf.name)), seed: 0, index };
-  };
+  const leafOf = (leaf: OnnxLeaf, index: number) => foreignLeaf(leaf, onnx.read(leaf.name), index);
   // Both folders checked before any work.
   const evalInputs = job.evaluate && openModelInputs(job.evaluate.dir, graphInputs(onnx.message), job.prep, "--eval", job.evaluate.samples);
   const calibInputs = job.calib && openModelInputs(job.calib.dir, graphInputs(onnx.message), job.prep, "--calib", job.calib.samples);
@@ -101,54 +76,29 @@ export async function compressOnnx(model: ForeignModel, job: OnnxJob): Promise<R
     const inputs = calibInputs;
     onnx.inlineExternal();
     const graph = await calibrationGraph(onnx, inputs);
-    leaves = calibratable(onnx, graph, leaves, job);
+    leaves = reachable(leaves, (leaf) => uncalibratable(onnx, graph, leaf, compressor.columnwise), job.named, log);
     log(`calibrating on ${inputs.samples} samples of ${job.calib.dir}`);
-    done = await calibrateOnnx(onnx, graph, leaves, inputs, async (leaf, index, moments) => compressor.compressLeaf(config, { ...leafOf(leaf, index), moments }), (p) =>
-      log(`[wave ${p.wave}/${p.waves}] ${p.leaves} matri${p.leaves === 1 ? "x" : "ces"} ${p.seconds.toFixed(1)}s`),
-    );
-  } else {
-    for (const [i, leaf] of leaves.entries()) {
-      const t = performance.now();
-      const compressed = await compressor.compressLeaf(config, leafOf(leaf, i));
-      onnx.write(leaf.name, asMatrix(leaf.shape, leaf.layout).fromMatrix(compressed.weight));
-      done.set(leaf.name, compressed.stored);
-      log(`[${i + 1}/${leaves.length}] ${leaf.name} ${((performance.now() - t) / 1000).toFixed(1)}s`);
-    }
-  }
+    // The model read, its graph with calibration outputs encoded, and onnxruntime's copy (checkForeignMemory's count).
+    const held = 3 * filesIn.bytes;
+    done = await calibrateOnnx(onnx, graph, leaves, inputs, async (leaf, index, moments) => compressor.compressLeaf(config, { ...leafOf(leaf, index), moments }), waveLine(log), held);
+  } else done = await compressEach(leaves, compressor, config, onnx.read, (leaf, w) => onnx.write(leaf.name, w), log);
   const seconds = round((performance.now() - started) / 1000, 2);
   const names = leaves.map((l) => l.name);
   let report: Record<string, unknown>;
   let written: Uint8Array;
   if (job.out.endsWith(".mcnc")) {
-    // Every leaf is compressed already and its weights are in the model: the .mcnc writer only lays out what they store.
-    const replay: Compressor = { ...compressor, calibrated: false, compressLeaf: (_c, leaf) => ({ stored: done.get(leaf.spec.name)!, weight: leaf.weight }) };
-    report = { ...(await compressToMcnc(model, replay, config, names, job.out, () => undefined)), compress_seconds: seconds };
+    report = { ...(await mcncOfCompressed(model, compressor, config, names, job.out, done)), compress_seconds: seconds };
     written = evalInputs ? onnx.encode() : new Uint8Array();
   } else {
-    const compressed = leaves.map((l) => ({ spec: specOf(l), stored: done.get(l.name)! }));
+    const compressed = leaves.map((l) => ({ spec: leafSpec(l), stored: done.get(l.name)! }));
     const forms = job.float ? {} : writeForms(onnx, leaves, done, compressor.storage(config, compressed, names), job.qdq);
     written = onnx.encode();
     writeFileAtomic(job.out, written);
     report = { model: "onnx", compressed: names.length, leaves: names, compress_seconds: seconds, forms, file_bytes: { in: filesIn.bytes, out: written.length, in_gzip: filesIn.gzip, out_gzip: await gzippedSize([written]) } };
   }
   // The original is read again from its file(s): its bytes in memory now hold the compressed weights.
-  if (evalInputs) report.quality = await compareOutputs(model.files[0]!, written, evalInputs);
+  if (evalInputs) report.quality = await compareOutputs([await openModelSession(model.files[0]!, "the original model"), await openModelSession(written, "the compressed model")], evalInputs);
   return report;
-}
-
-/** The bytes gzip makes of files (paths) or buffers, each on its own, streamed: nothing is held whole. */
-async function gzippedSize(parts: Array<string | Uint8Array>): Promise<number> {
-  let n = 0;
-  const count = new Writable({ write: (chunk: Buffer, _e, done) => ((n += chunk.length), done()) });
-  for (const part of parts) {
-    const source = typeof part === "string" ? createReadStream(part) : Readable.from(chunks(part));
-    await pipeline(source, createGzip(), count, { end: false });
-  }
-  return n;
-}
-
-function* chunks(bytes: Uint8Array, size = 2 ** 20): Generator<Uint8Array> {
-  for (let at = 0; at < bytes.length; at += size) yield bytes.subarray(at, at + size);
 }
 
 /** Each compressed weight in its compact form where it has one, dense otherwise; the forms counted. */

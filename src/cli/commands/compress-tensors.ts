@@ -4,8 +4,12 @@
  * one tensor in memory at a time), or as an .mcnc file that stores the compressed form and rebuilds
  * the tensors (`mcnc decompress --template` puts them back into the model).
  */
-import { statSync } from "node:fs";
+import { createReadStream, statSync } from "node:fs";
+import { Readable, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createGzip } from "node:zlib";
 import { compressModel } from "../../compress/compress-model.js";
+import type { CalibrationProgress } from "../../compress/calibrate-waves.js";
 import { leafWorkingBytes, seeingLeaves } from "../../compress/compressor.js";
 import type { Compressor } from "../../compress/index.js";
 import { UserError } from "../../errors.js";
@@ -14,9 +18,9 @@ import { checkMemory } from "../../limits.js";
 import { writeFileAtomic } from "../../format/atomic-write.js";
 import type { ForeignModel } from "../../format/foreign-model.js";
 import { decodeModelFile, encodeModelFile } from "../../format/model-file.js";
-import { findMethod } from "../../methods/index.js";
+import { findMethod, type StoredTensor } from "../../methods/index.js";
 import type { HostParams } from "../../model/params.js";
-import { asMatrix, tensorsModel, type OriginalShape, type StoredTensorSpec, type TensorsDescription } from "../../model/tensors.js";
+import { asMatrix, tensorsModel, type MatrixLayout, type OriginalShape, type StoredTensorSpec, type TensorsDescription } from "../../model/tensors.js";
 import { round } from "../command.js";
 import { fileSize } from "./shared.js";
 
@@ -39,9 +43,10 @@ export function tensorsToCompress(model: ForeignModel, given: unknown): string[]
  * What compressing `chosen` holds at once, checked before any work: the widest matrix's working memory
  * beside what stays resident: for .mcnc output every tensor twice (as read and as stored); for ONNX the
  * model read whole, its external data and the file it encodes to (and onnxruntime's copy when
- * calibrating). Safetensors and TF.js written back stream one tensor at a time.
+ * calibrating); for a TF.js model that is run (`runs`: calibrated or measured with --eval), four. Safetensors
+ * and TF.js written back stream one tensor at a time.
  */
-export function checkForeignMemory(model: ForeignModel, compressor: Compressor, chosen: readonly string[], toMcnc: boolean, path: string): void {
+export function checkForeignMemory(model: ForeignModel, compressor: Compressor, chosen: readonly string[], toMcnc: boolean, path: string, runs: boolean): void {
   const selected = new Set(chosen);
   let widest = { bytes: 0, name: "", rows: 0, cols: 0 };
   for (const t of model.tensors) {
@@ -52,7 +57,10 @@ export function checkForeignMemory(model: ForeignModel, compressor: Compressor, 
   }
   const floats = model.tensors.reduce((n, t) => n + 4 * elements(t.shape), 0);
   const files = model.files.reduce((n, f) => n + statSync(f).size, 0);
-  const resident = (model.format === "onnx" ? (compressor.calibrated ? 3 : 2) * files : 0) + (toMcnc ? 2 * floats : 0);
+  // A TF.js model run (calibrated or measured) is held as read, as the copy TF.js loads, and as TF.js's
+  // tensors, twice when the compressed model runs beside the original.
+  const held = model.format === "onnx" ? (compressor.calibrated ? 3 : 2) : model.format === "tfjs" && runs ? 4 : 0;
+  const resident = held * files + (toMcnc ? 2 * floats : 0);
   checkMemory(resident + widest.bytes, `compressing ${path} (its largest matrix to compress, ${widest.name.slice(0, 80)}, is ${widest.rows}x${widest.cols})`);
 }
 
@@ -68,6 +76,74 @@ export function checkMcncLimits(model: ForeignModel, compressed: number, perLeaf
   const header = 3 * names + 60 * entries;
   const why = entries > LIMITS.tensors ? `${entries} stored tensors` : header > LIMITS.headerBytes ? `a header of about ${(header / 2 ** 20).toFixed(1)} MiB` : undefined;
   if (why) throw new UserError(`an .mcnc file of this model needs ${why} (${model.tensors.length} tensors, ${compressed} compressed${perLeaf > 1 ? ` into ${perLeaf} each` : ""}), beyond the container's ${LIMITS.tensors} tensors and ${LIMITS.headerBytes / 2 ** 20} MiB header: write it back as ${model.format} instead`);
+}
+
+type Laid = { name: string; shape: number[]; layout: MatrixLayout };
+
+/** A foreign tensor's spec as a compressor's leaf: [inputs, outputs], whatever its layout. */
+export function leafSpec(t: Laid) {
+  const { rows, cols } = asMatrix(t.shape, t.layout);
+  return { name: t.name, shape: [rows, cols], role: "weight" as const, fanIn: rows };
+}
+
+/** A foreign tensor, `data` in its own shape and layout, as a compressor's leaf. */
+export function foreignLeaf(t: Laid, data: Float32Array, index: number) {
+  const spec = leafSpec(t);
+  return { spec, rows: spec.shape[0]!, cols: spec.shape[1]!, weight: asMatrix(t.shape, t.layout).toMatrix(data), seed: 0, index };
+}
+
+/**
+ * The chosen leaves calibration can reach (`why` says why not); the others stay as they are, and one
+ * named with --compress is an error.
+ */
+export function reachable<L extends { name: string }>(leaves: L[], why: (leaf: L) => string | undefined, named: boolean, log: (s: string) => void): L[] {
+  const reached = leaves.filter((leaf) => {
+    const reason = why(leaf);
+    if (reason && named) throw new UserError(`--compress: ${leaf.name}: ${reason}`);
+    if (reason) log(`stays as it is: ${leaf.name}: ${reason}`);
+    return !reason;
+  });
+  if (reached.length === 0) throw new UserError("calibration reaches none of the chosen weights");
+  return reached;
+}
+
+/** Leaves compressed already (`done`: what each stores) written as .mcnc: the writer only lays out what they store. */
+export function mcncOfCompressed(model: ForeignModel, compressor: Compressor, config: object, names: string[], out: string, done: ReadonlyMap<string, StoredTensor[]>): Promise<Record<string, unknown>> {
+  const replay: Compressor = { ...compressor, calibrated: false, compressLeaf: (_c, leaf) => ({ stored: done.get(leaf.spec.name)!, weight: leaf.weight }) };
+  return compressToMcnc(model, replay, config, names, out, () => undefined);
+}
+
+/**
+ * Each leaf compressed data-free, the weight it rebuilds (in the leaf's own shape and layout) handed to
+ * `write`; what each stores, by name.
+ */
+export async function compressEach(leaves: readonly Laid[], compressor: Compressor, config: object, read: (name: string) => Float32Array, write: (leaf: Laid, weight: Float32Array) => void, log: (s: string) => void): Promise<Map<string, StoredTensor[]>> {
+  const done = new Map<string, StoredTensor[]>();
+  for (const [i, leaf] of leaves.entries()) {
+    const t = performance.now();
+    const compressed = await compressor.compressLeaf(config, foreignLeaf(leaf, read(leaf.name), i));
+    write(leaf, asMatrix(leaf.shape, leaf.layout).fromMatrix(compressed.weight));
+    done.set(leaf.name, compressed.stored);
+    log(`[${i + 1}/${leaves.length}] ${leaf.name} ${((performance.now() - t) / 1000).toFixed(1)}s`);
+  }
+  return done;
+}
+
+/** The progress line of a calibration wave. */
+export const waveLine = (log: (s: string) => void) => (p: CalibrationProgress) => log(`[wave ${p.wave}/${p.waves}] ${p.leaves} matri${p.leaves === 1 ? "x" : "ces"} ${p.seconds.toFixed(1)}s`);
+
+/** The bytes gzip makes of files (paths) or buffers, each on its own, streamed: nothing is held whole. */
+export async function gzippedSize(parts: Array<string | Uint8Array>): Promise<number> {
+  let n = 0;
+  for (const part of parts) {
+    const source = typeof part === "string" ? createReadStream(part) : Readable.from(chunks(part));
+    await pipeline(source, createGzip(), new Writable({ write: (chunk: Buffer, _e, done) => ((n += chunk.length), done()) }));
+  }
+  return n;
+}
+
+function* chunks(bytes: Uint8Array, size = 2 ** 20): Generator<Uint8Array> {
+  for (let at = 0; at < bytes.length; at += size) yield bytes.subarray(at, at + size);
 }
 
 /** Every selected tensor compressed and materialised, the model written back in its own format. */
@@ -86,14 +162,12 @@ export function writeBackCompressed(model: ForeignModel, compressor: Compressor,
         return data;
       }
       const started = performance.now();
-      const view = asMatrix(t.shape, t.layout);
-      const spec = { name: t.name, shape: [view.rows, view.cols], role: "weight" as const, fanIn: view.rows };
-      const leaf = compressor.compressLeaf(config, { spec, rows: view.rows, cols: view.cols, weight: view.toMatrix(data), seed: 0, index: done });
+      const leaf = compressor.compressLeaf(config, foreignLeaf(t, data, done));
       // Data-free compressors answer at once; only calibrated ones (never here) take time.
       if (leaf instanceof Promise) throw new Error(`${compressor.name} cannot compress a model mcnc cannot run`);
       storedBytes += leaf.stored.reduce((n, s) => n + ("codes" in s ? Math.ceil((s.codes.length * s.bits) / 8) : 4 * s.data.length), 0);
       log(`[${++done}/${chosen.length}] ${t.name} ${((performance.now() - started) / 1000).toFixed(1)}s`);
-      return view.fromMatrix(leaf.weight);
+      return asMatrix(t.shape, t.layout).fromMatrix(leaf.weight);
     },
     { compressed_with: compressor.name },
     store,

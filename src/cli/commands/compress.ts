@@ -31,9 +31,10 @@ import { optionFlags, optionValues } from "../option-flags.js";
 import { openSource, type KnownSource } from "./compress-source.js";
 import { checkForeignMemory, checkMcncLimits, compressToMcnc, tensorsToCompress, writeBackCompressed } from "./compress-tensors.js";
 import { compressOnnx } from "./compress-onnx.js";
+import { compressTfjs } from "./compress-tfjs.js";
 import { Progress } from "../progress.js";
 import { qualityLines, type Quality } from "./compare-outputs.js";
-import { checkForeignCalibration, IMAGE_PREP_FLAGS, imagePrep, ONNX_ONLY } from "./compress-flags.js";
+import { checkForeignCalibration, FOREIGN_ONLY, IMAGE_PREP_FLAGS, imagePrep } from "./compress-flags.js";
 import { checkWritable, compared, fileSize, jsonSize, metricLine, peakRssMiB, sizeLines, startEngine, taskFor } from "./shared.js";
 
 const compressors = (): Compressor[] => compressorNames().map((n) => findCompressor(n)!);
@@ -50,9 +51,9 @@ const FLAGS = [
   { name: "out", type: "string", help: "output: .mcnc (the compressed form), or the input's format with the weights materialised (dtypes kept)", required: true },
   { name: "compress", type: "string", help: "leaves to compress: names a,b,c", defaultText: "every weight matrix the network multiplies (not embeddings; in ONNX, what Conv, Gemm, MatMul and RNNs multiply)" },
   { name: "keep", type: "string", help: "leave tensors whose names contain any of a,b,c as they are (e.g. a fixed STFT basis)" },
-  { name: "layout", type: "string", choices: ["in-out", "out-in", "out-first"], help: "how another model's tensors are [inputs, outputs] matrices", defaultText: "ONNX: from the node using it; safetensors: out-in (PyTorch), out-first above 2 axes; TF.js: in-out" },
-  { name: "calib", type: "string", help: "calibration data: text file or folder for the GPT, IDX directory for images; for ONNX, a folder of one .npy per model input (samples first) or of images", defaultText: "the model's training data" },
-  { name: "eval", type: "string", help: "ONNX: your inputs to measure the output change and latency on, in the form --calib takes" },
+  { name: "layout", type: "string", choices: ["in-out", "out-in", "out-first"], help: "how another model's tensors are [inputs, outputs] matrices", defaultText: "ONNX: from the node using it; safetensors: out-in (PyTorch), out-first above 2 axes; TF.js: from the node using it" },
+  { name: "calib", type: "string", help: "calibration data: text file or folder for the GPT, IDX directory for images; for ONNX and TF.js, a folder of one .npy per model input (samples first) or of images", defaultText: "the model's training data" },
+  { name: "eval", type: "string", help: "ONNX and TF.js: your inputs to measure the output change and latency on (in the model's own runtime), in the form --calib takes" },
   ...IMAGE_PREP_FLAGS,
   { name: "store", type: "string", choices: ["float32", "float16", "bfloat16", "uint16", "uint8"], help: "safetensors and TF.js: how the written float weights are stored (TF.js: float16, uint16, uint8 as its converter quantises; safetensors: float16, bfloat16)", defaultText: "the input's dtypes" },
   { name: "qdq", type: "bool", help: "ONNX: 8-bit per-channel codes as DequantizeLinear (for QDQ tools; onnxruntime then dequantises on every call)" },
@@ -180,7 +181,7 @@ async function run(f: Flags, _: string[], options: Record<string, unknown>): Pro
   let report: Record<string, unknown>;
   if (src.kind === "network") {
     if (!toFolder && !/\.(mcnc|safetensors)$/.test(out)) throw new UserError("a network mcnc runs is written as .mcnc (the compressed form) or .safetensors (its weights)");
-    for (const flag of ONNX_ONLY) if (f[flag] !== undefined) throw new UserError(`--${flag} applies to ONNX models; a network mcnc runs is measured on its test data`);
+    for (const flag of FOREIGN_ONLY) if (f[flag] !== undefined) throw new UserError(`--${flag} applies to ONNX and TF.js models; a network mcnc runs is measured on its test data`);
     const chosen = kept(leavesToCompress(src.model, f.compress, compressor.calibrated), f.keep);
     const specs = src.model.specs.filter((s) => new Set(chosen).has(s.name));
     const compress = fitting(f.compress !== undefined, specs.map((s) => ({ name: s.name, ...asMatrix(s.shape, "in-out") })));
@@ -194,13 +195,16 @@ async function run(f: Flags, _: string[], options: Record<string, unknown>): Pro
       const chosen = kept(tensorsToCompress(model, f.compress), f.keep);
       const selected = new Set(chosen);
       const compress = fitting(f.compress !== undefined, model.tensors.filter((t) => selected.has(t.name)).map((t) => ({ name: t.name, ...asMatrix(t.shape, t.layout) })));
-      checkForeignMemory(model, compressor, compress, toMcnc, f.in);
+      checkForeignMemory(model, compressor, compress, toMcnc, f.in, Boolean(compressor.calibrated) || f.eval !== undefined);
       if (toMcnc) checkMcncLimits(model, compress.length, 1);
+      const dirOf = (dir: string | undefined, samples: number | undefined) => (dir === undefined ? undefined : { dir, ...(samples === undefined ? {} : { samples }) });
+      const [calib, evaluate] = [dirOf(f.calib, f["calib-samples"]), dirOf(f.eval, f["test-limit"] || undefined)];
+      const job = { compressor, config, chosen: compress, named: f.compress !== undefined, out, prep: imagePrep(f), log, ...(calib ? { calib } : {}), ...(evaluate ? { evaluate } : {}) };
       if (model.format === "onnx") {
         if (compressor.calibrated || f.eval !== undefined) await startEngine(f);
-        const dirOf = (dir: string | undefined, samples: number | undefined) => (dir === undefined ? undefined : { dir, ...(samples === undefined ? {} : { samples }) });
-        const [calib, evaluate] = [dirOf(f.calib, f["calib-samples"]), dirOf(f.eval, f["test-limit"] || undefined)];
-        report = await compressOnnx(model, { compressor, config, chosen: compress, named: f.compress !== undefined, out, float: Boolean(f.float), qdq: Boolean(f.qdq), prep: imagePrep(f), log, ...(calib ? { calib } : {}), ...(evaluate ? { evaluate } : {}) });
+        report = await compressOnnx(model, { ...job, float: Boolean(f.float), qdq: Boolean(f.qdq) });
+      } else if (model.format === "tfjs" && (compressor.calibrated || f.eval !== undefined)) {
+        report = await compressTfjs(model, { ...job, ...(f.store === undefined ? {} : { store: f.store }) });
       } else report = toMcnc ? await compressToMcnc(model, compressor, config, compress, out, log) : writeBackCompressed(model, compressor, config, compress, out, log, f.store);
     } finally {
       model.close();
@@ -220,7 +224,7 @@ async function run(f: Flags, _: string[], options: Record<string, unknown>): Pro
   for (const [how, n] of Object.entries((report.forms as Record<string, number> | undefined) ?? {})) print(`  ${String(n).padStart(4)} x ${how}`);
   if (report.stored_payload_bytes !== undefined) print(`stored payload   ${String(report.stored_payload_bytes)} bytes for ${String(report.params)} parameters (what .mcnc would store; the file written holds them dense)`);
   if (report.quality) for (const line of qualityLines(report.quality as Quality)) print(line);
-  else if (!size && !f["skip-eval"]) print(`quality          not measured: give --eval DIR with the model's inputs (ONNX)`);
+  else if (!size && !f["skip-eval"]) print(`quality          not measured: give --eval DIR with the model's inputs (ONNX, TF.js)`);
   if (report.before) print(metricLine(report.before as Metrics, " before"));
   if (report.after) print(metricLine(report.after as Metrics, " after"));
   print(`peak memory      ${summary.peak_rss_mib} MiB`);

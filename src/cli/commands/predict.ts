@@ -1,16 +1,20 @@
 /**
  * mcnc predict --in MODEL: run a model on your own inputs. An .mcnc classifier (with --adapter, if
  * given) on images or CSV rows, prepared as its file records; a GPT's next byte after --prompt; any
- * ONNX model through onnxruntime on images or one .npy per input. Top-k classes, or JSON lines.
+ * ONNX model through onnxruntime, or TF.js graph model through TF.js, on images or one .npy per input.
+ * Top-k classes, or JSON lines.
  */
 import { dirname } from "node:path";
 import { UserError } from "../../errors.js";
 import { imagePaths, openModelInputs } from "../../data/model-inputs.js";
 import { readWholeFile } from "../../files.js";
-import { graphInputs } from "../../format/onnx-graph.js";
+import { graphInputs, type GraphInput } from "../../format/onnx-graph.js";
 import { readOnnx } from "../../format/onnx.js";
 import { timedRebuild } from "../../format/model-file.js";
-import { predictOnnx, type Prediction } from "../../predict/predict-onnx.js";
+import { predictOnnx, predictWith, type Prediction } from "../../predict/predict-foreign.js";
+import { openTfjs } from "../../format/tfjs.js";
+import { tfjsInputs } from "../../format/tfjs-graph.js";
+import { openTfjsSession } from "../../engine/tfjs-session.js";
 import { predictNetwork, predictNextByte } from "../../predict/predict-network.js";
 import type { Ranked } from "../../predict/top-k.js";
 import type { FlagValues } from "../args.js";
@@ -47,15 +51,15 @@ function classNames(path: string | undefined): string[] | undefined {
 }
 
 const FLAGS = [
-  { name: "in", type: "string", help: "the model: .mcnc (a classifier or a GPT) or .onnx", required: true },
+  { name: "in", type: "string", help: "the model: .mcnc (a classifier or a GPT), .onnx, or a TF.js graph model's model.json", required: true },
   ADAPTER_FLAG,
   { name: "image", type: "string", help: "a PNG or JPEG image, or a folder of them" },
-  { name: "inputs", type: "string", help: "ONNX: a folder of one .npy array per model input, samples first" },
+  { name: "inputs", type: "string", help: "ONNX and TF.js: a folder of one .npy array per model input, samples first" },
   { name: "csv", type: "string", help: "rows of numbers, one sample a row (a header line is skipped)" },
   { name: "prompt", type: "string", help: "a GPT: the text whose next byte is predicted (mcnc generate continues it)" },
   { name: "top", type: "int", help: "classes shown per sample", min: 1, max: MAX_TOP, default: 5 },
-  { name: "classes", type: "string", help: "ONNX: a text file of class names, one a line, in index order" },
-  { name: "raw", type: "bool", help: "ONNX: every output's values too (with --json)" },
+  { name: "classes", type: "string", help: "ONNX and TF.js: a text file of class names, one a line, in index order" },
+  { name: "raw", type: "bool", help: "ONNX and TF.js: every output's values too (with --json)" },
   ...IMAGE_PREP_FLAGS,
   ...ENGINE_FLAGS,
   JSON_FLAG,
@@ -66,17 +70,25 @@ async function run(f: FlagValues<typeof FLAGS>): Promise<void> {
   const given = (["image", "inputs", "csv", "prompt"] as const).filter((k) => f[k] !== undefined);
   if (given.length !== 1) throw new UserError("give one of --image FILE|DIR, --inputs DIR (one .npy per model input), --csv FILE or --prompt TEXT");
   await startEngine(f);
-  if (f.in.endsWith(".onnx")) {
-    if (f.csv !== undefined || f.prompt !== undefined) throw new UserError("an ONNX model takes --image or --inputs");
+  if (f.in.endsWith(".onnx") || f.in.endsWith(".json")) {
+    if (f.csv !== undefined || f.prompt !== undefined) throw new UserError("an ONNX or TF.js model takes --image or --inputs");
     if (f.adapter !== undefined) throw new UserError("--adapter applies to .mcnc models");
+    const open = (inputs: GraphInput[]) => openModelInputs((f.image ?? f.inputs)!, inputs, imagePrep(f), f.image !== undefined ? "--image" : "--inputs");
+    const classes = classNames(f.classes);
+    const options = { top, ...(classes ? { classes } : {}), raw: Boolean(f.raw) };
+    if (f.in.endsWith(".json")) {
+      const model = openTfjs(f.in);
+      if (!model.tfjs) throw new UserError(`${f.in}: a TF.js layers model; mcnc runs TF.js graph models`);
+      const inputs = open(tfjsInputs(model.tfjs.topology));
+      for await (const p of predictWith(await openTfjsSession(model.tfjs.artifacts(), "the model"), inputs, options)) printOnnx(p, Boolean(f.json));
+      return;
+    }
     // Read here for its inputs' names and shapes (and its external data checked); onnxruntime reads it by path.
     const graph = readOnnx(readWholeFile(f.in), f.in, { dir: dirname(f.in) }).message;
-    const inputs = openModelInputs((f.image ?? f.inputs)!, graphInputs(graph), imagePrep(f), f.image !== undefined ? "--image" : "--inputs");
-    const classes = classNames(f.classes);
-    for await (const p of predictOnnx(f.in, inputs, { top, ...(classes ? { classes } : {}), raw: Boolean(f.raw) })) printOnnx(p, Boolean(f.json));
+    for await (const p of predictOnnx(f.in, open(graphInputs(graph)), options)) printOnnx(p, Boolean(f.json));
     return;
   }
-  for (const flag of ["input-size", "mean", "std", "bgr", "classes", "raw", "inputs"] as const) if (f[flag] !== undefined) throw new UserError(`--${flag} applies to ONNX models; an .mcnc file records how its inputs are prepared`);
+  for (const flag of ["input-size", "mean", "std", "bgr", "classes", "raw", "inputs"] as const) if (f[flag] !== undefined) throw new UserError(`--${flag} applies to ONNX and TF.js models; an .mcnc file records how its inputs are prepared`);
   const { loaded, base } = await openModel(f.in, f.adapter);
   const { params } = await timedRebuild(loaded, 0, base);
   if (f.prompt !== undefined) {
@@ -105,8 +117,8 @@ function printOnnx(p: Prediction, json: boolean): void {
 
 export const predictCommand = command({
   name: "predict",
-  summary: "run a model (.mcnc, with --adapter; or any ONNX) on your own images, CSV rows, arrays or prompt: top-k classes",
-  usage: "mcnc predict --in MODEL(.mcnc|.onnx) (--image FILE|DIR | --inputs DIR | --csv FILE | --prompt TEXT) [--top K] [--json]",
+  summary: "run a model (.mcnc, with --adapter; any ONNX or TF.js graph model) on your own images, CSV rows, arrays or prompt: top-k classes",
+  usage: "mcnc predict --in MODEL(.mcnc|.onnx|model.json) (--image FILE|DIR | --inputs DIR | --csv FILE | --prompt TEXT) [--top K] [--json]",
   examples: [
     "npx mcnc predict --in data/models/mlp-fashion-mcnc-100x.mcnc --image shirt.png --top 3",
     "npx mcnc predict --in data/models/gpt-sotu.mcnc --prompt \"the United State\" --top 3",

@@ -112,6 +112,10 @@ export async function modelAndTask(flags: ModelFlags): Promise<{ model: Model; t
   }
   for (const f of ["layers", "width", "heads", "context", "eval-tokens"] as const) if (flags[f] !== undefined) throw new UserError(`--${f} applies to --model gpt`);
   const spec = name.endsWith(".json") ? readSpec(name) : undefined;
+  if (spec?.name === "sequential-lm") {
+    const model = buildModel(parseDescription(spec, name));
+    return { model, task: await taskFor(model, flags) };
+  }
   if (!spec && name !== "mlp" && name !== "lenet") throw new UserError(`--model must be mlp, lenet, gpt or a spec file (.json), got '${name.slice(0, 64)}'${didYouMean(name.slice(0, 64), MODEL_NAMES)}`);
   const data = imageData(flags, dataOptions(flags));
   // A spec's input and classes, where it leaves them out, are the data's.
@@ -123,12 +127,16 @@ export async function modelAndTask(flags: ModelFlags): Promise<{ model: Model; t
 /** Largest spec file read: a description of layers is a few hundred bytes. */
 const MAX_SPEC_BYTES = 1 << 16;
 
-/** A model spec file: JSON, `{ "layers": [...] }` (and optionally `input`, `classes`), as model/sequential.ts reads it. */
+/**
+ * A model spec file: JSON, `{ "layers": [...] }` (and optionally `input`, `classes`), as model/sequential.ts
+ * reads it; or a language model's, `{ "name": "sequential-lm", "vocab", "context", "width", "layers" }`
+ * (model/sequential-lm.ts).
+ */
 const readSpec = (path: string): Record<string, unknown> => readJsonObject(path, 'spec file (an object with "layers")', MAX_SPEC_BYTES);
 
 export function checkDataFits(data: Dataset, model: Model): void {
   const d = model.description;
-  if (d.name === "gpt" || d.name === "llama" || d.name === "tensors") return;
+  if (d.name === "gpt" || d.name === "llama" || d.name === "sequential-lm" || d.name === "tensors") return;
   if (data.imageShape.some((v, i) => v !== d.input[i]) || data.numClasses > d.classes) {
     throw new UserError(`the data (${data.imageShape.join("x")}, ${data.numClasses} classes) does not fit this model (${d.input.join("x")}, ${d.classes} classes)`);
   }

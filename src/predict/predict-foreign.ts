@@ -1,9 +1,10 @@
 /**
- * Any ONNX model run on a user's inputs, one sample at a time: each output as class rankings where it
- * is one row of scores, otherwise its shape and range (or its values, when asked for).
+ * Any ONNX model (through onnxruntime) or TF.js graph model (through TF.js) run on a user's inputs, one
+ * sample at a time: each output as class rankings where it is one row of scores, otherwise its shape
+ * and range (or its values, when asked for).
  */
 import type { ModelInputs } from "../data/model-inputs.js";
-import { feedValues, openModelSession } from "../engine/model-session.js";
+import { feedValues, openModelSession, type ModelSession } from "../engine/model-session.js";
 import { classScores, topK, type Ranked } from "./top-k.js";
 
 export interface OutputPrediction {
@@ -31,7 +32,11 @@ export interface PredictOptions {
 
 /** `model`: the file's bytes or its path (a model with external data needs its path). */
 export async function* predictOnnx(model: Uint8Array | string, inputs: ModelInputs, o: PredictOptions): AsyncGenerator<Prediction> {
-  const session = await openModelSession(model, "the model");
+  yield* predictWith(await openModelSession(model, "the model"), inputs, o);
+}
+
+/** Predictions of a model open in its runtime; the session is closed when they end. */
+export async function* predictWith(session: ModelSession, inputs: ModelInputs, o: PredictOptions): AsyncGenerator<Prediction> {
   try {
     for (let i = 0; i < inputs.samples; i++) {
       const out = await session.run(inputs.batch(i, i + 1));

@@ -1,0 +1,49 @@
+/**
+ * Lists of layers, a model's or a residual block's body: read from a spec, planned (each layer's
+ * named leaves and output shape, following the shapes from the input, checked before a parameter
+ * exists) and run. The layer types themselves are layer-types.ts's table.
+ */
+import type { numpy as np } from "@jax-js/jax";
+import { UserError } from "../errors.js";
+import { LAYER_TYPE_NAMES, LAYER_TYPES, layerType, SEQUENTIAL_LIMITS, type ApplyContext, type LayerLists, type SequentialLayer } from "./layer-types.js";
+import { reluMaxPool2 } from "./layers.js";
+import type { ParamSpec } from "./params.js";
+
+function parse(raw: unknown, at: string, depth: number): SequentialLayer[] {
+  if (!Array.isArray(raw) || raw.length === 0 || raw.length > SEQUENTIAL_LIMITS.layers) throw new UserError(`${at} must list 1 to ${SEQUENTIAL_LIMITS.layers} layers`);
+  return raw.map((l: unknown, i): SequentialLayer => {
+    const here = `${at}[${i}]`;
+    const entry = typeof l === "string" ? { type: l } : l;
+    if (typeof entry !== "object" || entry === null) throw new UserError(`${here} must be a layer`);
+    const { type } = entry as Record<string, unknown>;
+    if (!LAYER_TYPE_NAMES.includes(type as never)) throw new UserError(`${here}: unknown layer type ${JSON.stringify(type)?.slice(0, 40)} (${LAYER_TYPE_NAMES.join(", ")})`);
+    return LAYER_TYPES[type as SequentialLayer["type"]].parse(entry as Record<string, unknown>, here, LISTS, depth);
+  });
+}
+
+function plan(layers: readonly SequentialLayer[], input: number[], at: string, prefix: string): { specs: ParamSpec[]; shapes: number[][] } {
+  let shape = input;
+  const specs: ParamSpec[] = [];
+  const shapes: number[][] = [];
+  layers.forEach((layer, i) => {
+    const { leaves, output } = layerType(layer).plan(layer, shape, `${at}[${i}] (${layer.type})`, `${prefix}${i}`, LISTS);
+    specs.push(...leaves);
+    shapes.push((shape = output));
+  });
+  return { specs, shapes };
+}
+
+function run(layers: readonly SequentialLayer[], x: np.Array, c: Omit<ApplyContext, "output">): np.Array {
+  let [y, shape] = [x, c.input];
+  layers.forEach((layer, i) => {
+    const output = layerType(layer).plan(layer, shape, "", `${c.prefix}${i}`, LISTS).output;
+    // A ReLU before a pooling is taken with it, as one operation.
+    if (layer.type === "relu" && layers[i + 1]?.type === "maxpool2") return;
+    if (layer.type === "maxpool2" && layers[i - 1]?.type === "relu") y = reluMaxPool2(y);
+    else y = layerType(layer).apply(layer, y, { ...c, prefix: `${c.prefix}${i}`, input: shape, output }, LISTS);
+    shape = output;
+  });
+  return y;
+}
+
+export const LISTS: LayerLists = { parse, plan, run };
