@@ -146,11 +146,12 @@ function commandLine(f: CompareFlags, plan: ReturnType<typeof readPlan>, model: 
   const { methods, ratios, quantBits, seeds, steps, epochs } = plan;
   return [
     "mcnc compare",
-    ...(initFile ? [`--init ${basename(initFile)}`] : [`--model ${model.name}`]),
+    // A spec file by its path: the model's name (sequential) would not rebuild it.
+    ...(initFile ? [`--init ${basename(initFile)}`] : [`--model ${f.model?.endsWith(".json") ? f.model : model.name}`]),
     ...(f.data !== undefined ? [`--data ${f.data}`] : f.dataset !== undefined ? [`--dataset ${f.dataset}`] : []),
     `--methods ${methods.join(",")}`,
     `--ratios ${ratios.join(",")}`,
-    ...(initFile ? [] : [`--quant-bits ${quantBits.join(",")}`]),
+    ...(initFile ? [] : [`--quant-bits ${quantBits.length > 0 ? quantBits.join(",") : "''"}`]),
     ...(f.compress !== undefined ? [`--compress ${f.compress}`] : []),
     `--seeds ${seeds.join(",")}`,
     steps === undefined ? `--epochs ${epochs}` : `--steps ${steps}`,
