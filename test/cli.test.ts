@@ -240,6 +240,8 @@ test("a model of one's own: trained from a spec file of layers, and its file rel
   assertCleanError(mcnc("train", "--model", join(dir, "bad.json")), /bad\.json: spec file \(an object with "layers"\) is not JSON/);
   writeFileSync(join(dir, "wide.json"), JSON.stringify({ layers: ["flatten", { type: "dense", units: 65536 }, { type: "dense", units: 65536 }, { type: "dense", units: 10 }] }));
   assertCleanError(mcnc("train", "--model", join(dir, "wide.json"), "--limit", "256"), /more than 268435456 parameters/);
+  // A spec's activations are counted from its shapes: ResNet-20's at batch 128 (3,325 MiB measured at its peak) exceed the default limit.
+  assertCleanError(mcnc("train", "--model", "examples/specs/resnet20.json", "--method", "dense", "--batch", "128", "--steps", "1", "--limit", "256"), /training sequential with dense at this configuration needs about [\d,]+ MiB, above the limit of 2,048 MiB/);
 });
 
 test("bad input: one line, exit 2, nothing half-written", () => {

@@ -35,6 +35,8 @@ export interface LayerLists {
   parse(raw: unknown, at: string, depth: number): SequentialLayer[];
   plan(layers: readonly SequentialLayer[], input: number[], at: string, prefix: string): { specs: ParamSpec[]; shapes: number[][] };
   run(layers: readonly SequentialLayer[], x: np.Array, c: Omit<ApplyContext, "output">): np.Array;
+  /** Floats a sample's forward pass holds: every layer's output, and what layers make on the way (patches, attention scores). */
+  activations(layers: readonly SequentialLayer[], input: number[]): number;
 }
 
 export interface LayerType<L extends SequentialLayer> {
@@ -43,6 +45,8 @@ export interface LayerType<L extends SequentialLayer> {
   /** Its leaves (named) and output shape, from the input shape: [h, w, c] until a flatten, [features] after. */
   plan(layer: L, input: number[], at: string, prefix: string, lists: LayerLists): { leaves: ParamSpec[]; output: number[] };
   apply(layer: L, x: np.Array, c: ApplyContext, lists: LayerLists): np.Array;
+  /** Floats per sample it makes beyond its output (a convolution's patches, attention's scores, a block's body). */
+  working?(layer: L, input: number[], output: number[], lists: LayerLists): number;
 }
 
 export function positive(v: unknown, hi: number, what: string, fallback?: number): number {

@@ -7,7 +7,7 @@ import type { numpy as np } from "@jax-js/jax";
 import { UserError } from "../errors.js";
 import { LAYER_TYPE_NAMES, LAYER_TYPES, layerType, SEQUENTIAL_LIMITS, type ApplyContext, type LayerLists, type SequentialLayer } from "./layer-types.js";
 import { reluMaxPool2 } from "./layers.js";
-import type { ParamSpec } from "./params.js";
+import { sizeOf, type ParamSpec } from "./params.js";
 
 function parse(raw: unknown, at: string, depth: number): SequentialLayer[] {
   if (!Array.isArray(raw) || raw.length === 0 || raw.length > SEQUENTIAL_LIMITS.layers) throw new UserError(`${at} must list 1 to ${SEQUENTIAL_LIMITS.layers} layers`);
@@ -46,4 +46,15 @@ function run(layers: readonly SequentialLayer[], x: np.Array, c: Omit<ApplyConte
   return y;
 }
 
-export const LISTS: LayerLists = { parse, plan, run };
+function activations(layers: readonly SequentialLayer[], input: number[]): number {
+  let [shape, floats] = [input, 0];
+  for (const layer of layers) {
+    const type = layerType(layer);
+    const output = type.plan(layer, shape, "", "", LISTS).output;
+    floats += sizeOf(output) + (type.working?.(layer, shape, output, LISTS) ?? 0);
+    shape = output;
+  }
+  return floats;
+}
+
+export const LISTS: LayerLists = { parse, plan, run, activations };

@@ -65,6 +65,7 @@ export const LAYER_TYPES: { [T in SequentialLayer["type"]]: LayerType<Extract<Se
       const { leaves: [w, b], tap } = leavesOf(layer, ["weight", "bias"], c);
       return conv3x3(x, w!, b!, tap);
     },
+    working: (_, input, output) => 9 * input[2]! * output[0]! * output[1]!,
   },
   conv: {
     parse(e, at) {
@@ -86,6 +87,7 @@ export const LAYER_TYPES: { [T in SequentialLayer["type"]]: LayerType<Extract<Se
       const { leaves: [w, b], tap } = leavesOf(layer, layer.useBias ? ["weight", "bias"] : ["weight"], c);
       return conv(x, w!, b, layer.stride, layer.padding === "same", tap);
     },
+    working: (layer, input, output) => layer.kernel * layer.kernel * input[2]! * output[0]! * output[1]!,
   },
   layernorm: {
     parse: (e, at) => ({ type: "layernorm", ...givenNames(e, at) }),
@@ -131,6 +133,7 @@ export const LAYER_TYPES: { [T in SequentialLayer["type"]]: LayerType<Extract<Se
       const tap = tapOf(c.tap, `${c.prefix}.proj.weight`);
       return y.add(projection.stride === undefined ? denseLast(x, w, b, tap) : conv(x, w, b, projection.stride, true, tap));
     },
+    working: (layer, input, _output, lists) => lists.activations(layer.body, input),
   },
   maxpool2: {
     parse: () => ({ type: "maxpool2" }),

@@ -55,5 +55,7 @@ export const SEQUENCE_TYPES: { tokens: Of<"tokens">; positions: Of<"positions">;
       const tap = c.tap && ((leaf: "qkv" | "proj", rows: np.Array) => c.tap!(`${name(leaf)}.weight`, rows));
       return selfAttention(x, p("qkv", "weight"), p("qkv", "bias"), p("proj", "weight"), p("proj", "bias"), layer.heads, layer.causal, tap);
     },
+    // q|k|v, and the scores and probabilities of every head.
+    working: (layer, input) => 3 * input[0]! * input[1]! + 2 * layer.heads * input[0]! * input[0]!,
   },
 };

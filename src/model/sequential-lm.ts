@@ -85,5 +85,7 @@ export function sequentialLm(d: SequentialLmDescription): Model {
       return forward(d, params, tokens, tap);
     },
   };
-  return { name: "sequential-lm", kind: "language", description: d, specs, lm, apply: (params, tokens, tap) => forward(d, params, tokens, tap) };
+  // The layers' activations, and the tokens' one-hot rows, the logits and the one-hot targets ([T, vocab] each), as the GPT counts them.
+  const activationBytes = (batch: number) => 4 * batch * (LISTS.activations(d.layers, [d.context, d.width]) + 3 * d.context * d.vocab);
+  return { name: "sequential-lm", kind: "language", description: d, specs, lm, activationBytes, apply: (params, tokens, tap) => forward(d, params, tokens, tap) };
 }

@@ -63,6 +63,7 @@ export function sequential(d: SequentialDescription, named?: { name: string; des
     kind: "classifier",
     description: named?.description ?? d,
     specs,
+    activationBytes: (batch) => 4 * batch * LISTS.activations(d.layers, [...d.input]),
     apply: (params, x, tap) => LISTS.run(d.layers, x, { params, prefix: "l", input: [...d.input], ...(tap ? { tap } : {}) }),
   };
 }

@@ -22,7 +22,8 @@ export interface RunShape {
 /** Total steps and steps per round for these options; refuses a step whose activations exceed the memory limit. */
 export function runLength(model: Model, task: Task, options: RunShape): { total: number; evalEvery: number } {
   const perEpoch = task.stepsPerEpoch(options.batch);
-  checkMemory(model.activationBytes?.(options.batch) ?? 0, `${model.name}'s attention and logits at --batch ${options.batch} (lower --batch or --context)`);
+  const what = model.kind === "language" ? "attention and logits" : "activations";
+  checkMemory(model.activationBytes?.(options.batch) ?? 0, `${model.name}'s ${what} at --batch ${options.batch} (lower --batch${model.kind === "language" ? " or --context" : ""})`);
   if (perEpoch < 1) throw new UserError(`--batch ${options.batch} is larger than the training data (${task.size})`);
   const total = options.steps ?? (options.epochs ?? 1) * perEpoch;
   const evalEvery = options.evalEvery ?? Math.min(perEpoch, Math.max(total, 1));
