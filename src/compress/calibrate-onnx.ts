@@ -16,7 +16,7 @@ import { ifNodes, inlineBranches } from "../format/onnx-inline.js";
 import { asMatrix, type MatrixLayout } from "../model/tensors.js";
 import type { StoredTensor } from "../methods/index.js";
 import type { CompressedLeaf, InputMoments } from "./compressor.js";
-import { calibrateInWaves, type CalibrationProgress } from "./calibrate-waves.js";
+import { addInto, calibrateInWaves, type CalibrationProgress } from "./calibrate-waves.js";
 import { MAX_CALIBRATED_INPUTS } from "./compress-model.js";
 
 export interface OnnxLeaf {
@@ -173,9 +173,4 @@ export async function calibrateOnnx(
     return outputsOf.map((o, i) => leafMoments(sums[i]!, o.names, o.rows));
   };
   return calibrateInWaves(leaves, { waveOf: (l) => waveOf.get(l.value) ?? 0, measure, write: (l, w) => model.write(l.name, w) }, compressLeaf, onWave);
-}
-
-/** `sum += m`, elementwise. */
-export function addInto(sum: Float64Array, m: ArrayLike<number>): void {
-  for (let k = 0; k < m.length; k++) sum[k]! += m[k]!;
 }

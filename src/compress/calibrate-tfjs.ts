@@ -11,9 +11,9 @@ import { checkMemory } from "../limits.js";
 import { intsAttr, stringAttr, tfjsWaves, tfjsWeightUses, useLayout, type TfjsUse } from "../format/tfjs-graph.js";
 import type { TfjsGraph } from "../format/tfjs.js";
 import type { StoredTensor } from "../methods/index.js";
+import { convPadding } from "../model/layers.js";
 import { asMatrix } from "../model/tensors.js";
-import { addInto } from "./calibrate-onnx.js";
-import { calibrateInWaves, type CalibrationProgress, type WaveLeaf } from "./calibrate-waves.js";
+import { addInto, calibrateInWaves, type CalibrationProgress, type WaveLeaf } from "./calibrate-waves.js";
 import { MAX_CALIBRATED_INPUTS } from "./compress-model.js";
 import type { CompressedLeaf, InputMoments } from "./compressor.js";
 
@@ -39,14 +39,8 @@ function rowsOf(session: TfjsSession, x: TfTensor, use: TfjsUse, shape: readonly
   const [, dh, dw] = intsAttr(use.node, "dilations") ?? [1, 1, 1];
   if (kh === 1 && kw === 1 && sh === 1 && sw === 1) return tf.reshape(x, [-1, rows]);
   const [n, h, w, c] = x.shape as [number, number, number, number];
-  // TF's SAME: as many outputs as strides fit, the padding split with the odd one after.
   const same = stringAttr(use.node, "padding") === "SAME";
-  const span = (size: number, k: number, s: number, d: number) => {
-    const out = same ? Math.ceil(size / s) : Math.floor((size - (k - 1) * d - 1) / s) + 1;
-    const pad = same ? Math.max(0, (out - 1) * s + (k - 1) * d + 1 - size) : 0;
-    return { out, before: Math.floor(pad / 2), after: pad - Math.floor(pad / 2) };
-  };
-  const [y, z] = [span(h, kh, sh!, dh!), span(w, kw, sw!, dw!)];
+  const [y, z] = [convPadding(h, kh, sh!, same, dh), convPadding(w, kw, sw!, same, dw)];
   const padded = tf.pad(x, [[0, 0], [y.before, y.after], [z.before, z.after], [0, 0]]);
   const slices: TfTensor[] = [];
   for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) slices.push(tf.stridedSlice(padded, [0, i * dh!, j * dw!, 0], [n, i * dh! + (y.out - 1) * sh! + 1, j * dw! + (z.out - 1) * sw! + 1, c], [1, sh!, sw!, 1]));

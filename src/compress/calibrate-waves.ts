@@ -53,3 +53,8 @@ export async function calibrateInWaves<L extends WaveLeaf>(
   }
   return done;
 }
+
+/** `sum += m`, elementwise: a batch's moment into the float64 sum. */
+export function addInto(sum: Float64Array, m: ArrayLike<number>): void {
+  for (let k = 0; k < m.length; k++) sum[k]! += m[k]!;
+}

@@ -57,4 +57,16 @@ function activations(layers: readonly SequentialLayer[], input: number[]): numbe
   return floats;
 }
 
+/** A model's leaves, checked before any exists: names used once, at most `maxParams` numbers in all. */
+export function checkLeaves(specs: readonly ParamSpec[], what: string, maxParams = Infinity): void {
+  const names = new Set<string>();
+  let count = 0;
+  for (const s of specs) {
+    if (names.has(s.name)) throw new UserError(`${what}: two leaves are named ${s.name}`);
+    names.add(s.name);
+    count += sizeOf(s.shape);
+    if (count > maxParams) throw new UserError(`${what}: more than ${maxParams} parameters, above the limit`);
+  }
+}
+
 export const LISTS: LayerLists = { parse, plan, run, activations };

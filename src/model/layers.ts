@@ -101,17 +101,25 @@ export function oneHot(indices: np.Array, n: number): np.Array {
   return np.equal(indices.reshape([...shape, 1]), np.arange(n).reshape([...shape.map(() => 1), n])).astype(np.float32);
 }
 
-/** Padding before and after, and the outputs, of one axis of a convolution (TF's and PyTorch's 'same' split: the odd one after). */
+/**
+ * The outputs, and the zero padding before and after, of one axis of a convolution: 'same' as TF and
+ * PyTorch split it (the odd one after), 'valid' none. TF.js calibration cuts a Conv2D's patches by it too.
+ */
+export function convPadding(size: number, k: number, stride: number, same: boolean, dilation = 1): { out: number; before: number; after: number } {
+  const span = (k - 1) * dilation + 1;
+  const out = same ? Math.ceil(size / stride) : Math.floor((size - span) / stride) + 1;
+  const pad = same ? Math.max(0, (out - 1) * stride + span - size) : 0;
+  return { out, before: Math.floor(pad / 2), after: pad - Math.floor(pad / 2) };
+}
+
+/** convPadding, with enough after for every tap's strided run of `out * stride` to be sliced whole. */
 function convAxis(size: number, k: number, stride: number, same: boolean): { out: number; before: number; after: number } {
-  const out = same ? Math.ceil(size / stride) : Math.floor((size - k) / stride) + 1;
-  const pad = same ? Math.max(0, (out - 1) * stride + k - size) : 0;
-  // Enough after for every tap's strided run of `out * stride` to be sliced whole.
-  const extra = Math.max(0, k - 1 + out * stride - (size + pad));
-  return { out, before: Math.floor(pad / 2), after: pad - Math.floor(pad / 2) + extra };
+  const { out, before, after } = convPadding(size, k, stride, same);
+  return { out, before, after: after + Math.max(0, k - 1 + out * stride - (size + before + after)) };
 }
 
 /** The output side of a convolution along one axis. */
-export const convOutput = (size: number, k: number, stride: number, same: boolean) => convAxis(size, k, stride, same).out;
+export const convOutput = (size: number, k: number, stride: number, same: boolean) => convPadding(size, k, stride, same).out;
 
 /**
  * Every `stride`-th of `count` entries along `axis` of x, from `start`: a slice of count * stride,

@@ -8,10 +8,10 @@ import { numpy as np } from "@jax-js/jax";
 import { UserError } from "../errors.js";
 import { causal } from "./attention.js";
 import { positive, type SequentialLayer } from "./layer-types.js";
-import { LISTS } from "./layer-list.js";
+import { checkLeaves, LISTS } from "./layer-list.js";
 import { oneHot } from "./layers.js";
 import type { CausalLm, Model } from "./model.js";
-import { sizeOf, type ParamSpec, type Params } from "./params.js";
+import type { ParamSpec, Params } from "./params.js";
 
 export interface SequentialLmDescription {
   name: "sequential-lm";
@@ -25,17 +25,13 @@ export interface SequentialLmDescription {
 
 const LIMITS = { vocab: 1 << 16, context: 1 << 16, width: 8192 } as const;
 
-function plan(d: Omit<SequentialLmDescription, "name">, what: string): ParamSpec[] {
+function plan(d: Omit<SequentialLmDescription, "name">, what: string, maxParams?: number): ParamSpec[] {
   const table: ParamSpec = { name: d.embedding, shape: [d.vocab, d.width], role: "weight", fanIn: d.width };
   const planned = LISTS.plan(d.layers, [d.context, d.width], `${what}.layers`, "l");
   const out = planned.shapes.at(-1)!;
   if (out.join() !== [d.context, d.width].join()) throw new UserError(`${what}: the layers give [${out.join(", ")}]; the tied output projection needs [${d.context}, ${d.width}] (positions, width)`);
   const specs = [table, ...planned.specs];
-  const names = new Set<string>();
-  for (const s of specs) {
-    if (names.has(s.name)) throw new UserError(`${what}: two leaves are named ${s.name}`);
-    names.add(s.name);
-  }
+  checkLeaves(specs, what, maxParams);
   return specs;
 }
 
@@ -49,11 +45,7 @@ export function parseSequentialLm(raw: Record<string, unknown>, what: string, ma
     embedding: (raw.embedding as string | undefined) ?? "embedding.weight",
     layers: LISTS.parse(raw.layers, `${what}.layers`, 0),
   };
-  let count = 0;
-  for (const s of plan(d, what)) {
-    count += sizeOf(s.shape);
-    if (count > maxParams) throw new UserError(`${what}: more than ${maxParams} parameters, above the limit`);
-  }
+  plan(d, what, maxParams);
   return d;
 }
 

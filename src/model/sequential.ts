@@ -6,9 +6,9 @@
  */
 import { UserError } from "../errors.js";
 import { positive, type SequentialLayer } from "./layer-types.js";
-import { LISTS } from "./layer-list.js";
+import { checkLeaves, LISTS } from "./layer-list.js";
 import type { ImageShape, Model, ModelDescription } from "./model.js";
-import { sizeOf, type ParamSpec } from "./params.js";
+import type { ParamSpec } from "./params.js";
 
 export type { SequentialLayer };
 
@@ -23,15 +23,11 @@ export interface SequentialDescription {
  * Each layer's parameters and output shape, following the shapes from the input: [h, w, c] until a
  * flatten, [features] after. Throws UserError on a layer that does not fit what comes in.
  */
-function plan(d: Omit<SequentialDescription, "name">, what: string): { specs: ParamSpec[]; shapes: number[][] } {
+function plan(d: Omit<SequentialDescription, "name">, what: string, maxParams?: number): { specs: ParamSpec[]; shapes: number[][] } {
   const planned = LISTS.plan(d.layers, [...d.input], `${what}.layers`, "l");
   const shape = planned.shapes.at(-1)!;
   if (shape.length !== 1 || shape[0] !== d.classes) throw new UserError(`${what}: the last layers give [${shape.join(", ")}], not the ${d.classes} class scores (end with a dense layer of ${d.classes} units)`);
-  const names = new Set<string>();
-  for (const s of planned.specs) {
-    if (names.has(s.name)) throw new UserError(`${what}: two leaves are named ${s.name}`);
-    names.add(s.name);
-  }
+  checkLeaves(planned.specs, what, maxParams);
   return planned;
 }
 
@@ -44,11 +40,7 @@ export function parseSequential(raw: Record<string, unknown>, what: string, maxP
   const layers = LISTS.parse(raw.layers, `${what}.layers`, 0);
   const d: SequentialDescription = { name: "sequential", input: shape, classes, layers };
   // Counted from the shapes alone, before any parameter exists.
-  let count = 0;
-  for (const s of plan(d, what).specs) {
-    count += sizeOf(s.shape);
-    if (count > maxParams) throw new UserError(`${what}: more than ${maxParams} parameters, above the limit`);
-  }
+  plan(d, what, maxParams);
   return d;
 }
 
