@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { gzipSync } from "node:zlib";
 import { loadDataset } from "../src/data/dataset.js";
-import { parseIdx } from "../src/data/idx.js";
+import { parseIdx, readIdxFile } from "../src/data/idx.js";
+import { bundledPath } from "../src/data/bundled.js";
 import { UserError } from "../src/errors.js";
 import { idx, npy } from "./data-files.js";
 
@@ -22,6 +23,25 @@ test("the bundled Fashion-MNIST loads, normalised by its training statistics", (
   const { mean, std } = d.normalisation as { mean: number; std: number };
   assert.ok(Math.abs(mean - 0.286) < 1e-3 && Math.abs(std - 0.353) < 1e-3, `${mean} ${std}`);
   assert.ok(d.train.y.every((l) => l < 10));
+});
+
+test("the sets made for measuring load as their COPYRIGHT says, every class in their first 2,000 training samples", () => {
+  for (const [name, shape, classes, train, test] of [
+    ["mnist-10k", [28, 28, 1], 10, 8000, 2000],
+    ["cmudict-syllables", [16, 27, 1], 6, 60000, 10000],
+    ["letter-recognition", [1, 1, 16], 26, 16000, 4000],
+  ] as const) {
+    const d = loadDataset(bundledPath(name));
+    assert.deepEqual([d.imageShape, d.numClasses, d.train.count, d.test.count], [shape, classes, train, test], name);
+    assert.equal(new Set(d.train.y.subarray(0, 2000)).size, classes, `${name}: a shuffled order, so --limit samples every class`);
+  }
+  // A spelling is one letter a row: 2 to 16 set cells of 255 in each 16 x 27 picture.
+  const words = readIdxFile(join(bundledPath("cmudict-syllables"), "t10k-images-idx3-ubyte.gz"));
+  for (let n = 0; n < 100; n++) {
+    const cells = words.data.subarray(n * 432, (n + 1) * 432);
+    const set = cells.filter((v) => v === 255).length;
+    assert.ok(set >= 2 && set <= 16 && set === cells.filter((v) => v !== 0).length, `word ${n}: ${set} letters`);
+  }
 });
 
 test("IDX parsing rejects what is not IDX, with the reason", () => {

@@ -22,6 +22,7 @@ import { buildModel } from "../src/model/models.js";
 import type { HostParams, Params } from "../src/model/params.js";
 import { adamInit } from "../src/train/adam.js";
 import { stepFunction } from "../src/train/step.js";
+import { stepNoise } from "../src/train/train-mode.js";
 import { crossEntropy, imageTask, textTask, type Task } from "../src/train/tasks.js";
 import { train } from "../src/train/trainer.js";
 
@@ -96,6 +97,19 @@ const CASES: Array<{ name: string; model: () => Model; task: (m: Model) => Task 
     batch: 16,
   },
   {
+    // Batch normalisation by the batch's moments and dropout by the step's noise, as a training step runs them.
+    name: "spec CNN with batch normalisation and dropout",
+    model: () =>
+      buildModel({
+        name: "sequential",
+        input: [8, 8, 3],
+        classes: 4,
+        layers: [{ type: "conv", channels: 6, kernel: 3, stride: 1, padding: "same", useBias: false }, { type: "batchnorm" }, { type: "relu" }, { type: "maxpool2" }, { type: "dropout", rate: 0.25 }, { type: "flatten" }, { type: "dense", units: 32 }, { type: "relu" }, { type: "dense", units: 4 }],
+      }),
+    task: (m) => imageTask(colourImages(), m),
+    batch: 16,
+  },
+  {
     name: "GPT",
     model: () => buildModel({ name: "gpt", layers: 2, width: 16, heads: 2, context: 16, vocab: 256 }),
     task: async (m) => textTask(await corpus, m, { evalTokens: 4096 }),
@@ -154,13 +168,13 @@ for (const c of CASES) {
       const shapes = method.trainableShapes(config, model.specs);
       const init = await method.init(config, model.specs, 3);
       const produce = composeStages(method.stages(config, model.specs));
-      const loss = (trainable: Params, frozen: Params, x: np.Array, y: np.Array) => crossEntropy(model.apply(produce(trainable, frozen), x), y);
+      const loss = (trainable: Params, frozen: Params, x: np.Array, y: np.Array, noise: Params) => crossEntropy(model.apply(produce(trainable, frozen), x, undefined, { noise }), y);
 
       // One loss and gradient.
       const results: Record<EngineName, { loss: number; grads: HostParams }> = {} as never;
       for (const engine of ["native", "wasm"] as const) {
         const program = compileGrad(loss, { name: `${c.name} ${name}`, engine });
-        const [value, grads] = await program(putAll(shapes, init, engine), await frozenOn(method, config, model, engine), put(batches[0]!.x, batches[0]!.xShape, engine), put(batches[0]!.y, batches[0]!.yShape, engine));
+        const [value, grads] = await program(putAll(shapes, init, engine), await frozenOn(method, config, model, engine), put(batches[0]!.x, batches[0]!.xShape, engine), put(batches[0]!.y, batches[0]!.yShape, engine), await stepNoise(model, 1, 0, c.batch, engine));
         results[engine] = { loss: (await read(value))[0]!, grads: await readAll(grads as never) };
       }
       assert.ok(apart([results.native.loss], [results.wasm.loss]) < 1e-5, `${c.name} ${name}: loss ${results.native.loss} against ${results.wasm.loss}`);
@@ -180,7 +194,7 @@ for (const c of CASES) {
         const losses: number[] = [];
         for (let t = 0; t < 20; t++) {
           let value;
-          [value, trainable, state] = await step(trainable, tree.ref(frozen), {}, state, put(batches[t]!.x, batches[t]!.xShape), put(batches[t]!.y, batches[t]!.yShape), 1e-3, t + 1);
+          [value, trainable, state] = await step(trainable, tree.ref(frozen), {}, state, put(batches[t]!.x, batches[t]!.xShape), put(batches[t]!.y, batches[t]!.yShape), await stepNoise(model, 1, t, c.batch), 1e-3, t + 1);
           losses.push((await read(value))[0]!);
         }
         runs[engine] = { losses, trainable: await readAll(trainable) };

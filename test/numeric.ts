@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { grad, numpy as np } from "@jax-js/jax";
-import type { Model } from "../src/model/model.js";
+import type { Model, Training } from "../src/model/model.js";
 import type { Params } from "../src/model/params.js";
 
 /** Central differences of a scalar function of a float64 vector. */
@@ -33,10 +33,10 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
  * measure the network alone; `step` and `tol` allow for what the network computes only to float32
  * accuracy (jax-js's exp, sin and tanh).
  */
-export async function checkModelGradients(model: Model, params64: Record<string, Float64Array>, x: np.Array, probe: np.Array, step: number, tol: number): Promise<void> {
+export async function checkModelGradients(model: Model, params64: Record<string, Float64Array>, x: np.Array, probe: np.Array, step: number, tol: number, training?: () => Training): Promise<void> {
   const toTree = (h: Record<string, Float64Array>) => Object.fromEntries(model.specs.map((s) => [s.name, np.array(h[s.name]!).reshape(s.shape)])) as Params;
   const loss = (p: Params) => {
-    const logits = model.apply(p, x.ref);
+    const logits = model.apply(p, x.ref, undefined, training?.());
     return logits.ref.mul(probe.ref).sum().add(logits.ref.mul(logits).sum().mul(0.5));
   };
   const g = grad(loss)(toTree(params64)) as Params;

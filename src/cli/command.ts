@@ -75,7 +75,7 @@ export const DATA_FLAGS = [
     name: "dataset",
     type: "string",
     choices: BUNDLED_NAMES,
-    help: "bundled data set (images: fashion-mnist, and fashion-mnist-small, its 4,000-image subset, which the npm package ships in its place; tables: wine, digits; text: sotu, moby-dick)",
+    help: "bundled data set (images: fashion-mnist, and fashion-mnist-small, its 4,000-image subset, which the npm package ships in its place; mnist-10k, 10,000 handwritten digits; cmudict-syllables, 70,000 words' spellings labelled with their syllable count; tables: wine, digits, letter-recognition, 20,000 letters as 16 measurements; text: sotu, moby-dick)",
     defaultText: "fashion-mnist, or sotu for gpt",
     group: "data",
   },

@@ -19,12 +19,13 @@ function names(entry: string, name: string): boolean {
 }
 
 /**
- * Resolve --compress: 'weights' (default: matrices, kernels and embeddings), 'all', or a list of leaf
- * or module names.
+ * Resolve --compress: 'weights' (default: matrices, kernels and embeddings), 'all' (but statistics), or a
+ * list of leaf or module names.
  */
 export function chooseCompressed(spec: unknown, specs: readonly ParamSpec[]): string[] {
   if (spec === undefined || spec === "weights") return specs.filter((s) => s.role === "weight").map((s) => s.name);
-  if (spec === "all") return specs.map((s) => s.name);
+  // Batch normalisation's statistics are measured after training, not trained: no method produces them.
+  if (spec === "all") return specs.filter((s) => s.role !== "statistic").map((s) => s.name);
   const entries = Array.isArray(spec) ? spec : typeof spec === "string" ? spec.split(",") : null;
   if (!entries || entries.length === 0) throw new UserError("--compress must be 'weights', 'all' or a list of parameter names");
   const chosen = new Set<string>();
@@ -35,6 +36,8 @@ export function chooseCompressed(spec: unknown, specs: readonly ParamSpec[]): st
       const shown = known.length > 12 ? `${known.slice(0, 12).join(", ")}, ... (${known.length} in all)` : known.join(", ");
       throw new UserError(`--compress: no parameter '${String(e).slice(0, 100)}' (the model has ${shown})`);
     }
+    const statistic = hits.find((h) => h.role === "statistic");
+    if (statistic) throw new UserError(`--compress: ${statistic.name} is a batch-normalisation statistic, measured after training and stored as it is`);
     for (const h of hits) chosen.add(h.name);
   }
   // Storage order follows the model, whatever order the user listed.

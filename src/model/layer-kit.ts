@@ -7,8 +7,8 @@ import type { numpy as np } from "@jax-js/jax";
 import { UserError } from "../errors.js";
 import type { SequentialLayer } from "./layer-types.js";
 import { tapOf } from "./layers.js";
-import type { LeafTap } from "./model.js";
-import type { ParamSpec, Params } from "./params.js";
+import type { LeafTap, Training } from "./model.js";
+import type { NamedShape, ParamSpec, Params } from "./params.js";
 
 /** A layer with parameters may name its leaves (the built-in networks do); else they are `l{index}.{role}`. */
 export interface Leaves {
@@ -26,6 +26,8 @@ export interface ApplyContext {
   prefix: string;
   /** The observer of the rows each weight multiplies, for calibration. */
   tap?: LeafTap;
+  /** Present in a training step (and the statistics pass): dropout draws, batch normalisation uses the batch's moments. */
+  training?: Training;
   input: number[];
   output: number[];
 }
@@ -37,6 +39,8 @@ export interface LayerLists {
   run(layers: readonly SequentialLayer[], x: np.Array, c: Omit<ApplyContext, "output">): np.Array;
   /** Floats a sample's forward pass holds: every layer's output, and what layers make on the way (patches, attention scores). */
   activations(layers: readonly SequentialLayer[], input: number[]): number;
+  /** The dropout layers' noise per sample, by prefix, in the order they run. */
+  noise(layers: readonly SequentialLayer[], input: number[], prefix: string): NamedShape[];
 }
 
 export interface LayerType<L extends SequentialLayer> {
@@ -47,6 +51,8 @@ export interface LayerType<L extends SequentialLayer> {
   apply(layer: L, x: np.Array, c: ApplyContext, lists: LayerLists): np.Array;
   /** Floats per sample it makes beyond its output (a convolution's patches, attention's scores, a block's body). */
   working?(layer: L, input: number[], output: number[], lists: LayerLists): number;
+  /** The noise it draws in training, per sample (dropout; a block, its body's). */
+  noise?(layer: L, input: number[], prefix: string, lists: LayerLists): NamedShape[];
 }
 
 export function positive(v: unknown, hi: number, what: string, fallback?: number): number {

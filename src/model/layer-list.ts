@@ -7,7 +7,7 @@ import type { numpy as np } from "@jax-js/jax";
 import { UserError } from "../errors.js";
 import { LAYER_TYPE_NAMES, LAYER_TYPES, layerType, SEQUENTIAL_LIMITS, type ApplyContext, type LayerLists, type SequentialLayer } from "./layer-types.js";
 import { reluMaxPool2 } from "./layers.js";
-import { sizeOf, type ParamSpec } from "./params.js";
+import { sizeOf, type NamedShape, type ParamSpec } from "./params.js";
 
 function parse(raw: unknown, at: string, depth: number): SequentialLayer[] {
   if (!Array.isArray(raw) || raw.length === 0 || raw.length > SEQUENTIAL_LIMITS.layers) throw new UserError(`${at} must list 1 to ${SEQUENTIAL_LIMITS.layers} layers`);
@@ -57,6 +57,17 @@ function activations(layers: readonly SequentialLayer[], input: number[]): numbe
   return floats;
 }
 
+function noise(layers: readonly SequentialLayer[], input: number[], prefix: string): NamedShape[] {
+  let shape = input;
+  const out: NamedShape[] = [];
+  layers.forEach((layer, i) => {
+    const type = layerType(layer);
+    out.push(...(type.noise?.(layer, shape, `${prefix}${i}`, LISTS) ?? []));
+    shape = type.plan(layer, shape, "", "", LISTS).output;
+  });
+  return out;
+}
+
 /** A model's leaves, checked before any exists: names used once, at most `maxParams` numbers in all. */
 export function checkLeaves(specs: readonly ParamSpec[], what: string, maxParams = Infinity): void {
   const names = new Set<string>();
@@ -69,4 +80,4 @@ export function checkLeaves(specs: readonly ParamSpec[], what: string, maxParams
   }
 }
 
-export const LISTS: LayerLists = { parse, plan, run, activations };
+export const LISTS: LayerLists = { parse, plan, run, activations, noise };

@@ -10,6 +10,7 @@ import { givenNames, image, leafName, leavesOf, positive, SEQUENTIAL_LIMITS, typ
 import { conv, conv3x3, convOutput, denseLast, gelu, groupNorm, layerNorm, maxPool2, meanPool, relu, tapOf } from "./layers.js";
 import { sizeOf, type ParamSpec } from "./params.js";
 import { SEQUENCE_TYPES } from "./sequence-layers.js";
+import { TRAINING_TYPES } from "./training-layers.js";
 
 export { positive, SEQUENTIAL_LIMITS, type ApplyContext, type LayerLists } from "./layer-kit.js";
 
@@ -19,6 +20,8 @@ export type SequentialLayer =
   | ({ type: "conv"; channels: number; kernel: number; stride: number; padding: "same" | "valid"; useBias: boolean } & Leaves)
   | ({ type: "layernorm" } & Leaves)
   | ({ type: "groupnorm"; groups: number } & Leaves)
+  | ({ type: "batchnorm" } & Leaves)
+  | { type: "dropout"; rate: number }
   | { type: "residual"; body: SequentialLayer[] }
   | { type: "tokens" }
   | ({ type: "positions" } & Leaves)
@@ -134,6 +137,7 @@ export const LAYER_TYPES: { [T in SequentialLayer["type"]]: LayerType<Extract<Se
       return y.add(projection.stride === undefined ? denseLast(x, w, b, tap) : conv(x, w, b, projection.stride, true, tap));
     },
     working: (layer, input, _output, lists) => lists.activations(layer.body, input),
+    noise: (layer, input, prefix, lists) => lists.noise(layer.body, input, `${prefix}.`),
   },
   maxpool2: {
     parse: () => ({ type: "maxpool2" }),
@@ -153,6 +157,7 @@ export const LAYER_TYPES: { [T in SequentialLayer["type"]]: LayerType<Extract<Se
     apply: (_, x) => meanPool(x),
   },
   ...SEQUENCE_TYPES,
+  ...TRAINING_TYPES,
   flatten: {
     parse: () => ({ type: "flatten" }),
     plan: (_, input) => ({ leaves: [], output: [sizeOf(input)] }),

@@ -92,6 +92,17 @@ export interface CausalLm {
   forward(params: Params, tokens: np.Array, at: np.Array | null, attend: Attend, tap?: LeafTap): np.Array;
 }
 
+/**
+ * What a forward pass in training has that evaluation has not: layers that behave differently in
+ * training (dropout, batch normalisation) look for it, and evaluate as they are stored without it.
+ */
+export interface Training {
+  /** Uniform [0, 1) noise of each dropout layer, [batch, ...its input], by the layer's prefix (Model.noise). */
+  noise?: Record<string, np.Array>;
+  /** Where batch normalisation puts each batch's mean and mean square, by its statistic leaves' names. */
+  moments?: Record<string, np.Array>;
+}
+
 export interface Model {
   name: string;
   /**
@@ -101,8 +112,13 @@ export interface Model {
   kind: "classifier" | "language" | "tensors";
   description: ModelDescription;
   specs: ParamSpec[];
-  /** Consumes params and x. `tap`, when given, sees the input rows of every weight matrix. */
-  apply(params: Params, x: np.Array, tap?: LeafTap): np.Array;
+  /**
+   * Consumes params and x. `tap`, when given, sees the input rows of every weight matrix; `training`
+   * turns on what only training does (the statistic leaves are then not read).
+   */
+  apply(params: Params, x: np.Array, tap?: LeafTap, training?: Training): np.Array;
+  /** Each dropout layer's noise per sample, named by its prefix: what a training step draws for Training.noise. */
+  noise?: Array<{ name: string; shape: number[] }>;
   /** What an adapter adapts when the user names nothing (PEFT's default for GPT-2: the attention's c_attn). */
   adapterTargets?: string;
   /** Bytes a training step holds beyond the weights' own size, where it can grow large (attention scores). */

@@ -8,9 +8,10 @@ export interface ParamSpec {
   shape: number[];
   /**
    * Weight matrices, kernels and embeddings are what compression methods compress by default; biases
-   * start at zero and normalisation gains at one.
+   * start at zero and normalisation gains at one. Statistics (batch normalisation's mean and variance)
+   * are measured after training, not trained; they start at zero mean and unit variance.
    */
-  role: "weight" | "bias" | "gain";
+  role: "weight" | "bias" | "gain" | "statistic";
   /**
    * Inputs feeding one output unit: the standard initialisation draws within 1/sqrt(fanIn). A model
    * with another rule (GPT-2's std 0.02) gives the fan-in that yields its bound.
@@ -41,9 +42,9 @@ export async function initParams(specs: readonly ParamSpec[], seed: number): Pro
   const out: HostParams = {};
   for (const [i, spec] of specs.entries()) {
     const size = sizeOf(spec.shape);
-    if (spec.role === "bias") {
+    if (spec.role === "bias" || (spec.role === "statistic" && spec.name.endsWith(".mean"))) {
       out[spec.name] = new Float32Array(size);
-    } else if (spec.role === "gain") {
+    } else if (spec.role === "gain" || spec.role === "statistic") {
       out[spec.name] = new Float32Array(size).fill(1);
     } else {
       const bound = 1 / Math.sqrt(spec.fanIn);

@@ -10,7 +10,7 @@ import { causal } from "./attention.js";
 import { positive, type SequentialLayer } from "./layer-types.js";
 import { checkLeaves, LISTS } from "./layer-list.js";
 import { oneHot } from "./layers.js";
-import type { CausalLm, Model } from "./model.js";
+import type { CausalLm, LeafTap, Model, Training } from "./model.js";
 import type { ParamSpec, Params } from "./params.js";
 
 export interface SequentialLmDescription {
@@ -50,12 +50,12 @@ export function parseSequentialLm(raw: Record<string, unknown>, what: string, ma
 }
 
 /** Logits [B, T, vocab] of tokens [B, T] at positions 0..T-1. Consumes params' arrays it reads and tokens. */
-function forward(d: SequentialLmDescription, params: Params, tokens: np.Array, tap?: Parameters<Model["apply"]>[2]): np.Array {
+function forward(d: SequentialLmDescription, params: Params, tokens: np.Array, tap?: LeafTap, training?: Training): np.Array {
   const [batch, t] = tokens.shape as [number, number];
   const table = params[d.embedding]!;
   // The table is read twice: here and in the tied output projection.
   const x = np.matmul(oneHot(tokens, d.vocab).astype(table.dtype).reshape([batch * t, d.vocab]), table.ref).reshape([batch, t, d.width]);
-  const h = LISTS.run(d.layers, x, { params, prefix: "l", input: [t, d.width], ...(tap ? { tap } : {}) }).reshape([batch * t, d.width]);
+  const h = LISTS.run(d.layers, x, { params, prefix: "l", input: [t, d.width], ...(tap ? { tap } : {}), ...(training ? { training } : {}) }).reshape([batch * t, d.width]);
   return np.matmul(h, table.transpose()).reshape([batch, t, d.vocab]);
 }
 
@@ -79,5 +79,6 @@ export function sequentialLm(d: SequentialLmDescription): Model {
   };
   // The layers' activations, and the tokens' one-hot rows, the logits and the one-hot targets ([T, vocab] each), as the GPT counts them.
   const activationBytes = (batch: number) => 4 * batch * (LISTS.activations(d.layers, [d.context, d.width]) + 3 * d.context * d.vocab);
-  return { name: "sequential-lm", kind: "language", description: d, specs, lm, activationBytes, apply: (params, tokens, tap) => forward(d, params, tokens, tap) };
+  const noise = LISTS.noise(d.layers, [d.context, d.width], "l");
+  return { name: "sequential-lm", kind: "language", description: d, specs, lm, activationBytes, noise, apply: (params, tokens, tap, training) => forward(d, params, tokens, tap, training) };
 }

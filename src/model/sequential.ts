@@ -56,6 +56,7 @@ export function sequential(d: SequentialDescription, named?: { name: string; des
     description: named?.description ?? d,
     specs,
     activationBytes: (batch) => 4 * batch * LISTS.activations(d.layers, [...d.input]),
-    apply: (params, x, tap) => LISTS.run(d.layers, x, { params, prefix: "l", input: [...d.input], ...(tap ? { tap } : {}) }),
+    noise: LISTS.noise(d.layers, [...d.input], "l"),
+    apply: (params, x, tap, training) => LISTS.run(d.layers, x, { params, prefix: "l", input: [...d.input], ...(tap ? { tap } : {}), ...(training ? { training } : {}) }),
   };
 }

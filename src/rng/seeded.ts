@@ -14,7 +14,7 @@ export const RNG_ALGORITHM = "threefry2x32";
  * with JAX's partitionable threefry, child i of a split does not depend on how many were split.
  * Never renumber: the numbers are in stored files.
  */
-export const STREAM = { generator: 0, init: 1, latent: 2, shuffle: 3, split: 4, sample: 5 } as const;
+export const STREAM = { generator: 0, init: 1, latent: 2, shuffle: 3, split: 4, sample: 5, dropout: 6 } as const;
 
 export type KeyPath = readonly number[];
 

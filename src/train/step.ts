@@ -15,8 +15,8 @@ import { crossEntropy, type HostBatch } from "./tasks.js";
 export type Tensors = Record<string, Tensor>;
 export type EngineAdam = { m: Tensors; v: Tensors };
 
-/** Consumes trainable, state, x and y; not frozen or fixed. */
-export type Step = (trainable: Tensors, frozen: Tensors, fixed: Tensors, state: EngineAdam, x: Tensor, y: Tensor, lr: number, t: number) => Promise<[Tensor, Tensors, EngineAdam]>;
+/** Consumes trainable, state, x, y and noise (the dropout layers', Model.noise); not frozen or fixed. */
+export type Step = (trainable: Tensors, frozen: Tensors, fixed: Tensors, state: EngineAdam, x: Tensor, y: Tensor, noise: Tensors, lr: number, t: number) => Promise<[Tensor, Tensors, EngineAdam]>;
 
 export function stepFunction<C extends object>(model: Model, method: Method<C>, config: C, specs: readonly ParamSpec[]): Step {
   return currentEngine() === "native" ? wholeStep(model, method, config, specs) : stagedStep(model, method, config, specs);
@@ -28,9 +28,9 @@ export function stepFunction<C extends object>(model: Model, method: Method<C>, 
  */
 function wholeStep<C extends object>(model: Model, method: Method<C>, config: C, specs: readonly ParamSpec[]): Step {
   const produce = composeStages(method.stages(config, specs));
-  const lossOf = (trainable: Params, frozen: Params, fixed: Params, x: np.Array, y: np.Array) => crossEntropy(model.apply({ ...produce(trainable, frozen), ...fixed }, x), y);
+  const lossOf = (trainable: Params, frozen: Params, fixed: Params, x: np.Array, y: np.Array, noise: Params) => crossEntropy(model.apply({ ...produce(trainable, frozen), ...fixed }, x, undefined, { noise }), y);
   const step = adamStep(lossOf, `${model.name} ${method.name} training step`);
-  return (trainable, frozen, fixed, state, x, y, lr, t) => step(trainable, state, [frozen, fixed, x, y], lr, t);
+  return (trainable, frozen, fixed, state, x, y, noise, lr, t) => step(trainable, state, [frozen, fixed, x, y, noise], lr, t);
 }
 
 /**
@@ -103,8 +103,8 @@ function stagedStep<C extends object>(model: Model, method: Method<C>, config: C
   // gradients each activation cotangent has one use, and jax-js 0.1.25 fuses it into the next matmul's
   // loads and recomputes it per use, which made adapter steps 3x slower than full fine-tuning
   // (docs/results.md, "Engine notes").
-  const lossOf = (all: Params, x: np.Array, y: np.Array): np.Array => crossEntropy(model.apply(all, x), y);
-  const modelGrad = compile((params: Params, fixed: Params, x: np.Array, y: np.Array) => valueAndGrad(lossOf)({ ...params, ...fixed }, x, y), { name: `${model.name} gradient` });
+  const lossOf = (all: Params, x: np.Array, y: np.Array, noise: Params): np.Array => crossEntropy(model.apply(all, x, undefined, { noise }), y);
+  const modelGrad = compile((params: Params, fixed: Params, x: np.Array, y: np.Array, noise: Params) => valueAndGrad(lossOf)({ ...params, ...fixed }, x, y, noise), { name: `${model.name} gradient` });
   const update = compile(
     (trainable: Params, grads: Params[], state: AdamState, stepSize: np.Array, bias2: np.Array) => {
       const total = grads.length === 1 ? grads[0]! : grads.reduce((a, g) => tree.map((u: np.Array, v: np.Array) => u.add(v), a, g) as Params);
@@ -113,10 +113,10 @@ function stagedStep<C extends object>(model: Model, method: Method<C>, config: C
     { name: "adam" },
   );
 
-  return async (trainable, frozen, fixed, state, x, y, lr, t) => {
+  return async (trainable, frozen, fixed, state, x, y, noise, lr, t) => {
     const carries: Tensors[] = [{}];
     for (let i = 0; i < stages.length; i++) carries.push(await forward[i]!(tree.ref(carries[i]!), tree.ref(trainable), tree.ref(frozen)));
-    const [loss, allGrads] = await modelGrad(carries.pop()!, tree.ref(fixed), x, y);
+    const [loss, allGrads] = await modelGrad(carries.pop()!, tree.ref(fixed), x, y, noise);
     const paramGrads: Tensors = {};
     for (const [name, g] of Object.entries(allGrads)) {
       if (name in fixed) g.dispose();

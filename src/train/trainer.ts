@@ -18,6 +18,7 @@ import { makeSchedule, type ScheduleOptions } from "./schedule.js";
 import { engineBatch, stepFunction, type EngineAdam, type Tensors } from "./step.js";
 import type { Checkpoint, EpochStats } from "./run-state.js";
 import type { Metrics, Task } from "./tasks.js";
+import { batchStatistics, stepNoise } from "./train-mode.js";
 
 /**
  * An adapter: the method produces only `leaves` (its specs are those of the model), starting from
@@ -96,6 +97,7 @@ export async function train<C extends object>(model: Model, method: Method<C>, c
   const rebuild = compile(composeStages(method.stages(config, specs)), { name: `${method.name} rebuild` });
   const fixed = fixedLeaves(model, adapter);
   const full = (produced: Tensors): Tensors => ({ ...produced, ...tree.ref(fixed) });
+  const statistics = batchStatistics(model, specs, task, batch, seed);
 
   if (options.start && !method.startsFromWeights) throw new UserError(`--method ${method.name} cannot start from trained weights`);
   checkTrainingMemory(model, method, config, specs, batch);
@@ -131,7 +133,7 @@ export async function train<C extends object>(model: Model, method: Method<C>, c
     const started = performance.now();
     const [x, y] = engineBatch(await task.batch(seed, t, batch, true));
     let loss: Tensor;
-    [loss, trainable, state] = await step(trainable, frozen, fixed, state, x, y, lr, t + 1);
+    [loss, trainable, state] = await step(trainable, frozen, fixed, state, x, y, await stepNoise(model, seed, t, batch), lr, t + 1);
     if (method.refresh?.due(config, t + 1, total)) {
       const host = await toHost(names, tree.ref(trainable));
       tree.dispose(frozen);
@@ -158,7 +160,8 @@ export async function train<C extends object>(model: Model, method: Method<C>, c
 
     if (inRound === roundLength) {
       trainSeconds += roundSeconds;
-      const params = full(await rebuild(tree.ref(trainable), tree.ref(frozen)));
+      let params = full(await rebuild(tree.ref(trainable), tree.ref(frozen)));
+      if (statistics) params = await statistics.measured(params);
       const metrics = await task.evaluate(params);
       tree.dispose(params);
       const stats: EpochStats = { epoch: round + 1, step: t + 1, loss: roundLoss / roundSteps, metrics, lr, trainSeconds: roundSeconds, rate };
@@ -191,6 +194,8 @@ export async function train<C extends object>(model: Model, method: Method<C>, c
     specs.map((s) => s.name),
     materializer(method, config, specs)(toDevice(shapes, hostTrainable), wasmFrozen as Params),
   );
+  // The file's statistics are those of the file's weights.
+  await statistics?.store(produced, adapter?.base, hostTrainable, method);
   const finalTrainable = method.codec ? produced : hostTrainable;
   tree.dispose(state);
   // A codec stores an encoding of the weights: what counts is what the file gives back.
