@@ -35,6 +35,7 @@ const PLAN: Record<string, string[][]> = {
   svd: FRACTIONS.map((r) => ["--reduction", r]),
   rom: FRACTIONS.map((r) => ["--reduction", r]),
   fwsvd: FRACTIONS.map((r) => ["--reduction", r]),
+  tt: [...FRACTIONS.map((r) => ["--reduction", r]), ...FRACTIONS.map((r) => ["--reduction", r, "--sites", "3"])],
   magnitude: [...FRACTIONS.map((s) => ["--sparsity", s]), ["--pattern", "2:4"]],
   wanda: [...FRACTIONS.map((s) => ["--sparsity", s]), ["--pattern", "2:4"]],
   rtn: ["8", "4", "3"].map((b) => ["--bits", b]),

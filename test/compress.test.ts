@@ -8,6 +8,7 @@ import { compressorNames, findCompressor } from "../src/compress/index.js";
 import { cholesky, gram, inverseFromCholesky, matmul, symmetricEigen } from "../src/linalg.js";
 import { encodeSafetensors, floatToBf16, floatToHalf, memorySource, narrow, readSafetensors, safetensorsHeader, type SafetensorsDtype } from "../src/format/safetensors.js";
 import type { ParamSpec } from "../src/model/params.js";
+import { coreShape, siteFactors, siteOrder, trainOf } from "../src/methods/tt/layout.js";
 import { assertCleanError, lastJson, mcnc } from "./cli-helpers.js";
 
 /** A deterministic pseudo-random stream in [-0.5, 0.5). */
@@ -109,6 +110,31 @@ test("at a small rank of a large matrix, svd iterates on a subspace and still ma
   const tail = symmetricEigen(gram(w, rows, cols), cols).values.slice(r).reduce((s, v) => s + v, 0);
   const err = w.reduce((s, v, i) => s + (v - svd.weight[i]!) ** 2, 0);
   assert.ok(err >= tail * (1 - 1e-9) && err - tail < 1e-6 * tail, `error ${err} against the tail ${tail} (${seconds.toFixed(1)} s)`);
+});
+
+test("tt: sites factored as the format says; at the largest bonds TT-SVD gives the matrix back, and its error falls as the bond grows", () => {
+  assert.deepEqual([siteFactors(784, 2), siteFactors(768, 2), siteFactors(3072, 3), siteFactors(7, 2), siteFactors(10, 3)], [[28, 28], [32, 24], [16, 16, 12], [7, 1], [5, 2, 1]]);
+  const next = lcg(4);
+  const [rows, cols] = [24, 30];
+  const w = Float32Array.from({ length: rows * cols }, (_, i) => next() / Math.sqrt(1 + (i % cols) / 4));
+  for (const sites of [2, 3]) {
+    const exact = leaf("tt", { sites, bond: 4096 }, w, rows, cols);
+    assert.ok(w.every((v, i) => Math.abs(v - exact.weight[i]!) < 1e-5), `${sites} sites at full bond`);
+    // The stored cores contract to the weight reported, as a reader contracts them.
+    const t = trainOf(rows, cols, sites, exact.stored.slice(0, -1).map((c) => c.shape[3]!));
+    assert.deepEqual(exact.stored.map((c) => c.shape), t.rows.map((_, k) => coreShape(t, k)));
+    const errors = [1, 2, 4, 8].map((bond) => leaf("tt", { sites, bond }, w, rows, cols).weight.reduce((e, v, i) => e + (v - w[i]!) ** 2, 0));
+    assert.ok(errors.every((e, i) => i === 0 || e < errors[i - 1]!), `${sites} sites: ${errors}`);
+  }
+  // Two sites at bond D is the best sum of D Kronecker products: its error is the tail of the rearranged matrix's spectrum.
+  const t = trainOf(rows, cols, 2, [3]);
+  const at = siteOrder(t);
+  const rearranged = new Float64Array(rows * cols);
+  w.forEach((v, i) => (rearranged[at[i]!] = v));
+  const [m, n] = [t.rows[0]! * t.cols[0]!, t.rows[1]! * t.cols[1]!];
+  const tail = symmetricEigen(gram(rearranged, m, n), n).values.slice(3).reduce((a, b) => a + b, 0);
+  const err = leaf("tt", { sites: 2, bond: 3 }, w, rows, cols).weight.reduce((e, v, i) => e + (v - w[i]!) ** 2, 0);
+  assert.ok(Math.abs(err - tail) < 1e-4 * tail, `${err} against ${tail}`);
 });
 
 test("rom recovers a layer whose outputs are exactly low rank; svd at the same rank does not", () => {
@@ -247,6 +273,7 @@ test("mcnc compress: every method on a trained MLP, the .mcnc output evaluating 
     ["magnitude", ["--sparsity", "0.5"]],
     ["wanda", ["--pattern", "2:4", "--calib-samples", "128"]],
     ["fwsvd", ["--reduction", "0.5", "--compress", "w1", "--calib-samples", "128"]],
+    ["tt", ["--reduction", "0.5", "--sites", "3", "--compress", "w1"]],
     ["eora", ["--bits", "2", "--rank", "4", "--calib-samples", "128"]],
     ["eora", ["--on", "wanda", "--sparsity", "0.9", "--rank", "4", "--calib-samples", "128"]],
     ["mcnc-fit", ["--d", "256", "--k", "16", "--steps", "100", "--compress", "w1", "--calib-samples", "128"]],

@@ -31,6 +31,8 @@ const CASES: Array<[string, Record<string, unknown>]> = [
   ["quant", { bits: 2, group: 5 }],
   ["quant-lora", { bits: 3, rank: 2 }],
   ["prune-lora", { sparsity: 0.5, rank: 2 }],
+  ["tt", { sites: 2, bond: 2 }],
+  ["tt", { sites: 3, bond: 3, compress: "w1" }],
 ];
 
 /** Methods whose gradient is defined, not measured: quantisation passes it straight through. */

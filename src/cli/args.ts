@@ -157,7 +157,9 @@ export function parseArgs(argv: readonly string[], flags: readonly Flag[], comma
  * its help on the lines below it.
  */
 export function formatFlags(flags: readonly Flag[], columns = 100): string {
-  const left = (f: Flag) => `  --${f.name}${f.type === "bool" ? "" : ` <${f.choices ? f.choices.join("|") : f.type}>`}`;
+  // Choices too many for a line are left to the flag's help, which names them.
+  const values = (f: Flag) => (f.choices && f.name.length + f.choices.join("|").length + 6 <= columns ? f.choices.join("|") : f.type);
+  const left = (f: Flag) => `  --${f.name}${f.type === "bool" ? "" : ` <${values(f)}>`}`;
   const width = Math.min(Math.max(...flags.map((f) => left(f).length)) + 2, 34);
   const groups = new Map<string, Flag[]>();
   for (const f of flags) groups.set(f.group ?? "", [...(groups.get(f.group ?? "") ?? []), f]);

@@ -12,11 +12,13 @@ import { mcncFit } from "./methods/mcnc-fit/index.js";
 import { rom } from "./methods/rom/index.js";
 import { rtn } from "./methods/rtn/index.js";
 import { svd } from "./methods/svd/index.js";
+import { tt } from "./methods/tt/index.js";
 import { wanda } from "./methods/wanda/index.js";
 
 registerCompressor(svd);
 registerCompressor(rom);
 registerCompressor(fwsvd);
+registerCompressor(tt);
 registerCompressor(rtn);
 registerCompressor(gptq);
 registerCompressor(eora);

@@ -13,6 +13,7 @@ import { prune } from "./prune/index.js";
 import { pruneLora } from "./prune-lora/index.js";
 import { quant } from "./quant/index.js";
 import { quantLora } from "./quant-lora/index.js";
+import { tt } from "./tt/index.js";
 
 registerMethod(dense);
 registerMethod(mcnc);
@@ -24,6 +25,7 @@ registerMethod(prune);
 registerMethod(quant);
 registerMethod(quantLora);
 registerMethod(pruneLora);
+registerMethod(tt);
 
 export {
   findMethod,
