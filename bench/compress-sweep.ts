@@ -100,11 +100,14 @@ const lines = [
   }),
 ];
 const series = new Map<string, Series>();
-for (const { method, row } of rows) {
-  const s = series.get(method) ?? { name: method, points: [] };
+for (const { method, budget, row } of rows) {
+  // A method's rows over another number of sites (tt) are a line of their own.
+  const sites = /sites (\d+)/.exec(budget)?.[1];
+  const name = sites ? `${method}, ${sites} sites` : method;
+  const s = series.get(name) ?? { name, points: [] };
   const y = score(row.after);
   s.points.push({ x: Number(row.file_bytes), y, lo: y, hi: y });
-  series.set(method, s);
+  series.set(name, s);
 }
 series.set("float32", { name: "float32", points: [{ x: 4 * Number(rows[0]!.row.params), y: base, lo: base, hi: base }] });
 mkdirSync(dirname(out), { recursive: true });
