@@ -36,6 +36,7 @@ const PLAN: Record<string, string[][]> = {
   rom: FRACTIONS.map((r) => ["--reduction", r]),
   fwsvd: FRACTIONS.map((r) => ["--reduction", r]),
   tt: [...FRACTIONS.map((r) => ["--reduction", r]), ...FRACTIONS.map((r) => ["--reduction", r, "--sites", "3"])],
+  structured: FRACTIONS.map((r) => ["--reduction", r]),
   magnitude: [...FRACTIONS.map((s) => ["--sparsity", s]), ["--pattern", "2:4"]],
   wanda: [...FRACTIONS.map((s) => ["--sparsity", s]), ["--pattern", "2:4"]],
   rtn: ["8", "4", "3"].map((b) => ["--bits", b]),

@@ -274,6 +274,7 @@ test("mcnc compress: every method on a trained MLP, the .mcnc output evaluating 
     ["wanda", ["--pattern", "2:4", "--calib-samples", "128"]],
     ["fwsvd", ["--reduction", "0.5", "--compress", "w1", "--calib-samples", "128"]],
     ["tt", ["--reduction", "0.5", "--sites", "3", "--compress", "w1"]],
+    ["structured", ["--reduction", "0.2", "--calib-samples", "128"]],
     ["eora", ["--bits", "2", "--rank", "4", "--calib-samples", "128"]],
     ["eora", ["--on", "wanda", "--sparsity", "0.9", "--rank", "4", "--calib-samples", "128"]],
     ["mcnc-fit", ["--d", "256", "--k", "16", "--steps", "100", "--compress", "w1", "--calib-samples", "128"]],

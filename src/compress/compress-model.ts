@@ -11,6 +11,7 @@ import { KEPT } from "../methods/leaves.js";
 import { matrixShape } from "../methods/lora/index.js";
 import type { StoredTensor } from "../methods/index.js";
 import type { LeafTap, Model, Piece } from "../model/model.js";
+import { buildModel } from "../model/models.js";
 import { sizeOf, toDevice, type HostParams, type ParamSpec, type Params } from "../model/params.js";
 import { crossEntropy } from "../train/tasks.js";
 import type { Compressor, InputMoments } from "./compressor.js";
@@ -180,4 +181,16 @@ export async function compressModel(
   const kept = (s: ParamSpec): StoredTensor[] => [{ name: KEPT + s.name, shape: [...s.shape], data: weights[s.name]! }];
   const stored = storage.tensors ? [...storage.tensors, ...model.specs.filter((s) => !byLeaf.has(s.name)).flatMap(kept)] : model.specs.flatMap((s) => byLeaf.get(s.name) ?? kept(s));
   return { method: { name: storage.method, config: storage.config }, stored, weights: current, seconds: (performance.now() - started) / 1000 };
+}
+
+/**
+ * A compressor that changes the network's shape (structured pruning): the smaller network, stored dense
+ * (`model` is the new one).
+ */
+export async function restructureModel(model: Model, weights: HostParams, compressor: Compressor, config: object, calibration: readonly CalibrationBatch[]): Promise<CompressRun & { model: Model }> {
+  const started = performance.now();
+  const smaller = await compressor.restructure!(config, model, weights, calibration.map(([x]) => x));
+  const pruned = buildModel(smaller.description);
+  const stored = pruned.specs.map((s) => ({ name: s.name, shape: [...s.shape], data: smaller.weights[s.name]! }));
+  return { model: pruned, method: { name: "dense", config: {} }, stored, weights: smaller.weights, seconds: (performance.now() - started) / 1000 };
 }

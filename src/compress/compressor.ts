@@ -6,7 +6,9 @@
  * reader of `.mcnc` files reads its output with no change.
  */
 import type { MethodOption, OptionValues, StoredTensor } from "../methods/index.js";
-import type { ParamSpec } from "../model/params.js";
+import type { Tensor } from "../engine/program.js";
+import type { Model, ModelDescription } from "../model/model.js";
+import type { HostParams, ParamSpec } from "../model/params.js";
 import { UserError } from "../errors.js";
 import { registry } from "../registry.js";
 
@@ -75,6 +77,11 @@ export interface Compressor<Config extends object = object> {
    * `tensors` where the file holds them joined (one MCNC latent table for all leaves) rather than per leaf.
    */
   storage(config: Config, compressed: ReadonlyArray<{ spec: ParamSpec; stored: StoredTensor[] }>, compress: string[]): { method: string; config: object; tensors?: StoredTensor[] };
+  /**
+   * A compressor that changes the network's shape (structured pruning) instead of compressing matrices
+   * one by one: the smaller network's description and its weights, from the calibration inputs.
+   */
+  restructure?(config: Config, model: Model, weights: HostParams, batches: readonly Tensor[]): Promise<{ description: ModelDescription; weights: HostParams }>;
 }
 
 const compressors = registry<Compressor>("compressor");

@@ -11,6 +11,7 @@ import { magnitude } from "./methods/magnitude/index.js";
 import { mcncFit } from "./methods/mcnc-fit/index.js";
 import { rom } from "./methods/rom/index.js";
 import { rtn } from "./methods/rtn/index.js";
+import { structured } from "./methods/structured/index.js";
 import { svd } from "./methods/svd/index.js";
 import { tt } from "./methods/tt/index.js";
 import { wanda } from "./methods/wanda/index.js";
@@ -24,6 +25,7 @@ registerCompressor(gptq);
 registerCompressor(eora);
 registerCompressor(magnitude);
 registerCompressor(wanda);
+registerCompressor(structured);
 registerCompressor(mcncFit);
 
 export { compressorNames, findCompressor, registerCompressor, type Compressor } from "./compressor.js";

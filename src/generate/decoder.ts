@@ -78,9 +78,11 @@ export function languageDecoder(c: CausalLm, params: Record<string, Tensor>): De
         const V = cacheWrite(cache[`v${l}`]!, v.transpose([0, 2, 1, 3]), at.ref.reshape([T]));
         next[`k${l}`] = K.ref;
         next[`v${l}`] = V.ref;
-        // Query heads in groups, one group per cached key/value head: [1, kvHeads, heads / kvHeads, D].
+        // Query heads in groups, one group per cached key/value head: [1, kvHeads, heads / kvHeads, D]
+        // (this block's: a pruned GPT's blocks keep different heads).
         const heads = q.shape[2]!;
-        const grouped = q.reshape([1, c.kvHeads, heads / c.kvHeads, D]).mul(1 / Math.sqrt(D));
+        const kvHeads = K.shape[1]!;
+        const grouped = q.reshape([1, kvHeads, heads / kvHeads, D]).mul(1 / Math.sqrt(D));
         const scores = np.matmul(grouped, K.transpose([0, 1, 3, 2])).add(unwritten.ref);
         return np.matmul(softmax(scores), V).reshape([1, 1, heads, D]);
       });

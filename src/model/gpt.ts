@@ -17,10 +17,21 @@ export const GPT_DEFAULTS = { layers: 4, width: 128, heads: 4, context: 128, voc
 /** Bounds on each field of a GPT description (the parameter count is bounded separately). */
 export const GPT_LIMITS = { layers: [1, 64], width: [1, 8192], heads: [1, 256], context: [2, 1 << 16], vocab: [2, 1 << 16] } as const;
 
+/** Block `l`'s attention heads and MLP width: the description's, or every head and 4 x width. */
+export function blockShape(c: GptConfig, l: number): { heads: number; hidden: number } {
+  return c.blocks?.[l] ?? { heads: c.heads, hidden: 4 * c.width };
+}
+
 /** Parameters of a GPT, from its description alone. */
 export function gptParamCount(c: GptConfig): number {
   const C = c.width;
-  return (c.vocab + c.context) * C + c.layers * (12 * C * C + 13 * C) + 2 * C;
+  let count = (c.vocab + c.context) * C + 2 * C;
+  for (let l = 0; l < c.layers; l++) {
+    const { heads, hidden } = blockShape(c, l);
+    const inner = heads * (C / c.heads);
+    count += 4 * C + 4 * inner * (C + 1) - inner + 2 * hidden * C + hidden + C + C;
+  }
+  return count;
 }
 
 /**
@@ -30,7 +41,8 @@ export function gptParamCount(c: GptConfig): number {
  * bounds --batch and --context (and, at GPT-2's 50,257 tokens, mostly the vocabulary's share).
  */
 export function attentionBytes(c: GptConfig, batch: number): number {
-  return c.layers * 2 * batch * c.heads * c.context * c.context * 4 + 3 * batch * c.context * c.vocab * 4;
+  const heads = Array.from({ length: c.layers }, (_, l) => blockShape(c, l).heads).reduce((a, b) => a + b, 0);
+  return 2 * batch * heads * c.context * c.context * 4 + 3 * batch * c.context * c.vocab * 4;
 }
 
 /** GPT-2's initial spread: std 0.02, residual projections 0.02 / sqrt(2 layers) (drawn uniform with that std). */
@@ -46,18 +58,20 @@ export function gptSpecs(c: GptConfig): ParamSpec[] {
   const specs: ParamSpec[] = [w("wte.weight", [c.vocab, C]), w("wpe.weight", [c.context, C])];
   for (let l = 0; l < c.layers; l++) {
     const h = `h.${l}`;
+    const { heads, hidden } = blockShape(c, l);
+    const inner = heads * (C / c.heads);
     specs.push(
       g(`${h}.ln_1.weight`, C),
       b(`${h}.ln_1.bias`, C),
-      w(`${h}.attn.c_attn.weight`, [C, 3 * C]),
-      b(`${h}.attn.c_attn.bias`, 3 * C),
-      w(`${h}.attn.c_proj.weight`, [C, C], residualStd),
+      w(`${h}.attn.c_attn.weight`, [C, 3 * inner]),
+      b(`${h}.attn.c_attn.bias`, 3 * inner),
+      w(`${h}.attn.c_proj.weight`, [inner, C], residualStd),
       b(`${h}.attn.c_proj.bias`, C),
       g(`${h}.ln_2.weight`, C),
       b(`${h}.ln_2.bias`, C),
-      w(`${h}.mlp.c_fc.weight`, [C, 4 * C]),
-      b(`${h}.mlp.c_fc.bias`, 4 * C),
-      w(`${h}.mlp.c_proj.weight`, [4 * C, C], residualStd),
+      w(`${h}.mlp.c_fc.weight`, [C, hidden]),
+      b(`${h}.mlp.c_fc.bias`, hidden),
+      w(`${h}.mlp.c_proj.weight`, [hidden, C], residualStd),
       b(`${h}.mlp.c_proj.bias`, C),
     );
   }
@@ -70,17 +84,16 @@ function linear(x: np.Array, p: Params, name: string, tap?: LeafTap): np.Array {
   return dense(x, p[`${name}.weight`]!, p[`${name}.bias`]!, tapOf(tap, `${name}.weight`));
 }
 
-/** Self-attention over x [B, T, C]. Consumes x. */
-function attention(x: np.Array, p: Params, l: number, heads: number, attend: Attend, tap?: LeafTap): np.Array {
+/** Self-attention over x [B, T, C] with `heads` heads of width D. Consumes x. */
+function attention(x: np.Array, p: Params, l: number, heads: number, D: number, attend: Attend, tap?: LeafTap): np.Array {
   const [B, T, C] = x.shape as [number, number, number];
-  const D = C / heads;
   const h = `h.${l}`;
   const qkv = linear(x.reshape([B * T, C]), p, `${h}.attn.c_attn`, tap).reshape([B, T, 3, heads, D]);
   const part = (i: number) => qkv.ref.slice([], [], i).reshape([B, T, heads, D]);
   const [q, k, v] = [part(0), part(1), part(2)];
   qkv.dispose();
   const y = attend(q, k, v, l);
-  return linear(y.reshape([B * T, C]), p, `${h}.attn.c_proj`, tap).reshape([B, T, C]);
+  return linear(y.reshape([B * T, heads * D]), p, `${h}.attn.c_proj`, tap).reshape([B, T, C]);
 }
 
 function mlpBlock(x: np.Array, p: Params, h: string, tap?: LeafTap): np.Array {
@@ -113,14 +126,14 @@ function positionsOf(p: Params, at: np.Array | null, T: number): np.Array {
 function forward(c: GptConfig, p: Params, tokens: np.Array, at: np.Array | null, attend: Attend, tap?: LeafTap): np.Array {
   // wte is read twice: here and in the tied output projection.
   let x = embed(tokens, p["wte.weight"]!.ref, positionsOf(p, at, tokens.shape[1]!));
-  for (let l = 0; l < c.layers; l++) x = block(x, p, l, c.heads, attend, tap);
+  for (let l = 0; l < c.layers; l++) x = block(x, p, c, l, attend, tap);
   return head(x, p);
 }
 
 /** Transformer block `l` on x [B, T, C]: attention, then the MLP, each added to its input. Consumes x. */
-function block(x: np.Array, p: Params, l: number, heads: number, attend: Attend, tap?: LeafTap): np.Array {
+function block(x: np.Array, p: Params, c: GptConfig, l: number, attend: Attend, tap?: LeafTap): np.Array {
   const h = `h.${l}`;
-  x = x.ref.add(attention(layerNorm(x, p[`${h}.ln_1.weight`]!, p[`${h}.ln_1.bias`]!), p, l, heads, attend, tap));
+  x = x.ref.add(attention(layerNorm(x, p[`${h}.ln_1.weight`]!, p[`${h}.ln_1.bias`]!), p, l, blockShape(c, l).heads, c.width / c.heads, attend, tap));
   return x.ref.add(mlpBlock(layerNorm(x, p[`${h}.ln_2.weight`]!, p[`${h}.ln_2.bias`]!), p, h, tap));
 }
 
@@ -129,17 +142,17 @@ function gptPieces(c: GptConfig, specs: readonly ParamSpec[]): Piece[] {
   const named = (prefix: string) => specs.filter((s) => s.name.startsWith(prefix)).map((s) => s.name);
   return [
     { leaves: ["wte.weight", "wpe.weight"], run: (p, tokens) => embed(tokens, p["wte.weight"]!, positionsOf(p, null, tokens.shape[1]!)) },
-    ...Array.from({ length: c.layers }, (_, l): Piece => ({ leaves: named(`h.${l}.`), run: (p, x, tap) => block(x, p, l, c.heads, causal, tap) })),
+    ...Array.from({ length: c.layers }, (_, l): Piece => ({ leaves: named(`h.${l}.`), run: (p, x, tap) => block(x, p, c, l, causal, tap) })),
     { leaves: ["ln_f.weight", "ln_f.bias", "wte.weight"], run: (p, x) => head(x, p) },
   ];
 }
 
 export function gpt(c: GptConfig): Model {
-  const lm: CausalLm = { context: c.context, vocab: c.vocab, layers: c.layers, kvHeads: c.heads, headDim: c.width / c.heads, forward: (p, tokens, at, attend, tap) => forward(c, p, tokens, at, attend, tap) };
+  const lm: CausalLm = { context: c.context, vocab: c.vocab, layers: c.layers, headDim: c.width / c.heads, forward: (p, tokens, at, attend, tap) => forward(c, p, tokens, at, attend, tap) };
   return {
     name: "gpt",
     kind: "language",
-    description: { name: "gpt", layers: c.layers, width: c.width, heads: c.heads, context: c.context, vocab: c.vocab },
+    description: { name: "gpt", layers: c.layers, width: c.width, heads: c.heads, context: c.context, vocab: c.vocab, ...(c.blocks ? { blocks: c.blocks.map((b) => ({ ...b })) } : {}) },
     specs: gptSpecs(c),
     pieces: gptPieces(c, gptSpecs(c)),
     adapterTargets: "c_attn",

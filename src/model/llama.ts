@@ -209,7 +209,7 @@ function llamaPieces(c: LlamaConfig, specs: readonly ParamSpec[]): Piece[] {
 
 export function llama(c: LlamaConfig): Model {
   const specs = llamaSpecs(c);
-  const lm: CausalLm = { context: c.context, vocab: c.vocab, layers: c.layers, kvHeads: c.kvHeads, headDim: c.headDim, forward: (p, tokens, at, attend, tap) => forward(c, p, tokens, at, attend, tap) };
+  const lm: CausalLm = { context: c.context, vocab: c.vocab, layers: c.layers, headDim: c.headDim, forward: (p, tokens, at, attend, tap) => forward(c, p, tokens, at, attend, tap) };
   return {
     name: "llama",
     kind: "language",

@@ -19,6 +19,11 @@ export interface GptConfig {
   context: number;
   /** Token vocabulary: 256 for bytes. */
   vocab: number;
+  /**
+   * Each block's attention heads (of width / heads each) and MLP width, where structured pruning made them
+   * differ from `heads` and 4 x width.
+   */
+  blocks?: Array<{ heads: number; hidden: number }>;
 }
 
 /**
@@ -82,8 +87,7 @@ export interface CausalLm {
   context: number;
   vocab: number;
   layers: number;
-  /** Key/value heads and their width: what the decoder caches per block. */
-  kvHeads: number;
+  /** Each head's width: what the decoder caches per head (the heads per block, it reads from the keys). */
   headDim: number;
   /**
    * Logits [B, T, vocab] of tokens [B, T] at positions given as one-hot rows `at` [T, context], or at

@@ -10,7 +10,7 @@ import { namedModel } from "./named-specs.js";
 import { parseSequential, sequential } from "./sequential.js";
 import { parseSequentialLm, sequentialLm } from "./sequential-lm.js";
 import { parseTensorsDescription, tensorsModel } from "./tensors.js";
-import type { ImageShape, Model, ModelDescription } from "./model.js";
+import type { GptConfig, ImageShape, Model, ModelDescription } from "./model.js";
 
 export type { GptConfig, ImageShape, LlamaConfig, Model, ModelDescription } from "./model.js";
 
@@ -63,10 +63,18 @@ export function parseDescription(raw: unknown, what = "model"): ModelDescription
       const field = (name: keyof typeof GPT_LIMITS) => intIn(raw[name], GPT_LIMITS[name][0], GPT_LIMITS[name][1], `${what}.${name}`);
       const d = { name: "gpt" as const, layers: field("layers"), width: field("width"), heads: field("heads"), context: field("context"), vocab: field("vocab") };
       if (d.width % d.heads !== 0) throw new UserError(`${what}: width ${d.width} is not divisible by ${d.heads} heads`);
+      const gpt: GptConfig & { name: "gpt" } = d;
+      if (raw.blocks !== undefined) {
+        if (!Array.isArray(raw.blocks) || raw.blocks.length !== d.layers) throw new UserError(`${what}.blocks must list one entry per block (${d.layers})`);
+        gpt.blocks = raw.blocks.map((b: unknown, l) => {
+          if (!isRecord(b)) throw new UserError(`${what}.blocks[${l}] must be {heads, hidden}`);
+          return { heads: intIn(b.heads, 1, d.heads, `${what}.blocks[${l}].heads`), hidden: intIn(b.hidden, 1, 4 * d.width, `${what}.blocks[${l}].hidden`) };
+        });
+      }
       // Counted from the description, before any parameter exists.
-      const count = gptParamCount(d);
+      const count = gptParamCount(gpt);
       if (count > MAX_MODEL_PARAMS) throw new UserError(`${what}: ${count} parameters, above the limit of ${MAX_MODEL_PARAMS}`);
-      return d;
+      return gpt;
     }
     case "llama":
       return parseLlama(raw, what, MAX_MODEL_PARAMS);

@@ -37,6 +37,7 @@ export type NamedSpec = keyof typeof NAMED_SPECS;
  * names, and its logits are the built-in's bit for bit (test/models.test.ts).
  */
 export function gptSpec(c: GptConfig): SequentialLmDescription {
+  if (c.blocks) throw new UserError("a pruned GPT's blocks differ in width, which its spec form does not write");
   const block = (h: string): SequentialLayer[] => [
     { type: "residual", body: [{ type: "layernorm", gain: `${h}.ln_1.weight`, bias: `${h}.ln_1.bias` }, { type: "attention", heads: c.heads, causal: true, qkv: `${h}.attn.c_attn`, proj: `${h}.attn.c_proj` }] },
     {

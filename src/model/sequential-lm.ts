@@ -69,7 +69,6 @@ export function sequentialLm(d: SequentialLmDescription): Model {
     context: d.context,
     vocab: d.vocab,
     layers: blocks.length,
-    kvHeads: heads,
     headDim: d.width / heads,
     forward(params, tokens, at, attend, tap) {
       // The layers attend causally over the window themselves: there is no cache to attend over.

@@ -41,6 +41,7 @@ export const FOREIGN_ONLY = [...RUN_FLAGS, ...ONNX_OUTPUT] as const;
 /** Calibration and --eval for a model mcnc did not write: which methods and formats take them. */
 export function checkForeignCalibration(format: string, compressor: Compressor, f: Partial<Record<(typeof FOREIGN_ONLY)[number], unknown>> & { store?: string; calib?: string; "calib-samples"?: number }): void {
   const name = compressor.name;
+  if (compressor.restructure) throw new UserError(`--method ${name} reshapes networks mcnc runs (its .mcnc files), not ${format} models`);
   if (compressor.calibrated === "gradients") throw new UserError(`--method ${name} weighs weights by loss gradients, and a model mcnc did not write has no loss to differentiate: use gptq, wanda, rom or eora with --calib DIR`);
   if (f.store !== undefined && !STORES[format as keyof typeof STORES]?.includes(f.store)) {
     throw new UserError(`--store ${f.store} does not apply to ${format}${format === "onnx" ? ": ONNX output keeps codes and factors in compact forms (or dense with --float)" : ` (it takes ${STORES[format as keyof typeof STORES]!.join(", ")})`}`);

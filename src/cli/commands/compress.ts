@@ -6,7 +6,7 @@
  * and after, every stored byte, the time and the peak memory.
  */
 import { resolve } from "node:path";
-import { compressModel, matrixLeaves, probeInput, type CalibrationBatch } from "../../compress/compress-model.js";
+import { compressModel, matrixLeaves, probeInput, restructureModel, type CalibrationBatch } from "../../compress/compress-model.js";
 import { compressorNames, findCompressor, type Compressor } from "../../compress/index.js";
 import { UserError } from "../../errors.js";
 import { DATA_RECORD_FIELDS } from "../../data/dataset.js";
@@ -21,7 +21,7 @@ import { writeSafetensors } from "../../format/write-safetensors.js";
 import { findMethod } from "../../methods/index.js";
 import { chooseCompressed } from "../../methods/leaves.js";
 import type { Model } from "../../model/model.js";
-import type { HostParams } from "../../model/params.js";
+import { countParams, type HostParams } from "../../model/params.js";
 import { putAll } from "../../engine/program.js";
 import { engineBatch } from "../../train/step.js";
 import type { Metrics, Task } from "../../train/tasks.js";
@@ -109,24 +109,25 @@ async function compressNetwork(f: Flags, src: KnownSource, compressor: Compresso
 
   const progress = new Progress(process.stderr, !f.quiet && !f.json);
   const before = await measure(task, model, src.weights, progress, "evaluating the model as given");
-  const run = await compressModel(model, src.weights, compressor, config, compress, calibration, src.seed, (p) =>
-    log(`[${p.index + 1}/${p.of}] ${p.leaf} ${p.seconds.toFixed(1)}s`),
-  );
+  // Structured pruning writes a smaller network (`written`): what the file holds and what is measured.
+  const { model: written, ...run } = compressor.restructure
+    ? await restructureModel(model, src.weights, compressor, config, calibration)
+    : { model, ...(await compressModel(model, src.weights, compressor, config, compress, calibration, src.seed, (p) => log(`[${p.index + 1}/${p.of}] ${p.leaf} ${p.seconds.toFixed(1)}s`))) };
   for (const [x, y] of calibration) {
     x.dispose();
     y.dispose();
   }
   const method = findMethod(run.method.name)!;
   const bytes = encodeModelFile(
-    { model: model.description, method: run.method, seed: src.seed, trainable: {}, meta: { compressed: { method: compressor.name, config }, ...pick(src.meta, ["dataset", "tokenizer_folder", ...DATA_RECORD_FIELDS]) } },
-    model,
+    { model: written.description, method: run.method, seed: src.seed, trainable: {}, meta: { compressed: { method: compressor.name, config }, ...pick(src.meta, ["dataset", "tokenizer_folder", ...DATA_RECORD_FIELDS]) } },
+    written,
     method,
     { encoded: run.stored },
   );
   // What the file rebuilds is what is measured and written, whatever the format.
   const loaded = decodeModelFile(bytes, "the compressed model");
   const weights = (await timedRebuild(loaded, 0)).params;
-  const after = await measure(task, model, weights, progress, "evaluating the compressed model");
+  const after = await measure(task && written !== model ? await taskFor(written, f, src.meta) : task, written, weights, progress, "evaluating the compressed model");
   const store = f.store === undefined ? undefined : ({ float32: "F32", float16: "F16", bfloat16: "BF16" } as const)[f.store as "float32" | "float16" | "bfloat16"];
   if (out.endsWith(".mcnc")) writeFileAtomic(out, bytes);
   else if (isHfFolder(f.in) && !out.endsWith(".safetensors")) writeHfFolder(f.in, out, weights, { compressed_with: compressor.name }, store);
@@ -134,7 +135,9 @@ async function compressNetwork(f: Flags, src: KnownSource, compressor: Compresso
     const tensors = model.specs.map((s) => ({ name: s.name, shape: s.shape, dtype: store ?? src.dtypes[s.name] ?? "F32", data: weights[s.name]! }));
     writeSafetensors(out, tensors, { [MODEL_METADATA]: JSON.stringify(model.description), compressed_with: compressor.name });
   }
-  return { model: model.name, compressed: compress.length, storage: run.method.name, compress_seconds: round(run.seconds, 2), size: fileSize(loaded), before, after };
+  // Counted against the network as given: a pruned one has fewer parameters of its own.
+  const size = fileSize(loaded, countParams(model.specs));
+  return { model: model.name, compressed: compress.length, storage: run.method.name, compress_seconds: round(run.seconds, 2), size, before, after, ...(written !== model ? { pruned: written.description } : {}) };
 }
 
 /** The entries of `meta` named in `keys` that it holds: what a compressed file carries on from its source. */
@@ -181,6 +184,7 @@ async function run(f: Flags, _: string[], options: Record<string, unknown>): Pro
   let report: Record<string, unknown>;
   if (src.kind === "network") {
     if (!toFolder && !/\.(mcnc|safetensors)$/.test(out)) throw new UserError("a network mcnc runs is written as .mcnc (the compressed form) or .safetensors (its weights)");
+    if (compressor.restructure && !out.endsWith(".mcnc")) throw new UserError(`--method ${compressor.name} makes a smaller network, written as .mcnc with its new shape in the header`);
     for (const flag of FOREIGN_ONLY) if (f[flag] !== undefined) throw new UserError(`--${flag} applies to ONNX and TF.js models; a network mcnc runs is measured on its test data`);
     const chosen = kept(leavesToCompress(src.model, f.compress, compressor.calibrated), f.keep);
     const specs = src.model.specs.filter((s) => new Set(chosen).has(s.name));

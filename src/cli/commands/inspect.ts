@@ -40,7 +40,7 @@ async function run(f: FlagValues<typeof FLAGS>, [file]: string[]): Promise<void>
   const d = loaded.file.model;
   const shape =
     d.name === "gpt" || d.name === "llama"
-      ? `${d.layers} layers, width ${d.width}, ${d.heads} heads${d.name === "llama" && d.kvHeads !== d.heads ? ` (${d.kvHeads} key/value)` : ""}, context ${d.context}`
+      ? `${d.layers} layers, width ${d.width}, ${d.heads} heads${d.name === "llama" && d.kvHeads !== d.heads ? ` (${d.kvHeads} key/value)` : ""}${d.name === "gpt" && d.blocks ? ` (pruned: heads ${d.blocks.map((b) => b.heads).join(",")}, MLP ${d.blocks.map((b) => b.hidden).join(",")})` : ""}, context ${d.context}`
       : d.name === "tensors" ? `${d.params.length} tensors` : d.name === "sequential-lm" ? `${d.layers.length} layers, width ${d.width}, context ${d.context}, vocabulary ${d.vocab}` : `${d.input.join("x")} -> ${d.classes} classes`;
   print(`${file}: ${model.name} (${shape}), method ${method.name}, seed ${info.seed}`);
   if (loaded.file.adapter) print(`adapter          on ${loaded.file.adapter.leaves.length} leaves of the base with weights SHA-256 ${loaded.file.adapter.base_sha256.slice(0, 16)}...`);

@@ -175,8 +175,9 @@ export async function openModel(file: string, adapterFile?: string, options: { c
   return { loaded: tokenizer ? { ...adapter, model: { ...adapter.model, tokenizer } } : adapter, base, baseFile: file };
 }
 
-export function fileSize(loaded: LoadedModel): SizeReport {
-  return sizeReport(countParams(loaded.model.specs), loaded.stored.map((t) => ({ ...t, dtype: loaded.storage[t.name] })), loaded.bytes);
+/** The file's counts, against `params` (default: the parameters of the network it holds). */
+export function fileSize(loaded: LoadedModel, params = countParams(loaded.model.specs)): SizeReport {
+  return sizeReport(params, loaded.stored.map((t) => ({ ...t, dtype: loaded.storage[t.name] })), loaded.bytes);
 }
 
 /** A ratio of before to after in words: "12.5x smaller", "2.1x larger", never "0.5x smaller". */
