@@ -37,6 +37,8 @@ const PLAN: Record<string, string[][]> = {
   fwsvd: FRACTIONS.map((r) => ["--reduction", r]),
   tt: [...FRACTIONS.map((r) => ["--reduction", r]), ...FRACTIONS.map((r) => ["--reduction", r, "--sites", "3"])],
   structured: FRACTIONS.map((r) => ["--reduction", r]),
+  // The GPT's blocks: one or two of four removed, without and with a 200-step healing fine-tune.
+  "drop-blocks": [["--drop", "1"], ["--drop", "2"], ["--drop", "1", "--heal-steps", "200"], ["--drop", "2", "--heal-steps", "200"]],
   magnitude: [...FRACTIONS.map((s) => ["--sparsity", s]), ["--pattern", "2:4"]],
   wanda: [...FRACTIONS.map((s) => ["--sparsity", s]), ["--pattern", "2:4"]],
   rtn: ["8", "4", "3"].map((b) => ["--bits", b]),

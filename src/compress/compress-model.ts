@@ -183,14 +183,18 @@ export async function compressModel(
   return { method: { name: storage.method, config: storage.config }, stored, weights: current, seconds: (performance.now() - started) / 1000 };
 }
 
+/** Fine-tunes a network from `weights` for `steps` steps on its training data: the weights after. */
+export type Heal = (model: Model, weights: HostParams, steps: number) => Promise<HostParams>;
+
 /**
- * A compressor that changes the network's shape (structured pruning): the smaller network, stored dense
- * (`model` is the new one).
+ * A compressor that changes the network's shape (structured pruning, block removal): the smaller network,
+ * stored dense (`model` is the new one), healed by `heal` where the compressor asks for it.
  */
-export async function restructureModel(model: Model, weights: HostParams, compressor: Compressor, config: object, calibration: readonly CalibrationBatch[]): Promise<CompressRun & { model: Model }> {
+export async function restructureModel(model: Model, weights: HostParams, compressor: Compressor, config: object, calibration: readonly CalibrationBatch[], heal?: Heal): Promise<CompressRun & { model: Model }> {
   const started = performance.now();
-  const smaller = await compressor.restructure!(config, model, weights, calibration.map(([x]) => x));
+  const smaller = await compressor.restructure!(config, model, weights, calibration);
   const pruned = buildModel(smaller.description);
-  const stored = pruned.specs.map((s) => ({ name: s.name, shape: [...s.shape], data: smaller.weights[s.name]! }));
-  return { model: pruned, method: { name: "dense", config: {} }, stored, weights: smaller.weights, seconds: (performance.now() - started) / 1000 };
+  const healed = smaller.heal && heal ? await heal(pruned, smaller.weights, smaller.heal) : smaller.weights;
+  const stored = pruned.specs.map((s) => ({ name: s.name, shape: [...s.shape], data: healed[s.name]! }));
+  return { model: pruned, method: { name: "dense", config: {} }, stored, weights: healed, seconds: (performance.now() - started) / 1000 };
 }

@@ -6,7 +6,7 @@
  * reader of `.mcnc` files reads its output with no change.
  */
 import type { MethodOption, OptionValues, StoredTensor } from "../methods/index.js";
-import type { Tensor } from "../engine/program.js";
+import type { CalibrationBatch } from "./compress-model.js";
 import type { Model, ModelDescription } from "../model/model.js";
 import type { HostParams, ParamSpec } from "../model/params.js";
 import { UserError } from "../errors.js";
@@ -81,7 +81,14 @@ export interface Compressor<Config extends object = object> {
    * A compressor that changes the network's shape (structured pruning) instead of compressing matrices
    * one by one: the smaller network's description and its weights, from the calibration inputs.
    */
-  restructure?(config: Config, model: Model, weights: HostParams, batches: readonly Tensor[]): Promise<{ description: ModelDescription; weights: HostParams }>;
+  restructure?(config: Config, model: Model, weights: HostParams, batches: readonly CalibrationBatch[]): Promise<Restructured>;
+}
+
+/** A smaller network: its description and weights, and the fine-tuning steps it asks for to heal (0: none). */
+export interface Restructured {
+  description: ModelDescription;
+  weights: HostParams;
+  heal?: number;
 }
 
 const compressors = registry<Compressor>("compressor");

@@ -4,6 +4,7 @@
  * side effects.
  */
 import { registerCompressor } from "./compressor.js";
+import { dropBlocks } from "./methods/drop-blocks/index.js";
 import { eora } from "./methods/eora/index.js";
 import { fwsvd } from "./methods/fwsvd/index.js";
 import { gptq } from "./methods/gptq/index.js";
@@ -26,6 +27,7 @@ registerCompressor(eora);
 registerCompressor(magnitude);
 registerCompressor(wanda);
 registerCompressor(structured);
+registerCompressor(dropBlocks);
 registerCompressor(mcncFit);
 
 export { compressorNames, findCompressor, registerCompressor, type Compressor } from "./compressor.js";

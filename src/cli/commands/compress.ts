@@ -32,6 +32,7 @@ import { openSource, type KnownSource } from "./compress-source.js";
 import { checkForeignMemory, checkMcncLimits, compressToMcnc, tensorsToCompress, writeBackCompressed } from "./compress-tensors.js";
 import { compressOnnx } from "./compress-onnx.js";
 import { compressTfjs } from "./compress-tfjs.js";
+import { healer } from "./compress-heal.js";
 import { Progress } from "../progress.js";
 import { qualityLines, type Quality } from "./compare-outputs.js";
 import { checkForeignCalibration, FOREIGN_ONLY, IMAGE_PREP_FLAGS, imagePrep } from "./compress-flags.js";
@@ -111,7 +112,7 @@ async function compressNetwork(f: Flags, src: KnownSource, compressor: Compresso
   const before = await measure(task, model, src.weights, progress, "evaluating the model as given");
   // Structured pruning writes a smaller network (`written`): what the file holds and what is measured.
   const { model: written, ...run } = compressor.restructure
-    ? await restructureModel(model, src.weights, compressor, config, calibration)
+    ? await restructureModel(model, src.weights, compressor, config, calibration, healer(f, src.meta, seed, log))
     : { model, ...(await compressModel(model, src.weights, compressor, config, compress, calibration, src.seed, (p) => log(`[${p.index + 1}/${p.of}] ${p.leaf} ${p.seconds.toFixed(1)}s`))) };
   for (const [x, y] of calibration) {
     x.dispose();
@@ -137,7 +138,7 @@ async function compressNetwork(f: Flags, src: KnownSource, compressor: Compresso
   }
   // Counted against the network as given: a pruned one has fewer parameters of its own.
   const size = fileSize(loaded, countParams(model.specs));
-  return { model: model.name, compressed: compress.length, storage: run.method.name, compress_seconds: round(run.seconds, 2), size, before, after, ...(written !== model ? { pruned: written.description } : {}) };
+  return { model: model.name, compressed: written === model ? compress.length : 0, storage: run.method.name, compress_seconds: round(run.seconds, 2), size, before, after, ...(written !== model ? { pruned: written.description } : {}) };
 }
 
 /** The entries of `meta` named in `keys` that it holds: what a compressed file carries on from its source. */
@@ -220,7 +221,7 @@ async function run(f: Flags, _: string[], options: Record<string, unknown>): Pro
     print(JSON.stringify({ ...rest, ...(size ? jsonSize(size) : {}) }));
     return;
   }
-  print(`${f.in}: ${String(report.model)}, ${String(report.compressed)} matrices compressed with ${compressor.name} in ${String(report.compress_seconds)} s; wrote ${out}`);
+  print(`${f.in}: ${String(report.model)}, ${report.pruned ? "reshaped" : `${String(report.compressed)} matrices compressed`} with ${compressor.name} in ${String(report.compress_seconds)} s; wrote ${out}`);
   const size = report.size as ReturnType<typeof fileSize> | undefined;
   if (size) for (const line of sizeLines(size)) print(line);
   const file = report.file_bytes as { in: number; out: number; in_gzip?: number; out_gzip?: number } | undefined;

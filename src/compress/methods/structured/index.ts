@@ -145,8 +145,9 @@ export const structured: Compressor<StructuredConfig> = {
     throw new UserError("--method structured removes whole heads and channels of a network, not one matrix at a time");
   },
   storage: () => ({ method: "dense", config: {} }),
-  async restructure(config, model, weights, batches) {
+  async restructure(config, model, weights, calibration) {
     const d = model.description;
+    const batches = calibration.map(([x]) => x);
     if (d.name === "gpt") {
       const leaves = Array.from({ length: d.layers }, (_, l) => [`h.${l}.attn.c_proj.weight`, `h.${l}.mlp.c_proj.weight`]).flat();
       return pruneGpt(d, weights, await inputEnergy(model, weights, leaves, batches), config.reduction);
