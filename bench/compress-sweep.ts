@@ -5,7 +5,8 @@
  *
  *   node dist/bench/compress-sweep.js --in data/models/gpt-sotu.mcnc --out docs/compress/gpt-sotu [--only rom,svd] [--append] [-- extra compress flags]
  *
- * --append keeps OUT.jsonl's runs of the methods not run this time, so one method can be added or redone.
+ * --append keeps OUT.jsonl's runs of the methods not run this time, so one method can be added or redone
+ * (`--only none --append` runs nothing and writes the table and plot again).
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -36,7 +37,7 @@ const PLAN: Record<string, string[][]> = {
   rom: FRACTIONS.map((r) => ["--reduction", r]),
   fwsvd: FRACTIONS.map((r) => ["--reduction", r]),
   tt: [...FRACTIONS.map((r) => ["--reduction", r]), ...FRACTIONS.map((r) => ["--reduction", r, "--sites", "3"])],
-  structured: FRACTIONS.map((r) => ["--reduction", r]),
+  structured: [...FRACTIONS.map((r) => ["--reduction", r]), ...FRACTIONS.map((r) => ["--reduction", r, "--heal-steps", "200"])],
   // The GPT's blocks: one or two of four removed, without and with a 200-step healing fine-tune.
   "drop-blocks": [["--drop", "1"], ["--drop", "2"], ["--drop", "1", "--heal-steps", "200"], ["--drop", "2", "--heal-steps", "200"]],
   magnitude: [...FRACTIONS.map((s) => ["--sparsity", s]), ["--pattern", "2:4"]],
@@ -104,9 +105,9 @@ const lines = [
 ];
 const series = new Map<string, Series>();
 for (const { method, budget, row } of rows) {
-  // A method's rows over another number of sites (tt) are a line of their own.
-  const sites = /sites (\d+)/.exec(budget)?.[1];
-  const name = sites ? `${method}, ${sites} sites` : method;
+  // A method's rows over another number of sites (tt), or healed by fine-tuning, are a line of their own.
+  const variant = /(sites \d+|heal-steps \d+)/.exec(budget)?.[1];
+  const name = variant ? `${method}, ${variant}` : method;
   const s = series.get(name) ?? { name, points: [] };
   const y = score(row.after);
   s.points.push({ x: Number(row.file_bytes), y, lo: y, hi: y });

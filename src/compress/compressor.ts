@@ -84,6 +84,15 @@ export interface Compressor<Config extends object = object> {
   restructure?(config: Config, model: Model, weights: HostParams, batches: readonly CalibrationBatch[]): Promise<Restructured>;
 }
 
+/** The option of a compressor that reshapes a network: a healing fine-tune of what remains. */
+export const HEAL_OPTION: MethodOption = { name: "heal-steps", type: "int", help: "fine-tuning steps of the smaller network on the training data (default 0)" };
+
+export function healSteps(values: OptionValues): number {
+  const steps = values["heal-steps"] ?? 0;
+  if (!(typeof steps === "number" && Number.isInteger(steps) && steps >= 0 && steps <= 1_000_000)) throw new UserError(`--heal-steps must be an integer from 0 to 1000000, got ${String(steps)}`);
+  return steps;
+}
+
 /** A smaller network: its description and weights, and the fine-tuning steps it asks for to heal (0: none). */
 export interface Restructured {
   description: ModelDescription;

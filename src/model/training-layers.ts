@@ -1,7 +1,7 @@
 /**
  * Layer types that behave differently in training: dropout (seeded noise that the training step draws
  * per step, model.ts's Training) and batch normalisation (the batch's moments in training, stored
- * statistics otherwise; the statistics are measured after training, train/statistics.ts).
+ * statistics otherwise; the statistics are measured after training, train/train-mode.ts).
  */
 import { numpy as np } from "@jax-js/jax";
 import { UserError } from "../errors.js";

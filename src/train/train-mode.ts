@@ -36,12 +36,7 @@ export interface Statistics {
   store(produced: HostParams, base: HostParams | undefined, stored: HostParams, method: { name: string; codec?: unknown }): Promise<void>;
 }
 
-/**
- * The statistics of `leaves` (batch normalisations' means and variances, `specs`' statistic leaves) for
- * given weights: the network runs in training mode, without dropout, over the first training batches of
- * the seed's order, and each channel's mean and variance is taken over all of those samples. Undefined
- * where there are none.
- */
+/** The statistics of `specs`' statistic leaves in a run of `seed` (statisticsMeter); undefined where there are none. */
 export function batchStatistics(model: Model, specs: readonly ParamSpec[], task: Task, batch: number, seed: number): Statistics | undefined {
   const leaves = specs.filter((s) => s.role === "statistic");
   const measure = statisticsMeter(model, leaves, task, batch);

@@ -15,7 +15,7 @@ import { buildModel } from "../../../model/models.js";
 import type { HostParams, Params } from "../../../model/params.js";
 import { crossEntropy } from "../../../train/tasks.js";
 import type { CalibrationBatch } from "../../compress-model.js";
-import type { Compressor } from "../../compressor.js";
+import { HEAL_OPTION, healSteps, type Compressor } from "../../compressor.js";
 
 export interface DropBlocksConfig {
   /** Blocks removed. */
@@ -53,15 +53,13 @@ export const dropBlocks: Compressor<DropBlocksConfig> = {
   summary: "block removal: whole transformer blocks dropped by calibrated importance (the loss without each), optionally healed by fine-tuning",
   options: [
     { name: "drop", type: "int", help: "blocks to remove (at least one stays)" },
-    { name: "heal-steps", type: "int", help: "fine-tuning steps of the smaller network on the training data (default 0)" },
+    HEAL_OPTION,
   ],
   calibrated: "inputs",
   configure(values: OptionValues): DropBlocksConfig {
     const { drop } = values;
-    const healSteps = values["heal-steps"] ?? 0;
     if (!(typeof drop === "number" && Number.isInteger(drop) && drop >= 1)) throw new UserError(`--drop must be a positive integer (blocks to remove), got ${String(drop)}`);
-    if (!(typeof healSteps === "number" && Number.isInteger(healSteps) && healSteps >= 0 && healSteps <= 1_000_000)) throw new UserError(`--heal-steps must be an integer from 0 to 1000000, got ${String(healSteps)}`);
-    return { drop, healSteps };
+    return { drop, healSteps: healSteps(values) };
   },
   compressLeaf() {
     throw new UserError("--method drop-blocks removes whole blocks of a network, not one matrix at a time");

@@ -16,11 +16,13 @@ import { blockShape } from "../../../model/gpt.js";
 import type { GptConfig, Model, ModelDescription } from "../../../model/model.js";
 import { NAMED_SPECS } from "../../../model/named-specs.js";
 import type { HostParams, Params } from "../../../model/params.js";
-import type { Compressor } from "../../compressor.js";
+import { HEAL_OPTION, healSteps, type Compressor } from "../../compressor.js";
 
 export interface StructuredConfig {
   /** Fraction of each block's matrix parameters removed. */
   reduction: number;
+  /** Fine-tuning steps of what remains (0: none). */
+  healSteps: number;
 }
 
 /** Each of `leaves`' input columns' summed squares over the calibration batches: E[x_j^2] up to the count. */
@@ -134,12 +136,12 @@ function pruneMlp(d: Extract<ModelDescription, { name: "mlp" | "lenet" }>, weigh
 export const structured: Compressor<StructuredConfig> = {
   name: "structured",
   summary: "structured pruning: whole attention heads and MLP channels removed by calibrated importance; a smaller dense network",
-  options: [{ name: "reduction", type: "float", help: "fraction of each block's matrix parameters removed, in (0, 1)" }],
+  options: [{ name: "reduction", type: "float", help: "fraction of each block's matrix parameters removed, in (0, 1)" }, HEAL_OPTION],
   calibrated: "inputs",
   configure(values: OptionValues): StructuredConfig {
     const { reduction } = values;
     if (!(typeof reduction === "number" && reduction > 0 && reduction < 1)) throw new UserError(`--reduction must be in (0, 1), got ${String(reduction)}`);
-    return { reduction };
+    return { reduction, healSteps: healSteps(values) };
   },
   compressLeaf() {
     throw new UserError("--method structured removes whole heads and channels of a network, not one matrix at a time");
@@ -150,9 +152,9 @@ export const structured: Compressor<StructuredConfig> = {
     const batches = calibration.map(([x]) => x);
     if (d.name === "gpt") {
       const leaves = Array.from({ length: d.layers }, (_, l) => [`h.${l}.attn.c_proj.weight`, `h.${l}.mlp.c_proj.weight`]).flat();
-      return pruneGpt(d, weights, await inputEnergy(model, weights, leaves, batches), config.reduction);
+      return { ...pruneGpt(d, weights, await inputEnergy(model, weights, leaves, batches), config.reduction), heal: config.healSteps };
     }
-    if (d.name === "mlp") return pruneMlp(d, weights, await inputEnergy(model, weights, ["w2"], batches), config.reduction);
+    if (d.name === "mlp") return { ...pruneMlp(d, weights, await inputEnergy(model, weights, ["w2"], batches), config.reduction), heal: config.healSteps };
     throw new UserError(`--method structured knows the GPT's heads and MLP channels and the MLP's hidden units, not ${model.name}'s structure`);
   },
 };
