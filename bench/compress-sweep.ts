@@ -43,7 +43,9 @@ const PLAN: Record<string, string[][]> = {
   magnitude: [...FRACTIONS.map((s) => ["--sparsity", s]), ["--pattern", "2:4"]],
   wanda: [...FRACTIONS.map((s) => ["--sparsity", s]), ["--pattern", "2:4"]],
   rtn: ["8", "4", "3"].map((b) => ["--bits", b]),
-  gptq: ["8", "4", "3"].map((b) => ["--bits", b]),
+  gptq: ["8", "4", "3", "2"].map((b) => ["--bits", b]),
+  // Two and three 8-bit codes per group of 8: 2 and 3 code bits per weight, plus the codebooks.
+  vq: ["2", "3"].map((b) => ["--bits", b]),
   eora: [
     ["--bits", "4", "--rank", "4"],
     ["--bits", "3", "--rank", "4"],

@@ -112,6 +112,25 @@ test("at a small rank of a large matrix, svd iterates on a subspace and still ma
   assert.ok(err >= tail * (1 - 1e-9) && err - tail < 1e-6 * tail, `error ${err} against the tail ${tail} (${seconds.toFixed(1)} s)`);
 });
 
+test("vq: the codes and codebooks decode to the weights reported; more codebooks, and the inputs' metric, each lower the error they aim at", () => {
+  const next = lcg(7);
+  const [rows, cols] = [32, 24];
+  const w = Float32Array.from({ length: rows * cols }, () => next());
+  // Inputs with very different scales: the calibrated metric should spend its codes on the loud ones.
+  const x = Float64Array.from({ length: 256 * rows }, (_, i) => next() * (i % rows < 4 ? 10 : 0.1));
+  const H = gram(x, 256, rows);
+  const moments = { hessian: H };
+  const frob = (v: Float32Array) => w.reduce((e, a, i) => e + (a - v[i]!) ** 2, 0);
+  const one = leaf("vq", { codebooks: 1, "code-bits": 4, group: 4 }, w, rows, cols);
+  const two = leaf("vq", { codebooks: 2, "code-bits": 4, group: 4 }, w, rows, cols);
+  assert.ok(frob(two.weight) < 0.8 * frob(one.weight), `${frob(one.weight)} -> ${frob(two.weight)}`);
+  const stored = Object.fromEntries(two.stored.map((t) => [t.name, t]));
+  assert.deepEqual([stored["w.codebooks"]!.shape, stored["w.codes"]!.shape], [[2, 16, 4], [2, 8, 24]]);
+  const calibrated = leaf("vq", { codebooks: 1, "code-bits": 4, group: 4 }, w, rows, cols, moments);
+  assert.ok(outputError(x, 256, rows, cols, w, calibrated.weight) < 0.7 * outputError(x, 256, rows, cols, w, one.weight), "the inputs' metric lowers the output error");
+  assert.throws(() => findCompressor("vq")!.configure({ bits: 3, "code-bits": 8, group: 5 }), /not a whole number/);
+});
+
 test("tt: sites factored as the format says; at the largest bonds TT-SVD gives the matrix back, and its error falls as the bond grows", () => {
   assert.deepEqual([siteFactors(784, 2), siteFactors(768, 2), siteFactors(3072, 3), siteFactors(7, 2), siteFactors(10, 3)], [[28, 28], [32, 24], [16, 16, 12], [7, 1], [5, 2, 1]]);
   const next = lcg(4);
@@ -275,6 +294,7 @@ test("mcnc compress: every method on a trained MLP, the .mcnc output evaluating 
     ["fwsvd", ["--reduction", "0.5", "--compress", "w1", "--calib-samples", "128"]],
     ["tt", ["--reduction", "0.5", "--sites", "3", "--compress", "w1"]],
     ["structured", ["--reduction", "0.2", "--calib-samples", "128"]],
+    ["vq", ["--bits", "2", "--code-bits", "4", "--iterations", "4", "--calib-samples", "128"]],
     ["eora", ["--bits", "2", "--rank", "4", "--calib-samples", "128"]],
     ["eora", ["--on", "wanda", "--sparsity", "0.9", "--rank", "4", "--calib-samples", "128"]],
     ["mcnc-fit", ["--d", "256", "--k", "16", "--steps", "100", "--compress", "w1", "--calib-samples", "128"]],

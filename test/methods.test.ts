@@ -33,6 +33,7 @@ const CASES: Array<[string, Record<string, unknown>]> = [
   ["prune-lora", { sparsity: 0.5, rank: 2 }],
   ["tt", { sites: 2, bond: 2 }],
   ["tt", { sites: 3, bond: 3, compress: "w1" }],
+  ["vq", { codebooks: 2, "code-bits": 4, group: 4 }],
 ];
 
 /** Methods whose gradient is defined, not measured: quantisation passes it straight through. */

@@ -15,6 +15,7 @@ import { rtn } from "./methods/rtn/index.js";
 import { structured } from "./methods/structured/index.js";
 import { svd } from "./methods/svd/index.js";
 import { tt } from "./methods/tt/index.js";
+import { vq } from "./methods/vq/index.js";
 import { wanda } from "./methods/wanda/index.js";
 
 registerCompressor(svd);
@@ -23,6 +24,7 @@ registerCompressor(fwsvd);
 registerCompressor(tt);
 registerCompressor(rtn);
 registerCompressor(gptq);
+registerCompressor(vq);
 registerCompressor(eora);
 registerCompressor(magnitude);
 registerCompressor(wanda);

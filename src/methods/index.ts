@@ -14,6 +14,7 @@ import { pruneLora } from "./prune-lora/index.js";
 import { quant } from "./quant/index.js";
 import { quantLora } from "./quant-lora/index.js";
 import { tt } from "./tt/index.js";
+import { vq } from "./vq/index.js";
 
 registerMethod(dense);
 registerMethod(mcnc);
@@ -26,6 +27,7 @@ registerMethod(quant);
 registerMethod(quantLora);
 registerMethod(pruneLora);
 registerMethod(tt);
+registerMethod(vq);
 
 export {
   findMethod,
