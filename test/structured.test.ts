@@ -84,6 +84,7 @@ test("mcnc compress --method structured: a smaller GPT and MLP in .mcnc, with th
   assert.equal(lastJson(mcnc("eval", small, "--test-limit", "500", "--json").stdout).accuracy, m.after.accuracy);
   assertCleanError(mcnc("compress", "--method", "structured", "--reduction", "0.5", "--in", mlp, "--out", join(dir, "x.safetensors")), /written as \.mcnc with its new shape/);
   assertCleanError(mcnc("compress", "--method", "structured", "--in", mlp, "--out", join(dir, "y.mcnc")), /--reduction must be in \(0, 1\)/);
+  assertCleanError(mcnc("compress", "--method", "structured", "--reduction", "0.5", "--compress", "w1", "--in", mlp, "--out", join(dir, "z.mcnc")), /--compress does not apply to --method structured/);
 });
 
 test("drop-blocks: the GPT without a block computes what the full one does with that block silenced; a block that does nothing goes first", async () => {

@@ -55,3 +55,19 @@ export function checkForeignCalibration(format: string, compressor: Compressor, 
   if (compressor.calibrated && f.calib === undefined) throw new UserError(`--method ${name} is calibrated on the model's inputs: give --calib DIR (one .npy per model input, samples first, or a folder of images)`);
   if (!compressor.calibrated && (f.calib !== undefined || f["calib-samples"] !== undefined)) throw new UserError(`--method ${name} uses no calibration data (drop --calib and --calib-samples)`);
 }
+
+/** `names` without those --keep names. */
+export function kept(names: string[], keep: string | undefined): string[] {
+  if (keep === undefined) return names;
+  const parts = keep.split(",").filter((p) => p !== "");
+  for (const p of parts) if (!names.some((n) => n.includes(p))) throw new UserError(`--keep ${p.slice(0, 100)} matches none of the tensors to compress (mcnc inspect MODEL lists them)`);
+  const left = names.filter((n) => !parts.some((p) => n.includes(p)));
+  if (left.length === 0) throw new UserError("--keep leaves nothing to compress");
+  return left;
+}
+
+/** A compressor that reshapes a network writes .mcnc (the new shape is in its header) and takes the whole network. */
+export function checkReshaping(name: string, out: string, f: { compress?: string; keep?: string }): void {
+  if (!out.endsWith(".mcnc")) throw new UserError(`--method ${name} makes a smaller network, written as .mcnc with its new shape in the header`);
+  for (const flag of ["compress", "keep"] as const) if (f[flag] !== undefined) throw new UserError(`--${flag} does not apply to --method ${name}, which reshapes the whole network`);
+}

@@ -35,7 +35,7 @@ import { compressTfjs } from "./compress-tfjs.js";
 import { healer } from "./compress-heal.js";
 import { Progress } from "../progress.js";
 import { qualityLines, type Quality } from "./compare-outputs.js";
-import { checkForeignCalibration, FOREIGN_ONLY, IMAGE_PREP_FLAGS, imagePrep } from "./compress-flags.js";
+import { checkForeignCalibration, checkReshaping, FOREIGN_ONLY, IMAGE_PREP_FLAGS, imagePrep, kept } from "./compress-flags.js";
 import { checkWritable, compared, fileSize, jsonSize, metricLine, peakRssMiB, sizeLines, startEngine, taskFor } from "./shared.js";
 
 const compressors = (): Compressor[] => compressorNames().map((n) => findCompressor(n)!);
@@ -144,16 +144,6 @@ async function compressNetwork(f: Flags, src: KnownSource, compressor: Compresso
 /** The entries of `meta` named in `keys` that it holds: what a compressed file carries on from its source. */
 const pick = (meta: Record<string, unknown> | undefined, keys: string[]) => Object.fromEntries(keys.filter((k) => meta?.[k] !== undefined).map((k) => [k, meta![k]]));
 
-/** `names` without those --keep names. */
-function kept(names: string[], keep: string | undefined): string[] {
-  if (keep === undefined) return names;
-  const parts = keep.split(",").filter((p) => p !== "");
-  for (const p of parts) if (!names.some((n) => n.includes(p))) throw new UserError(`--keep ${p.slice(0, 100)} matches none of the tensors to compress (mcnc inspect MODEL lists them)`);
-  const left = names.filter((n) => !parts.some((p) => n.includes(p)));
-  if (left.length === 0) throw new UserError("--keep leaves nothing to compress");
-  return left;
-}
-
 async function run(f: Flags, _: string[], options: Record<string, unknown>): Promise<void> {
   const compressor = findCompressor(f.method)!;
   const out = resolve(f.out);
@@ -185,7 +175,7 @@ async function run(f: Flags, _: string[], options: Record<string, unknown>): Pro
   let report: Record<string, unknown>;
   if (src.kind === "network") {
     if (!toFolder && !/\.(mcnc|safetensors)$/.test(out)) throw new UserError("a network mcnc runs is written as .mcnc (the compressed form) or .safetensors (its weights)");
-    if (compressor.restructure && !out.endsWith(".mcnc")) throw new UserError(`--method ${compressor.name} makes a smaller network, written as .mcnc with its new shape in the header`);
+    if (compressor.restructure) checkReshaping(compressor.name, out, f);
     for (const flag of FOREIGN_ONLY) if (f[flag] !== undefined) throw new UserError(`--${flag} applies to ONNX and TF.js models; a network mcnc runs is measured on its test data`);
     const chosen = kept(leavesToCompress(src.model, f.compress, compressor.calibrated), f.keep);
     const specs = src.model.specs.filter((s) => new Set(chosen).has(s.name));
