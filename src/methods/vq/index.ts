@@ -72,13 +72,15 @@ export const vq: Method<VqConfig> = {
   defaultLearningRate: 1e-3,
   ...trainsTheWeights,
   configure(values, specs) {
-    const config = { ...vqShape(values), compress: chooseCompressed(values.compress, specs) };
-    for (const s of specs) {
-      if (!config.compress.includes(s.name)) continue;
-      const why = vqSkips(config, matrixShape(s.shape)[0]);
-      if (why) throw new UserError(`--compress: ${s.name}: ${why}`);
-    }
-    return config;
+    const shape = vqShape(values);
+    const chosen = chooseCompressed(values.compress, specs);
+    // By default a matrix whose inputs do not split into groups stays as it is (a 3x3 kernel over 3 channels); named, it is an error.
+    const compress = chosen.filter((name) => {
+      const why = vqSkips(shape, matrixShape(specs.find((s) => s.name === name)!.shape)[0]);
+      if (why && values.compress !== undefined) throw new UserError(`--compress: ${name}: ${why}`);
+      return !why;
+    });
+    return { ...shape, compress };
   },
   frozen: async () => ({}),
   // Trained dense; the codebooks are learned from the trained weights when the file is written.
